@@ -1,0 +1,54 @@
+# gabarito — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= offline
+
+.DEFAULT_GOAL := help
+
+## help: list the targets
+help:
+	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
+
+## setup: create .venv and install gabarito with pinned dependencies (CPU torch here, CUDA on a GPU box)
+setup: $(BIN)/gabarito
+
+$(BIN)/gabarito: pyproject.toml requirements.lock
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $@
+
+## system-deps: install tesseract with Portuguese data and DejaVu fonts (Debian/Ubuntu, needs root)
+system-deps:
+	@if command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx por \
+	    && test -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf; then \
+	  echo "tesseract (por) and fonts already installed"; \
+	else \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    tesseract-ocr tesseract-ocr-por fonts-dejavu-core >/dev/null; \
+	fi
+
+## repro: run the pipeline (only what changed reruns)
+repro: setup
+	$(BIN)/dvc repro
+
+## test: run the test suite (unit, integration; GPU tests skip without CUDA)
+test: setup
+	$(BIN)/python -m pytest -q
+
+## profile: switch params.yaml to a profile (make profile PROFILE=thesis | offline)
+profile:
+	@test -f profiles/$(PROFILE).yaml || { echo "no profiles/$(PROFILE).yaml"; exit 1; }
+	cp profiles/$(PROFILE).yaml params.yaml
+	@echo "params.yaml is now the '$(PROFILE)' profile; 'dvc repro' reruns what it changes"
+
+## push: push data, adapter and metrics to the default DVC remote
+push: setup
+	$(BIN)/dvc push
+
+## clean-venv: remove the virtual environment
+clean-venv:
+	rm -rf $(VENV)
+
+.PHONY: help setup system-deps repro test profile push clean-venv

@@ -1,0 +1,86 @@
+"""Chat-format the clean data with the base tokenizer's own chat template.
+
+    gabarito format --train data/interim/clean/train.jsonl --validation data/interim/clean/validation.jsonl \\
+        --base models/base --prompts prompts/chat.v1.yaml --out-dir data/processed
+
+Each example becomes ``messages`` (system in Portuguese, user with context/question/options,
+assistant ``Alternativa X``) plus ``prompt`` and ``completion`` strings cut from the rendered
+template: the prompt ends where the assistant's answer starts, so training puts the loss on the
+completion only (answer + EOS) and evaluation uses the very same prompt. The same messages are also
+exported in OpenAI's chat fine-tuning JSONL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from stages.io import InputError
+
+PROMPT_KEYS = ("system_mcq", "user_mcq", "system_open", "user_open")
+
+
+def load_prompts(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    missing = [k for k in PROMPT_KEYS if not isinstance(data.get(k), str)]
+    if missing:
+        raise InputError(f"{path}: missing prompt(s) {', '.join(missing)}.")
+    return {k: data[k] for k in PROMPT_KEYS}
+
+
+def mcq_messages(rec: dict, prompts: dict[str, str], letters: list[str], answer_prefix: str) -> list[dict]:
+    options = "\n".join(f"{letter}) {answer}" for letter, answer in zip(letters, rec["answers"]))
+    user = prompts["user_mcq"].format(context=rec["context"], question=rec["question"], options=options)
+    return [{"role": "system", "content": prompts["system_mcq"]},
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": f"{answer_prefix} {letters[rec['label']]}"}]
+
+
+def open_messages(rec: dict, prompts: dict[str, str]) -> list[dict]:
+    return [{"role": "system", "content": prompts["system_open"]},
+            {"role": "user", "content": prompts["user_open"].format(question=rec["question"])},
+            {"role": "assistant", "content": rec["answer"]}]
+
+
+def split_prompt_completion(tokenizer, messages: list[dict]) -> tuple[str, str]:
+    """Render with the chat template; cut at the assistant turn; end the completion at EOS."""
+    prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt):
+        raise InputError("the tokenizer's chat template renders the prompt differently with and without the "
+                         "answer, so the answer cannot be isolated for loss masking; use a standard template.")
+    completion = full[len(prompt):]
+    eos = tokenizer.eos_token
+    answer_at = completion.find(messages[-1]["content"])
+    end = completion.find(eos, max(answer_at, 0)) if eos else -1
+    if answer_at < 0 or end < 0:
+        raise InputError("the chat template does not end the assistant turn with the EOS token; the model "
+                         "would never learn to stop.")
+    return prompt, completion[: end + len(eos)]
+
+
+def format_records(records: list[dict], tokenizer, prompts: dict[str, str], *, letters: list[str],
+                   answer_prefix: str, include_open: bool) -> list[dict]:
+    out = []
+    for rec in records:
+        if rec["kind"] == "mcq":
+            messages = mcq_messages(rec, prompts, letters, answer_prefix)
+        elif include_open:
+            messages = open_messages(rec, prompts)
+        else:
+            continue
+        prompt, completion = split_prompt_completion(tokenizer, messages)
+        item = {"id": rec["id"], "kind": rec["kind"], "messages": messages, "prompt": prompt,
+                "completion": completion}
+        if rec["kind"] == "mcq":
+            item["label"] = rec["label"]
+            item["answers"] = rec["answers"]
+        out.append(item)
+    return out
+
+
+def openai_export(records: list[dict]) -> list[dict]:
+    """OpenAI chat fine-tuning format: one {"messages": [...]} per line."""
+    return [{"messages": r["messages"]} for r in records]

@@ -1,0 +1,156 @@
+"""Normalize, validate, de-duplicate and leak-check every record before it can reach training.
+
+    gabarito clean --mcq data/interim/cosmosqa_pt.jsonl --open data/interim/pdf_qa.jsonl \\
+        --out-dir data/interim/clean --metrics metrics/clean.json
+
+Rejected rows go to ``quarantine.jsonl`` with their reason; nothing is dropped silently. Checks, in
+order: text normalization (Unicode NFC, whitespace, control and OCR junk characters), schema
+(non-empty context and question, four non-empty distinct answers, label 0-3), duplicates (same
+normalized content), and leakage (a training item equal to a validation item, by id or content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+from stages.params import CleanParams
+
+# characters OCR and PDF text layers leave behind that carry no meaning in Portuguese prose
+JUNK = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffd\u200b-\u200f\u2028\u2029\ufeff]")
+SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+
+
+def normalize_text(text: str) -> str:
+    """NFC, junk characters removed, runs of spaces folded, lines trimmed, blank-line runs folded."""
+    text = unicodedata.normalize("NFC", text)
+    text = JUNK.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    lines = [SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def clean_char_ratio(text: str) -> float:
+    """Share of characters that are letters, digits, common punctuation or spaces."""
+    if not text:
+        return 1.0
+    ok = sum(1 for c in text if c.isalnum() or c.isspace() or unicodedata.category(c).startswith("P")
+             or c in "§º°ª%$+-=/<>")
+    return ok / len(text)
+
+
+def content_hash(*parts: str) -> str:
+    folded = "\n".join(" ".join(p.casefold().split()) for p in parts)
+    return hashlib.sha256(folded.encode()).hexdigest()
+
+
+def mcq_hash(rec: dict) -> str:
+    return content_hash(rec["context"], rec["question"], *rec["answers"])
+
+
+def check_mcq(rec: dict, p: CleanParams) -> str | None:
+    """Return the reason a multiple-choice record is unusable, or None."""
+    answers = rec.get("answers")
+    if not isinstance(answers, list) or len(answers) != 4:
+        return "schema: need exactly 4 answers"
+    if rec.get("label") not in (0, 1, 2, 3):
+        return f"schema: label {rec.get('label')!r} outside 0-3"
+    if len(rec.get("context", "")) < p.min_context_chars:
+        return f"schema: context shorter than {p.min_context_chars} characters"
+    if len(rec.get("question", "")) < p.min_question_chars:
+        return f"schema: question shorter than {p.min_question_chars} characters"
+    if any(not a for a in answers):
+        return "schema: empty answer"
+    if len({a.casefold() for a in answers}) < 4:
+        return "schema: two answers are the same"
+    for field in ("context", "question"):
+        if clean_char_ratio(rec[field]) < p.min_clean_char_ratio:
+            return f"junk: {field} is mostly non-text characters"
+    return None
+
+
+def check_open(rec: dict, p: CleanParams) -> str | None:
+    if len(rec.get("question", "")) < p.min_question_chars:
+        return f"schema: question shorter than {p.min_question_chars} characters"
+    if not rec.get("answer"):
+        return "schema: empty answer"
+    if clean_char_ratio(rec["answer"]) < p.min_clean_char_ratio:
+        return "junk: answer is mostly non-text characters"
+    return None
+
+
+def normalize_mcq(rec: dict) -> dict:
+    return {**rec, "context": normalize_text(rec.get("context", "")),
+            "question": normalize_text(rec.get("question", "")),
+            "answers": [normalize_text(a) for a in rec.get("answers", [])]}
+
+
+def normalize_open(rec: dict) -> dict:
+    return {**rec, "question": normalize_text(rec.get("question", "")), "answer": normalize_text(rec.get("answer", ""))}
+
+
+def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple[list[dict], list[dict], list[dict]]:
+    """Return (train, validation, quarantine). Open Q&A from PDFs goes to train."""
+    quarantine: list[dict] = []
+
+    def reject(rec: dict, reason: str) -> None:
+        quarantine.append({"id": rec.get("id"), "kind": rec.get("kind", "mcq"), "reason": reason, "record": rec})
+
+    valid: list[dict] = []
+    seen: dict[str, str] = {}
+    for raw in mcq:
+        rec = {**normalize_mcq(raw), "kind": "mcq"}
+        reason = check_mcq(rec, p)
+        if reason:
+            reject(rec, reason)
+            continue
+        h = mcq_hash(rec)
+        if h in seen:
+            reject(rec, f"duplicate of {seen[h]}")
+            continue
+        seen[h] = rec["id"]
+        valid.append(rec)
+
+    validation = [r for r in valid if r["split"] == "validation"]
+    val_ids = {r["id"] for r in validation}
+    val_hashes = {mcq_hash(r) for r in validation}
+    # the same passage+question with answers reordered still leaks the answer
+    val_questions = {content_hash(r["context"], r["question"]) for r in validation}
+    train = []
+    for rec in valid:
+        if rec["split"] != "train":
+            continue
+        if rec["id"] in val_ids or mcq_hash(rec) in val_hashes or \
+                content_hash(rec["context"], rec["question"]) in val_questions:
+            reject(rec, "leak: also in validation")
+            continue
+        train.append(rec)
+
+    seen_q: dict[str, str] = {}
+    for raw in open_qa:
+        rec = {**normalize_open(raw), "kind": "open", "split": "train"}
+        reason = check_open(rec, p)
+        if reason:
+            reject(rec, reason)
+            continue
+        h = content_hash(rec["question"])
+        if h in seen_q:
+            reject(rec, f"duplicate of {seen_q[h]}")
+            continue
+        seen_q[h] = rec["id"]
+        train.append(rec)
+    return train, validation, quarantine
+
+
+def summarize(train: list[dict], validation: list[dict], quarantine: list[dict]) -> dict:
+    reasons: dict[str, int] = {}
+    for q in quarantine:
+        key = q["reason"].split(" of ")[0] if q["reason"].startswith("duplicate") else q["reason"]
+        reasons[key] = reasons.get(key, 0) + 1
+    return {
+        "train_mcq": sum(r["kind"] == "mcq" for r in train),
+        "train_open": sum(r["kind"] == "open" for r in train),
+        "validation": len(validation),
+        "quarantined": len(quarantine),
+        "quarantine_reasons": dict(sorted(reasons.items())),
+    }

@@ -1,0 +1,349 @@
+"""The ``gabarito`` command line: one subcommand per pipeline stage, called by dvc.yaml.
+
+Each command resolves its paths (dvc.yaml owns them), loads its own params section, reads its
+inputs, calls plain functions, and writes outputs atomically. Run ``gabarito COMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from stages import io
+from stages.io import InputError
+from stages.params import load_section
+
+PARAMS = "params.yaml"
+
+
+def user_errors(fn):
+    """Turn InputError (bad input a person can fix) into a clean message instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except InputError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+def log(msg: str) -> None:
+    click.echo(f"[gabarito] {msg}", err=True)
+
+
+def _params_option(fn):
+    return click.option("--params", "params_path", default=PARAMS, show_default=True,
+                        type=click.Path(dir_okay=False), help="params file to read")(fn)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="gabarito")
+def main():
+    """gabarito: raw exam material in, a fine-tuned Portuguese QA model and its scores out.
+
+    Every stage of dvc.yaml is one subcommand here; `dvc repro` runs them in order.
+
+    \b
+    Examples:
+      dvc repro                  # run what changed
+      gabarito ingest --help     # one stage's options
+    """
+
+
+# --- ingest --------------------------------------------------------------------------------------
+@main.command()
+@click.option("--local-dir", type=click.Path(file_okay=False), required=True,
+              help="folder with train/validation files (used when ingest.source is local)")
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@_params_option
+@user_errors
+def ingest(local_dir, out, params_path):
+    """Read Cosmos QA (local folder, URLs or the hub) into one normalized JSONL."""
+    from stages import ingest as mod
+
+    p = load_section("ingest", params_path)
+    if p.source == "local":
+        records = mod.load_local(local_dir, p.splits)
+    elif p.source == "url":
+        records = mod.load_urls(p.urls, p.splits)
+    else:
+        records = mod.load_hub(p.hub_id, p.hub_revision, p.splits)
+    records = mod.limit_per_split(records, p.limit_per_split)
+    mod.check_unique_ids(records)
+    io.write_jsonl(out, records)
+    counts = {s: sum(r["split"] == s for r in records) for s in p.splits}
+    log(f"ingest: {len(records)} items {counts} -> {out}")
+
+
+# --- extract -------------------------------------------------------------------------------------
+@main.command()
+@click.option("--pdf-dir", type=click.Path(file_okay=False), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--report", type=click.Path(dir_okay=False), required=True)
+@_params_option
+@user_errors
+def extract(pdf_dir, out, report, params_path):
+    """Extract PDF pages to text: the text layer where present, tesseract OCR otherwise."""
+    from stages import extract as mod
+
+    p = load_section("extract", params_path)
+    pages, reports = mod.extract_dir(pdf_dir, min_text_chars=p.min_text_chars, ocr_dpi=p.ocr_dpi,
+                                     ocr_lang=p.ocr_lang, tesseract_config=p.tesseract_config)
+    for r in reports:
+        if r["status"] not in ("ok",):
+            log(f"extract: WARNING {Path(pdf_dir) / r['doc']}: {r['status']}: {r['message']}")
+    if not any(pg["status"] == "ok" for pg in pages):
+        raise InputError(f"{pdf_dir}: no text could be extracted from any PDF (see messages above).")
+    io.write_jsonl(out, pages)
+    summary = mod.summarize(pages, reports)
+    io.write_json(report, summary)
+    log(f"extract: {summary['files']} files, {summary['pages_text']} text + {summary['pages_ocr']} OCR pages -> {out}")
+
+
+# --- translate -----------------------------------------------------------------------------------
+@main.command()
+@click.option("--items", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--translations", type=click.Path(exists=True), required=True,
+              help="existing translations (provider dataset)")
+@click.option("--prompt", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--ledger", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--failures", type=click.Path(dir_okay=False), required=True)
+@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@click.option("--retry-failed", is_flag=True, help="call the API again for items that failed before")
+@click.option("--no-progress", is_flag=True)
+@_params_option
+@user_errors
+def translate(items, translations, prompt, ledger, out, failures, metrics, retry_failed, no_progress, params_path):
+    """Translate Cosmos QA items EN -> PT-BR (existing translations first, then the API)."""
+    from stages import translate as mod
+    from stages.llm import Engine, Ledger
+
+    p = load_section("translate", params_path)
+    records = io.read_jsonl(items)
+    if p.provider == "dataset":
+        if p.dataset_hub_id:
+            source = f"{p.dataset_hub_id}@{p.dataset_hub_revision or 'main'}"
+            table = mod.load_translations_hub(p.dataset_hub_id, p.dataset_hub_revision)
+        else:
+            source, table = translations, mod.load_translations(translations)
+        done, missing = mod.join_dataset(records, table, source)
+        if missing and not (p.fallback_to_api and mod.api_configured()):
+            raise mod.missing_error(missing, source)
+    else:
+        done, missing = [], records
+    template = Path(prompt).read_text(encoding="utf-8")
+    led = Ledger(ledger)  # opened (and created) even when nothing is sent: it is a declared output
+    failed: list[dict] = []
+    stats = {"api_calls": 0, "cache_hits": 0, "retries": 0, "reasks": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    try:
+        if missing:
+            engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
+            results = engine.run([mod.build_job(it, template) for it in missing], retry_failed=retry_failed)
+            for it in missing:
+                entry = results[it["id"]]
+                if entry["status"] == "ok":
+                    done.append(mod.merge(it, entry["result"], by=f"openai:{p.llm.model}"))
+                else:
+                    failed.append({"id": it["id"], "reason": entry["reason"], "raw": entry.get("raw", "")})
+            stats = {k: v for k, v in engine.stats.as_dict().items() if k in stats}
+    finally:
+        led.close()
+    order = {r["id"]: i for i, r in enumerate(records)}
+    done.sort(key=lambda r: order[r["id"]])
+    io.write_jsonl(out, done)
+    io.write_jsonl(failures, failed)
+    io.write_json(metrics, {"items": len(records), "translated": len(done), "failures": len(failed),
+                            "from_dataset": sum(r["translated_by"] == "dataset" for r in done), **stats})
+    log(f"translate: {len(done)}/{len(records)} items -> {out}" + (f"; {len(failed)} failed -> {failures}" if failed else ""))
+
+
+# --- synthesize ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--pages", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--qa-dir", type=click.Path(exists=True), required=True, help="existing Q&A files (provider dataset)")
+@click.option("--prompt", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--ledger", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--rejected", type=click.Path(dir_okay=False), required=True)
+@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@click.option("--no-progress", is_flag=True)
+@_params_option
+@user_errors
+def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progress, params_path):
+    """Build grounded Portuguese Q&A pairs from PDF text (imported, or written by an LLM)."""
+    from stages import synthesize as mod
+    from stages.llm import Engine, Ledger
+
+    p = load_section("synthesize", params_path)
+    page_records = io.read_jsonl(pages)
+    led = Ledger(ledger)
+    stats: dict = {}
+    try:
+        if p.provider == "dataset":
+            kept, bad = mod.ground_pairs(mod.load_qa_files(qa_dir), page_records, p.min_grounding)
+        else:
+            template = Path(prompt).read_text(encoding="utf-8")
+            chunks = mod.chunk_pages(page_records, p.chunk_chars, p.chunk_overlap_chars)
+            engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
+            results = engine.run([mod.build_job(c, template, p.pairs_per_chunk) for c in chunks])
+            kept, bad = [], []
+            for chunk in chunks:
+                entry = results[chunk["chunk_id"]]
+                if entry["status"] != "ok":
+                    bad.append({"source": chunk["chunk_id"], "reason": f"llm: {entry['reason']}", "raw": entry.get("raw", "")})
+                    continue
+                k, b = mod.ground_generated(chunk, entry["result"]["pairs"], p.min_grounding)
+                kept += k
+                bad += b
+            stats = {k: v for k, v in engine.stats.as_dict().items()
+                     if k in ("api_calls", "cache_hits", "retries", "reasks", "prompt_tokens", "completion_tokens")}
+    finally:
+        led.close()
+    reasons: dict[str, int] = {}
+    for b in bad:
+        key = b["reason"].split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    io.write_jsonl(out, kept)
+    io.write_jsonl(rejected, bad)
+    io.write_json(metrics, {"kept": len(kept), "rejected": len(bad), "rejected_by_reason": dict(sorted(reasons.items())),
+                            **stats})
+    log(f"synthesize: kept {len(kept)} pairs, rejected {len(bad)} -> {out}")
+
+
+# --- clean ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--mcq", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--open", "open_path", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--out-dir", type=click.Path(file_okay=False), required=True)
+@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@_params_option
+@user_errors
+def clean(mcq, open_path, out_dir, metrics, params_path):
+    """Normalize, validate, de-duplicate and leak-check; quarantine rejects with a reason."""
+    from stages import clean as mod
+
+    p = load_section("clean", params_path)
+    train, validation, quarantine = mod.clean_records(io.read_jsonl(mcq), io.read_jsonl(open_path), p)
+    with io.atomic_path(out_dir, directory=True) as tmp:
+        io.write_jsonl(tmp / "train.jsonl", train)
+        io.write_jsonl(tmp / "validation.jsonl", validation)
+        io.write_jsonl(tmp / "quarantine.jsonl", quarantine)
+    summary = mod.summarize(train, validation, quarantine)
+    io.write_json(metrics, summary)
+    log(f"clean: train {len(train)}, validation {len(validation)}, quarantined {len(quarantine)} -> {out_dir}")
+
+
+# --- base model ----------------------------------------------------------------------------------
+@main.command("base-model")
+@click.option("--corpus", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="clean training records; their text trains the tiny model's tokenizer")
+@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@_params_option
+@user_errors
+def base_model(corpus, prompts, out, params_path):
+    """Build the tiny offline base model, or write a pinned reference to a hub model."""
+    from stages import modeling
+
+    p = load_section("base_model", params_path)
+    with io.atomic_path(out, directory=True) as tmp:
+        if p.source == "hub":
+            io.write_json(tmp / modeling.REFERENCE, {"hub_id": p.hub_id, "revision": p.revision})
+            log(f"base-model: {p.hub_id}@{p.revision} (not copied; loaded from the hub cache)")
+            return
+        from stages.chat_format import load_prompts
+
+        texts = list(load_prompts(prompts).values())
+        for rec in io.read_jsonl(corpus):
+            if rec["kind"] == "mcq":
+                texts += [rec["context"], rec["question"], *rec["answers"]]
+            else:
+                texts += [rec["question"], rec["answer"]]
+        model, tokenizer = modeling.build_tiny(texts, p.tiny)
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        n = sum(t.numel() for t in model.parameters())
+    log(f"base-model: tiny Llama, {n:,} parameters, vocabulary {len(tokenizer)} -> {out}")
+
+
+# --- format --------------------------------------------------------------------------------------
+@main.command("format")
+@click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--out-dir", type=click.Path(file_okay=False), required=True)
+@_params_option
+@user_errors
+def format_(train_path, validation, base, prompts, out_dir, params_path):
+    """Chat-format train/validation with the base tokenizer's template; export OpenAI JSONL."""
+    from stages import chat_format as mod
+    from stages.modeling import load_tokenizer
+
+    p = load_section("format", params_path)
+    tokenizer = load_tokenizer(base)
+    pr = mod.load_prompts(prompts)
+    kw = {"letters": p.letters, "answer_prefix": p.answer_prefix}
+    train_set = mod.format_records(io.read_jsonl(train_path), tokenizer, pr, include_open=p.include_pdf_qa, **kw)
+    val_set = mod.format_records(io.read_jsonl(validation), tokenizer, pr, include_open=False, **kw)
+    with io.atomic_path(out_dir, directory=True) as tmp:
+        io.write_jsonl(tmp / "train.jsonl", train_set)
+        io.write_jsonl(tmp / "validation.jsonl", val_set)
+        io.write_jsonl(tmp / "openai_train.jsonl", mod.openai_export(train_set))
+        io.write_jsonl(tmp / "openai_validation.jsonl", mod.openai_export(val_set))
+    log(f"format: train {len(train_set)}, validation {len(val_set)} -> {out_dir}")
+
+
+# --- train ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@_params_option
+@user_errors
+def train(train_path, base, out, metrics, params_path):
+    """4-bit QLoRA fine-tuning (bitsandbytes NF4 + peft LoRA + trl SFTTrainer)."""
+    from stages import train as mod
+
+    p = load_section("train", params_path)
+    with io.atomic_path(out, directory=True) as tmp:
+        result = mod.train(io.read_jsonl(train_path), base, tmp, p)
+    io.write_json(metrics, result)
+    log(f"train: {result['steps']} steps, loss {result['first_logged_loss']} -> {result['last_logged_loss']} -> {out}")
+
+
+# --- evaluate ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--adapter", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--predictions", type=click.Path(dir_okay=False), required=True)
+@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@_params_option
+@user_errors
+def evaluate(validation, base, adapter, predictions, metrics, params_path):
+    """Score base and fine-tuned models on validation; write metrics and per-item predictions."""
+    from stages import evaluate as mod
+    from stages.params import load_all
+
+    params = load_all(params_path)
+    p, fmt, q = params["evaluate"], params["format"], params["train"].quantization
+    result, preds = mod.evaluate(io.read_jsonl(validation), base, adapter, p, q,
+                                 letters=fmt.letters, answer_prefix=fmt.answer_prefix)
+    io.write_jsonl(predictions, preds)
+    io.write_json(metrics, result)
+    for name, m in result.items():
+        log(f"evaluate: {name}: accuracy {m['accuracy']:.2%} (valid-only {m['accuracy_valid']:.2%}), "
+            f"invalid {m['invalid_rate']:.2%}, n={m['n']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Ingest Cosmos QA into one normalized schema.
+
+    gabarito ingest --local-dir data/raw/cosmosqa --out data/interim/cosmosqa_en.jsonl
+
+Sources (``ingest.source`` in params.yaml):
+  local  a folder with ``train.csv`` / ``valid.csv`` (Cosmos QA's own release names) or
+         ``<split>.csv`` / ``<split>.jsonl`` (the bundled sample; the default)
+  url    ``ingest.urls``: split -> http(s) URL of a CSV or JSONL file in the same columns
+  hub    ``ingest.hub_id`` (``allenai/cosmos_qa``) at ``ingest.hub_revision`` via ``datasets``
+
+Every record leaves as ``{id, split, context, question, answers: [4], label}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import urllib.request
+from pathlib import Path
+from typing import Iterable
+
+from stages.io import InputError
+
+COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
+# Cosmos QA's GitHub release calls the validation file "valid"
+SPLIT_ALIASES = {"validation": ("validation", "valid", "dev"), "train": ("train",), "test": ("test",)}
+
+
+def normalize_row(row: dict, *, split: str, where: str) -> dict:
+    """Turn one raw Cosmos QA row into the pipeline's schema, or raise naming ``where``."""
+    missing = [c for c in COLUMNS if c not in row]
+    if missing:
+        raise InputError(
+            f"{where}: missing column(s) {', '.join(missing)}. Cosmos QA files need the columns "
+            f"{', '.join(COLUMNS)}."
+        )
+    raw_label = row["label"]
+    try:
+        label = int(str(raw_label).strip())
+    except ValueError:
+        label = None
+    if label not in (0, 1, 2, 3):
+        raise InputError(
+            f"{where}: label {raw_label!r} is outside 0-3 (id {row['id']!r}). The label is the index "
+            "of the correct answer among answer0..answer3: fix it or remove the row."
+        )
+    return {
+        "id": str(row["id"]).strip(),
+        "split": split,
+        "context": str(row["context"] or ""),
+        "question": str(row["question"] or ""),
+        "answers": [str(row[f"answer{i}"] or "") for i in range(4)],
+        "label": label,
+    }
+
+
+def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"{name}: empty file; expected a header line with {', '.join(COLUMNS)}.") from None
+    except csv.Error as exc:
+        raise InputError(f"{name}:1: malformed header ({exc}).") from None
+    header = [h.strip() for h in header]
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise InputError(
+            f"{name}: missing column(s) {', '.join(missing)} in the header. Expected {', '.join(COLUMNS)}."
+        )
+    records = []
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise InputError(
+                f"{name}:{reader.line_num}: malformed CSV row ({exc}). Check the quoting on that line: "
+                'a field with commas, quotes or newlines must be wrapped in double quotes, with inner quotes doubled ("").'
+            ) from None
+        if not values:
+            continue
+        if len(values) != len(header):
+            raise InputError(
+                f"{name}:{reader.line_num}: expected {len(header)} fields, got {len(values)}. "
+                "Check the quoting on that line (unescaped comma or quote?)."
+            )
+        records.append(normalize_row(dict(zip(header, values)), split=split, where=f"{name}:{reader.line_num}"))
+    return records
+
+
+def parse_jsonl(text: str, *, split: str, name: str) -> list[dict]:
+    records = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}:{lineno}: not valid JSON ({exc.msg}). Fix or remove that line.") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{name}:{lineno}: expected a JSON object per line.")
+        records.append(normalize_row(row, split=split, where=f"{name}:{lineno}"))
+    return records
+
+
+def parse_file(text: str, *, split: str, name: str) -> list[dict]:
+    if name.endswith((".jsonl", ".json")):
+        return parse_jsonl(text, split=split, name=name)
+    return parse_csv(text, split=split, name=name)
+
+
+def find_local_file(folder: Path, split: str) -> Path:
+    for alias in SPLIT_ALIASES.get(split, (split,)):
+        for ext in (".csv", ".jsonl"):
+            candidate = folder / f"{alias}{ext}"
+            if candidate.exists():
+                return candidate
+    raise InputError(
+        f"{folder}: no file for split '{split}' (looked for "
+        + ", ".join(f"{a}.csv/.jsonl" for a in SPLIT_ALIASES.get(split, (split,)))
+        + "). Add it or remove the split from ingest.splits."
+    )
+
+
+def load_local(folder: str | Path, splits: Iterable[str]) -> list[dict]:
+    folder = Path(folder)
+    records = []
+    for split in splits:
+        path = find_local_file(folder, split)
+        records += parse_file(path.read_text(encoding="utf-8"), split=split, name=str(path))
+    return records
+
+
+def load_urls(urls: dict[str, str], splits: Iterable[str], timeout: float = 60.0) -> list[dict]:
+    records = []
+    for split in splits:
+        url = urls.get(split)
+        if not url:
+            raise InputError(f"params.yaml: ingest.urls has no URL for split '{split}'.")
+        if not url.startswith(("http://", "https://")):
+            raise InputError(f"params.yaml: ingest.urls.{split} must be an http(s) URL, got {url!r}.")
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                text = resp.read().decode("utf-8")
+        except OSError as exc:
+            raise InputError(f"{url}: download failed ({exc}). Check the URL and your network.") from None
+        name = url.split("?")[0]
+        records += parse_file(text, split=split, name=name)
+    return records
+
+
+def load_hub(hub_id: str, revision: str | None, splits: Iterable[str]) -> list[dict]:
+    import datasets  # heavy import, only for this source
+
+    records = []
+    for split in splits:
+        try:
+            ds = datasets.load_dataset(hub_id, split=split, revision=revision)
+        except Exception as exc:  # the hub client raises many types; all mean "could not load"
+            raise InputError(
+                f"hub dataset {hub_id}@{revision or 'main'} split {split}: could not load ({exc}). "
+                "Check ingest.hub_id / hub_revision, your network and HF_TOKEN."
+            ) from None
+        for i, row in enumerate(ds):
+            records.append(normalize_row(row, split=split, where=f"{hub_id}[{split}][{i}]"))
+    return records
+
+
+def check_unique_ids(records: list[dict]) -> None:
+    seen: dict[str, str] = {}
+    for rec in records:
+        key = rec["id"]
+        if key in seen:
+            raise InputError(
+                f"id {key!r} appears twice (splits {seen[key]} and {rec['split']}). Ids must be unique: "
+                "fix the source file."
+            )
+        seen[key] = rec["split"]
+
+
+def limit_per_split(records: list[dict], limit: int | None) -> list[dict]:
+    if limit is None:
+        return records
+    counts: dict[str, int] = {}
+    kept = []
+    for rec in records:
+        n = counts.get(rec["split"], 0)
+        if n < limit:
+            kept.append(rec)
+            counts[rec["split"]] = n + 1
+    return kept

@@ -1,0 +1,136 @@
+"""Build the tiny local base model, and load any base model (tiny or hub) in 4-bit.
+
+    gabarito base-model --corpus data/interim/clean/train.jsonl --prompts prompts/chat.v1.yaml \\
+        --out models/base
+
+``base_model.source: tiny`` (offline default) builds a Llama-architecture model with seeded random
+weights and a byte-level BPE tokenizer trained on the training corpus, with Zephyr's chat template,
+so every later stage runs the same code it would run on the real model. ``source: hub`` writes only
+``reference.json`` (hub id + pinned revision): a 7B base model is never copied into DVC; it is
+fetched from the Hugging Face cache (``HF_TOKEN`` from the environment for gated models).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+from stages.io import InputError
+from stages.params import QuantizationParams, TinyModelParams
+
+REFERENCE = "reference.json"
+
+# Zephyr-7B-beta's own chat template (HuggingFaceH4/zephyr-7b-beta tokenizer_config.json), so the
+# offline model formats prompts exactly like the thesis-scale one
+ZEPHYR_CHAT_TEMPLATE = (
+    "{% for message in messages %}\n"
+    "{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n"
+    "{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n"
+    "{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n"
+    "{% endif %}\n"
+    "{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n"
+    "{% endfor %}"
+)
+SPECIAL = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
+CHAT_MARKERS = ["<|system|>", "<|user|>", "<|assistant|>"]
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int):
+    """Byte-level BPE trained on ``texts``, wrapped as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=SPECIAL["unk_token"]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIAL)
+    fast.add_tokens(CHAT_MARKERS)
+    fast.chat_template = ZEPHYR_CHAT_TEMPLATE
+    fast.padding_side = "left"  # generation pads on the left; training collators pad explicitly
+    return fast
+
+
+def build_tiny(texts: Iterable[str], p: TinyModelParams):
+    """Return (model, tokenizer): seeded random Llama weights and a corpus-trained tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = train_tokenizer(texts, p.vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=p.hidden_size, intermediate_size=p.intermediate_size,
+        num_hidden_layers=p.num_hidden_layers, num_attention_heads=p.num_attention_heads,
+        num_key_value_heads=p.num_key_value_heads, max_position_embeddings=p.max_position_embeddings,
+        initializer_range=p.initializer_range, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )
+    torch.manual_seed(p.seed)
+    model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def resolve_base(path: str | Path) -> tuple[str, str | None]:
+    """(name_or_path, revision) to pass to ``from_pretrained`` for a base written by base-model."""
+    path = Path(path)
+    ref = path / REFERENCE
+    if ref.exists():
+        data = json.loads(ref.read_text(encoding="utf-8"))
+        return data["hub_id"], data["revision"]
+    if not (path / "config.json").exists():
+        raise InputError(f"{path}: no base model here. Run `dvc repro base_model` first.")
+    return str(path), None
+
+
+def load_tokenizer(base: str | Path):
+    from transformers import AutoTokenizer
+
+    name, revision = resolve_base(base)
+    tok = AutoTokenizer.from_pretrained(name, revision=revision)
+    if tok.pad_token is None:
+        # Zephyr ships no pad token; its <unk> is never produced, so padding with it is harmless
+        tok.pad_token = tok.unk_token or tok.eos_token
+    return tok
+
+
+def quantization_config(q: QuantizationParams):
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=q.load_in_4bit, bnb_4bit_quant_type=q.bnb_4bit_quant_type,
+        bnb_4bit_use_double_quant=q.bnb_4bit_use_double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, q.bnb_4bit_compute_dtype),
+    )
+
+
+def load_4bit(base: str | Path, q: QuantizationParams):
+    """Load the base model quantized with bitsandbytes (NF4 by default) on GPU if present, else CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    name, revision = resolve_base(base)
+    device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
+    return AutoModelForCausalLM.from_pretrained(
+        name, revision=revision, quantization_config=quantization_config(q), device_map=device_map,
+        dtype=getattr(torch, q.bnb_4bit_compute_dtype),
+    )
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    """Seed every RNG and pin CPU threads: CPU float sums depend on the thread split."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)

@@ -1,0 +1,268 @@
+"""params.yaml, loaded into typed, validated objects.
+
+Every knob of the pipeline lives in params.yaml, one section per stage. Knobs that feed a library
+carry that library's own field name (``lora_alpha``, ``bnb_4bit_quant_type``, ``learning_rate``) so
+they pass straight into ``LoraConfig``, ``BitsAndBytesConfig`` and ``SFTConfig``. A misspelled key
+is an error that names the key and suggests the closest valid one, never a silent default.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stages.io import InputError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- ingest --------------------------------------------------------------------------------------
+class IngestParams(Section):
+    source: Literal["local", "hub", "url"] = "local"
+    hub_id: str = "allenai/cosmos_qa"
+    hub_revision: Optional[str] = None
+    # split name -> http(s) URL of a CSV or JSONL file in Cosmos QA's own columns
+    urls: dict[str, str] = Field(default_factory=dict)
+    splits: list[str] = Field(default_factory=lambda: ["train", "validation"])
+    limit_per_split: Optional[int] = Field(default=None, ge=1)
+
+
+# --- extract -------------------------------------------------------------------------------------
+class ExtractParams(Section):
+    ocr_lang: str = "por"
+    ocr_dpi: int = Field(default=300, ge=72, le=600)
+    min_text_chars: int = Field(default=40, ge=0)
+    tesseract_config: str = "--psm 6"
+
+
+# --- LLM calls (shared by translate and synthesize) -----------------------------------------------
+class LLMParams(Section):
+    model: str = "gpt-4o-mini"
+    # None: use $OPENAI_BASE_URL, else the OpenAI API. The key always comes from $OPENAI_API_KEY.
+    base_url: Optional[str] = None
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=2048, ge=1)
+    concurrency: int = Field(default=8, ge=1)
+    max_retries: int = Field(default=5, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_reasks: int = Field(default=2, ge=0)
+    response_format: Literal["json_schema", "json_object"] = "json_schema"
+
+
+class TranslateParams(Section):
+    provider: Literal["dataset", "openai"] = "dataset"
+    # with provider=dataset: items missing from the translations go to the API when a key is set
+    fallback_to_api: bool = True
+    dataset_hub_id: Optional[str] = None
+    dataset_hub_revision: Optional[str] = None
+    llm: LLMParams = Field(default_factory=LLMParams)
+
+
+class SynthesizeParams(Section):
+    provider: Literal["dataset", "openai"] = "dataset"
+    pairs_per_chunk: int = Field(default=2, ge=1)
+    chunk_chars: int = Field(default=1500, ge=200)
+    chunk_overlap_chars: int = Field(default=200, ge=0)
+    # share of an answer's content words that must appear in the source text for it to be kept
+    min_grounding: float = Field(default=0.6, ge=0.0, le=1.0)
+    llm: LLMParams = Field(default_factory=LLMParams)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self):
+        if self.chunk_overlap_chars >= self.chunk_chars:
+            raise ValueError("chunk_overlap_chars must be smaller than chunk_chars")
+        return self
+
+
+# --- clean ---------------------------------------------------------------------------------------
+class CleanParams(Section):
+    min_context_chars: int = Field(default=20, ge=0)
+    min_question_chars: int = Field(default=5, ge=0)
+    # share of characters that are letters, digits, punctuation or spaces below which text is junk
+    min_clean_char_ratio: float = Field(default=0.9, ge=0.0, le=1.0)
+
+
+# --- base model ----------------------------------------------------------------------------------
+class TinyModelParams(Section):
+    vocab_size: int = Field(default=2000, ge=300)
+    hidden_size: int = 64
+    intermediate_size: int = 192
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 1024
+    initializer_range: float = 0.2
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _bnb_cpu_shapes(self):
+        # bitsandbytes' CPU 4-bit inference packs weights in blocks of 32 output rows
+        head_dim = self.hidden_size // self.num_attention_heads
+        dims = {"hidden_size": self.hidden_size, "intermediate_size": self.intermediate_size,
+                "num_key_value_heads * head_dim": self.num_key_value_heads * head_dim}
+        bad = [f"{k}={v}" for k, v in dims.items() if v % 32]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} must be multiples of 32 for 4-bit layers on CPU")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be divisible by num_attention_heads")
+        return self
+
+
+class BaseModelParams(Section):
+    source: Literal["tiny", "hub"] = "tiny"
+    hub_id: str = "HuggingFaceH4/zephyr-7b-beta"
+    revision: Optional[str] = None
+    tiny: TinyModelParams = Field(default_factory=TinyModelParams)
+
+    @model_validator(mode="after")
+    def _hub_needs_revision(self):
+        if self.source == "hub" and not self.revision:
+            raise ValueError("base_model.revision must pin a commit when source is 'hub' (reproducibility)")
+        return self
+
+
+# --- format --------------------------------------------------------------------------------------
+class FormatParams(Section):
+    include_pdf_qa: bool = True
+    # the assistant's answer for multiple choice, e.g. "Alternativa B"
+    answer_prefix: str = "Alternativa"
+    letters: list[str] = Field(default_factory=lambda: ["A", "B", "C", "D"])
+
+
+# --- train ---------------------------------------------------------------------------------------
+class QuantizationParams(Section):
+    """Fields of transformers.BitsAndBytesConfig."""
+
+    load_in_4bit: bool = True
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    bnb_4bit_use_double_quant: bool = True
+    bnb_4bit_compute_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+
+
+class LoraParams(Section):
+    """Fields of peft.LoraConfig."""
+
+    r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    bias: Literal["none", "all", "lora_only"] = "none"
+    task_type: Literal["CAUSAL_LM"] = "CAUSAL_LM"
+
+
+class SFTParams(Section):
+    """Fields of trl.SFTConfig (a subset; add fields here as they are needed)."""
+
+    learning_rate: float = Field(default=2e-4, gt=0)
+    lr_scheduler_type: str = "cosine"
+    num_train_epochs: float = Field(default=1.0, gt=0)
+    max_steps: int = -1
+    warmup_steps: int = Field(default=0, ge=0)
+    per_device_train_batch_size: int = Field(default=8, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    max_length: int = Field(default=512, ge=16)
+    optim: str = "adamw_torch"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    fp16: bool = False
+    logging_steps: int = Field(default=10, ge=1)
+    seed: int = 42
+
+
+class TrainParams(Section):
+    quantization: QuantizationParams = Field(default_factory=QuantizationParams)
+    lora: LoraParams = Field(default_factory=LoraParams)
+    sft: SFTParams = Field(default_factory=SFTParams)
+    # CPU threads for torch; fixed so that CPU runs are bit-for-bit repeatable
+    torch_threads: int = Field(default=2, ge=1)
+
+
+# --- evaluate ------------------------------------------------------------------------------------
+class EvaluateParams(Section):
+    mode: Literal["generate"] = "generate"
+    max_new_tokens: int = Field(default=8, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    limit: Optional[int] = Field(default=None, ge=1)
+    torch_threads: int = Field(default=2, ge=1)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "ingest": IngestParams,
+    "extract": ExtractParams,
+    "translate": TranslateParams,
+    "synthesize": SynthesizeParams,
+    "clean": CleanParams,
+    "base_model": BaseModelParams,
+    "format": FormatParams,
+    "train": TrainParams,
+    "evaluate": EvaluateParams,
+}
+
+
+def _suggest(bad: str, model: type[BaseModel]) -> str:
+    close = difflib.get_close_matches(bad, list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (valid keys: {', '.join(model.model_fields)})"
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """Follow a pydantic error location down nested sections to the model that owns its last key."""
+    for key in loc[:-1]:
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def parse_section(name: str, data: Any, source: str = "params.yaml") -> Section:
+    model = SECTIONS[name]
+    try:
+        return model.model_validate(data or {})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in (name, *err["loc"]))
+            if err["type"] == "extra_forbidden":
+                owner = _model_at(model, err["loc"])
+                hint = _suggest(str(err["loc"][-1]), owner) if owner else ""
+                lines.append(f"  {where}: unknown key{hint}")
+            else:
+                lines.append(f"  {where}: {err['msg']}")
+        raise InputError(f"{source}: invalid section '{name}':\n" + "\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: not found. Run from the repository root, or copy a profile from profiles/.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML: {exc}") from None
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, list(SECTIONS), n=1)
+            hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        raise InputError(f"{path}: unknown section(s) {', '.join(hints)}; valid: {', '.join(SECTIONS)}")
+    return data
+
+
+def load_section(name: str, path: str | Path = "params.yaml") -> Section:
+    """Load and validate one stage's section: a stage reads only its own knobs."""
+    return parse_section(name, load_params(path).get(name), str(path))
+
+
+def load_all(path: str | Path = "params.yaml") -> dict[str, Section]:
+    data = load_params(path)
+    return {name: parse_section(name, data.get(name), str(path)) for name in SECTIONS}

@@ -1,0 +1,198 @@
+"""Translate Cosmos QA items EN -> PT-BR, each item (context, question, four answers) as one object.
+
+    gabarito translate --items data/interim/cosmosqa_en.jsonl --translations data/raw/cosmosqa_pt \\
+        --prompt prompts/translate.v1.txt --ledger data/interim/ledger/translate.jsonl \\
+        --out data/interim/cosmosqa_pt.jsonl --failures data/interim/translate_failures.jsonl \\
+        --metrics metrics/translate.json
+
+Providers (``translate.provider``):
+  dataset  reuse existing translations joined by id (the bundled ones, or a published Portuguese
+           Cosmos QA); items they lack go to the API when ``OPENAI_API_KEY`` is set and
+           ``fallback_to_api`` is on, otherwise the stage stops saying how many are missing.
+  openai   every item goes to the OpenAI-compatible API through :mod:`stages.llm`.
+
+The label never goes to the model: it is copied, so it cannot change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from stages.io import InputError, dumps, read_jsonl
+from stages.llm import InvalidReply, Job, parse_json_object
+
+PT_WORDS = frozenset(
+    "a o as os de da do das dos que não nao para com uma um em no na nos nas é foi era eu meu minha "
+    "ele ela eles elas se por mais mas como muito estava estou porque quando isso este esta sua seu "
+    "também já até ao à pelo pela".split()
+)
+EN_WORDS = frozenset(
+    "the and to of was i my it that for with is in on me he she they we at be this had have but "
+    "so just because when what would will could".split()
+)
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "contexto": {"type": "string"},
+        "pergunta": {"type": "string"},
+        "alternativas": {"type": "array", "items": {"type": "string"}, "minItems": 4, "maxItems": 4},
+    },
+    "required": ["contexto", "pergunta", "alternativas"],
+    "additionalProperties": False,
+}
+
+
+class Translation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    contexto: str
+    pergunta: str
+    alternativas: list[str]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-zà-ÿ]+", text.casefold())
+
+
+def _fold(text: str) -> str:
+    return " ".join(_words(unicodedata.normalize("NFC", text)))
+
+
+def language_votes(text: str) -> tuple[int, int]:
+    words = _words(text)
+    return sum(w in PT_WORDS for w in words), sum(w in EN_WORDS for w in words)
+
+
+def check_translation(item: dict, tr: dict) -> None:
+    """Raise InvalidReply when a translation breaks the item's invariants."""
+    answers = tr["answers"]
+    if len(answers) != 4:
+        raise InvalidReply(f"são necessárias exatamente 4 alternativas, vieram {len(answers)}")
+    empty = [i for i, a in enumerate(answers) if not a.strip()]
+    if empty:
+        raise InvalidReply(f"alternativa(s) vazia(s): {', '.join('ABCD'[i] for i in empty)}")
+    if not tr["context"].strip() or not tr["question"].strip():
+        raise InvalidReply("contexto e pergunta não podem ser vazios")
+    en_distinct = len({_fold(a) for a in item["answers"]})
+    if len({_fold(a) for a in answers}) < en_distinct:
+        raise InvalidReply("duas alternativas ficaram iguais: cada alternativa deve ser traduzida separadamente")
+    for field in ("context", "question"):
+        pt_votes, en_votes = language_votes(tr[field])
+        echo = _fold(tr[field]) == _fold(item[field]) and len(_words(item[field])) >= 4
+        if echo or (en_votes > pt_votes and len(_words(tr[field])) >= 6):
+            raise InvalidReply(f"o campo '{field}' não foi traduzido para o português")
+    long_answers = [i for i, a in enumerate(item["answers"]) if len(_words(a)) >= 4]
+    if long_answers and all(_fold(answers[i]) == _fold(item["answers"][i]) for i in long_answers):
+        raise InvalidReply("as alternativas não foram traduzidas para o português")
+
+
+def validator(item: dict):
+    def validate(raw: str) -> dict:
+        obj = parse_json_object(raw)
+        try:
+            parsed = Translation.model_validate(obj)
+        except ValidationError as exc:
+            raise InvalidReply("o JSON deve ter exatamente as chaves contexto, pergunta e alternativas "
+                               f"(lista de 4 textos): {exc.errors()[0]['msg']}") from None
+        tr = {"context": parsed.contexto, "question": parsed.pergunta, "answers": parsed.alternativas}
+        check_translation(item, tr)
+        return tr
+
+    return validate
+
+
+def build_job(item: dict, template: str) -> Job:
+    payload = {"contexto": item["context"], "pergunta": item["question"],
+               "alternativas": item["answers"]}
+    system, _, user = template.partition("\n---\n")
+    return Job(
+        id=item["id"],
+        key_input={"id": item["id"], **payload},
+        messages=[{"role": "system", "content": system.strip()},
+                  {"role": "user", "content": user.replace("{{item_json}}", dumps(payload)).strip()}],
+        validate=validator(item),
+        schema_name="traducao",
+        schema=SCHEMA,
+    )
+
+
+def load_translations(path: str | Path) -> dict[str, dict]:
+    """Translations keyed by id from a JSONL file or a folder of them.
+
+    Each line: ``{"id", "context", "question", "answers": [4]}``; ``answer0..answer3`` are accepted too.
+    """
+    path = Path(path)
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise InputError(f"{path}: no .jsonl translation files found.")
+    out: dict[str, dict] = {}
+    for file in files:
+        for lineno, rec in enumerate(read_jsonl(file), 1):
+            out[str(rec.get("id"))] = _translation_record(rec, where=f"{file}:{lineno}")
+    return out
+
+
+def load_translations_hub(hub_id: str, revision: str | None) -> dict[str, dict]:
+    import datasets
+
+    out: dict[str, dict] = {}
+    try:
+        dsd = datasets.load_dataset(hub_id, revision=revision)
+    except Exception as exc:
+        raise InputError(f"hub dataset {hub_id}: could not load ({exc}).") from None
+    for split, ds in dsd.items():
+        for i, rec in enumerate(ds):
+            out[str(rec.get("id"))] = _translation_record(rec, where=f"{hub_id}[{split}][{i}]")
+    return out
+
+
+def _translation_record(rec: dict, *, where: str) -> dict:
+    answers = rec.get("answers")
+    if answers is None and all(f"answer{i}" in rec for i in range(4)):
+        answers = [rec[f"answer{i}"] for i in range(4)]
+    missing = [k for k in ("id", "context", "question") if not rec.get(k)]
+    if missing or not isinstance(answers, list):
+        raise InputError(
+            f"{where}: a translation needs id, context, question and answers (a list of 4) or "
+            f"answer0..answer3; missing {', '.join(missing) or 'answers'}."
+        )
+    return {"context": rec["context"], "question": rec["question"], "answers": [str(a) for a in answers]}
+
+
+def merge(item: dict, tr: dict, *, by: str) -> dict:
+    return {"id": item["id"], "split": item["split"], "label": item["label"], "context": tr["context"],
+            "question": tr["question"], "answers": tr["answers"], "translated_by": by}
+
+
+def join_dataset(items: list[dict], translations: dict[str, dict], source: str) -> tuple[list[dict], list[dict]]:
+    """(translated, missing) by joining on id; a malformed translation is an error naming its id."""
+    done, missing = [], []
+    for item in items:
+        tr = translations.get(item["id"])
+        if tr is None:
+            missing.append(item)
+            continue
+        if len(tr["answers"]) != 4:
+            raise InputError(f"{source}: translation of {item['id']!r} has {len(tr['answers'])} answers, "
+                             "expected 4. Fix that line.")
+        done.append(merge(item, tr, by="dataset"))
+    return done, missing
+
+
+def api_configured() -> bool:
+    return bool(os.environ.get("OPENAI_API_KEY"))
+
+
+def missing_error(missing: list[dict], source: str) -> InputError:
+    sample = ", ".join(m["id"] for m in missing[:3])
+    return InputError(
+        f"{len(missing)} item(s) have no translation in {source} (e.g. {sample}). Either add them to the "
+        "translations, or let the API translate them: export OPENAI_API_KEY (and OPENAI_BASE_URL or "
+        "translate.llm.base_url for a local server) with translate.fallback_to_api: true, or set "
+        "translate.provider: openai."
+    )

@@ -1,0 +1,62 @@
+"""Shared fixtures. Every test is hermetic: no network beyond loopback, no GPU, temp dirs only."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests import tests.pdfgen / tests.fake_openai
+
+from tests.fake_openai import FakeOpenAI  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_real_api(monkeypatch):
+    """No test may reach a real API or hub: drop keys and endpoints from the environment."""
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture
+def fake_openai(monkeypatch):
+    """A loopback OpenAI-compatible server; the test sets ``server.responder``."""
+    with FakeOpenAI() as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def sample_corpus() -> list[str]:
+    import csv
+
+    texts = []
+    for split in ("train", "validation"):
+        with open(ROOT / "data/raw/cosmosqa" / f"{split}.csv", encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                texts += [row["context"], row["question"]]
+    return texts
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory, sample_corpus) -> Path:
+    """A tiny Llama base model + tokenizer built from the bundled sample, saved once per session."""
+    from stages.modeling import build_tiny
+    from stages.params import TinyModelParams
+
+    out = tmp_path_factory.mktemp("base")
+    model, tok = build_tiny(sample_corpus + ["Alternativa A B C D", "Contexto Pergunta"], TinyModelParams())
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
+    return out
