@@ -96,19 +96,23 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple
     def reject(rec: dict, reason: str) -> None:
         quarantine.append({"id": rec.get("id"), "kind": rec.get("kind", "mcq"), "reason": reason, "record": rec})
 
+    # duplicates are looked for within a split; across splits the train copy is a leak (below),
+    # so the validation set never loses an item to its training twin
     valid: list[dict] = []
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, str], str] = {}
     for raw in mcq:
         rec = {**normalize_mcq(raw), "kind": "mcq"}
         reason = check_mcq(rec, p)
+        if reason is None and rec.get("split") not in ("train", "validation"):
+            reason = f"split {rec.get('split')!r} not used (only train and validation are)"
         if reason:
             reject(rec, reason)
             continue
-        h = mcq_hash(rec)
-        if h in seen:
-            reject(rec, f"duplicate of {seen[h]}")
+        key = (rec["split"], mcq_hash(rec))
+        if key in seen:
+            reject(rec, f"duplicate of {seen[key]}")
             continue
-        seen[h] = rec["id"]
+        seen[key] = rec["id"]
         valid.append(rec)
 
     validation = [r for r in valid if r["split"] == "validation"]

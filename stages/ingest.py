@@ -71,23 +71,25 @@ def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
         )
     records = []
     while True:
+        # a quoted field may span lines: the row starts on the line after the last one read
+        row_line = reader.line_num + 1
         try:
             values = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
             raise InputError(
-                f"{name}:{reader.line_num}: malformed CSV row ({exc}). Check the quoting on that line: "
+                f"{name}:{row_line}: malformed CSV row ({exc}). Check the quoting on that line: "
                 'a field with commas, quotes or newlines must be wrapped in double quotes, with inner quotes doubled ("").'
             ) from None
         if not values:
             continue
         if len(values) != len(header):
             raise InputError(
-                f"{name}:{reader.line_num}: expected {len(header)} fields, got {len(values)}. "
+                f"{name}:{row_line}: expected {len(header)} fields, got {len(values)}. "
                 "Check the quoting on that line (unescaped comma or quote?)."
             )
-        records.append(normalize_row(dict(zip(header, values)), split=split, where=f"{name}:{reader.line_num}"))
+        records.append(normalize_row(dict(zip(header, values)), split=split, where=f"{name}:{row_line}"))
     return records
 
 
@@ -130,7 +132,8 @@ def load_local(folder: str | Path, splits: Iterable[str]) -> list[dict]:
     records = []
     for split in splits:
         path = find_local_file(folder, split)
-        records += parse_file(path.read_text(encoding="utf-8"), split=split, name=str(path))
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark
+        records += parse_file(path.read_text(encoding="utf-8-sig"), split=split, name=str(path))
     return records
 
 
@@ -144,7 +147,7 @@ def load_urls(urls: dict[str, str], splits: Iterable[str], timeout: float = 60.0
             raise InputError(f"params.yaml: ingest.urls.{split} must be an http(s) URL, got {url!r}.")
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
-                text = resp.read().decode("utf-8")
+                text = resp.read().decode("utf-8-sig")
         except OSError as exc:
             raise InputError(f"{url}: download failed ({exc}). Check the URL and your network.") from None
         name = url.split("?")[0]

@@ -252,11 +252,19 @@ class Engine:
             return results
         client = self._client or self._make_client()
         sem = asyncio.Semaphore(self.params.concurrency)
+        # set on a fatal error: jobs still queued on the semaphore must not spend another call
+        stop = asyncio.Event()
         bar = _progress(len(jobs), initial=len(jobs) - len(todo), enabled=self.progress)
 
         async def one(job: Job, key: str) -> None:
             async with sem:
-                entry = await self._run_job(client, job, key)
+                if stop.is_set():
+                    return
+                try:
+                    entry = await self._run_job(client, job, key)
+                except FatalAPIError:
+                    stop.set()
+                    raise
             self.ledger.put(entry)  # event-loop thread only: one writer, no duplicate lines
             results[job.id] = entry
             bar.update(1)

@@ -248,6 +248,9 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), "
+                         f"got a {type(data).__name__}.")
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         hints = []

@@ -25,18 +25,21 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from stages.io import InputError, read_json
 from stages.llm import InvalidReply, Job, parse_json_object
 
-STOPWORDS = frozenset(
+def fold(text: str) -> str:
+    """Lower case without accents: "Não" -> "nao"."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+STOPWORDS = frozenset(fold(w) for w in (
     "a o as os de da do das dos e é em no na nos nas um uma uns umas para por pelo pela pelos pelas com "
     "sem que se ao aos à às ou ser são foi como mais deve devem sua seu suas seus este esta isso "
-    "qual quais quando onde quem não".split()
-)
+    "qual quais quando onde quem não").split())
 
 
 def content_words(text: str) -> list[str]:
     """Accent-folded, lower-case words of 2+ characters that carry meaning (numbers included)."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
-    return [w for w in re.findall(r"[a-z0-9]+", folded) if len(w) >= 2 and w not in STOPWORDS]
+    return [w for w in re.findall(r"[a-z0-9]+", fold(text)) if len(w) >= 2 and w not in STOPWORDS]
 
 
 def grounding(answer: str, source_words: set[str]) -> float:
@@ -102,17 +105,19 @@ def chunk_pages(pages: list[dict], chunk_chars: int, overlap_chars: int) -> list
         paras = [(p["page"], para.strip()) for p in doc_pages for para in re.split(r"\n\s*\n", p["text"])
                  if para.strip()]
         current: list[tuple[int, str]] = []
-        size = 0
+        size, index = 0, 0
         for page_no, para in paras:
             for piece in _hard_split(para, chunk_chars):
                 if current and size + len(piece) > chunk_chars:
-                    chunks.append(_chunk(doc, len(chunks), current))
-                    current = _tail(current, overlap_chars)
+                    chunks.append(_chunk(doc, index, current))
+                    index += 1
+                    # carry an overlap only as far as it still leaves room for this piece
+                    current = _tail(current, min(overlap_chars, chunk_chars - len(piece)))
                     size = sum(len(t) for _, t in current)
                 current.append((page_no, piece))
                 size += len(piece)
         if current:
-            chunks.append(_chunk(doc, len(chunks), current))
+            chunks.append(_chunk(doc, index, current))
     return chunks
 
 

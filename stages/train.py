@@ -10,7 +10,6 @@ adapter. Every knob comes from ``train`` in params.yaml under the library's own 
 
 from __future__ import annotations
 
-import math
 import tempfile
 from pathlib import Path
 
@@ -74,8 +73,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
     with tempfile.TemporaryDirectory(prefix="gabarito-train-") as work:
         args = SFTConfig(
             output_dir=work, report_to="none", save_strategy="no", use_cpu=not torch.cuda.is_available(),
-            data_seed=p.sft.seed, dataloader_num_workers=0, disable_tqdm=False,
-            pad_token=tokenizer.pad_token, **p.sft.model_dump(),
+            data_seed=p.sft.seed, dataloader_num_workers=0, disable_tqdm=False, **p.sft.model_dump(),
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=lora)
@@ -85,14 +83,15 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
     # --- save -----------------------------------------------------------------------------------
     trainer.model.save_pretrained(str(out_dir))
     trainable = sum(t.numel() for t in trainer.model.parameters() if t.requires_grad)
-    first, last = (history[0]["loss"], history[-1]["loss"]) if history else (math.nan, math.nan)
+    # None when no step was logged (logging_steps > steps): JSON has no NaN
+    first, last = (round(history[0]["loss"], 6), round(history[-1]["loss"], 6)) if history else (None, None)
     return {
         "examples": len(examples),
         "skipped_too_long": skipped,
         "steps": trainer.state.global_step,
         "train_loss": round(result.training_loss, 6),
-        "first_logged_loss": round(first, 6),
-        "last_logged_loss": round(last, 6),
+        "first_logged_loss": first,
+        "last_logged_loss": last,
         "trainable_params": trainable,
         "answer_tokens": sum(sum(1 for t in ex["labels"] if t != IGNORE) for ex in examples),
     }

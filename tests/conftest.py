@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 import sys
 from pathlib import Path
 
@@ -46,6 +46,10 @@ def sample_corpus() -> list[str]:
         with open(ROOT / "data/raw/cosmosqa" / f"{split}.csv", encoding="utf-8", newline="") as fh:
             for row in csv.DictReader(fh):
                 texts += [row["context"], row["question"]]
+    with open(ROOT / "data/raw/cosmosqa_pt/cosmosqa_pt.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            texts += [rec["context"], rec["question"], *rec["answers"]]
     return texts
 
 

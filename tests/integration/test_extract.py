@@ -1,0 +1,92 @@
+"""Extraction on PDFs the tests generate: text layers, real tesseract OCR, and broken files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from stages.extract import extract_dir, summarize
+from tests.pdfgen import corrupt_pdf, encrypted_pdf, mixed_pdf, scanned_pdf, text_pdf
+
+needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
+
+PAGE = (
+    "RESOLUÇÃO Nº 5/2024 – CONSELHO DE GRADUAÇÃO\n\n"
+    "Art. 1º A matrícula em disciplinas de graduação será feita pelo estudante no prazo de "
+    "quinze dias, conforme o calendário acadêmico aprovado pela Pró-Reitoria.\n\n"
+    "§ 1º A solicitação de trancamento poderá ser apresentada até a metade do período letivo, "
+    "com justificativa e ciência do coordenador do curso.\n\n"
+    "Art. 2º Esta resolução entra em vigor na data de sua publicação, revogadas as disposições "
+    "em contrário. Porto Alegre, 15 de março de 2024."
+)
+KW = {"min_text_chars": 40, "ocr_dpi": 300, "ocr_lang": "por", "tesseract_config": "--psm 6"}
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-zÀ-ÿ]{3,}", text)
+
+
+def recall(source: str, extracted: str) -> float:
+    got = set(w.casefold() for w in words(extracted))
+    src = [w.casefold() for w in words(source)]
+    return sum(w in got for w in src) / len(src)
+
+
+def test_text_layer_is_read_without_ocr(tmp_path):
+    text_pdf(tmp_path / "pdfs" / "digital.pdf", [PAGE, PAGE.replace("Nº 5", "Nº 6")])
+    pages, reports = extract_dir(tmp_path / "pdfs", **KW)
+    assert [(p["doc"], p["page"], p["method"], p["status"]) for p in pages] == [
+        ("digital.pdf", 1, "text", "ok"), ("digital.pdf", 2, "text", "ok")]
+    assert "RESOLUÇÃO Nº 6/2024" in pages[1]["text"]
+    assert "§ 1º A solicitação de trancamento" in pages[0]["text"]
+    assert reports == [{"doc": "digital.pdf", "status": "ok", "pages": 2, "message": ""}]
+
+
+@needs_tesseract
+def test_image_only_scan_is_ocrd_in_portuguese_with_diacritics(tmp_path):
+    scanned_pdf(tmp_path / "pdfs" / "scan.pdf", [PAGE], dpi=200, noise=0.01, seed=3)
+    pages, reports = extract_dir(tmp_path / "pdfs", **KW)
+    [page] = pages
+    assert page["method"] == "ocr" and page["status"] == "ok"
+    assert recall(PAGE, page["text"]) >= 0.90
+    # diacritics survive OCR: words with accents are recovered as such
+    accented = [w for w in words(PAGE) if re.search(r"[À-ÿ]", w)]
+    assert recall(" ".join(accented), page["text"]) >= 0.90
+    assert reports[0]["status"] == "ok"
+
+
+@needs_tesseract
+def test_mixed_document_uses_each_method_per_page(tmp_path):
+    mixed_pdf(tmp_path / "pdfs" / "mixed.pdf", [PAGE], [PAGE], dpi=200, noise=0.01)
+    pages, _ = extract_dir(tmp_path / "pdfs", **KW)
+    assert [p["method"] for p in pages] == ["text", "ocr"]
+
+
+def test_broken_files_are_reported_and_do_not_stop_the_others(tmp_path):
+    pdfs = tmp_path / "pdfs"
+    text_pdf(pdfs / "a_good.pdf", [PAGE])
+    encrypted_pdf(pdfs / "b_locked.pdf", [PAGE], user_password="segredo")
+    corrupt_pdf(pdfs / "c_broken.pdf")
+    pages, reports = extract_dir(pdfs, **KW)
+    assert [p["doc"] for p in pages] == ["a_good.pdf"]
+    status = {r["doc"]: r["status"] for r in reports}
+    assert status == {"a_good.pdf": "ok", "b_locked.pdf": "encrypted", "c_broken.pdf": "corrupt"}
+    messages = {r["doc"]: r["message"] for r in reports}
+    assert "password" in messages["b_locked.pdf"]
+    assert "re-download" in messages["c_broken.pdf"]
+    summary = summarize(pages, reports)
+    assert summary["files_by_status"] == {"corrupt": 1, "encrypted": 1, "ok": 1}
+    assert summary["pages_text"] == 1 and summary["pages_ocr"] == 0
+
+
+@needs_tesseract
+def test_bundled_sample_pdfs(repo_root):
+    pages, reports = extract_dir(repo_root / "data/raw/pdfs", **KW)
+    methods = {(p["doc"], p["method"]) for p in pages}
+    assert ("regulamento_estagio.pdf", "text") in methods
+    assert ("resolucao_trancamento_scan.pdf", "ocr") in methods
+    assert all(r["status"] == "ok" for r in reports)
+    scan_text = " ".join(p["text"] for p in pages if p["method"] == "ocr")
+    assert "trancamento" in scan_text.casefold()

@@ -1,0 +1,125 @@
+"""The whole pipeline with real `dvc` in a temporary copy of the repository.
+
+Slow (a few minutes on 2 cores): it runs `dvc repro` twice from scratch and once after a param
+change, pushes to the default local remote and pulls into a fresh clone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+# made at run time so that no file of the repository contains it
+SENTINEL = "sk-" + uuid.uuid4().hex
+ALL_STAGES = ["ingest", "extract", "translate", "synthesize", "clean", "base_model", "format", "train", "evaluate"]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OPENAI_API_KEY": SENTINEL, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def copy_repo(src: Path, dst: Path) -> Path:
+    """Copy the working tree as git sees it (tracked + untracked-not-ignored) and commit it."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=src,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        if (src / rel).is_file():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / rel, dst / rel)
+    run(["git", "init", "-q", "-b", "main"], dst)
+    run(["git", "add", "-A"], dst)
+    run(["git", "commit", "-qm", "copy"], dst)
+    return dst
+
+
+def ran(output: str) -> list[str]:
+    return [s for s in ALL_STAGES if f"Running stage '{s}'" in output]
+
+
+def lock_hashes(repo: Path) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {f"{stage}:{o['path']}": o["md5"] for stage, body in lock["stages"].items() for o in body.get("outs", [])}
+
+
+@pytest.fixture(scope="module")
+def first(tmp_path_factory, repo_root):
+    repo = copy_repo(repo_root, tmp_path_factory.mktemp("first") / "repo")
+    out = run(["dvc", "repro"], repo)
+    return repo, out.stdout + out.stderr
+
+
+def test_repro_runs_every_stage_to_real_metrics(first):
+    repo, log = first
+    assert ran(log) == ALL_STAGES
+    metrics = yaml.safe_load((repo / "metrics/eval.json").read_text())
+    for model in ("base", "finetuned"):
+        assert {"accuracy", "invalid_rate", "n"} <= set(metrics[model])
+        assert metrics[model]["n"] == 48
+    # the random base cannot follow the format; the adapter learns "Alternativa X"
+    assert metrics["base"]["invalid_rate"] > 0.9
+    assert metrics["finetuned"]["invalid_rate"] < 0.5
+    train = yaml.safe_load((repo / "metrics/train.json").read_text())
+    assert train["last_logged_loss"] < train["first_logged_loss"] / 2
+
+
+def test_status_is_clean_and_a_second_repro_runs_nothing(first):
+    repo, _ = first
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    assert ran(run(["dvc", "repro"], repo).stdout) == []
+
+
+def test_no_secret_reaches_outputs_lock_or_params(first):
+    repo, log = first
+    assert SENTINEL not in log
+    for path in repo.rglob("*"):
+        if path.is_file() and ".git" not in path.parts:
+            assert SENTINEL.encode() not in path.read_bytes(), path
+
+
+def test_two_fresh_runs_give_identical_hashes(first, tmp_path, repo_root):
+    repo, _ = first
+    second = copy_repo(repo_root, tmp_path / "repo")
+    run(["dvc", "repro"], second)
+    assert lock_hashes(second) == lock_hashes(repo)
+
+
+def test_push_then_pull_into_a_fresh_clone_restores_every_output(first, tmp_path):
+    repo, _ = first
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "run", "--allow-empty"], repo)
+    run(["dvc", "push"], repo)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    # the default remote is a sibling of the repository: point the clone at the same folder
+    remote = (repo / ".dvc" / "../../gabarito-dvc-remote").resolve()
+    run(["dvc", "remote", "modify", "--local", "local", "url", str(remote)], clone)
+    run(["dvc", "pull"], clone)
+    assert "up to date" in run(["dvc", "status"], clone).stdout
+    for rel in ("models/adapter/adapter_model.safetensors", "data/processed/train.jsonl", "metrics/predictions.jsonl"):
+        assert (clone / rel).read_bytes() == (repo / rel).read_bytes()
+
+
+def test_changing_a_train_param_reruns_only_train_and_evaluate(first):
+    repo, _ = first
+    params = (repo / "params.yaml").read_text()
+    assert "    seed: 42\n" in params
+    (repo / "params.yaml").write_text(params.replace("    seed: 42\n", "    seed: 7\n"))
+    log = run(["dvc", "repro"], repo)
+    assert ran(log.stdout + log.stderr) == ["train", "evaluate"]
+    diff = run(["dvc", "metrics", "diff"], repo).stdout
+    assert "metrics/train.json" in diff and "train_loss" in diff

@@ -1,0 +1,412 @@
+"""stages/clean.py: normalization, schema checks, de-duplication and leakage, with nothing dropped silently."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages import clean as C
+from stages.params import CleanParams
+
+P = CleanParams()
+
+
+def mcq(id_, split="train", context=None, question=None, answers=None, label=1):
+    return {
+        "id": id_,
+        "split": split,
+        "context": context if context is not None else f"Um contexto suficientemente longo para o item {id_}.",
+        "question": question if question is not None else f"Qual é a pergunta do item {id_}?",
+        "answers": answers if answers is not None else [f"primeira {id_}", f"segunda {id_}",
+                                                        f"terceira {id_}", f"quarta {id_}"],
+        "label": label,
+    }
+
+
+def open_qa(id_, question, answer, **extra):
+    return {"id": id_, "question": question, "answer": answer, **extra}
+
+
+def reasons(quarantine):
+    return {q["id"]: q["reason"] for q in quarantine}
+
+
+# --- normalize_text ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Informac\u0327a\u0303o", "Informa\u00e7\u00e3o"),          # decomposed -> composed
+        ("e\u0301 a\u0300 o\u0302", "\u00e9 \u00e0 \u00f4"),
+        ("A\u030angstro\u0308m", "\u00c5ngstr\u00f6m"),
+    ],
+)
+def test_normalize_text_nfc(raw, expected):
+    out = C.normalize_text(raw)
+    assert out == expected
+    assert len(out) == len(expected)
+
+
+def test_normalize_text_nfc_matches_precomposed_hash():
+    # decomposed and precomposed spellings are the same text for de-duplication
+    assert C.normalize_text("Sa\u0303o Paulo") == "S\u00e3o Paulo"
+    assert C.content_hash(C.normalize_text("Sa\u0303o Paulo")) == C.content_hash("S\u00e3o Paulo")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("a\x00b\x07c\x1fd\x7fe", "abcde"),                          # C0 controls and DEL
+        ("ab\x85c\x9fd", "abcd"),                                      # C1 controls
+        ("pal\ufffdavra", "palavra"),                                  # replacement character
+        ("zero\u200bwidth\u200c\u200djoin\u200e\u200f", "zerowidthjoin"),
+        ("\ufeffBOM no início", "BOM no início"),
+        ("linha\u2028quebra\u2029par", "linhaquebrapar"),
+    ],
+)
+def test_normalize_text_removes_junk(raw, expected):
+    assert C.normalize_text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("um   dois\t\ttrês", "um dois três"),
+        ("não\u00a0\u00a0separa", "não separa"),                      # no-break spaces
+        ("a\u2003b\u202fc\u3000d", "a b c d"),
+        ("   aparado nas pontas   ", "aparado nas pontas"),
+        ("l1   \n   l2", "l1\nl2"),
+        ("p1\r\n\r\n\r\n\r\np2\rp3", "p1\n\np2\np3"),                 # CRLF/CR -> LF, blank runs folded
+        ("\n\n  texto  \n\n", "texto"),
+    ],
+)
+def test_normalize_text_whitespace(raw, expected):
+    assert C.normalize_text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Art. 5º, § 2º: o aluno da 1ª série.",
+        "Resolução nº 12/2023, de 15/03/2023.",
+        "Valor: R$ 1.000,00 (mil reais) — 50% à vista; 30°C.",
+        "Parágrafo único. Incisos I, II e III; alíneas “a” e ‘b’…",
+        "E-mail: estagio@ufva.edu.br <https://ufva.edu.br/estagio?x=1&y=2>",
+    ],
+)
+def test_normalize_text_preserves_meaningful_punctuation(text):
+    assert C.normalize_text(text) == text
+
+
+def test_normalize_text_is_idempotent():
+    raw = " Informac\u0327a\u0303o\u200b  do\u00a0Art. 5º\r\n\r\n\r\n em 15/03/2023 \ufffd"
+    once = C.normalize_text(raw)
+    assert once == "Informação do Art. 5º\n\nem 15/03/2023"
+    assert C.normalize_text(once) == once
+
+
+def test_clean_char_ratio():
+    assert C.clean_char_ratio("") == 1.0
+    assert C.clean_char_ratio("Art. 5º § 2º, 15/03/2023") == 1.0
+    assert C.clean_char_ratio("ab\u25a0\u25a0") == 0.5
+    assert C.clean_char_ratio("\u25a0" * 10) == 0.0
+
+
+def test_content_hash_folds_case_and_whitespace_only():
+    assert C.content_hash("Olá  Mundo", "x") == C.content_hash("olá mundo", "X")
+    assert C.content_hash("Olá Mundo", "x") != C.content_hash("Ola Mundo", "x")
+    # parts are separate: moving a word across the boundary is different content
+    assert C.content_hash("a b", "c") != C.content_hash("a", "b c")
+
+
+# --- schema --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"answers": ["um", "dois", "três"]}, "schema: need exactly 4 answers"),
+        ({"answers": ["um", "dois", "três", "quatro", "cinco"]}, "schema: need exactly 4 answers"),
+        ({"answers": "um dois três quatro"}, "schema: need exactly 4 answers"),
+        ({"answers": ["um", "", "três", "quatro"]}, "schema: empty answer"),
+        ({"answers": ["um", " \u200b ", "três", "quatro"]}, "schema: empty answer"),   # empty after cleaning
+        ({"label": 7}, "schema: label 7 outside 0-3"),
+        ({"label": -1}, "schema: label -1 outside 0-3"),
+        ({"label": "2"}, "schema: label '2' outside 0-3"),
+        ({"label": None}, "schema: label None outside 0-3"),
+        ({"answers": ["Sim", "Não", "sim", "Talvez"]}, "schema: two answers are the same"),
+        ({"answers": ["Sim", "Não", "  Sim ", "Talvez"]}, "schema: two answers are the same"),
+        ({"context": "curto"}, "schema: context shorter than 20 characters"),
+        ({"context": ""}, "schema: context shorter than 20 characters"),
+        ({"question": "Oi?"}, "schema: question shorter than 5 characters"),
+        ({"context": "\u25a0\u25a1\u25a0\u25a1\u25a0\u25a1\u25a0\u25a1 texto quebrado \u25a0\u25a1\u25a0\u25a1"},
+         "junk: context is mostly non-text characters"),
+    ],
+)
+def test_schema_failures_are_quarantined_with_reason(overrides, reason):
+    good = mcq("ok", split="train")
+    bad = {**mcq("bad", split="train"), **overrides}
+    train, validation, quarantine = C.clean_records([good, bad], [], P)
+    assert [r["id"] for r in train] == ["ok"]
+    assert validation == []
+    assert len(quarantine) == 1
+    q = quarantine[0]
+    assert (q["id"], q["kind"], q["reason"]) == ("bad", "mcq", reason)
+    assert q["record"]["id"] == "bad"
+
+
+def test_schema_thresholds_come_from_params():
+    rec = mcq("a", context="exatamente trinta caracteres!!")   # 30 chars
+    assert len(rec["context"]) == 30
+    _, _, q = C.clean_records([rec], [], CleanParams(min_context_chars=31))
+    assert reasons(q) == {"a": "schema: context shorter than 31 characters"}
+    train, _, q = C.clean_records([rec], [], CleanParams(min_context_chars=30))
+    assert [r["id"] for r in train] == ["a"] and q == []
+
+
+def test_quarantined_record_is_the_normalized_one():
+    bad = mcq("n1", answers=["Sa\u0303o", "Rio", "", "Belo\u200b Horizonte"])
+    _, _, q = C.clean_records([bad], [], P)
+    assert q[0]["reason"] == "schema: empty answer"
+    assert q[0]["record"]["answers"] == ["São", "Rio", "", "Belo Horizonte"]
+
+
+# --- normalization of kept records ---------------------------------------------------------------
+def test_kept_records_are_normalized_and_tagged():
+    rec = mcq("k1", split="validation",
+              context="Informac\u0327a\u0303o  sobre\u00a0o  Art. 5º\ufffd de 15/03/2023.",
+              question="  Qual\u200b artigo?\r\n",
+              answers=["Art. 5º", "Art. 6º", "§ 2º", "Nenhum  deles"], label=0)
+    train, validation, quarantine = C.clean_records([rec], [], P)
+    assert train == [] and quarantine == []
+    assert validation == [{
+        "id": "k1", "split": "validation", "kind": "mcq", "label": 0,
+        "context": "Informação sobre o Art. 5º de 15/03/2023.",
+        "question": "Qual artigo?",
+        "answers": ["Art. 5º", "Art. 6º", "§ 2º", "Nenhum deles"],
+    }]
+
+
+def test_input_records_are_not_mutated():
+    rec = mcq("m1", question="  Qual  é?  ")
+    before = {**rec, "answers": list(rec["answers"])}
+    C.clean_records([rec], [], P)
+    assert rec == before
+
+
+# --- duplicates ----------------------------------------------------------------------------------
+def test_exact_duplicates_quarantined_naming_the_first():
+    a = mcq("a", split="train")
+    b = {**mcq("a", split="train"), "id": "b"}
+    c = {**mcq("a", split="train"), "id": "c"}
+    train, _, quarantine = C.clean_records([a, b, c], [], P)
+    assert [r["id"] for r in train] == ["a"]
+    assert reasons(quarantine) == {"b": "duplicate of a", "c": "duplicate of a"}
+
+
+def test_duplicates_after_normalization():
+    a = mcq("a", context="Sa\u0303o  Paulo é uma cidade muito grande.", answers=["Um", "Dois", "Três", "Quatro"])
+    b = mcq("b", context="São Paulo é uma cidade muito grande.", answers=["um", "dois", "três", "QUATRO"])
+    b["question"] = a["question"].upper()
+    train, _, quarantine = C.clean_records([a, b], [], P)
+    assert [r["id"] for r in train] == ["a"]
+    assert reasons(quarantine) == {"b": "duplicate of a"}
+
+
+def test_same_passage_different_question_is_kept():
+    a = mcq("a", context="Um mesmo contexto com várias perguntas sobre ele.", question="Por que ele saiu?")
+    b = mcq("b", context="Um mesmo contexto com várias perguntas sobre ele.", question="O que ela fez depois?")
+    train, _, quarantine = C.clean_records([a, b], [], P)
+    assert [r["id"] for r in train] == ["a", "b"] and quarantine == []
+
+
+def test_duplicate_within_validation():
+    v1 = mcq("v1", split="validation")
+    v2 = {**mcq("v1", split="validation"), "id": "v2"}
+    _, validation, quarantine = C.clean_records([v1, v2], [], P)
+    assert [r["id"] for r in validation] == ["v1"]
+    assert reasons(quarantine) == {"v2": "duplicate of v1"}
+
+
+# --- leakage -------------------------------------------------------------------------------------
+def test_leak_same_id():
+    v = mcq("same", split="validation")
+    t = mcq("other", split="train")
+    t["id"] = "same"
+    train, validation, quarantine = C.clean_records([t, v], [], P)
+    assert train == []
+    assert [r["id"] for r in validation] == ["same"]
+    assert len(quarantine) == 1
+    assert quarantine[0]["reason"].startswith("leak")
+    assert quarantine[0]["record"]["split"] == "train"
+
+
+def test_leak_same_question_answers_reordered():
+    v = mcq("v1", split="validation", answers=["A resposta", "B resposta", "C resposta", "D resposta"], label=0)
+    t = mcq("t1", split="train", context=v["context"], question=v["question"],
+            answers=["D resposta", "C resposta", "B resposta", "A resposta"], label=3)
+    train, validation, quarantine = C.clean_records([t, v], [], P)
+    assert train == []
+    assert [r["id"] for r in validation] == ["v1"]
+    assert [(q["id"], q["reason"][:4]) for q in quarantine] == [("t1", "leak")]
+
+
+def test_leak_same_question_different_spacing_and_case():
+    v = mcq("v1", split="validation", context="O Narrador Saiu Do Emprego Ontem À Noite.")
+    t = mcq("t1", split="train", context="o narrador  saiu do emprego\u00a0ontem à noite.",
+            question=v["question"].lower())
+    train, _, quarantine = C.clean_records([v, t], [], P)
+    assert train == []
+    assert reasons(quarantine)["t1"].startswith("leak")
+
+
+def test_no_leak_when_train_differs():
+    v = mcq("v1", split="validation")
+    t = mcq("t1", split="train")
+    train, validation, quarantine = C.clean_records([t, v], [], P)
+    assert [r["id"] for r in train] == ["t1"] and [r["id"] for r in validation] == ["v1"]
+    assert quarantine == []
+
+
+def test_quarantined_validation_item_cannot_cause_a_leak():
+    # the validation item is rejected for its schema, so it does not reach validation and leaks nothing
+    v = mcq("v1", split="validation", label=9)
+    t = mcq("t1", split="train", context=v["context"], question=v["question"],
+            answers=list(reversed(v["answers"])))
+    train, validation, quarantine = C.clean_records([t, v], [], P)
+    assert [r["id"] for r in train] == ["t1"]
+    assert validation == []
+    assert reasons(quarantine) == {"v1": "schema: label 9 outside 0-3"}
+
+
+# --- open Q&A ------------------------------------------------------------------------------------
+def test_open_qa_normalized_and_to_train():
+    rec = open_qa("p1", "  Qual é a carga\u00a0horária  máxima?\u200b ",
+                  "Não pode passar de 6 (seis)\u00a0horas diárias, conforme o Art. 5º, § 2º.", source="reg.pdf")
+    train, validation, quarantine = C.clean_records([], [rec], P)
+    assert validation == [] and quarantine == []
+    assert train == [{
+        "id": "p1", "kind": "open", "split": "train", "source": "reg.pdf",
+        "question": "Qual é a carga horária máxima?",
+        "answer": "Não pode passar de 6 (seis) horas diárias, conforme o Art. 5º, § 2º.",
+    }]
+
+
+def test_open_qa_deduplicated_by_question():
+    a = open_qa("p1", "Qual é a carga horária máxima?", "Seis horas por dia.")
+    b = open_qa("p2", "Qual  é a CARGA horária máxima?", "Trinta horas por semana.")
+    c = open_qa("p3", "Quem assina o termo de compromisso?", "O estudante, a empresa e a universidade.")
+    train, _, quarantine = C.clean_records([], [a, b, c], P)
+    assert [r["id"] for r in train] == ["p1", "p3"]
+    assert [(q["id"], q["kind"], q["reason"]) for q in quarantine] == [("p2", "open", "duplicate of p1")]
+
+
+@pytest.mark.parametrize(
+    ("rec", "reason"),
+    [
+        (open_qa("o1", "Oi?", "Uma resposta."), "schema: question shorter than 5 characters"),
+        (open_qa("o2", "Qual é o prazo?", ""), "schema: empty answer"),
+        (open_qa("o3", "Qual é o prazo?", " \u200b\ufffd "), "schema: empty answer"),
+        (open_qa("o4", "Qual é o prazo?", "\u25a0\u25a1\u25a0\u25a1\u25a0 ok"), "junk: answer is mostly non-text characters"),
+    ],
+)
+def test_open_qa_rejects(rec, reason):
+    train, _, quarantine = C.clean_records([], [rec], P)
+    assert train == []
+    assert [(q["id"], q["kind"], q["reason"]) for q in quarantine] == [(rec["id"], "open", reason)]
+
+
+def test_mcq_and_open_are_deduplicated_separately():
+    m = mcq("m1", question="Qual é a carga horária máxima?")
+    o = open_qa("p1", "Qual é a carga horária máxima?", "Seis horas.")
+    train, _, quarantine = C.clean_records([m], [o], P)
+    assert [(r["id"], r["kind"]) for r in train] == [("m1", "mcq"), ("p1", "open")]
+    assert quarantine == []
+
+
+# --- accounting ----------------------------------------------------------------------------------
+def _mixed_batch():
+    v1 = mcq("v1", split="validation")
+    v2 = mcq("v2", split="validation", label=0)
+    return [
+        mcq("t1"),
+        mcq("t2", label=3),
+        {**mcq("t1"), "id": "t1dup"},                                           # duplicate of t1
+        mcq("t3", answers=["a", "b", "c"]),                                     # schema
+        mcq("t4", label=7),                                                     # schema
+        mcq("t5", answers=["igual", "Igual", "outra", "mais uma"]),             # schema
+        {**mcq("t6"), "id": "v1", "split": "train"},                            # leak by id
+        mcq("t7", context=v2["context"], question=v2["question"],
+            answers=list(reversed(v2["answers"])), label=3),                   # leak by content
+        v1,
+        v2,
+    ], [
+        open_qa("p1", "Qual é a carga horária máxima?", "Seis horas diárias."),
+        open_qa("p2", "qual é a carga horária máxima?", "Trinta horas semanais."),   # duplicate of p1
+        open_qa("p3", "Quem assina o termo?", ""),                                  # schema
+        open_qa("p4", "Quem orienta o estágio?", "Um professor orientador."),
+    ]
+
+
+def test_nothing_dropped_silently():
+    mcqs, opens = _mixed_batch()
+    train, validation, quarantine = C.clean_records(mcqs, opens, P)
+    assert len(train) + len(validation) + len(quarantine) == len(mcqs) + len(opens) == 14
+    assert [r["id"] for r in train] == ["t1", "t2", "p1", "p4"]
+    assert [r["id"] for r in validation] == ["v1", "v2"]
+    assert reasons(quarantine) == {
+        "t1dup": "duplicate of t1",
+        "t3": "schema: need exactly 4 answers",
+        "t4": "schema: label 7 outside 0-3",
+        "t5": "schema: two answers are the same",
+        "v1": "leak: also in validation",
+        "t7": "leak: also in validation",
+        "p2": "duplicate of p1",
+        "p3": "schema: empty answer",
+    }
+    # every input id is accounted for exactly once per record
+    out_ids = sorted([r["id"] for r in train + validation] + [q["id"] for q in quarantine])
+    in_ids = sorted([r["id"] for r in mcqs] + [r["id"] for r in opens])
+    assert out_ids == in_ids
+
+
+def test_record_with_other_split_is_not_dropped_silently():
+    recs = [mcq("t1"), mcq("v1", split="validation"), mcq("x1", split="test")]
+    train, validation, quarantine = C.clean_records(recs, [], P)
+    assert len(train) + len(validation) + len(quarantine) == 3
+    assert [(q["id"], q["reason"]) for q in quarantine] == [
+        ("x1", "split 'test' not used (only train and validation are)")]
+
+
+def test_exact_twin_across_splits_keeps_the_validation_item_and_flags_the_leak():
+    recs = [mcq("t1"), {**mcq("t1"), "id": "v1", "split": "validation"}]
+    train, validation, quarantine = C.clean_records(recs, [], P)
+    assert [r["id"] for r in validation] == ["v1"]
+    assert train == []
+    assert [(q["id"], q["reason"]) for q in quarantine] == [("t1", "leak: also in validation")]
+
+
+def test_clean_is_deterministic():
+    mcqs, opens = _mixed_batch()
+    assert C.clean_records(mcqs, opens, P) == C.clean_records(mcqs, opens, P)
+
+
+def test_summarize():
+    mcqs, opens = _mixed_batch()
+    summary = C.summarize(*C.clean_records(mcqs, opens, P))
+    assert summary == {
+        "train_mcq": 2,
+        "train_open": 2,
+        "validation": 2,
+        "quarantined": 8,
+        "quarantine_reasons": {
+            "duplicate": 2,
+            "leak: also in validation": 2,
+            "schema: empty answer": 1,
+            "schema: label 7 outside 0-3": 1,
+            "schema: need exactly 4 answers": 1,
+            "schema: two answers are the same": 1,
+        },
+    }
+    assert list(summary["quarantine_reasons"]) == sorted(summary["quarantine_reasons"])
+
+
+def test_summarize_empty():
+    assert C.summarize([], [], []) == {"train_mcq": 0, "train_open": 0, "validation": 0, "quarantined": 0,
+                                       "quarantine_reasons": {}}

@@ -1,0 +1,89 @@
+"""Chat formatting with the base tokenizer's template, and loss masking on the answer only."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages.chat_format import format_records, load_prompts, openai_export, split_prompt_completion
+from stages.modeling import load_tokenizer
+from stages.train import IGNORE, tokenize_dataset, tokenize_example
+
+LETTERS = ["A", "B", "C", "D"]
+MCQ = {"id": "x1", "kind": "mcq", "split": "train", "label": 2,
+       "context": "Fui ao mercado ontem e esqueci a carteira em casa.",
+       "question": "Por que o narrador voltou para casa?",
+       "answers": ["Para dormir .", "Para ver TV .", "Para buscar a carteira .", "Nenhuma das alternativas acima ."]}
+OPEN = {"id": "pdf-1", "kind": "open", "split": "train", "question": "Qual é a carga horária máxima do estágio?",
+        "answer": "Seis horas diárias e trinta horas semanais."}
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_base):
+    return load_tokenizer(tiny_base)
+
+
+@pytest.fixture(scope="module")
+def prompts(repo_root):
+    return load_prompts(repo_root / "prompts/chat.v1.yaml")
+
+
+def test_mcq_is_rendered_with_the_zephyr_template(tok, prompts):
+    [rec] = format_records([MCQ], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=True)
+    assert rec["messages"][-1] == {"role": "assistant", "content": "Alternativa C"}
+    assert rec["prompt"].startswith("<|system|>\n")
+    assert "<|user|>\nContexto: Fui ao mercado" in rec["prompt"]
+    assert "\nC) Para buscar a carteira .\nD) Nenhuma das alternativas acima .</s>\n" in rec["prompt"]
+    assert rec["prompt"].endswith("<|assistant|>\n")
+    assert rec["completion"] == "Alternativa C</s>"
+    assert rec["label"] == 2
+
+
+def test_open_questions_are_included_only_when_asked(tok, prompts):
+    both = format_records([MCQ, OPEN], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=True)
+    only = format_records([MCQ, OPEN], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=False)
+    assert [r["kind"] for r in both] == ["mcq", "open"]
+    assert [r["kind"] for r in only] == ["mcq"]
+    assert both[1]["completion"] == OPEN["answer"] + "</s>"
+
+
+def test_openai_export_keeps_only_messages(tok, prompts):
+    recs = format_records([MCQ], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=True)
+    [line] = openai_export(recs)
+    assert list(line) == ["messages"]
+    assert [m["role"] for m in line["messages"]] == ["system", "user", "assistant"]
+
+
+def test_labels_mask_every_prompt_token_and_keep_the_eos(tok, prompts):
+    [rec] = format_records([MCQ], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=True)
+    ex = tokenize_example(tok, rec["prompt"], rec["completion"])
+    n_prompt = len(tok(rec["prompt"], add_special_tokens=False)["input_ids"])
+    assert len(ex["input_ids"]) == len(ex["labels"])
+    assert all(label == IGNORE for label in ex["labels"][:n_prompt])
+    learned = [t for t in ex["labels"] if t != IGNORE]
+    assert learned == ex["input_ids"][n_prompt:]
+    assert learned[-1] == tok.eos_token_id
+    assert tok.decode(learned, skip_special_tokens=False) == "Alternativa C</s>"
+
+
+def test_too_long_examples_are_skipped_and_counted(tok, prompts):
+    recs = format_records([MCQ, OPEN], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=True)
+    lengths = [len(tokenize_example(tok, r["prompt"], r["completion"])["input_ids"]) for r in recs]
+    kept, skipped = tokenize_dataset(tok, recs, max_length=max(lengths) - 1)
+    assert skipped == 1 and len(kept) == 1
+    kept, skipped = tokenize_dataset(tok, recs, max_length=max(lengths))
+    assert skipped == 0 and len(kept) == 2
+
+
+def test_a_template_without_eos_after_the_answer_is_refused(tok):
+    class NoEos:
+        eos_token = "</s>"
+
+        def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+            text = "".join(f"[{m['role']}] {m['content']}\n" for m in messages)
+            return text + ("[assistant] " if add_generation_prompt else "")
+
+    from stages.io import InputError
+
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    with pytest.raises(InputError, match="prompt differently|EOS"):
+        split_prompt_completion(NoEos(), msgs)
