@@ -101,8 +101,10 @@ def extract_dir(pdf_dir: str | Path, **kwargs) -> tuple[list[dict], list[dict]]:
     if not pdf_dir.is_dir():
         raise InputError(f"{pdf_dir}: not a folder. Put the PDFs to extract under it.")
     files = sorted(p for p in pdf_dir.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
+    from tqdm.auto import tqdm
+
     pages, reports = [], []
-    for path in files:
+    for path in tqdm(files, desc="extract", unit="pdf", disable=len(files) < 2):
         doc = path.relative_to(pdf_dir).as_posix()
         file_pages, report = extract_pdf(path.read_bytes(), doc=doc, **kwargs)
         pages += file_pages

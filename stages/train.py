@@ -10,6 +10,7 @@ adapter. Every knob comes from ``train`` in params.yaml under the library's own 
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -44,6 +45,15 @@ def tokenize_dataset(tokenizer, records: list[dict], max_length: int) -> tuple[l
             continue
         examples.append(ex)
     return examples, skipped
+
+
+def _sort_target_modules(path: Path) -> None:
+    """peft writes target_modules from a set, whose order changes with the interpreter's hash seed;
+    sorting it keeps the adapter's bytes (and so its DVC hash) the same from run to run."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainParams) -> dict:
@@ -82,6 +92,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
 
     # --- save -----------------------------------------------------------------------------------
     trainer.model.save_pretrained(str(out_dir))
+    _sort_target_modules(Path(out_dir) / "adapter_config.json")
     trainable = sum(t.numel() for t in trainer.model.parameters() if t.requires_grad)
     # None when no step was logged (logging_steps > steps): JSON has no NaN
     first, last = (round(history[0]["loss"], 6), round(history[-1]["loss"], 6)) if history else (None, None)
