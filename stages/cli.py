@@ -121,7 +121,20 @@ def extract(pdf_dir, out, report, params_path):
 @_params_option
 @user_errors
 def translate(items, translations, prompt, ledger, out, failures, metrics, retry_failed, no_progress, params_path):
-    """Translate Cosmos QA items EN -> PT-BR (existing translations first, then the API)."""
+    """Translate Cosmos QA items EN -> PT-BR (existing translations first, then the API).
+
+    \b
+    Providers (translate.provider in params.yaml):
+      dataset  join existing translations by id; missing items go to the API if a key is set
+      openai   any OpenAI-compatible endpoint (OPENAI_BASE_URL / translate.llm.base_url)
+      batch    OpenAI's Batch API: half the price, results within a day, resumable
+
+    \b
+    Examples:
+      dvc repro translate                        # as the pipeline runs it
+      OPENAI_API_KEY=sk-... dvc repro translate  # with the API for what the dataset lacks
+      gabarito translate ... --retry-failed      # call again only for earlier failures
+    """
     from stages import translate as mod
     from stages.llm import Engine, Ledger
 
@@ -141,26 +154,26 @@ def translate(items, translations, prompt, ledger, out, failures, metrics, retry
     template = Path(prompt).read_text(encoding="utf-8")
     led = Ledger(ledger)  # opened (and created) even when nothing is sent: it is a declared output
     failed: list[dict] = []
-    stats = {"api_calls": 0, "cache_hits": 0, "retries": 0, "reasks": 0, "prompt_tokens": 0, "completion_tokens": 0}
+    engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
     try:
         if missing:
-            engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
-            results = engine.run([mod.build_job(it, template) for it in missing], retry_failed=retry_failed)
+            results = engine.run([mod.build_job(it, template) for it in missing], retry_failed=retry_failed,
+                                 batch=p.provider == "batch")
             for it in missing:
                 entry = results[it["id"]]
                 if entry["status"] == "ok":
-                    done.append(mod.merge(it, entry["result"], by=f"openai:{p.llm.model}"))
+                    via = "batch" if p.provider == "batch" else "openai"  # dataset falls back to chat calls
+                    done.append(mod.merge(it, entry["result"], by=f"{via}:{p.llm.model}"))
                 else:
                     failed.append({"id": it["id"], "reason": entry["reason"], "raw": entry.get("raw", "")})
-            stats = {k: v for k, v in engine.stats.as_dict().items() if k in stats}
     finally:
         led.close()
     order = {r["id"]: i for i, r in enumerate(records)}
     done.sort(key=lambda r: order[r["id"]])
     io.write_jsonl(out, done)
     io.write_jsonl(failures, failed)
-    io.write_json(metrics, {"items": len(records), "translated": len(done), "failures": len(failed),
-                            "from_dataset": sum(r["translated_by"] == "dataset" for r in done), **stats})
+    io.write_json(metrics, {**engine.metrics(), "items": len(records), "translated": len(done),
+                            "failures": len(failed), "from_dataset": sum(r["translated_by"] == "dataset" for r in done)})
     log(f"translate: {len(done)}/{len(records)} items -> {out}" + (f"; {len(failed)} failed -> {failures}" if failed else ""))
 
 
@@ -184,15 +197,15 @@ def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progres
     p = load_section("synthesize", params_path)
     page_records = io.read_jsonl(pages)
     led = Ledger(ledger)
-    stats: dict = {}
+    template = Path(prompt).read_text(encoding="utf-8")
+    engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
     try:
         if p.provider == "dataset":
             kept, bad = mod.ground_pairs(mod.load_qa_files(qa_dir), page_records, p.min_grounding)
         else:
-            template = Path(prompt).read_text(encoding="utf-8")
             chunks = mod.chunk_pages(page_records, p.chunk_chars, p.chunk_overlap_chars)
-            engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
-            results = engine.run([mod.build_job(c, template, p.pairs_per_chunk) for c in chunks])
+            results = engine.run([mod.build_job(c, template, p.pairs_per_chunk) for c in chunks],
+                                 batch=p.provider == "batch")
             kept, bad = [], []
             for chunk in chunks:
                 entry = results[chunk["chunk_id"]]
@@ -202,8 +215,6 @@ def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progres
                 k, b = mod.ground_generated(chunk, entry["result"]["pairs"], p.min_grounding)
                 kept += k
                 bad += b
-            stats = {k: v for k, v in engine.stats.as_dict().items()
-                     if k in ("api_calls", "cache_hits", "retries", "reasks", "prompt_tokens", "completion_tokens")}
     finally:
         led.close()
     reasons: dict[str, int] = {}
@@ -212,8 +223,8 @@ def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progres
         reasons[key] = reasons.get(key, 0) + 1
     io.write_jsonl(out, kept)
     io.write_jsonl(rejected, bad)
-    io.write_json(metrics, {"kept": len(kept), "rejected": len(bad), "rejected_by_reason": dict(sorted(reasons.items())),
-                            **stats})
+    io.write_json(metrics, {**engine.metrics(), "kept": len(kept), "rejected": len(bad),
+                            "rejected_by_reason": dict(sorted(reasons.items()))})
     log(f"synthesize: kept {len(kept)} pairs, rejected {len(bad)} -> {out}")
 
 

@@ -12,6 +12,12 @@
 - Every finished job goes to an append-only, fsynced ledger keyed by a hash of (model, prompt
   template, input, generation params). A rerun, or a run after ``kill -9``, makes no call for
   anything already in the ledger.
+- Optional client-side requests/min and tokens/min limits (token buckets), and a cost estimate
+  from the prices in params, shown on the progress bar and written to the stage's metrics.
+- ``run_batch`` sends the same jobs through OpenAI's Batch API (half price, results within a day):
+  request JSONL with ``custom_id`` = ledger key, upload, create, poll, download; replies pass the
+  same validation, invalid ones are re-asked through the chat API. Batch ids are recorded in the
+  ledger, so a rerun resumes polling instead of submitting again.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +36,9 @@ from typing import Any, Callable
 
 from stages.io import InputError, dumps
 from stages.params import LLMParams
+
+
+CONNECTIONS_PER_CLIENT = 16
 
 
 class FatalAPIError(InputError):
@@ -59,9 +69,53 @@ class Stats:
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    seconds: float = 0.0  # wall time spent waiting on the API (0 when everything came from the ledger)
+
+    def cost(self, params: LLMParams, *, batch: bool = False) -> float:
+        usd = (self.prompt_tokens * params.input_price_per_1m
+               + self.completion_tokens * params.output_price_per_1m) / 1e6
+        return usd / 2 if batch else usd  # the Batch API bills half
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+class RateLimiter:
+    """Token buckets for requests/min and tokens/min, refilled continuously.
+
+    Each bucket holds one second's worth (at least one request's worth), so a run starts at the
+    steady rate instead of bursting a whole minute's quota into the server's own limiter.
+    """
+
+    def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None):
+        self.limits = [requests_per_minute, tokens_per_minute]
+        self.level = [float("inf")] * 2  # start full: capped to the bucket size on first use
+        self.stamp = time.monotonic()
+
+    async def acquire(self, tokens: int) -> None:
+        costs = [1, tokens]
+        while True:
+            now = time.monotonic()
+            elapsed, self.stamp = now - self.stamp, now
+            wait = 0.0
+            for i, (limit, cost) in enumerate(zip(self.limits, costs)):
+                if limit is None:
+                    continue
+                rate = limit / 60
+                self.level[i] = min(max(rate, cost), self.level[i] + elapsed * rate)
+                if self.level[i] < cost:
+                    wait = max(wait, (cost - self.level[i]) / rate)
+            if wait == 0.0:
+                for i, (limit, cost) in enumerate(zip(self.limits, costs)):
+                    if limit is not None:
+                        self.level[i] -= cost
+                return
+            await asyncio.sleep(wait)
+
+
+def estimate_tokens(messages: list[dict], max_tokens: int) -> int:
+    """What a server counts against tokens/min: the prompt (~4 characters a token) plus max_tokens."""
+    return sum(len(m["content"]) for m in messages) // 4 + max_tokens
 
 
 def job_key(*, model: str, template: str, key_input: dict, gen: dict) -> str:
@@ -71,8 +125,12 @@ def job_key(*, model: str, template: str, key_input: dict, gen: dict) -> str:
 
 
 class Ledger:
-    """Append-only JSONL of finished jobs; each line is flushed and fsynced before it counts.
+    """Append-only JSONL of finished jobs.
 
+    Each line is handed to the OS before ``put`` returns, so it survives ``kill -9`` of the
+    process; a background thread fsyncs after every write burst, so a power cut can lose at most
+    the lines of the last few milliseconds (those calls are made again), never corrupt the file.
+    Fsync stays off the event loop: at 64 calls in flight, fsyncing inline costs ~1 ms a call.
     A line torn by a crash (no trailing newline) is cut off when the ledger is opened.
     """
 
@@ -91,6 +149,18 @@ class Ledger:
                     entry = json.loads(line)
                     self.entries[entry["key"]] = entry
         self._fh = open(self.path, "a", encoding="utf-8")
+        self._dirty = threading.Event()
+        self._closed = False
+        self._syncer = threading.Thread(target=self._sync_loop, name="ledger-fsync", daemon=True)
+        self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._closed:
+                return
+            self._dirty.clear()
+            os.fsync(self._fh.fileno())
 
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)
@@ -98,10 +168,17 @@ class Ledger:
     def put(self, entry: dict) -> None:
         self._fh.write(dumps(entry) + "\n")
         self._fh.flush()
-        os.fsync(self._fh.fileno())
         self.entries[entry["key"]] = entry
+        self._dirty.set()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._dirty.set()
+        self._syncer.join()
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
         self._fh.close()
 
 
@@ -142,6 +219,9 @@ class Engine:
         self.backoff_max = backoff_max
         self._client = client
         self._response_format = params.response_format
+        self._limiter = RateLimiter(params.requests_per_minute, params.tokens_per_minute)
+        self._bar = None
+        self._batch = False
 
     @property
     def gen(self) -> dict:
@@ -170,17 +250,21 @@ class Engine:
 
         attempt = 0
         while True:
+            await self._limiter.acquire(estimate_tokens(messages, self.params.max_tokens))
             try:
-                resp = await client.chat.completions.create(
-                    model=self.params.model, messages=messages, temperature=self.params.temperature,
-                    max_tokens=self.params.max_tokens, response_format=self._format(job),
-                )
+                # the client's low-level post: same auth, errors and connection pool as
+                # client.chat.completions.create, without its per-call walk of typed params and
+                # response models, which costs ~2 ms of CPU per call and caps throughput at 64 in flight
+                resp = await client.post("/chat/completions", cast_to=dict, body={
+                    "model": self.params.model, "messages": messages, "temperature": self.params.temperature,
+                    "max_tokens": self.params.max_tokens, "response_format": self._format(job),
+                })
                 self.stats.api_calls += 1
-                if resp.usage is not None:
-                    self.stats.prompt_tokens += resp.usage.prompt_tokens or 0
-                    self.stats.completion_tokens += resp.usage.completion_tokens or 0
-                choice = resp.choices[0]
-                return choice.message.content or "", choice.finish_reason or ""
+                usage = resp.get("usage") or {}
+                self.stats.prompt_tokens += usage.get("prompt_tokens") or 0
+                self.stats.completion_tokens += usage.get("completion_tokens") or 0
+                choice = resp["choices"][0]
+                return choice["message"].get("content") or "", choice.get("finish_reason") or ""
             except openai.BadRequestError as exc:
                 if "response_format" in str(exc) and self._format(job)["type"] == "json_schema":
                     # server without JSON-schema support: fall back to plain JSON mode for all jobs
@@ -210,19 +294,23 @@ class Engine:
                 self.stats.retries += 1
                 await asyncio.sleep(wait)
 
-    async def _run_job(self, client, job: Job, key: str) -> dict:
+    async def _run_job(self, client, job: Job, key: str, first: tuple[str, str] | None = None) -> dict:
+        """Ask (or take ``first``, a reply that came from a batch), validate, re-ask on violations."""
         messages = list(job.messages)
         last_raw, reason = "", ""
         for ask in range(self.params.max_reasks + 1):
             if ask:
                 self.stats.reasks += 1
-            try:
-                raw, finish = await self._complete(client, messages, job)
-            except FatalAPIError:
-                raise
-            except Exception as exc:  # retries exhausted on a transient error
-                return {"key": key, "id": job.id, "status": "failed", "raw": last_raw,
-                        "reason": f"gave up after {self.params.max_retries} retries: {type(exc).__name__}: {exc}"}
+            if ask == 0 and first is not None:
+                raw, finish = first
+            else:
+                try:
+                    raw, finish = await self._complete(client, messages, job)
+                except FatalAPIError:
+                    raise
+                except Exception as exc:  # retries exhausted on a transient error
+                    return {"key": key, "id": job.id, "status": "failed", "raw": last_raw,
+                            "reason": f"gave up after {self.params.max_retries} retries: {type(exc).__name__}: {exc}"}
             last_raw = raw
             if finish == "length":
                 reason = "reply truncated at max_tokens (finish_reason=length)"
@@ -237,7 +325,8 @@ class Engine:
                                                     "apenas com o objeto JSON pedido, corrigido."}]
         return {"key": key, "id": job.id, "status": "failed", "raw": last_raw, "reason": reason}
 
-    async def _run(self, jobs: list[Job], retry_failed: bool) -> dict[str, dict]:
+    def _partition(self, jobs: list[Job], retry_failed: bool) -> tuple[dict[str, dict], list[tuple[Job, str]]]:
+        """(results already in the ledger, jobs still to do with their keys)."""
         results: dict[str, dict] = {}
         todo: list[tuple[Job, str]] = []
         for job in jobs:
@@ -248,30 +337,48 @@ class Engine:
                 results[job.id] = entry
             else:
                 todo.append((job, key))
-        if not todo:
-            return results
-        client = self._client or self._make_client()
+        return results, todo
+
+    def _tick(self, n: int = 1) -> None:
+        self._bar.update(n)
+        self._bar.set_postfix(tokens=self.stats.prompt_tokens + self.stats.completion_tokens,
+                              cost=f"${self.stats.cost(self.params, batch=self._batch):.4f}",
+                              retries=self.stats.retries)
+
+    async def _run_direct(self, client, todo: list[tuple[Job, str, tuple[str, str] | None]],
+                          results: dict[str, dict]) -> None:
+        """Run jobs through the chat API, ``concurrency`` at a time, each result into the ledger."""
+        # httpx's pool scans every open connection for each request; past ~16 connections that
+        # scan dominates the CPU, so high concurrency is spread over several clients
+        extra = [] if self._client is not None else \
+            [self._make_client() for _ in range((self.params.concurrency - 1) // CONNECTIONS_PER_CLIENT)]
+        clients = [client, *extra]
+        try:
+            await self._run_direct_on(clients, todo, results)
+        finally:
+            for c in extra:
+                await c.close()
+
+    async def _run_direct_on(self, clients: list, todo: list[tuple[Job, str, tuple[str, str] | None]],
+                             results: dict[str, dict]) -> None:
         sem = asyncio.Semaphore(self.params.concurrency)
         # set on a fatal error: jobs still queued on the semaphore must not spend another call
         stop = asyncio.Event()
-        bar = _progress(len(jobs), initial=len(jobs) - len(todo), enabled=self.progress)
 
-        async def one(job: Job, key: str) -> None:
+        async def one(i: int, job: Job, key: str, first) -> None:
             async with sem:
                 if stop.is_set():
                     return
                 try:
-                    entry = await self._run_job(client, job, key)
+                    entry = await self._run_job(clients[i % len(clients)], job, key, first)
                 except FatalAPIError:
                     stop.set()
                     raise
             self.ledger.put(entry)  # event-loop thread only: one writer, no duplicate lines
             results[job.id] = entry
-            bar.update(1)
-            bar.set_postfix(tokens=self.stats.prompt_tokens + self.stats.completion_tokens,
-                            retries=self.stats.retries)
+            self._tick()
 
-        tasks = [asyncio.create_task(one(job, key)) for job, key in todo]
+        tasks = [asyncio.create_task(one(i, job, key, first)) for i, (job, key, first) in enumerate(todo)]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -279,23 +386,129 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    async def _run(self, jobs: list[Job], retry_failed: bool, batch: bool) -> dict[str, dict]:
+        results, todo = self._partition(jobs, retry_failed)
+        if not todo:
+            return results
+        client = self._client or self._make_client()
+        self._bar = _progress(len(jobs), initial=len(jobs) - len(todo), enabled=self.progress)
+        started = time.monotonic()
+        try:
+            if batch:
+                await self._run_batches(client, todo, results)
+            else:
+                await self._run_direct(client, [(job, key, None) for job, key in todo], results)
         finally:
-            bar.close()
+            self.stats.seconds = round(time.monotonic() - started, 3)
+            self._bar.close()
             if self._client is None:
                 await client.close()
         return results
 
-    def run(self, jobs: list[Job], *, retry_failed: bool = False) -> dict[str, dict]:
-        """Run jobs (ledger first); return job id -> ledger entry (status ok with result, or failed)."""
+    def run(self, jobs: list[Job], *, retry_failed: bool = False, batch: bool = False) -> dict[str, dict]:
+        """Run jobs (ledger first); return job id -> ledger entry (status ok with result, or failed).
+
+        ``batch=True`` sends what the ledger lacks through the Batch API instead of chat calls.
+        """
         ids = [j.id for j in jobs]
         if len(set(ids)) != len(ids):
             raise ValueError("job ids must be unique")
         self.stats.jobs = len(jobs)
-        started = time.monotonic()
-        results = asyncio.run(self._run(jobs, retry_failed))
-        self.seconds = time.monotonic() - started
+        self._batch = batch
+        results = asyncio.run(self._run(jobs, retry_failed, batch))
         self.stats.failures = sum(1 for e in results.values() if e["status"] != "ok")
         return results
+
+    def metrics(self) -> dict:
+        """What a stage writes about its calls: counts, tokens, estimated cost, seconds."""
+        out = {k: v for k, v in self.stats.as_dict().items() if k != "jobs"}
+        out["estimated_cost"] = round(self.stats.cost(self.params, batch=self._batch), 6)
+        return out
+
+    # --- Batch API -------------------------------------------------------------------------------
+    def _batch_request(self, job: Job, key: str) -> bytes:
+        body = {"model": self.params.model, "messages": job.messages, "temperature": self.params.temperature,
+                "max_tokens": self.params.max_tokens, "response_format": self._format(job)}
+        return (json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions", "body": body},
+                           ensure_ascii=False) + "\n").encode()
+
+    def _split(self, todo: list[tuple[Job, str]]) -> list[list[tuple[Job, str, bytes]]]:
+        """Groups within the per-batch request and byte limits."""
+        groups: list[list[tuple[Job, str, bytes]]] = [[]]
+        size = 0
+        for job, key in todo:
+            line = self._batch_request(job, key)
+            if groups[-1] and (len(groups[-1]) >= self.params.batch_max_requests
+                               or size + len(line) > self.params.batch_max_bytes):
+                groups.append([])
+                size = 0
+            groups[-1].append((job, key, line))
+            size += len(line)
+        return [g for g in groups if g]
+
+    async def _run_batches(self, client, todo: list[tuple[Job, str]], results: dict[str, dict]) -> None:
+        import openai
+
+        by_key = {key: job for job, key in todo}
+        # batches a previous run submitted and did not finish: poll them instead of paying twice
+        pending = {e["batch_id"]: e["keys"] for e in self.ledger.entries.values()
+                   if e.get("kind") == "batch" and e["status"] == "submitted"}
+        submitted = {k for keys in pending.values() for k in keys}
+        new = [(job, key) for job, key in todo if key not in submitted]
+        try:
+            for i, group in enumerate(self._split(new)):
+                upload = await client.files.create(
+                    file=(f"gabarito-{i}.jsonl", b"".join(line for _, _, line in group), "application/jsonl"),
+                    purpose="batch")
+                batch = await client.batches.create(
+                    input_file_id=upload.id, endpoint="/v1/chat/completions",
+                    completion_window=self.params.batch_completion_window)
+                keys = [key for _, key, _ in group]
+                self.ledger.put({"key": f"batch:{batch.id}", "kind": "batch", "batch_id": batch.id,
+                                 "keys": keys, "status": "submitted"})
+                pending[batch.id] = keys
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+                openai.BadRequestError) as exc:
+            raise FatalAPIError(f"the Batch API refused the request ({exc.status_code}): {exc.message}") from None
+
+        leftovers: list[tuple[Job, str, tuple[str, str] | None]] = []
+        while pending:
+            for batch_id in list(pending):
+                batch = await client.batches.retrieve(batch_id)
+                if batch.status not in ("completed", "failed", "expired", "cancelled"):
+                    continue
+                replies = {}
+                if batch.output_file_id:
+                    content = await client.files.content(batch.output_file_id)
+                    for line in content.text.splitlines():
+                        row = json.loads(line)
+                        response = row.get("response") or {}
+                        if response.get("status_code") == 200:
+                            body = response["body"]
+                            usage = body.get("usage") or {}
+                            self.stats.prompt_tokens += usage.get("prompt_tokens", 0)
+                            self.stats.completion_tokens += usage.get("completion_tokens", 0)
+                            choice = body["choices"][0]
+                            replies[row["custom_id"]] = (choice["message"].get("content") or "",
+                                                         choice.get("finish_reason") or "")
+                self.stats.api_calls += len(replies)
+                for key in pending.pop(batch_id):
+                    job = by_key.get(key)
+                    if job is None:  # submitted for a job this run no longer has
+                        continue
+                    if key in replies:
+                        leftovers.append((job, key, replies[key]))
+                    else:  # failed, expired or cancelled inside the batch: ask directly
+                        self.stats.retries += 1
+                        leftovers.append((job, key, None))
+                self.ledger.put({"key": f"batch:{batch_id}", "kind": "batch", "batch_id": batch_id,
+                                 "keys": [], "status": batch.status})
+            if pending:
+                await asyncio.sleep(self.params.batch_poll_interval_s)
+        # every reply goes through the same validation; invalid ones are re-asked directly
+        await self._run_direct(client, leftovers, results)
+
 
 
 def _progress(total: int, *, initial: int, enabled: bool):

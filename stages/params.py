@@ -53,10 +53,21 @@ class LLMParams(Section):
     timeout_s: float = Field(default=60.0, gt=0)
     max_reasks: int = Field(default=2, ge=0)
     response_format: Literal["json_schema", "json_object"] = "json_schema"
+    # client-side limits, below the account's, so the server never has to say 429 (None: unlimited)
+    requests_per_minute: Optional[int] = Field(default=None, ge=1)
+    tokens_per_minute: Optional[int] = Field(default=None, ge=1)
+    # USD per million tokens, for the cost estimate in metrics and on the progress bar
+    input_price_per_1m: float = Field(default=0.0, ge=0.0)
+    output_price_per_1m: float = Field(default=0.0, ge=0.0)
+    # provider "batch": OpenAI's Batch API (half price, results within completion_window)
+    batch_completion_window: str = "24h"
+    batch_max_requests: int = Field(default=50000, ge=1)
+    batch_max_bytes: int = Field(default=190_000_000, ge=1024)
+    batch_poll_interval_s: float = Field(default=30.0, gt=0)
 
 
 class TranslateParams(Section):
-    provider: Literal["dataset", "openai"] = "dataset"
+    provider: Literal["dataset", "openai", "batch"] = "dataset"
     # with provider=dataset: items missing from the translations go to the API when a key is set
     fallback_to_api: bool = True
     dataset_hub_id: Optional[str] = None
@@ -65,7 +76,7 @@ class TranslateParams(Section):
 
 
 class SynthesizeParams(Section):
-    provider: Literal["dataset", "openai"] = "dataset"
+    provider: Literal["dataset", "openai", "batch"] = "dataset"
     pairs_per_chunk: int = Field(default=2, ge=1)
     chunk_chars: int = Field(default=1500, ge=200)
     chunk_overlap_chars: int = Field(default=200, ge=0)
