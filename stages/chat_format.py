@@ -75,8 +75,11 @@ def format_records(records: list[dict], tokenizer, prompts: dict[str, str], *, l
         item = {"id": rec["id"], "kind": rec["kind"], "messages": messages, "prompt": prompt,
                 "completion": completion}
         if rec["kind"] == "mcq":
-            item["label"] = rec["label"]
-            item["answers"] = rec["answers"]
+            # the parts of the question travel too, so evaluation can re-render it with options permuted
+            item.update({k: rec[k] for k in ("context", "question", "answers", "label", "question_type",
+                                             "none_correct") if k in rec})
+        else:
+            item["reference"] = rec["answer"]
         out.append(item)
     return out
 

@@ -334,26 +334,90 @@ def train(train_path, base, out, metrics, params_path):
 # --- evaluate ------------------------------------------------------------------------------------
 @main.command()
 @click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="training set, to refuse scoring items the model saw")
 @click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
 @click.option("--adapter", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), required=True)
 @click.option("--predictions", type=click.Path(dir_okay=False), required=True)
 @click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@click.option("--plots-dir", type=click.Path(file_okay=False), required=True)
+@click.option("--report", type=click.Path(dir_okay=False), required=True)
 @_params_option
 @user_errors
-def evaluate(validation, base, adapter, predictions, metrics, params_path):
-    """Score base and fine-tuned models on validation; write metrics and per-item predictions."""
+def evaluate(validation, train_path, base, adapter, prompts, predictions, metrics, plots_dir, report, params_path):
+    """Score base and fine-tuned models on validation; metrics, predictions, plots and a report.
+
+    \b
+    Examples:
+      dvc repro evaluate
+      dvc metrics show                 # headline numbers
+      dvc plots show                   # confusion matrix, accuracy by type, calibration
+    """
     from stages import evaluate as mod
+    from stages.chat_format import load_prompts
     from stages.params import load_all
 
     params = load_all(params_path)
     p, fmt, q = params["evaluate"], params["format"], params["train"].quantization
-    result, preds = mod.evaluate(io.read_jsonl(validation), base, adapter, p, q,
-                                 letters=fmt.letters, answer_prefix=fmt.answer_prefix)
+    result, preds, plots = mod.evaluate(
+        io.read_jsonl(validation), base, adapter, p, q, letters=fmt.letters, answer_prefix=fmt.answer_prefix,
+        prompts_file=load_prompts(prompts), train=io.read_jsonl(train_path))
     io.write_jsonl(predictions, preds)
     io.write_json(metrics, result)
-    for name, m in result.items():
-        log(f"evaluate: {name}: accuracy {m['accuracy']:.2%} (valid-only {m['accuracy_valid']:.2%}), "
+    with io.atomic_path(plots_dir, directory=True) as tmp:
+        for name in ("base", "finetuned"):
+            io.write_json(tmp / f"confusion_{name}.json", [r for r in plots["confusion"] if r["model"] == name])
+            io.write_json(tmp / f"by_type_{name}.json", [r for r in plots["accuracy_by_type"] if r["model"] == name])
+        io.write_json(tmp / "calibration.json", plots["calibration"])
+    io.write_text(report, mod.render_report(result, p.modes))
+    for name in ("base", "finetuned"):
+        m = result[name]
+        log(f"evaluate: {name} ({p.modes[0]}): accuracy {m['accuracy']:.2%} (valid-only {m['accuracy_valid']:.2%}), "
             f"invalid {m['invalid_rate']:.2%}, n={m['n']}")
+
+
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--model", type=click.Choice(["base", "finetuned"]), default="finetuned", show_default=True)
+@click.option("--mode", default="letter", show_default=True, help="evaluation mode to compare")
+@click.option("--path", default="metrics/predictions.jsonl", show_default=True,
+              help="predictions file inside each experiment")
+@user_errors
+def compare(a, b, model, mode, path):
+    """List the validation items that flipped between two experiments A and B.
+
+    A and B are predictions files, or git revisions / DVC experiment names whose
+    metrics/predictions.jsonl is read through DVC.
+
+    \b
+    Examples:
+      gabarito compare HEAD~1 workspace        # last commit against the working tree
+      gabarito compare main exp-lora-r32       # a branch against an experiment
+      gabarito compare old.jsonl new.jsonl
+    """
+    from stages.evaluate import flipped
+
+    def load(ref: str) -> list[dict]:
+        if Path(ref).is_file():
+            return io.read_jsonl(ref)
+        if ref == "workspace":
+            return io.read_jsonl(path)
+        import dvc.api
+
+        try:
+            text = dvc.api.read(path, rev=ref)
+        except Exception as exc:  # dvc raises many kinds; all mean "not there"
+            raise InputError(f"could not read {path} at '{ref}' ({exc}). Give a predictions file, a git "
+                             "revision or an experiment name (`dvc exp show`).") from None
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    rows = flipped(load(a), load(b), model=model, mode=mode)
+    fixed = sum(r["change"] == "fixed" for r in rows)
+    click.echo(f"{len(rows)} items flipped ({model}, {mode}): {fixed} fixed, {len(rows) - fixed} broken in {b}")
+    for r in rows:
+        click.echo(f"  {r['change']:6}  {r['id']:<20} label {r['label']}  {a}: {r['a'] or '-'}  {b}: {r['b'] or '-'}")
 
 
 if __name__ == "__main__":

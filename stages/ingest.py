@@ -8,7 +8,9 @@ Sources (``ingest.source`` in params.yaml):
   url    ``ingest.urls``: split -> http(s) URL of a CSV or JSONL file in the same columns
   hub    ``ingest.hub_id`` (``allenai/cosmos_qa``) at ``ingest.hub_revision`` via ``datasets``
 
-Every record leaves as ``{id, split, context, question, answers: [4], label}``.
+Every record leaves as ``{id, split, context, question, answers: [4], label, question_type,
+none_correct}``: the type (cause, effect, fact, counterfactual, other) and whether the correct
+answer is "None of the above" are read off the English text, for evaluation by type.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import urllib.request
 from pathlib import Path
 from typing import Iterable
@@ -25,6 +28,24 @@ from stages.io import InputError
 COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
 # Cosmos QA's GitHub release calls the validation file "valid"
 SPLIT_ALIASES = {"validation": ("validation", "valid", "dev"), "train": ("train",), "test": ("test",)}
+
+
+# Cosmos QA's questions follow a few English templates; the type is read off the English text
+# here, before translation, so evaluation can report accuracy by type without guessing in Portuguese
+QUESTION_TYPES = (
+    ("counterfactual", re.compile(r"\b(would|might|could) (have )?(happened|been|be)\b.*\bif\b|\bif\b.*\b(would|had|hadn't)\b", re.I)),
+    ("cause", re.compile(r"\b(why|reason|cause[sd]?|because)\b", re.I)),
+    ("effect", re.compile(r"\b(happen|happens|happened|next|will|going to)\b", re.I)),
+    ("fact", re.compile(r"\b(true|fact|know|describe|best describes|who|what is|what was|which)\b", re.I)),
+)
+NONE_OF_THE_ABOVE = re.compile(r"^\s*none of the above", re.I)
+
+
+def question_type(question: str) -> str:
+    for name, pattern in QUESTION_TYPES:
+        if pattern.search(question):
+            return name
+    return "other"
 
 
 def normalize_row(row: dict, *, split: str, where: str) -> dict:
@@ -45,13 +66,16 @@ def normalize_row(row: dict, *, split: str, where: str) -> dict:
             f"{where}: label {raw_label!r} is outside 0-3 (id {row['id']!r}). The label is the index "
             "of the correct answer among answer0..answer3: fix it or remove the row."
         )
+    answers = [str(row[f"answer{i}"] or "") for i in range(4)]
     return {
         "id": str(row["id"]).strip(),
         "split": split,
         "context": str(row["context"] or ""),
         "question": str(row["question"] or ""),
-        "answers": [str(row[f"answer{i}"] or "") for i in range(4)],
+        "answers": answers,
         "label": label,
+        "question_type": question_type(str(row["question"] or "")),
+        "none_correct": bool(NONE_OF_THE_ABOVE.match(answers[label])),
     }
 
 

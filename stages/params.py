@@ -198,11 +198,23 @@ class TrainParams(Section):
 
 # --- evaluate ------------------------------------------------------------------------------------
 class EvaluateParams(Section):
-    mode: Literal["generate"] = "generate"
+    # the first mode's accuracy is the headline (base.accuracy, finetuned.accuracy)
+    modes: list[Literal["letter", "loglik", "generate"]] = Field(default_factory=lambda: ["letter", "generate"],
+                                                                  min_length=1)
     max_new_tokens: int = Field(default=8, ge=1)
     batch_size: int = Field(default=16, ge=1)
     limit: Optional[int] = Field(default=None, ge=1)
+    bootstrap_samples: int = Field(default=1000, ge=10)
+    calibration_bins: int = Field(default=10, ge=2)
+    position_bias: bool = True
+    seed: int = 0
     torch_threads: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_modes(self):
+        if len(set(self.modes)) != len(self.modes):
+            raise ValueError("modes must not repeat")
+        return self
 
 
 SECTIONS: dict[str, type[Section]] = {

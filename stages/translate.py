@@ -165,8 +165,10 @@ def _translation_record(rec: dict, *, where: str) -> dict:
 
 
 def merge(item: dict, tr: dict, *, by: str) -> dict:
+    """The translated item: the label and the tags read off the English text are carried over."""
+    tags = {k: item[k] for k in ("question_type", "none_correct") if k in item}
     return {"id": item["id"], "split": item["split"], "label": item["label"], "context": tr["context"],
-            "question": tr["question"], "answers": tr["answers"], "translated_by": by}
+            "question": tr["question"], "answers": tr["answers"], "translated_by": by, **tags}
 
 
 def join_dataset(items: list[dict], translations: dict[str, dict], source: str) -> tuple[list[dict], list[dict]]:

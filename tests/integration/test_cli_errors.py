@@ -91,3 +91,25 @@ def test_only_corrupt_pdfs_fail_the_stage_clearly(tmp_path):
     assert result.exit_code == 1
     assert "no text could be extracted" in result.output
     assert not (tmp_path / "pages.jsonl").exists()
+
+
+def test_compare_lists_flipped_items_between_two_prediction_files(tmp_path):
+    def rows(flags):
+        return "".join(json.dumps({"id": f"q{i}", "model": "finetuned", "mode": "letter", "correct": ok,
+                                   "prediction": "A" if ok else "B", "label": "A"}) + "\n"
+                       for i, ok in enumerate(flags))
+
+    (tmp_path / "a.jsonl").write_text(rows([True, False, True]))
+    (tmp_path / "b.jsonl").write_text(rows([True, True, False]))
+    result = invoke(["compare", "a.jsonl", "b.jsonl"], tmp_path)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "2 items flipped (finetuned, letter): 1 fixed, 1 broken in b.jsonl"
+    assert lines[1].split() == ["fixed", "q1", "label", "A", "a.jsonl:", "B", "b.jsonl:", "A"]
+    assert lines[2].split()[:2] == ["broken", "q2"]
+
+
+def test_compare_with_an_unknown_revision_is_a_clear_error(tmp_path):
+    result = invoke(["compare", "no-such-rev", "neither"], tmp_path)
+    assert result.exit_code == 1
+    assert "could not read metrics/predictions.jsonl at 'no-such-rev'" in result.output

@@ -68,11 +68,17 @@ def test_repro_runs_every_stage_to_real_metrics(first):
     assert ran(log) == ALL_STAGES
     metrics = yaml.safe_load((repo / "metrics/eval.json").read_text())
     for model in ("base", "finetuned"):
-        assert {"accuracy", "invalid_rate", "n"} <= set(metrics[model])
+        assert {"accuracy", "invalid_rate", "n", "letter", "generate", "position_bias"} <= set(metrics[model])
         assert metrics[model]["n"] == 48
+        assert metrics[model]["letter"]["invalid_rate"] == 0.0  # letter mode answers every item
     # the random base cannot follow the format; the adapter learns "Alternativa X"
-    assert metrics["base"]["invalid_rate"] > 0.9
-    assert metrics["finetuned"]["invalid_rate"] < 0.5
+    assert metrics["base"]["generate"]["invalid_rate"] > 0.9
+    assert metrics["finetuned"]["generate"]["invalid_rate"] < 0.5
+    assert set(metrics["mcnemar"]) == {"letter", "generate"}
+    report = (repo / "metrics/report.md").read_text()
+    assert "| finetuned | generate | 48 |" in report
+    plots = run(["dvc", "plots", "show", "--json"], repo).stdout
+    assert "confusion_finetuned.json" in plots and "calibration.json" in plots
     train = yaml.safe_load((repo / "metrics/train.json").read_text())
     assert train["last_logged_loss"] < train["first_logged_loss"] / 2
 

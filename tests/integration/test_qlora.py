@@ -31,6 +31,11 @@ def formatted(tiny_base, repo_root):
         [r for r, s in zip(out, recs) if s["split"] == "validation"][:6]
 
 
+@pytest.fixture(scope="module")
+def prompts(repo_root):
+    return load_prompts(repo_root / "prompts/chat.v1.yaml")
+
+
 def test_base_loads_as_nf4_with_double_quantization(tiny_base):
     import bitsandbytes as bnb
 
@@ -43,7 +48,7 @@ def test_base_loads_as_nf4_with_double_quantization(tiny_base):
     assert state.nested is True  # double quantization of the absmax constants
 
 
-def test_qlora_trains_saves_an_adapter_and_scores(tiny_base, formatted, tmp_path):
+def test_qlora_trains_saves_an_adapter_and_scores(tiny_base, formatted, prompts, tmp_path):
     train_set, val_set = formatted
     params = TrainParams.model_validate({
         "lora": {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]},
@@ -60,13 +65,26 @@ def test_qlora_trains_saves_an_adapter_and_scores(tiny_base, formatted, tmp_path
     assert config["r"] == 4 and config["lora_alpha"] == 8
     assert (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size > 0
 
-    result, preds = evaluate(val_set, tiny_base, tmp_path / "adapter", EvaluateParams(max_new_tokens=4),
-                             QuantizationParams(), letters=list("ABCD"), answer_prefix="Alternativa")
-    assert set(result) == {"base", "finetuned"}
-    assert result["base"]["n"] == result["finetuned"]["n"] == 6
-    assert len(preds) == 12
-    for m in result.values():
-        assert 0.0 <= m["accuracy"] <= 1.0 - m["invalid_rate"] + 1e-9
+    params = EvaluateParams(modes=["letter", "loglik", "generate"], max_new_tokens=4, bootstrap_samples=50)
+    result, preds, plots = evaluate(val_set, tiny_base, tmp_path / "adapter", params, QuantizationParams(),
+                                    letters=list("ABCD"), answer_prefix="Alternativa", prompts_file=prompts,
+                                    train=train_set)
+    assert set(result) == {"base", "finetuned", "mcnemar"}
+    assert len(preds) == 2 * 3 * 6
+    for name in ("base", "finetuned"):
+        assert result[name]["n"] == 6 and result[name]["accuracy"] == result[name]["letter"]["accuracy"]
+        for mode in ("letter", "loglik"):
+            m = result[name][mode]
+            assert m["invalid_rate"] == 0.0 and 0.0 <= m["ece"] <= 1.0  # every item answered, with probabilities
+        gen = result[name]["generate"]
+        assert 0.0 <= gen["accuracy"] <= 1.0 - gen["invalid_rate"] + 1e-9
+        pb = result[name]["position_bias"]
+        assert set(pb) == {"shift_0", "shift_1", "shift_2", "shift_3", "spread"}
+        # the unrotated pass scores exactly like the letter mode
+        assert pb["shift_0"] == result[name]["letter"]["accuracy"]
+    probs = [p["probs"] for p in preds if p["mode"] in ("letter", "loglik")]
+    assert all(abs(sum(p) - 1) < 1e-4 and len(p) == 4 for p in probs)
+    assert {r["model"] for r in plots["confusion"]} == {"base", "finetuned"}
 
 
 def test_training_is_bit_for_bit_repeatable_on_cpu(tiny_base, formatted, tmp_path):

@@ -41,9 +41,9 @@ def test_ingest_from_urls_reads_csv_and_jsonl(http_dir):
     records = load_urls({"train": f"{base}/train.csv", "validation": f"{base}/valid.jsonl"}, ["train", "validation"])
     assert records == [
         {"id": "a1", "split": "train", "context": "It rained, so I stayed.", "question": "Why?",
-         "answers": ["w", "x", "y", "z"], "label": 3},
+         "answers": ["w", "x", "y", "z"], "label": 3, "question_type": "cause", "none_correct": False},
         {"id": "v1", "split": "validation", "context": "c", "question": "q", "answers": ["a", "b", "c", "d"],
-         "label": 1},
+         "label": 1, "question_type": "other", "none_correct": False},
     ]
 
 

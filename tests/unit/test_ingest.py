@@ -49,9 +49,11 @@ def test_parse_csv_quoted_commas_quotes_and_newlines():
             "question": "Why, really?",
             "answers": ["plain", "with, comma", 'with "quotes"', "multi\nline"],
             "label": 2,
+            "question_type": "cause",
+            "none_correct": False,
         },
         {"id": "q2", "split": "train", "context": "ctx two", "question": "question two",
-         "answers": ["a", "b", "c", "d"], "label": 0},
+         "answers": ["a", "b", "c", "d"], "label": 0, "question_type": "other", "none_correct": False},
     ]
 
 
@@ -77,7 +79,7 @@ def test_parse_csv_columns_in_any_order_and_extra_columns_ignored():
     text = "label,answer3,answer2,answer1,answer0,question,context,id,extra\n3,d,c,b,a,q?,ctx,i9,junk\n"
     (rec,) = I.parse_csv(text, split="train", name="t.csv")
     assert rec == {"id": "i9", "split": "train", "context": "ctx", "question": "q?",
-                   "answers": ["a", "b", "c", "d"], "label": 3}
+                   "answers": ["a", "b", "c", "d"], "label": 3, "question_type": "other", "none_correct": False}
 
 
 def test_parse_csv_skips_blank_lines_and_strips_id():
@@ -162,9 +164,9 @@ def test_parse_jsonl():
     recs = I.parse_jsonl(_jsonl(rows) + "\n", split="validation", name="v.jsonl")
     assert recs == [
         {"id": "j1", "split": "validation", "context": "Contexto com acentuação", "question": "Why?",
-         "answers": ["w", "x", "y", "z"], "label": 2},
+         "answers": ["w", "x", "y", "z"], "label": 2, "question_type": "cause", "none_correct": False},
         {"id": "j2", "split": "validation", "context": "Some context.", "question": "Why?",
-         "answers": ["w", "x", "y", "z"], "label": 3},
+         "answers": ["w", "x", "y", "z"], "label": 3, "question_type": "cause", "none_correct": False},
     ]
 
 
@@ -286,7 +288,7 @@ def test_bundled_sample(repo_root):
     assert set(splits) == {"train", "validation"}
     assert splits["train"] > splits["validation"] > 0
     for r in recs:
-        assert set(r) == {"id", "split", "context", "question", "answers", "label"}
+        assert set(r) == {"id", "split", "context", "question", "answers", "label", "question_type", "none_correct"}
         assert len(r["answers"]) == 4 and all(a.strip() for a in r["answers"])
         assert r["label"] in (0, 1, 2, 3)
         assert r["context"].strip() and r["question"].strip()
@@ -309,3 +311,24 @@ def test_bundled_sample_contexts_do_not_cross_splits(repo_root):
 def test_bundled_sample_limit(repo_root):
     recs = I.limit_per_split(I.load_local(repo_root / "data/raw/cosmosqa", ["train", "validation"]), 5)
     assert Counter(r["split"] for r in recs) == {"train": 5, "validation": 5}
+
+
+@pytest.mark.parametrize("question,expected", [
+    ("What may be the reason the narrator left early?", "cause"),
+    ("Why might the narrator be upset?", "cause"),
+    ("What will the narrator probably do next?", "effect"),
+    ("What might happen between the twins after this?", "effect"),
+    ("What would have happened if the car hadn't broken down?", "counterfactual"),
+    ("What might the narrator have done differently if the forecast had been accurate?", "counterfactual"),
+    ("What may be true about the narrator?", "fact"),
+    ("How did the narrator probably feel?", "other"),
+])
+def test_question_type_from_the_english_template(question, expected):
+    assert I.question_type(question) == expected
+
+
+def test_none_of_the_above_answers_are_flagged():
+    row = {"id": "n1", "context": "c", "question": "Why?", "answer0": "a", "answer1": "b", "answer2": "c",
+           "answer3": "None of the above choices .", "label": 3}
+    assert I.normalize_row(row, split="train", where="x")["none_correct"] is True
+    assert I.normalize_row({**row, "label": 0}, split="train", where="x")["none_correct"] is False

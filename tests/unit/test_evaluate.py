@@ -1,0 +1,138 @@
+"""Evaluation without hand annotation: parsing, statistics, guard rails, open-question metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from stages import evaluate as ev
+from stages.evaluate import INVENTED, NONE, OPTION_TEXT, SEVERAL, VALID, parse_answer
+from stages.io import InputError
+from stages.params import EvaluateParams
+
+L = ["A", "B", "C", "D"]
+OPTS = ["Ele estava cansado do trabalho noturno .", "Ele ganhou na loteria .", "A padaria fechou .",
+        "Nenhuma das alternativas acima ."]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Alternativa B", ("B", VALID)),
+    ("alternativa: d", ("D", VALID)),
+    ("Alternativa (C)", ("C", VALID)),
+    (" Alternativa C\nporque o narrador...", ("C", VALID)),
+    ("B)", ("B", VALID)),
+    ("(A)", ("A", VALID)),
+    ("Alternativa E", (None, INVENTED)),
+    ("Alternativa K", (None, INVENTED)),
+    ("Alternativa A ou Alternativa C", (None, SEVERAL)),
+    ("Alternativa B, Alternativa B", ("B", VALID)),
+    ("Ele ganhou na loteria.", ("B", OPTION_TEXT)),
+    ("A resposta é: ele estava cansado do trabalho noturno", ("A", OPTION_TEXT)),
+    ("Ele", (None, NONE)),  # too short to pick an option
+    ("O narrador estava feliz com a mudança.", (None, NONE)),
+    ("Desculpe, não posso responder.", (None, NONE)),
+    ("", (None, NONE)),
+])
+def test_parse_answer(text, expected):
+    assert parse_answer(text, L, "Alternativa", OPTS) == expected
+
+
+def test_option_text_matching_two_options_is_not_an_answer():
+    opts = ["Ele foi ao mercado .", "Ele foi ao mercado de novo .", "x", "y"]
+    assert parse_answer("ele foi ao mercado", L, "Alternativa", opts) == (None, NONE)
+
+
+def _preds(correct, categories=None, probs=None):
+    return [{"id": str(i), "correct": c, "category": (categories or [VALID] * len(correct))[i],
+             **({"probs": probs[i]} if probs else {})} for i, c in enumerate(correct)]
+
+
+def test_summarize_counts_invalid_answers_as_wrong():
+    records = [{"id": str(i), "label": 0, "question_type": t, "none_correct": i == 7}
+               for i, t in enumerate(["cause", "cause", "effect", "effect", "fact", "fact", "counterfactual", "cause"])]
+    correct = [True, True, False, False, False, True, False, True]
+    cats = [VALID, VALID, VALID, INVENTED, NONE, OPTION_TEXT, SEVERAL, VALID]
+    m = ev.summarize(records, _preds(correct, cats), EvaluateParams(bootstrap_samples=200))
+    assert m["n"] == 8
+    assert m["accuracy"] == 0.5
+    assert m["invalid_rate"] == 0.375  # invented, none, several
+    assert m["accuracy_valid"] == 0.8  # 4 right of 5 answered (valid + option text)
+    assert m["invalid"] == {INVENTED: 1, SEVERAL: 1, NONE: 1}
+    assert m["by_type"] == {"cause": 1.0, "counterfactual": 0.0, "effect": 0.0, "fact": 0.5,
+                            "none_of_the_above": 1.0}
+    assert m["ci95_low"] < 0.5 < m["ci95_high"]
+    assert "ece" not in m  # no option probabilities in generate mode
+
+
+def test_bootstrap_interval_is_seeded_and_narrows_with_n():
+    small = ev.bootstrap_ci([True, False] * 10, 2000, seed=1)
+    large = ev.bootstrap_ci([True, False] * 1000, 2000, seed=1)
+    assert small == ev.bootstrap_ci([True, False] * 10, 2000, seed=1)
+    assert small[0] < large[0] < 0.5 < large[1] < small[1]
+    assert ev.bootstrap_ci([True] * 30, 500, seed=0) == (1.0, 1.0)
+
+
+def test_mcnemar_exact_p_value():
+    # base right on 2 items the fine-tuned misses, fine-tuned right on 10 the base misses
+    base = [True] * 2 + [False] * 10 + [True] * 5
+    ft = [False] * 2 + [True] * 10 + [True] * 5
+    out = ev.mcnemar(base, ft)
+    assert out["only_base_correct"] == 2 and out["only_finetuned_correct"] == 10
+    expected = 2 * sum(math.comb(12, i) for i in range(3)) / 2 ** 12
+    assert out["p_value"] == round(expected, 6) == 0.038574
+    assert ev.mcnemar([True, False], [True, False])["p_value"] == 1.0
+
+
+def test_expected_calibration_error():
+    conf = [0.95, 0.95, 0.95, 0.95, 0.55, 0.55]
+    correct = [True, True, True, False, True, False]
+    ece, curve = ev.expected_calibration_error(conf, correct, bins=10)
+    # bin 9: conf .95 acc .75 (4 items); bin 5: conf .55 acc .5 (2 items)
+    assert ece == pytest.approx(abs(0.75 - 0.95) * 4 / 6 + abs(0.5 - 0.55) * 2 / 6)
+    assert [(r["bin"], r["count"]) for r in curve] == [(5, 2), (9, 4)]
+    assert ev.expected_calibration_error([1.0], [True], 10)[0] == 0.0
+
+
+def test_open_question_metrics():
+    ref = "Seis horas diárias e trinta horas semanais."
+    assert ev.exact_match("seis horas diarias e trinta horas semanais", ref) == 1.0
+    assert ev.exact_match("seis horas", ref) == 0.0
+    assert ev.token_f1("seis horas diárias", ref) == pytest.approx(2 * 1.0 * (3 / 7) / (1 + 3 / 7))
+    assert ev.token_f1("nada a ver", ref) == 0.0
+    # LCS "seis horas semanais" (3 of 3 predicted, 3 of 7 reference)
+    assert ev.rouge_l("seis horas semanais", ref) == pytest.approx(2 * 1.0 * (3 / 7) / (1 + 3 / 7))
+    assert ev.rouge_l("semanais horas seis", ref) < ev.rouge_l("seis horas semanais", ref)
+
+
+def _rec(id_, user):
+    return {"id": id_, "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": user},
+                                    {"role": "assistant", "content": "Alternativa A"}]}
+
+
+def test_leak_check_refuses_validation_items_seen_in_training():
+    train = [_rec("t1", "Contexto: x\nPergunta: y"), _rec("v9", "outra")]
+    ev.check_no_leak([_rec("v1", "Contexto: z\nPergunta: w")], train)
+    with pytest.raises(InputError, match="1 validation item.*v9"):
+        ev.check_no_leak([_rec("v9", "nova")], train)
+    with pytest.raises(InputError, match="v2"):
+        ev.check_no_leak([_rec("v2", "contexto:   X\npergunta: Y")], train)  # same text, other id
+
+
+def test_letter_tokens_follow_the_answer_prefix(tiny_base):
+    from stages.modeling import load_tokenizer
+
+    tok = load_tokenizer(tiny_base)
+    prefix, letters = ev.letter_token_ids(tok, "Alternativa", L)
+    assert len(set(letters)) == 4
+    for letter, tid in zip(L, letters):
+        assert tok(f"Alternativa {letter}", add_special_tokens=False)["input_ids"] == prefix + [tid]
+
+
+def test_flipped_items_between_two_runs():
+    a = [{"id": "1", "model": "finetuned", "mode": "letter", "correct": True, "prediction": "A", "label": "A"},
+         {"id": "2", "model": "finetuned", "mode": "letter", "correct": False, "prediction": "B", "label": "C"},
+         {"id": "3", "model": "finetuned", "mode": "letter", "correct": True, "prediction": "D", "label": "D"}]
+    b = [{**a[0], "correct": False, "prediction": "B"}, {**a[1], "correct": True, "prediction": "C"}, a[2]]
+    rows = ev.flipped(a, b, model="finetuned", mode="letter")
+    assert [(r["id"], r["change"], r["a"], r["b"]) for r in rows] == [("1", "broken", "A", "B"), ("2", "fixed", "B", "C")]
