@@ -90,7 +90,14 @@ def normalize_open(rec: dict) -> dict:
 
 
 def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple[list[dict], list[dict], list[dict]]:
-    """Return (train, validation, quarantine). Open Q&A from PDFs goes to train."""
+    """Return (train, validation, quarantine).
+
+    ``open_qa`` holds what synthesize made of the PDFs: open questions, and multiple-choice items
+    (``kind: mcq``) that join the Cosmos QA ones. Each keeps the split synthesize gave its document
+    (train when it has none).
+    """
+    mcq = mcq + [r for r in open_qa if r.get("kind") == "mcq"]
+    open_qa = [r for r in open_qa if r.get("kind") != "mcq"]
     quarantine: list[dict] = []
 
     def reject(rec: dict, reason: str) -> None:
@@ -132,7 +139,7 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple
 
     seen_q: dict[str, str] = {}
     for raw in open_qa:
-        rec = {**normalize_open(raw), "kind": "open", "split": "train"}
+        rec = {**normalize_open(raw), "kind": "open", "split": raw.get("split", "train")}
         reason = check_open(rec, p)
         if reason:
             reject(rec, reason)
@@ -142,7 +149,7 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple
             reject(rec, f"duplicate of {seen_q[h]}")
             continue
         seen_q[h] = rec["id"]
-        train.append(rec)
+        (validation if rec["split"] == "validation" else train).append(rec)
     return train, validation, quarantine
 
 
@@ -155,6 +162,8 @@ def summarize(train: list[dict], validation: list[dict], quarantine: list[dict])
         "train_mcq": sum(r["kind"] == "mcq" for r in train),
         "train_open": sum(r["kind"] == "open" for r in train),
         "validation": len(validation),
+        "validation_mcq": sum(r["kind"] == "mcq" for r in validation),
+        "validation_open": sum(r["kind"] == "open" for r in validation),
         "quarantined": len(quarantine),
         "quarantine_reasons": dict(sorted(reasons.items())),
     }

@@ -94,9 +94,10 @@ def extract(pdf_dir, out, report, params_path):
 
     p = load_section("extract", params_path)
     pages, reports = mod.extract_dir(pdf_dir, min_text_chars=p.min_text_chars, ocr_dpi=p.ocr_dpi,
-                                     ocr_lang=p.ocr_lang, tesseract_config=p.tesseract_config)
+                                     ocr_lang=p.ocr_lang, tesseract_config=p.tesseract_config,
+                                     min_text_quality=p.min_text_quality, timeout_s=p.timeout_s)
     for r in reports:
-        if r["status"] not in ("ok",):
+        if r["status"] not in ("ok", "ocr"):
             log(f"extract: WARNING {Path(pdf_dir) / r['doc']}: {r['status']}: {r['message']}")
     if not any(pg["status"] == "ok" for pg in pages):
         raise InputError(f"{pdf_dir}: no text could be extracted from any PDF (see messages above).")
@@ -203,7 +204,7 @@ def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progres
         if p.provider == "dataset":
             kept, bad = mod.ground_pairs(mod.load_qa_files(qa_dir), page_records, p.min_grounding)
         else:
-            chunks = mod.chunk_pages(page_records, p.chunk_chars, p.chunk_overlap_chars)
+            chunks = mod.chunk_pages(page_records, p.chunk_tokens, p.chunk_overlap_tokens)
             results = engine.run([mod.build_job(c, template, p.pairs_per_chunk) for c in chunks],
                                  batch=p.provider == "batch")
             kept, bad = [], []
@@ -212,20 +213,18 @@ def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progres
                 if entry["status"] != "ok":
                     bad.append({"source": chunk["chunk_id"], "reason": f"llm: {entry['reason']}", "raw": entry.get("raw", "")})
                     continue
-                k, b = mod.ground_generated(chunk, entry["result"]["pairs"], p.min_grounding)
+                page_texts = {pg["page"]: pg["text"] for pg in page_records if pg["doc"] == chunk["doc"]}
+                k, b = mod.ground_generated(chunk, entry["result"]["pairs"], p.min_grounding, page_texts)
                 kept += k
                 bad += b
     finally:
         led.close()
-    reasons: dict[str, int] = {}
-    for b in bad:
-        key = b["reason"].split(":")[0]
-        reasons[key] = reasons.get(key, 0) + 1
-    io.write_jsonl(out, kept)
+    records, bad, summary = mod.finish(kept, bad, page_records, p)
+    io.write_jsonl(out, records)
     io.write_jsonl(rejected, bad)
-    io.write_json(metrics, {**engine.metrics(), "kept": len(kept), "rejected": len(bad),
-                            "rejected_by_reason": dict(sorted(reasons.items()))})
-    log(f"synthesize: kept {len(kept)} pairs, rejected {len(bad)} -> {out}")
+    io.write_json(metrics, {**engine.metrics(), **summary})
+    log(f"synthesize: kept {summary['kept']} pairs ({summary['kept_validation']} in validation), "
+        f"{summary['multiple_choice']} multiple-choice items, rejected {len(bad)} -> {out}")
 
 
 # --- clean ---------------------------------------------------------------------------------------
@@ -303,7 +302,7 @@ def format_(train_path, validation, base, prompts, out_dir, params_path):
     pr = mod.load_prompts(prompts)
     kw = {"letters": p.letters, "answer_prefix": p.answer_prefix}
     train_set = mod.format_records(io.read_jsonl(train_path), tokenizer, pr, include_open=p.include_pdf_qa, **kw)
-    val_set = mod.format_records(io.read_jsonl(validation), tokenizer, pr, include_open=False, **kw)
+    val_set = mod.format_records(io.read_jsonl(validation), tokenizer, pr, include_open=p.include_pdf_qa, **kw)
     with io.atomic_path(out_dir, directory=True) as tmp:
         io.write_jsonl(tmp / "train.jsonl", train_set)
         io.write_jsonl(tmp / "validation.jsonl", val_set)

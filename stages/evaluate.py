@@ -346,6 +346,19 @@ def predict(model, tokenizer, records: list[dict], mode: str, p: EvaluateParams,
     return preds
 
 
+def score_open(model, tokenizer, records: list[dict], p: EvaluateParams, name: str) -> tuple[dict, list[dict]]:
+    """Open questions (from PDFs): generated answers against the reference by EM, token F1, ROUGE-L."""
+    outputs = generate(model, tokenizer, [r["prompt"] for r in records], max_new_tokens=p.max_new_tokens_open,
+                       batch_size=p.batch_size)
+    preds = []
+    for rec, out in zip(records, outputs, strict=True):
+        preds.append({"id": rec["id"], "model": name, "mode": "open", "output": out, "reference": rec["reference"],
+                      "exact_match": exact_match(out, rec["reference"]), "token_f1": round(token_f1(out, rec["reference"]), 6),
+                      "rouge_l": round(rouge_l(out, rec["reference"]), 6)})
+    n = len(preds)
+    return {"n": n, **{k: round(sum(pr[k] for pr in preds) / n, 6) for k in ("exact_match", "token_f1", "rouge_l")}}, preds
+
+
 def position_bias(model, tokenizer, records, prompts_file, p: EvaluateParams, *, letters, answer_prefix) -> dict:
     """Letter-mode accuracy with the options rotated 0-3 places: a model that reads answers, not
     positions, scores about the same under every rotation."""
@@ -373,8 +386,9 @@ def evaluate(records: list[dict], base: str | Path, adapter: str | Path, p: Eval
     if train is not None:
         check_no_leak(records, train)
     mcq = [r for r in records if r["kind"] == "mcq"][: p.limit]
+    open_recs = [r for r in records if r["kind"] == "open"][: p.limit]
     tokenizer = load_tokenizer(base)
-    check_prompts(mcq, tokenizer)
+    check_prompts(mcq + open_recs, tokenizer)
     model = load_4bit(base, q)
     model.eval()
     metrics: dict = {}
@@ -392,6 +406,9 @@ def evaluate(records: list[dict], base: str | Path, adapter: str | Path, p: Eval
         # the primary mode's headline numbers at the top, for `dvc metrics diff` at a glance
         primary = metrics[name][p.modes[0]]
         metrics[name].update({k: primary[k] for k in ("accuracy", "accuracy_valid", "invalid_rate", "n")})
+        if open_recs:
+            metrics[name]["open"], preds = score_open(model, tokenizer, open_recs, p, name)
+            predictions += preds
         if p.position_bias and prompts_file is not None:
             metrics[name]["position_bias"] = position_bias(model, tokenizer, mcq, prompts_file, p, letters=letters,
                                                            answer_prefix=answer_prefix)
@@ -459,6 +476,12 @@ def render_report(metrics: dict, modes: list[str]) -> str:
         for name in ("base", "finetuned"):
             pb = metrics[name]["position_bias"]
             lines.append(f"| {name} | " + " | ".join(f"{pb[s]:.2%}" for s in shifts) + f" | {pb['spread']:.2%} |")
+    if "open" in metrics["base"]:
+        lines += ["", "## Open questions from the PDFs (generated answers against the reference)", "",
+                  "| model | n | exact match | token F1 | ROUGE-L |", "| --- | ---: | ---: | ---: | ---: |"]
+        for name in ("base", "finetuned"):
+            o = metrics[name]["open"]
+            lines.append(f"| {name} | {o['n']} | {o['exact_match']:.2%} | {o['token_f1']:.3f} | {o['rouge_l']:.3f} |")
     lines += ["", "## Base vs fine-tuned (exact McNemar test)", "",
               "| mode | only base correct | only fine-tuned correct | p-value |", "| --- | ---: | ---: | ---: |"]
     for mode in modes:
@@ -469,10 +492,10 @@ def render_report(metrics: dict, modes: list[str]) -> str:
 
 def flipped(a: list[dict], b: list[dict], *, model: str, mode: str) -> list[dict]:
     """Items whose correctness differs between two prediction files (experiments A and B)."""
-    pick = {(r["id"]): r for r in a if r["model"] == model and r.get("mode", mode) == mode}
+    pick = {(r["id"]): r for r in a if r["model"] == model and r.get("mode", mode) == mode and "correct" in r}
     out = []
     for r in b:
-        if r["model"] != model or r.get("mode", mode) != mode or r["id"] not in pick:
+        if r["model"] != model or r.get("mode", mode) != mode or r["id"] not in pick or "correct" not in r:
             continue
         old = pick[r["id"]]
         if old["correct"] != r["correct"]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import urllib.request
 from pathlib import Path
 from typing import Iterable
 
 from stages.io import InputError
+from stages.io import parse_jsonl as jsonl_lines
 
 COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
 # Cosmos QA's GitHub release calls the validation file "valid"
@@ -118,18 +118,7 @@ def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
 
 
 def parse_jsonl(text: str, *, split: str, name: str) -> list[dict]:
-    records = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{name}:{lineno}: not valid JSON ({exc.msg}). Fix or remove that line.") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{name}:{lineno}: expected a JSON object per line.")
-        records.append(normalize_row(row, split=split, where=f"{name}:{lineno}"))
-    return records
+    return [normalize_row(row, split=split, where=f"{name}:{lineno}") for lineno, row in jsonl_lines(text, name)]
 
 
 def parse_file(text: str, *, split: str, name: str) -> list[dict]:

@@ -73,23 +73,27 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
     return n
 
 
+def parse_jsonl(text: str, name: str) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; an error names ``name`` and the line."""
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{name}:{lineno}: not valid JSON ({exc.msg}). Fix or remove that line.") from None
+        if not isinstance(rec, dict):
+            raise InputError(f"{name}:{lineno}: expected a JSON object, got {type(rec).__name__}.")
+        out.append((lineno, rec))
+    return out
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found. Run the stage that produces it (`dvc repro`).")
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg}). Fix or remove that line.") from None
-            if not isinstance(rec, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}.")
-            records.append(rec)
-    return records
+    return [rec for _, rec in parse_jsonl(path.read_text(encoding="utf-8"), str(path))]
 
 
 def read_json(path: str | Path) -> Any:

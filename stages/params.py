@@ -38,7 +38,9 @@ class ExtractParams(Section):
     ocr_lang: str = "por"
     ocr_dpi: int = Field(default=300, ge=72, le=600)
     min_text_chars: int = Field(default=40, ge=0)
+    min_text_quality: float = Field(default=0.6, ge=0.0, le=1.0)
     tesseract_config: str = "--psm 6"
+    timeout_s: float = Field(default=300.0, gt=0)
 
 
 # --- LLM calls (shared by translate and synthesize) -----------------------------------------------
@@ -78,16 +80,20 @@ class TranslateParams(Section):
 class SynthesizeParams(Section):
     provider: Literal["dataset", "openai", "batch"] = "dataset"
     pairs_per_chunk: int = Field(default=2, ge=1)
-    chunk_chars: int = Field(default=1500, ge=200)
-    chunk_overlap_chars: int = Field(default=200, ge=0)
+    chunk_tokens: int = Field(default=400, ge=50)
+    chunk_overlap_tokens: int = Field(default=60, ge=0)
     # share of an answer's content words that must appear in the source text for it to be kept
     min_grounding: float = Field(default=0.6, ge=0.0, le=1.0)
+    near_duplicate_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    validation_docs_share: float = Field(default=0.5, ge=0.0, lt=1.0)
+    multiple_choice: bool = True
+    seed: int = 0
     llm: LLMParams = Field(default_factory=LLMParams)
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self):
-        if self.chunk_overlap_chars >= self.chunk_chars:
-            raise ValueError("chunk_overlap_chars must be smaller than chunk_chars")
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError("chunk_overlap_tokens must be smaller than chunk_tokens")
         return self
 
 
@@ -202,6 +208,7 @@ class EvaluateParams(Section):
     modes: list[Literal["letter", "loglik", "generate"]] = Field(default_factory=lambda: ["letter", "generate"],
                                                                   min_length=1)
     max_new_tokens: int = Field(default=8, ge=1)
+    max_new_tokens_open: int = Field(default=48, ge=1)
     batch_size: int = Field(default=16, ge=1)
     limit: Optional[int] = Field(default=None, ge=1)
     bootstrap_samples: int = Field(default=1000, ge=10)

@@ -9,8 +9,13 @@ Providers (``synthesize.provider``):
   dataset  import Q&A files people already have (``[{"Pergunta": ..., "Resposta": ...}]``, or
            ``question``/``answer`` keys) and keep only pairs whose answer is grounded in the
            extracted text, each tagged with the page that supports it.
-  openai   the LLM writes ``pairs_per_chunk`` pairs per text chunk through :mod:`stages.llm`; the
-           same grounding filter then applies against the chunk.
+  openai   the LLM writes ``pairs_per_chunk`` pairs per chunk (cut by tokens at article boundaries)
+           through :mod:`stages.llm`, each with its supporting span and three distractors; the same
+           grounding filter then applies against the chunk (``batch`` uses the Batch API).
+
+Then near-duplicate questions are dropped, whole documents go to train or validation (never both),
+and, with ``multiple_choice``, each pair also becomes a Cosmos-QA-shaped item (context, question,
+four options, label) so regulation questions are trained and scored like the rest.
 """
 
 from __future__ import annotations
@@ -90,55 +95,88 @@ def ground_pairs(pairs: list[dict], pages: list[dict], min_grounding: float) -> 
             continue
         kept.append({"id": pair_id(best["doc"], pair["question"]), "kind": "open", "question": pair["question"],
                      "answer": pair["answer"], "doc": best["doc"], "page": best["page"],
-                     "grounding": round(best_score, 4), "source": pair["source"]})
+                     "grounding": round(best_score, 4), "source": pair["source"],
+                     "span": best_unit(pair["answer"], best["text"])})
     return kept, rejected
 
 
-def chunk_pages(pages: list[dict], chunk_chars: int, overlap_chars: int) -> list[dict]:
-    """Split each document's pages into chunks of at most ``chunk_chars`` on paragraph boundaries."""
-    chunks = []
+def chunk_pages(pages: list[dict], max_tokens: int, overlap_tokens: int) -> list[dict]:
+    """Each document's clean pages in chunks of at most ``max_tokens``, cut at article boundaries."""
+    from stages.pdftext import chunk_document
+
     by_doc: dict[str, list[dict]] = {}
     for page in pages:
         if page["status"] == "ok":
             by_doc.setdefault(page["doc"], []).append(page)
-    for doc, doc_pages in by_doc.items():
-        paras = [(p["page"], para.strip()) for p in doc_pages for para in re.split(r"\n\s*\n", p["text"])
-                 if para.strip()]
-        current: list[tuple[int, str]] = []
-        size, index = 0, 0
-        for page_no, para in paras:
-            for piece in _hard_split(para, chunk_chars):
-                if current and size + len(piece) > chunk_chars:
-                    chunks.append(_chunk(doc, index, current))
-                    index += 1
-                    # carry an overlap only as far as it still leaves room for this piece
-                    current = _tail(current, min(overlap_chars, chunk_chars - len(piece)))
-                    size = sum(len(t) for _, t in current)
-                current.append((page_no, piece))
-                size += len(piece)
-        if current:
-            chunks.append(_chunk(doc, index, current))
-    return chunks
+    return [c for doc, doc_pages in by_doc.items() for c in chunk_document(doc, doc_pages, max_tokens, overlap_tokens)]
 
 
-def _hard_split(text: str, limit: int) -> list[str]:
-    return [text[i:i + limit] for i in range(0, len(text), limit)] or [text]
+# --- after generation: near-duplicates, document split, multiple choice ---------------------------
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def _tail(parts: list[tuple[int, str]], overlap: int) -> list[tuple[int, str]]:
-    kept: list[tuple[int, str]] = []
-    total = 0
-    for page_no, text in reversed(parts):
-        if total + len(text) > overlap:
-            break
-        kept.insert(0, (page_no, text))
-        total += len(text)
-    return kept
+def drop_near_duplicates(pairs: list[dict], threshold: float) -> tuple[list[dict], list[dict]]:
+    """Keep the first of any questions (same document) whose content words overlap >= threshold."""
+    kept, rejected, seen = [], [], []
+    for pair in pairs:
+        words = set(content_words(pair["question"]))
+        dup = next((k for k, w in seen if k["doc"] == pair["doc"] and _jaccard(words, w) >= threshold), None)
+        if dup is not None:
+            rejected.append({**pair, "reason": "near_duplicate", "duplicate_of": dup["id"]})
+            continue
+        seen.append((pair, words))
+        kept.append(pair)
+    return kept, rejected
 
 
-def _chunk(doc: str, index: int, parts: list[tuple[int, str]]) -> dict:
-    return {"doc": doc, "chunk_id": f"{doc}#{index}", "page": parts[0][0], "pages": sorted({p for p, _ in parts}),
-            "text": "\n\n".join(t for _, t in parts)}
+def _rank(seed: int, *parts: str) -> str:
+    return hashlib.sha256("\n".join((str(seed), *parts)).encode()).hexdigest()
+
+
+def split_documents(docs: list[str], validation_share: float, seed: int) -> dict[str, str]:
+    """doc -> train|validation; whole documents, so no document is in both (none in validation if
+    there is only one document)."""
+    ordered = sorted(set(docs), key=lambda d: _rank(seed, d))
+    n_val = min(len(ordered) - 1, round(validation_share * len(ordered))) if len(ordered) > 1 else 0
+    return {d: ("validation" if i < n_val else "train") for i, d in enumerate(ordered)}
+
+
+def best_unit(answer: str, text: str) -> str:
+    """The article/paragraph of ``text`` that supports ``answer`` best: the MCQ's context."""
+    from stages.pdftext import units
+
+    candidates = units(text) or [text]
+    return max(candidates, key=lambda u: (grounding(answer, set(content_words(u))), -len(u)))
+
+
+def to_multiple_choice(pairs: list[dict], pages: list[dict], seed: int) -> list[dict]:
+    """Cosmos-QA-shaped items from Q&A pairs: the supporting article as context, the answer and three
+    distractors (LLM-written when the pair has them, else the answers of other questions about the same
+    document, closest in length first), in a seeded order."""
+    texts = {(p["doc"], p["page"]): p["text"] for p in pages}
+    items = []
+    for pair in pairs:
+        seen = {fold(pair["answer"]).strip()}
+        distractors: list[str] = []
+        others = sorted((o for o in pairs if o["doc"] == pair["doc"] and o is not pair),
+                        key=lambda o: (abs(len(o["answer"]) - len(pair["answer"])), o["id"]))
+        for candidate in [*pair.get("distractors", []), *(o["answer"] for o in others)]:
+            key = fold(candidate).strip()
+            if key and key not in seen and len(distractors) < 3:  # four distinct options or none
+                seen.add(key)
+                distractors.append(candidate.strip())
+        if len(distractors) < 3:
+            continue
+        options = [pair["answer"], *distractors[:3]]
+        order = sorted(range(4), key=lambda i: _rank(seed, pair["id"], str(i)))
+        context = pair.get("span") if pair.get("distractors") and pair.get("span") else \
+            best_unit(pair["answer"], texts.get((pair["doc"], pair["page"]), ""))
+        items.append({"id": pair["id"].replace("pdf-", "pdfmc-"), "kind": "mcq", "source": "pdf",
+                      "split": pair["split"], "doc": pair["doc"], "page": pair["page"], "context": context,
+                      "question": pair["question"], "answers": [options[i] for i in order],
+                      "label": order.index(0), "question_type": "regulation", "none_correct": False})
+    return items
 
 
 class _Pair(BaseModel):
@@ -146,6 +184,7 @@ class _Pair(BaseModel):
     pergunta: str
     resposta: str
     trecho: str
+    distratores: list[str] = []
 
 
 class _Pairs(BaseModel):
@@ -157,8 +196,9 @@ SCHEMA = {
     "type": "object",
     "properties": {"pares": {"type": "array", "items": {
         "type": "object",
-        "properties": {"pergunta": {"type": "string"}, "resposta": {"type": "string"}, "trecho": {"type": "string"}},
-        "required": ["pergunta", "resposta", "trecho"], "additionalProperties": False}}},
+        "properties": {"pergunta": {"type": "string"}, "resposta": {"type": "string"}, "trecho": {"type": "string"},
+                       "distratores": {"type": "array", "items": {"type": "string"}}},
+        "required": ["pergunta", "resposta", "trecho", "distratores"], "additionalProperties": False}}},
     "required": ["pares"],
     "additionalProperties": False,
 }
@@ -173,7 +213,7 @@ def build_job(chunk: dict, template: str, n: int) -> Job:
         try:
             parsed = _Pairs.model_validate(parse_json_object(raw))
         except ValidationError as exc:
-            raise InvalidReply('o JSON deve ser {"pares": [{"pergunta", "resposta", "trecho"}]}: '
+            raise InvalidReply('o JSON deve ser {"pares": [{"pergunta", "resposta", "trecho", "distratores"}]}: '
                                f"{exc.errors()[0]['msg']}") from None
         pairs = [p for p in parsed.pares if p.pergunta.strip() and p.resposta.strip()]
         if not pairs:
@@ -185,17 +225,50 @@ def build_job(chunk: dict, template: str, n: int) -> Job:
                validate=validate, schema_name="pares", schema=SCHEMA)
 
 
-def ground_generated(chunk: dict, pairs: list[dict], min_grounding: float) -> tuple[list[dict], list[dict]]:
-    words = set(content_words(chunk["text"]))
+def ground_generated(chunk: dict, pairs: list[dict], min_grounding: float,
+                     page_texts: dict[int, str] | None = None) -> tuple[list[dict], list[dict]]:
+    """Keep pairs whose answer is supported by the chunk: lexical overlap with the chunk of at least
+    ``min_grounding``, or a quoted span found verbatim in the chunk that the answer overlaps.
+    With ``page_texts`` (page -> text), a pair's page is the one its span comes from."""
+    chunk_words = set(content_words(chunk["text"]))
+    folded_chunk = " ".join(content_words(chunk["text"]))
     kept, rejected = [], []
     for i, pair in enumerate(pairs):
-        score = grounding(pair["resposta"], words)
+        span = pair.get("trecho", "").strip()
+        span_words = content_words(span)
+        span_found = bool(span_words) and " ".join(span_words) in folded_chunk
+        score = grounding(pair["resposta"], chunk_words)
         rec = {"question": pair["pergunta"].strip(), "answer": pair["resposta"].strip(),
                "source": f"{chunk['chunk_id']}[{i}]"}
-        if score < min_grounding:
+        if score < min_grounding and not (span_found and grounding(pair["resposta"], set(span_words)) >= min_grounding / 2):
             rejected.append({**rec, "reason": "ungrounded", "grounding": round(score, 4)})
             continue
+        page = next((pg for pg in chunk["pages"] if span_found and page_texts and
+                     " ".join(span_words) in " ".join(content_words(page_texts.get(pg, "")))), chunk["page"])
         kept.append({**rec, "id": pair_id(chunk["doc"], rec["question"]), "kind": "open", "doc": chunk["doc"],
-                     "page": chunk["page"], "chunk_id": chunk["chunk_id"], "span": pair["trecho"].strip(),
-                     "grounding": round(score, 4)})
+                     "page": page, "chunk_id": chunk["chunk_id"], "span": span, "span_found": span_found,
+                     "grounding": round(score, 4),
+                     "distractors": [d.strip() for d in pair.get("distratores", []) if d.strip()]})
     return kept, rejected
+
+
+def finish(kept: list[dict], rejected: list[dict], pages: list[dict], p) -> tuple[list[dict], list[dict], dict]:
+    """Near-duplicates out, whole documents to train or validation, optional multiple-choice items."""
+    kept, near = drop_near_duplicates(kept, p.near_duplicate_threshold)
+    rejected = rejected + near
+    splits = split_documents([k["doc"] for k in kept], p.validation_docs_share, p.seed)
+    kept = [{**k, "split": splits[k["doc"]]} for k in kept]
+    mcq = to_multiple_choice(kept, pages, p.seed) if p.multiple_choice else []
+    reasons: dict[str, int] = {}
+    for r in rejected:
+        key = r["reason"].split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    metrics = {
+        "generated": len(kept) + len(rejected), "kept": len(kept), "rejected": len(rejected),
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "kept_train": sum(k["split"] == "train" for k in kept),
+        "kept_validation": sum(k["split"] == "validation" for k in kept),
+        "multiple_choice": len(mcq),
+        "docs_validation": sorted(d for d, sp in splits.items() if sp == "validation"),
+    }
+    return kept + mcq, rejected, metrics

@@ -6,6 +6,7 @@ change, pushes to the default local remote and pulls into a fresh clone.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -67,16 +68,20 @@ def test_repro_runs_every_stage_to_real_metrics(first):
     repo, log = first
     assert ran(log) == ALL_STAGES
     metrics = yaml.safe_load((repo / "metrics/eval.json").read_text())
+    validation = [json.loads(line) for line in (repo / "data/processed/validation.jsonl").read_text().splitlines()]
+    n_mcq = sum(r["kind"] == "mcq" for r in validation)
+    # 48 Cosmos QA items + the multiple-choice items of the held-out regulation
+    assert n_mcq > 48 and any(r["kind"] == "open" for r in validation)
     for model in ("base", "finetuned"):
-        assert {"accuracy", "invalid_rate", "n", "letter", "generate", "position_bias"} <= set(metrics[model])
-        assert metrics[model]["n"] == 48
+        assert {"accuracy", "invalid_rate", "n", "letter", "generate", "position_bias", "open"} <= set(metrics[model])
+        assert metrics[model]["n"] == n_mcq
         assert metrics[model]["letter"]["invalid_rate"] == 0.0  # letter mode answers every item
     # the random base cannot follow the format; the adapter learns "Alternativa X"
     assert metrics["base"]["generate"]["invalid_rate"] > 0.9
     assert metrics["finetuned"]["generate"]["invalid_rate"] < 0.5
     assert set(metrics["mcnemar"]) == {"letter", "generate"}
     report = (repo / "metrics/report.md").read_text()
-    assert "| finetuned | generate | 48 |" in report
+    assert f"| finetuned | generate | {n_mcq} |" in report and "## Open questions from the PDFs" in report
     plots = run(["dvc", "plots", "show", "--json"], repo).stdout
     assert "confusion_finetuned.json" in plots and "calibration.json" in plots
     train = yaml.safe_load((repo / "metrics/train.json").read_text())

@@ -320,6 +320,65 @@ def test_mcq_and_open_are_deduplicated_separately():
     assert quarantine == []
 
 
+# --- what synthesize makes of the PDFs: multiple-choice items and open questions, with a split -------
+def pdf_mcq(id_, split, **overrides):
+    return {**mcq(id_, split=split, **overrides), "kind": "mcq", "source": "pdf", "doc": "a.pdf", "page": 2,
+            "question_type": "regulation", "none_correct": False}
+
+
+def test_pdf_items_join_the_mcq_pipeline_and_open_questions_keep_their_split():
+    cosmos = [mcq("c1"), mcq("c2", split="validation")]
+    held_out = pdf_mcq("pdfmc-2", "validation", context="Art. 7º O trancamento total vale por 4 semestres.")
+    pdf = [
+        pdf_mcq("pdfmc-1", "train", context="Art. 4º A jornada\u00a0de estágio  não passa de 6 horas.\u200b"),
+        open_qa("pdf-1", "Qual é a carga horária máxima?", "Seis horas.", kind="open", split="train"),
+        held_out,
+        open_qa("pdf-2", "Por quantos semestres se tranca?", "Quatro\u00a0semestres.", kind="open",
+                split="validation", doc="b.pdf"),
+        pdf_mcq("pdfmc-3", "train", label=9),                                             # schema
+        pdf_mcq("pdfmc-4", "train", context=held_out["context"], question=held_out["question"],
+                answers=list(reversed(held_out["answers"])), label=2),                    # leak
+        {**mcq("c1"), "id": "pdfmc-5", "kind": "mcq"},                                    # duplicate of c1
+        open_qa("pdf-3", "Quem assina o termo?", "O estudante."),                         # no split: train
+        open_qa("pdf-4", "  por quantos semestres  se tranca?", "Outra.", kind="open", split="train"),
+    ]
+    train, validation, quarantine = C.clean_records(cosmos, pdf, P)
+    assert [(r["id"], r["kind"], r["split"]) for r in train] == [
+        ("c1", "mcq", "train"), ("pdfmc-1", "mcq", "train"), ("pdf-1", "open", "train"), ("pdf-3", "open", "train")]
+    assert [(r["id"], r["kind"], r["split"]) for r in validation] == [
+        ("c2", "mcq", "validation"), ("pdfmc-2", "mcq", "validation"), ("pdf-2", "open", "validation")]
+    assert [(q["id"], q["kind"], q["reason"]) for q in quarantine] == [
+        ("pdfmc-3", "mcq", "schema: label 9 outside 0-3"),
+        ("pdfmc-5", "mcq", "duplicate of c1"),
+        ("pdfmc-4", "mcq", "leak: also in validation"),
+        ("pdf-4", "open", "duplicate of pdf-2"),
+    ]
+    # the item is normalized like a Cosmos QA one and keeps its provenance
+    assert train[1] == {**pdf[0], "context": "Art. 4º A jornada de estágio não passa de 6 horas."}
+    assert validation[2] == {"id": "pdf-2", "kind": "open", "split": "validation", "doc": "b.pdf",
+                             "question": "Por quantos semestres se tranca?", "answer": "Quatro semestres."}
+    assert C.summarize(train, validation, quarantine) == {
+        "train_mcq": 2, "train_open": 2, "validation": 3, "validation_mcq": 2, "validation_open": 1,
+        "quarantined": 4,
+        "quarantine_reasons": {"duplicate": 2, "leak: also in validation": 1, "schema: label 9 outside 0-3": 1},
+    }
+
+
+def test_pdf_mcq_with_another_split_is_quarantined_not_dropped():
+    train, validation, quarantine = C.clean_records([], [pdf_mcq("pdfmc-1", "test")], P)
+    assert train == [] and validation == []
+    assert [(q["id"], q["kind"], q["reason"]) for q in quarantine] == [
+        ("pdfmc-1", "mcq", "split 'test' not used (only train and validation are)")]
+
+
+def test_open_questions_of_a_validation_document_never_reach_train():
+    recs = [open_qa(f"pdf-{i}", f"Pergunta número {i} sobre o regulamento?", f"Resposta {i}.", kind="open",
+                    split="validation") for i in range(3)]
+    train, validation, quarantine = C.clean_records([mcq("c1")], recs, P)
+    assert [r["id"] for r in train] == ["c1"]
+    assert [r["id"] for r in validation] == ["pdf-0", "pdf-1", "pdf-2"] and quarantine == []
+
+
 # --- accounting ----------------------------------------------------------------------------------
 def _mixed_batch():
     v1 = mcq("v1", split="validation")
@@ -394,6 +453,8 @@ def test_summarize():
         "train_mcq": 2,
         "train_open": 2,
         "validation": 2,
+        "validation_mcq": 2,
+        "validation_open": 0,
         "quarantined": 8,
         "quarantine_reasons": {
             "duplicate": 2,
@@ -408,5 +469,5 @@ def test_summarize():
 
 
 def test_summarize_empty():
-    assert C.summarize([], [], []) == {"train_mcq": 0, "train_open": 0, "validation": 0, "quarantined": 0,
-                                       "quarantine_reasons": {}}
+    assert C.summarize([], [], []) == {"train_mcq": 0, "train_open": 0, "validation": 0, "validation_mcq": 0,
+                                       "validation_open": 0, "quarantined": 0, "quarantine_reasons": {}}

@@ -181,7 +181,7 @@ def test_parse_jsonl_bad_json_line():
 
 def test_parse_jsonl_line_not_an_object():
     text = _jsonl([_row("j1", label=0)]) + "[1, 2]\n"
-    with pytest.raises(InputError, match=r"^t\.jsonl:2: expected a JSON object per line"):
+    with pytest.raises(InputError, match=r"^t\.jsonl:2: expected a JSON object, got list"):
         I.parse_jsonl(text, split="train", name="t.jsonl")
 
 

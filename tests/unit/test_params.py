@@ -77,7 +77,14 @@ def test_offline_profile_values(repo_root):
     assert p["train"].sft.learning_rate == pytest.approx(3.0e-3)
     assert p["train"].sft.bf16 is False
     assert p["base_model"].tiny.intermediate_size == 192
-    assert p["synthesize"].chunk_chars == 1500 and p["synthesize"].chunk_overlap_chars == 200
+    s = p["synthesize"]
+    assert s.provider == "dataset" and s.pairs_per_chunk == 2
+    assert (s.chunk_tokens, s.chunk_overlap_tokens) == (400, 60)
+    assert s.min_grounding == pytest.approx(0.6)
+    assert s.near_duplicate_threshold == pytest.approx(0.8)
+    assert s.validation_docs_share == pytest.approx(0.5)
+    assert s.multiple_choice is True and s.seed == 0
+    assert s.llm.temperature == pytest.approx(0.3) and s.llm.max_tokens == 1024
 
 
 def test_thesis_profile_values(repo_root):
@@ -143,8 +150,12 @@ def test_sections_are_frozen(repo_root):
         ("train", "torch_threads", "torch_thread", "train.torch_thread", "torch_threads"),
         ("translate", "llm.temperature", "temprature", "translate.llm.temprature", "temperature"),
         ("base_model", "tiny.hidden_size", "hidden_sise", "base_model.tiny.hidden_sise", "hidden_size"),
-        ("synthesize", "chunk_overlap_chars", "chunk_overlap_char", "synthesize.chunk_overlap_char",
-         "chunk_overlap_chars"),
+        ("synthesize", "chunk_overlap_tokens", "chunk_overlap_token", "synthesize.chunk_overlap_token",
+         "chunk_overlap_tokens"),
+        ("synthesize", "near_duplicate_threshold", "near_duplicate_treshold",
+         "synthesize.near_duplicate_treshold", "near_duplicate_threshold"),
+        ("synthesize", "validation_docs_share", "validation_doc_share", "synthesize.validation_doc_share",
+         "validation_docs_share"),
         ("ingest", "limit_per_split", "limit_per_splt", "ingest.limit_per_splt", "limit_per_split"),
     ],
 )
@@ -218,6 +229,15 @@ def test_several_errors_reported_together(tmp_path):
         ("translate", "llm.response_format", "text", "translate.llm.response_format",
          "'json_schema' or 'json_object'"),
         ("synthesize", "min_grounding", 1.5, "synthesize.min_grounding", "less than or equal to 1"),
+        ("synthesize", "chunk_overlap_tokens", -1, "synthesize.chunk_overlap_tokens", "greater than or equal to 0"),
+        ("synthesize", "near_duplicate_threshold", 0, "synthesize.near_duplicate_threshold", "greater than 0"),
+        ("synthesize", "near_duplicate_threshold", 1.1, "synthesize.near_duplicate_threshold",
+         "less than or equal to 1"),
+        ("synthesize", "validation_docs_share", 1.0, "synthesize.validation_docs_share", "less than 1"),
+        ("synthesize", "validation_docs_share", -0.1, "synthesize.validation_docs_share",
+         "greater than or equal to 0"),
+        ("synthesize", "multiple_choice", "maybe", "synthesize.multiple_choice", "valid boolean"),
+        ("synthesize", "seed", "zero", "synthesize.seed", "valid integer"),
         ("clean", "min_clean_char_ratio", -0.1, "clean.min_clean_char_ratio", "greater than or equal to 0"),
         ("evaluate", "batch_size", 0, "evaluate.batch_size", "greater than or equal to 1"),
         ("base_model", "source", "local", "base_model.source", "'tiny' or 'hub'"),
@@ -233,25 +253,49 @@ def test_bad_value_names_the_key(repo_root, tmp_path, section, dotted, value, wh
     assert why in line
 
 
-@pytest.mark.parametrize(("chunk", "overlap"), [(1500, 1500), (1500, 2000), (200, 200)])
+@pytest.mark.parametrize(("chunk", "overlap"), [(400, 400), (400, 500), (50, 50)])
 def test_chunk_overlap_not_smaller_than_chunk(repo_root, tmp_path, chunk, overlap):
     data = yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8"))
-    data["synthesize"].update(chunk_chars=chunk, chunk_overlap_chars=overlap)
+    data["synthesize"].update(chunk_tokens=chunk, chunk_overlap_tokens=overlap)
     with pytest.raises(InputError) as exc:
         P.load_all(_write_yaml(tmp_path, data))
     msg = str(exc.value)
-    assert "synthesize" in msg
-    assert "chunk_overlap_chars must be smaller than chunk_chars" in msg
+    assert "invalid section 'synthesize'" in msg
+    assert "chunk_overlap_tokens must be smaller than chunk_tokens" in msg
+
+
+def test_default_overlap_must_stay_below_a_smaller_chunk():
+    # chunk_overlap_tokens defaults to 60: a chunk of 60 tokens with no overlap given is refused
+    with pytest.raises(InputError, match="chunk_overlap_tokens must be smaller than chunk_tokens"):
+        P.parse_section("synthesize", {"chunk_tokens": 60})
+    assert P.parse_section("synthesize", {"chunk_tokens": 61}).chunk_overlap_tokens == 60
 
 
 def test_chunk_overlap_one_below_chunk_is_fine():
-    p = P.parse_section("synthesize", {"chunk_chars": 300, "chunk_overlap_chars": 299})
-    assert (p.chunk_chars, p.chunk_overlap_chars) == (300, 299)
+    p = P.parse_section("synthesize", {"chunk_tokens": 300, "chunk_overlap_tokens": 299})
+    assert (p.chunk_tokens, p.chunk_overlap_tokens) == (300, 299)
+    assert P.parse_section("synthesize", {"chunk_tokens": 50, "chunk_overlap_tokens": 0}).chunk_tokens == 50
 
 
-def test_chunk_chars_minimum():
-    with pytest.raises(InputError, match=r"synthesize\.chunk_chars: Input should be greater than or equal to 200"):
-        P.parse_section("synthesize", {"chunk_chars": 199, "chunk_overlap_chars": 0})
+def test_chunk_tokens_minimum():
+    with pytest.raises(InputError, match=r"synthesize\.chunk_tokens: Input should be greater than or equal to 50"):
+        P.parse_section("synthesize", {"chunk_tokens": 49, "chunk_overlap_tokens": 0})
+
+
+def test_synthesize_defaults():
+    s = P.SynthesizeParams()
+    assert (s.chunk_tokens, s.chunk_overlap_tokens) == (400, 60)
+    assert (s.near_duplicate_threshold, s.validation_docs_share, s.multiple_choice, s.seed) == (0.8, 0.5, True, 0)
+
+
+@pytest.mark.parametrize(("old", "suggested"), [("chunk_chars", "chunk_tokens"),
+                                                 ("chunk_overlap_chars", "chunk_overlap_tokens")])
+def test_removed_character_chunk_keys_are_refused_with_the_token_key_suggested(repo_root, tmp_path, old, suggested):
+    # a params.yaml from before chunking by tokens must fail loudly, not be silently ignored
+    path = _with(repo_root, tmp_path, "synthesize", old, 1500)
+    with pytest.raises(InputError) as exc:
+        P.load_section("synthesize", path)
+    assert f"synthesize.{old}: unknown key (did you mean '{suggested}'?)" in str(exc.value)
 
 
 def test_section_that_is_not_a_mapping(tmp_path):
