@@ -79,14 +79,19 @@ def check_open(rec: dict, p: CleanParams) -> str | None:
     return None
 
 
+def _text(value) -> str:
+    """A field as text: null becomes empty (and fails the schema check with a reason, not a crash)."""
+    return normalize_text(value) if isinstance(value, str) else ""
+
+
 def normalize_mcq(rec: dict) -> dict:
-    return {**rec, "context": normalize_text(rec.get("context", "")),
-            "question": normalize_text(rec.get("question", "")),
-            "answers": [normalize_text(a) for a in rec.get("answers", [])]}
+    answers = rec.get("answers")
+    return {**rec, "context": _text(rec.get("context")), "question": _text(rec.get("question")),
+            "answers": [_text(a) for a in answers] if isinstance(answers, list) else answers}
 
 
 def normalize_open(rec: dict) -> dict:
-    return {**rec, "question": normalize_text(rec.get("question", "")), "answer": normalize_text(rec.get("answer", ""))}
+    return {**rec, "question": _text(rec.get("question")), "answer": _text(rec.get("answer"))}
 
 
 def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple[list[dict], list[dict], list[dict]]:
@@ -137,19 +142,29 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple
             continue
         train.append(rec)
 
-    seen_q: dict[str, str] = {}
+    # as above: duplicates within a split; a train question equal to a validation one is a leak
+    seen_q: dict[tuple[str, str], str] = {}
+    open_ok = []
     for raw in open_qa:
         rec = {**normalize_open(raw), "kind": "open", "split": raw.get("split", "train")}
         reason = check_open(rec, p)
         if reason:
             reject(rec, reason)
             continue
-        h = content_hash(rec["question"])
-        if h in seen_q:
-            reject(rec, f"duplicate of {seen_q[h]}")
+        key = (rec["split"], content_hash(rec["question"]))
+        if key in seen_q:
+            reject(rec, f"duplicate of {seen_q[key]}")
             continue
-        seen_q[h] = rec["id"]
-        (validation if rec["split"] == "validation" else train).append(rec)
+        seen_q[key] = rec["id"]
+        open_ok.append(rec)
+    val_open = {content_hash(r["question"]) for r in open_ok if r["split"] == "validation"}
+    for rec in open_ok:
+        if rec["split"] == "validation":
+            validation.append(rec)
+        elif content_hash(rec["question"]) in val_open:
+            reject(rec, "leak: also in validation")
+        else:
+            train.append(rec)
     return train, validation, quarantine
 
 

@@ -314,20 +314,41 @@ def format_(train_path, validation, base, prompts, out_dir, params_path):
 # --- train ---------------------------------------------------------------------------------------
 @main.command()
 @click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="evaluated every train.sft.eval_steps; picks the best checkpoint")
 @click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--checkpoints", type=click.Path(file_okay=False), required=True,
+              help="checkpoint folder kept across crashes (a persist: true output)")
+@click.option("--live-dir", type=click.Path(file_okay=False), required=True, help="DVCLive logs")
 @click.option("--metrics", type=click.Path(dir_okay=False), required=True)
 @_params_option
 @user_errors
-def train(train_path, base, out, metrics, params_path):
-    """4-bit QLoRA fine-tuning (bitsandbytes NF4 + peft LoRA + trl SFTTrainer)."""
+def train(train_path, validation, base, out, checkpoints, live_dir, metrics, params_path):
+    """4-bit QLoRA fine-tuning (bitsandbytes NF4 + peft LoRA + trl SFTTrainer).
+
+    After a crash, a power cut or `kill`, run it again (`dvc repro`): it resumes from the last
+    complete checkpoint. SIGTERM and SIGHUP save a checkpoint and stop cleanly.
+
+    \b
+    Examples:
+      dvc repro train
+      dvc exp run -S train.lora.r=32     # an experiment with another LoRA rank
+      dvc plots show metrics/train_live/plots/metrics   # loss, eval loss, lr, tokens/s
+    """
     from stages import train as mod
 
     p = load_section("train", params_path)
-    with io.atomic_path(out, directory=True) as tmp:
-        result = mod.train(io.read_jsonl(train_path), base, tmp, p)
+    try:
+        with io.atomic_path(out, directory=True) as tmp:
+            result = mod.train(io.read_jsonl(train_path), base, tmp, p, eval_records=io.read_jsonl(validation),
+                               checkpoint_dir=checkpoints, live_dir=live_dir)
+    except mod.Interrupted as exc:
+        raise click.ClickException(f"training interrupted by {exc}") from None
     io.write_json(metrics, result)
-    log(f"train: {result['steps']} steps, loss {result['first_logged_loss']} -> {result['last_logged_loss']} -> {out}")
+    resumed = f" (resumed from step {result['resumed_from_step']})" if result["resumed_from_step"] else ""
+    log(f"train: {result['steps']} steps{resumed}, loss {result['first_logged_loss']} -> "
+        f"{result['last_logged_loss']}, best eval loss {result['best_eval_loss']} -> {out}")
 
 
 # --- evaluate ------------------------------------------------------------------------------------
@@ -410,7 +431,7 @@ def compare(a, b, model, mode, path):
         except Exception as exc:  # dvc raises many kinds; all mean "not there"
             raise InputError(f"could not read {path} at '{ref}' ({exc}). Give a predictions file, a git "
                              "revision or an experiment name (`dvc exp show`).") from None
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        return [json.loads(line) for line in text.split("\n") if line.strip()]
 
     rows = flipped(load(a), load(b), model=model, mode=mode)
     fixed = sum(r["change"] == "fixed" for r in rows)

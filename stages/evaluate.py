@@ -48,7 +48,15 @@ def parse_answer(text: str, letters: list[str], answer_prefix: str,
                  options: list[str] | None = None) -> tuple[str | None, str]:
     """(letter or None, category) for one model output."""
     first_line = text.strip().split("\n", 1)[0]
-    found = re.findall(rf"{re.escape(answer_prefix)}\s*:?\s*\(?([A-Z])\b", first_line, flags=re.IGNORECASE)
+    prefix = re.escape(answer_prefix)
+    found = re.findall(rf"{prefix}s?\b\s*:?\s*\(?([A-Z])\b", first_line, flags=re.IGNORECASE)
+    if found:
+        # "Alternativa B ou C", "Alternativas B e C", "A/C": more letters hedged after the first
+        # (further letters must be capitals: "Alternativa B e o narrador" is one answer)
+        tail = re.match(rf"(?i:.*?{prefix}s?\b\s*:?\s*\(?[A-Z]\b\)?)((?:\s*(?i:,|/|\bou\b|\be\b|\bor\b|\band\b)"
+                        rf"\s*\(?[A-Z]\b\)?)+)", first_line)
+        if tail:
+            found += re.findall(r"(?<![A-Za-z])([A-Z])(?![A-Za-z])", tail.group(1))
     if not found:
         # a bare letter: "B", "B)", "(B)", "B."
         bare = re.fullmatch(r"\(?([A-Z])[\).:]?", first_line.strip())
@@ -59,8 +67,10 @@ def parse_answer(text: str, letters: list[str], answer_prefix: str,
     if distinct:
         return (distinct[0], VALID) if distinct[0] in letters else (None, INVENTED)
     if options:
-        said = _fold(first_line)
-        hits = [i for i, opt in enumerate(options) if _fold(opt) and (_fold(opt) in said or said and said in _fold(opt))
+        said = f" {_fold(first_line)} "
+        # whole words only: "partir" must not match an option "ir"
+        hits = [i for i, opt in enumerate(options) if _fold(opt) and
+                (f" {_fold(opt)} " in said or (said.strip() and said in f" {_fold(opt)} "))
                 and len(said.split()) >= min(3, len(_fold(opt).split()))]
         if len(hits) == 1:
             return letters[hits[0]], OPTION_TEXT

@@ -76,7 +76,9 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
 def parse_jsonl(text: str, name: str) -> list[tuple[int, dict]]:
     """(line number, object) for each non-blank line; an error names ``name`` and the line."""
     out = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # split on "\n" only: str.splitlines() also breaks at U+2028/U+2029/U+0085, which JSON strings
+    # written with ensure_ascii=False may hold
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:

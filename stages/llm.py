@@ -144,9 +144,13 @@ class Ledger:
             if len(complete) != len(raw):
                 with open(self.path, "r+b") as fh:
                     fh.truncate(len(complete))
-            for line in complete.decode("utf-8").splitlines():
+            for lineno, line in enumerate(complete.decode("utf-8").split("\n"), 1):
                 if line.strip():
-                    entry = json.loads(line)
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InputError(f"{self.path}:{lineno}: corrupt ledger line ({exc.msg}). Remove that line "
+                                         "(its call will be made again) and rerun.") from None
                     self.entries[entry["key"]] = entry
         self._fh = open(self.path, "a", encoding="utf-8")
         self._dirty = threading.Event()
@@ -308,8 +312,8 @@ class Engine:
                     raw, finish = await self._complete(client, messages, job)
                 except FatalAPIError:
                     raise
-                except Exception as exc:  # retries exhausted on a transient error
-                    return {"key": key, "id": job.id, "status": "failed", "raw": last_raw,
+                except Exception as exc:  # retries exhausted on a transient error: not final, not cached
+                    return {"key": key, "id": job.id, "status": "failed", "transient": True, "raw": last_raw,
                             "reason": f"gave up after {self.params.max_retries} retries: {type(exc).__name__}: {exc}"}
             last_raw = raw
             if finish == "length":
@@ -374,7 +378,8 @@ class Engine:
                 except FatalAPIError:
                     stop.set()
                     raise
-            self.ledger.put(entry)  # event-loop thread only: one writer, no duplicate lines
+            if not entry.get("transient"):  # a network blip must not fail the item for good
+                self.ledger.put(entry)  # event-loop thread only: one writer, no duplicate lines
             results[job.id] = entry
             self._tick()
 
@@ -451,11 +456,16 @@ class Engine:
         import openai
 
         by_key = {key: job for job, key in todo}
+        # replies a previous run downloaded but did not get to validate
+        stored = {e["job_key"]: (e["raw"], e["finish"]) for e in self.ledger.entries.values()
+                  if e.get("kind") == "batch_reply"}
+        leftovers: list[tuple[Job, str, tuple[str, str] | None]] = [
+            (job, key, stored[key]) for job, key in todo if key in stored]
         # batches a previous run submitted and did not finish: poll them instead of paying twice
         pending = {e["batch_id"]: e["keys"] for e in self.ledger.entries.values()
                    if e.get("kind") == "batch" and e["status"] == "submitted"}
         submitted = {k for keys in pending.values() for k in keys}
-        new = [(job, key) for job, key in todo if key not in submitted]
+        new = [(job, key) for job, key in todo if key not in submitted and key not in stored]
         try:
             for i, group in enumerate(self._split(new)):
                 upload = await client.files.create(
@@ -472,7 +482,6 @@ class Engine:
                 openai.BadRequestError) as exc:
             raise FatalAPIError(f"the Batch API refused the request ({exc.status_code}): {exc.message}") from None
 
-        leftovers: list[tuple[Job, str, tuple[str, str] | None]] = []
         while pending:
             for batch_id in list(pending):
                 batch = await client.batches.retrieve(batch_id)
@@ -481,7 +490,7 @@ class Engine:
                 replies = {}
                 if batch.output_file_id:
                     content = await client.files.content(batch.output_file_id)
-                    for line in content.text.splitlines():
+                    for line in filter(str.strip, content.text.split("\n")):
                         row = json.loads(line)
                         response = row.get("response") or {}
                         if response.get("status_code") == 200:
@@ -493,6 +502,9 @@ class Engine:
                             replies[row["custom_id"]] = (choice["message"].get("content") or "",
                                                          choice.get("finish_reason") or "")
                 self.stats.api_calls += len(replies)
+                for key, (raw, finish) in replies.items():  # recorded before the batch counts as done
+                    self.ledger.put({"key": f"reply:{key}", "kind": "batch_reply", "job_key": key,
+                                     "raw": raw, "finish": finish})
                 for key in pending.pop(batch_id):
                     job = by_key.get(key)
                     if job is None:  # submitted for a job this run no longer has

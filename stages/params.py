@@ -191,13 +191,29 @@ class SFTParams(Section):
     bf16: bool = False
     fp16: bool = False
     logging_steps: int = Field(default=10, ge=1)
+    # evaluation on the validation set and checkpoints every N optimizer steps; the best
+    # checkpoint by eval loss becomes the adapter
+    eval_steps: int = Field(default=20, ge=1)
+    save_steps: int = Field(default=20, ge=1)
+    save_total_limit: Optional[int] = Field(default=2, ge=1)
+    load_best_model_at_end: bool = True
+    metric_for_best_model: str = "eval_loss"
+    greater_is_better: bool = False
     seed: int = 42
+
+    @model_validator(mode="after")
+    def _saves_on_evals(self):
+        if self.load_best_model_at_end and self.save_steps % self.eval_steps:
+            raise ValueError("save_steps must be a multiple of eval_steps when load_best_model_at_end is on")
+        return self
 
 
 class TrainParams(Section):
     quantization: QuantizationParams = Field(default_factory=QuantizationParams)
     lora: LoraParams = Field(default_factory=LoraParams)
     sft: SFTParams = Field(default_factory=SFTParams)
+    # stop after this many evaluations without improvement of the eval loss (None: never)
+    early_stopping_patience: Optional[int] = Field(default=3, ge=1)
     # CPU threads for torch; fixed so that CPU runs are bit-for-bit repeatable
     torch_threads: int = Field(default=2, ge=1)
 

@@ -170,7 +170,8 @@ def to_multiple_choice(pairs: list[dict], pages: list[dict], seed: int) -> list[
             continue
         options = [pair["answer"], *distractors[:3]]
         order = sorted(range(4), key=lambda i: _rank(seed, pair["id"], str(i)))
-        context = pair.get("span") if pair.get("distractors") and pair.get("span") else \
+        # an LLM's quote is the context only when it was found in the text; else the best article
+        context = pair["span"] if pair.get("distractors") and pair.get("span_found") else \
             best_unit(pair["answer"], texts.get((pair["doc"], pair["page"]), ""))
         items.append({"id": pair["id"].replace("pdf-", "pdfmc-"), "kind": "mcq", "source": "pdf",
                       "split": pair["split"], "doc": pair["doc"], "page": pair["page"], "context": context,
@@ -220,7 +221,7 @@ def build_job(chunk: dict, template: str, n: int) -> Job:
             raise InvalidReply("nenhum par com pergunta e resposta preenchidas")
         return {"pairs": [p.model_dump() for p in pairs]}
 
-    return Job(id=chunk["chunk_id"], key_input={"chunk": chunk["text"], "doc": chunk["doc"], "n": n},
+    return Job(id=chunk["chunk_id"], key_input={"chunk": chunk["text"], "chunk_id": chunk["chunk_id"], "n": n},
                messages=[{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}],
                validate=validate, schema_name="pares", schema=SCHEMA)
 

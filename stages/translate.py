@@ -161,7 +161,9 @@ def _translation_record(rec: dict, *, where: str) -> dict:
             f"{where}: a translation needs id, context, question and answers (a list of 4) or "
             f"answer0..answer3; missing {', '.join(missing) or 'answers'}."
         )
-    return {"context": rec["context"], "question": rec["question"], "answers": [str(a) for a in answers]}
+    if not all(isinstance(a, str) and a.strip() for a in answers):
+        raise InputError(f"{where}: every answer must be a non-empty text; fix the translation of {rec['id']!r}.")
+    return {"context": rec["context"], "question": rec["question"], "answers": list(answers)}
 
 
 def merge(item: dict, tr: dict, *, by: str) -> dict:

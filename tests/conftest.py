@@ -64,3 +64,20 @@ def tiny_base(tmp_path_factory, sample_corpus) -> Path:
     model.save_pretrained(str(out))
     tok.save_pretrained(str(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def formatted(tiny_base):
+    """(16 train, 6 validation) chat-formatted records of the bundled sample, for the tiny base."""
+    from stages.chat_format import format_records, load_prompts
+    from stages.ingest import load_local
+    from stages.modeling import load_tokenizer
+    from stages.translate import join_dataset, load_translations
+
+    items = load_local(ROOT / "data/raw/cosmosqa", ["train", "validation"])
+    pt, _ = join_dataset(items, load_translations(ROOT / "data/raw/cosmosqa_pt"), "sample")
+    recs = [{**r, "kind": "mcq"} for r in pt]
+    out = format_records(recs, load_tokenizer(tiny_base), load_prompts(ROOT / "prompts/chat.v1.yaml"),
+                         letters=list("ABCD"), answer_prefix="Alternativa", include_open=False)
+    return ([r for r, s in zip(out, recs) if s["split"] == "train"][:16],
+            [r for r, s in zip(out, recs) if s["split"] == "validation"][:6])

@@ -191,7 +191,13 @@ def test_500_forever_gives_up_after_max_retries(fake_openai, engines, tmp_path):
     assert entry["reason"].startswith("gave up after 2 retries: InternalServerError")
     assert (engine.stats.retries, engine.stats.api_calls, engine.stats.failures) == (2, 0, 1)
     assert len(fake_openai.requests) == 3
-    assert ledger_lines(tmp_path / "ledger.jsonl")[0]["status"] == "failed"
+    # a transient failure is not final: nothing in the ledger, so the next run asks again
+    assert entry["transient"] is True and ledger_lines(tmp_path / "ledger.jsonl") == []
+    fake_openai.responder = good_reply
+    engine.ledger.close()
+    again, _ = engines(max_retries=2)
+    assert again.run(jobs_for([make_item(3)]))["item03"]["status"] == "ok"
+    assert again.stats.cache_hits == 0 and again.stats.api_calls == 1
 
 
 def test_slow_reply_past_timeout_then_success(fake_openai, engines):

@@ -16,22 +16,6 @@ from stages.train import train
 
 
 @pytest.fixture(scope="module")
-def formatted(tiny_base, repo_root):
-    from stages.ingest import load_local
-    from stages.modeling import load_tokenizer
-    from stages.translate import join_dataset, load_translations
-
-    items = load_local(repo_root / "data/raw/cosmosqa", ["train", "validation"])
-    pt, _ = join_dataset(items, load_translations(repo_root / "data/raw/cosmosqa_pt"), "sample")
-    recs = [{**r, "kind": "mcq"} for r in pt]
-    tok = load_tokenizer(tiny_base)
-    prompts = load_prompts(repo_root / "prompts/chat.v1.yaml")
-    out = format_records(recs, tok, prompts, letters=list("ABCD"), answer_prefix="Alternativa", include_open=False)
-    return [r for r, s in zip(out, recs) if s["split"] == "train"][:16], \
-        [r for r, s in zip(out, recs) if s["split"] == "validation"][:6]
-
-
-@pytest.fixture(scope="module")
 def prompts(repo_root):
     return load_prompts(repo_root / "prompts/chat.v1.yaml")
 

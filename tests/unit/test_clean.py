@@ -351,7 +351,7 @@ def test_pdf_items_join_the_mcq_pipeline_and_open_questions_keep_their_split():
         ("pdfmc-3", "mcq", "schema: label 9 outside 0-3"),
         ("pdfmc-5", "mcq", "duplicate of c1"),
         ("pdfmc-4", "mcq", "leak: also in validation"),
-        ("pdf-4", "open", "duplicate of pdf-2"),
+        ("pdf-4", "open", "leak: also in validation"),  # the train twin of a validation question
     ]
     # the item is normalized like a Cosmos QA one and keeps its provenance
     assert train[1] == {**pdf[0], "context": "Art. 4º A jornada de estágio não passa de 6 horas."}
@@ -360,7 +360,7 @@ def test_pdf_items_join_the_mcq_pipeline_and_open_questions_keep_their_split():
     assert C.summarize(train, validation, quarantine) == {
         "train_mcq": 2, "train_open": 2, "validation": 3, "validation_mcq": 2, "validation_open": 1,
         "quarantined": 4,
-        "quarantine_reasons": {"duplicate": 2, "leak: also in validation": 1, "schema: label 9 outside 0-3": 1},
+        "quarantine_reasons": {"duplicate": 1, "leak: also in validation": 2, "schema: label 9 outside 0-3": 1},
     }
 
 
@@ -471,3 +471,11 @@ def test_summarize():
 def test_summarize_empty():
     assert C.summarize([], [], []) == {"train_mcq": 0, "train_open": 0, "validation": 0, "validation_mcq": 0,
                                        "validation_open": 0, "quarantined": 0, "quarantine_reasons": {}}
+
+
+def test_null_fields_are_quarantined_not_a_crash():
+    bad = {**mcq("n1"), "context": None}
+    train, validation, quarantine = C.clean_records([bad], [{"id": "o1", "kind": "open", "question": None,
+                                                             "answer": "x"}], P)
+    assert train == validation == []
+    assert [(q["id"], q["reason"].split(":")[0]) for q in quarantine] == [("n1", "schema"), ("o1", "schema")]

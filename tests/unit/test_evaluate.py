@@ -27,6 +27,10 @@ OPTS = ["Ele estava cansado do trabalho noturno .", "Ele ganhou na loteria .", "
     ("Alternativa K", (None, INVENTED)),
     ("Alternativa A ou Alternativa C", (None, SEVERAL)),
     ("Alternativa B, Alternativa B", ("B", VALID)),
+    ("Alternativa B ou C", (None, SEVERAL)),  # a hedge is not an answer
+    ("Alternativas B e C", (None, SEVERAL)),
+    ("Alternativa A/B", (None, SEVERAL)),
+    ("Alternativa B e o narrador concorda", ("B", VALID)),  # "o" is a word, not a letter
     ("Ele ganhou na loteria.", ("B", OPTION_TEXT)),
     ("A resposta é: ele estava cansado do trabalho noturno", ("A", OPTION_TEXT)),
     ("Ele", (None, NONE)),  # too short to pick an option
@@ -36,6 +40,12 @@ OPTS = ["Ele estava cansado do trabalho noturno .", "Ele ganhou na loteria .", "
 ])
 def test_parse_answer(text, expected):
     assert parse_answer(text, L, "Alternativa", OPTS) == expected
+
+
+def test_option_text_matches_whole_words_only():
+    opts = ["Sim", "ir", "c", "d"]
+    assert parse_answer("Assim que ela chegou", L, "Alternativa", opts) == (None, NONE)
+    assert parse_answer("partir agora mesmo", L, "Alternativa", opts) == (None, NONE)
 
 
 def test_option_text_matching_two_options_is_not_an_answer():

@@ -429,7 +429,9 @@ def test_every_sft_field_is_a_trl_sft_config_field():
 def test_offline_sft_knobs_build_a_trl_sft_config(repo_root, tmp_path):
     trl = pytest.importorskip("trl")
     sft = P.load_section("train", repo_root / "params.yaml").sft
-    cfg = trl.SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, **sft.model_dump())
+    # as stages/train.py builds it: evaluation and checkpoints every N steps
+    cfg = trl.SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, eval_strategy="steps",
+                        save_strategy="steps", **sft.model_dump())
     assert cfg.learning_rate == pytest.approx(3.0e-3)
     assert cfg.num_train_epochs == 6
     assert cfg.per_device_train_batch_size == 8

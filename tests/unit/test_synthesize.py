@@ -367,11 +367,12 @@ MC_PAIRS = [
     _mc("a.pdf", "Quem contrata o seguro?", "A universidade."),                                     # 15
     _mc("a.pdf", "Qual a jornada semanal máxima?", "Trinta horas semanais."),                      # 22
     _mc("a.pdf", "Quem decide os casos omissos?", "Pela Pró-Reitoria de Graduação.",               # 31
-        span="Art. 9º Os casos omissos são decididos pela Pró-Reitoria de Graduação.",
+        span="Art. 9º Os casos omissos são decididos pela Pró-Reitoria de Graduação.", span_found=True,
         distractors=["Pelo Reitor.", "  ", "Pelo Conselho Universitário.", "Pela Pró-Reitoria de Graduação.",
                      "Pelo estudante.", "Pela empresa."]),
     _mc("a.pdf", "Com que frequência o relatório é entregue?", "Uma vez por semestre.",          # 21
-        span="Art. 8º O relatório é entregue uma vez por semestre.", distractors=["Uma vez por ano."]),
+        span="Art. 8º O relatório é entregue uma vez por semestre.", span_found=True,
+        distractors=["Uma vez por ano."]),
     _mc("b.pdf", "Por quantos semestres se tranca?", "Quatro semestres.", split="validation"),
 ]
 
@@ -398,7 +399,8 @@ def test_to_multiple_choice_builds_four_option_items():
         assert (item["split"], item["doc"], item["page"]) == ("train", "a.pdf", 1)
         assert len(item["answers"]) == 4 and item["answers"][item["label"]] == pair["answer"]
         assert set(item["answers"]) - {pair["answer"]} == distractors
-    # the context: the LLM's quoted span when it wrote distractors, else the page's best article
+    # the context: the LLM's quoted span when it wrote distractors and the span is in the text,
+    # else the page's best article
     assert [i["context"] for i in items] == [
         "Art. 4º A jornada de estágio não poderá ultrapassar 6 (seis) horas diárias.",
         "Art. 5º A carga horária do estágio obrigatório é definida no Projeto Pedagógico do Curso.",
@@ -606,3 +608,13 @@ def test_generated_pair_takes_the_page_its_span_comes_from():
     assert kept["page"] == 2 and kept["span_found"] is True
     [kept], _ = ground_generated(chunk, [pair], 0.6)  # without page texts: the chunk's first page
     assert kept["page"] == 1
+
+
+def test_an_unverified_llm_span_is_not_used_as_context():
+    from stages.synthesize import to_multiple_choice
+
+    pages = [{"doc": "a.pdf", "page": 1, "text": "Art. 1º A jornada é de seis horas diárias."}]
+    pair = _mc("a.pdf", "Qual a jornada?", "Seis horas diárias.", span="Texto inventado pelo modelo.",
+               span_found=False, distractors=["Oito horas.", "Dez horas.", "Doze horas."])
+    [item] = to_multiple_choice([pair], pages, seed=0)
+    assert item["context"] == "Art. 1º A jornada é de seis horas diárias."

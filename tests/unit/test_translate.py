@@ -166,7 +166,7 @@ def test_load_translations_accepts_answers_lists_and_answer_columns(tmp_path):
     d.mkdir()
     _write_jsonl(d / "a.jsonl", [{"id": "a1", "context": "C1", "question": "Q1", "answers": ["1", "2", "3", "4"]}])
     _write_jsonl(d / "b.jsonl", [{"id": "b1", "context": "C2", "question": "Q2",
-                                  "answer0": "w", "answer1": "x", "answer2": "y", "answer3": 4, "label": 2}])
+                                  "answer0": "w", "answer1": "x", "answer2": "y", "answer3": "4", "label": 2}])
     (d / "ignored.txt").write_text("not a translation")
     table = load_translations(d)
     assert table == {"a1": {"context": "C1", "question": "Q1", "answers": ["1", "2", "3", "4"]},
@@ -207,3 +207,9 @@ def test_load_translations_bad_json_and_empty_folder(tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match="no .jsonl translation files"):
         load_translations(empty)
+
+
+def test_a_missing_answer_is_an_error_not_the_text_none(tmp_path):
+    _write_jsonl(tmp_path / "t.jsonl", [{"id": "x1", "context": "C", "question": "Q", "answers": ["a", None, "c", "d"]}])
+    with pytest.raises(InputError, match=r"t\.jsonl:1: every answer must be a non-empty text.*'x1'"):
+        load_translations(tmp_path / "t.jsonl")

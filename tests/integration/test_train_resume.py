@@ -1,0 +1,128 @@
+"""Training that survives interruption: kill -9 and SIGTERM mid-run, then resume (CPU, tiny model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stages.params import TrainParams
+from stages.train import COMPLETE, last_complete_checkpoint, train
+
+ROOT = Path(__file__).resolve().parents[2]
+# max absolute difference allowed between a resumed and an uninterrupted adapter, whose weights are
+# ~0.1 in size: optimizer, scheduler, RNG and data position are restored, yet the resumed run is not
+# bit-identical (measured 2.4e-4 after 12 steps at lr 3e-3, dropout off); 1e-3 is ~1% of a weight,
+# while a run restarted from zero, or one that skipped or repeated batches, differs by far more
+TOLERANCE = 1e-3
+PARAMS = {"train": {"early_stopping_patience": None, "lora": {"lora_dropout": 0.0}, "sft": {
+    "max_steps": 12, "save_steps": 3, "eval_steps": 3, "logging_steps": 1, "per_device_train_batch_size": 4,
+    "learning_rate": 3e-3, "load_best_model_at_end": False, "save_total_limit": None}}}
+
+
+@pytest.fixture
+def workdir(tmp_path, formatted, tiny_base):
+    train_set, val_set = formatted
+    for name, recs in (("train.jsonl", train_set), ("validation.jsonl", val_set)):
+        (tmp_path / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+    (tmp_path / "params.yaml").write_text(json.dumps(PARAMS))
+    return tmp_path
+
+
+def command(workdir: Path, base: Path, run: str) -> list[str]:
+    return [sys.executable, "-m", "stages.cli", "train", "--train", "train.jsonl", "--validation", "validation.jsonl",
+            "--base", str(base), "--out", f"{run}/adapter", "--checkpoints", f"{run}/checkpoints",
+            "--live-dir", f"{run}/live", "--metrics", f"{run}/train.json"]
+
+
+def start(workdir, base, run):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(command(workdir, base, run), cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(workdir: Path, run: str, proc, step: int, timeout: float = 120) -> None:
+    marker = workdir / run / "checkpoints" / f"checkpoint-{step}" / COMPLETE
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no checkpoint in time"
+        time.sleep(0.05)
+
+
+def adapter(path: Path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def max_diff(a, b) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def test_kill_9_then_resume_matches_an_uninterrupted_run(workdir, tiny_base):
+    clean = start(workdir, tiny_base, "clean")
+    assert clean.wait(timeout=300) == 0, clean.stderr.read()
+
+    proc = start(workdir, tiny_base, "crash")
+    wait_for_checkpoint(workdir, "crash", proc, 6)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "crash/adapter").exists()  # no half adapter that looks whole
+    assert last_complete_checkpoint(workdir / "crash/checkpoints") is not None
+
+    again = start(workdir, tiny_base, "crash")
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    metrics = json.loads((workdir / "crash/train.json").read_text())
+    assert metrics["resumed_from_step"] >= 6 and metrics["steps"] == 12
+    assert max_diff(adapter(workdir / "clean/adapter"), adapter(workdir / "crash/adapter")) <= TOLERANCE
+    clean_metrics = json.loads((workdir / "clean/train.json").read_text())
+    assert abs(metrics["best_eval_loss"] - clean_metrics["best_eval_loss"]) < 1e-3
+    assert list((workdir / "crash/checkpoints").iterdir()) == []
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(workdir, tiny_base):
+    proc = start(workdir, tiny_base, "term")
+    wait_for_checkpoint(workdir, "term", proc, 3)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 1
+    assert "training interrupted by SIGTERM at step" in err and "Traceback" not in err
+    step = int(err.split("SIGTERM at step ")[1].split(":")[0])
+    assert (workdir / f"term/checkpoints/checkpoint-{step}/{COMPLETE}").exists()
+    again = start(workdir, tiny_base, "term")
+    assert again.wait(timeout=300) == 0, again.stderr.read()
+    assert json.loads((workdir / "term/train.json").read_text())["resumed_from_step"] == step
+
+
+def test_half_written_checkpoints_are_skipped(tmp_path):
+    for step, complete in ((3, True), (6, True), (9, False)):
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        if complete:
+            (ckpt / COMPLETE).write_text(str(step))
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-6"
+    assert not (tmp_path / "checkpoint-9").exists()
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+def test_early_stopping_keeps_the_best_checkpoint(formatted, tiny_base, tmp_path):
+    train_set, val_set = formatted
+    # a learning rate this small leaves the eval loss nearly flat: improvements stop within a few evaluations
+    params = TrainParams.model_validate({"early_stopping_patience": 2, "sft": {
+        "max_steps": 40, "eval_steps": 2, "save_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 4,
+        "learning_rate": 1e-12}})
+    metrics = train(train_set, tiny_base, tmp_path / "adapter", params, eval_records=val_set,
+                    checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live")
+    # stopped after 2 evaluations without a gain, long before the 40 planned steps
+    assert metrics["stopped_early"] is True and metrics["steps"] < 40 and metrics["steps"] % 2 == 0
+    assert metrics["eval_examples"] == 6 and metrics["best_eval_loss"] is not None
+    live = json.loads((tmp_path / "live/metrics.json").read_text())
+    assert {"train", "eval"} <= set(live) and "tokens_per_second" in live and "peak_memory_mb" in live
