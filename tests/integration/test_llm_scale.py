@@ -195,3 +195,38 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path, fake_openai):
     assert sum(1 for c in successes.values() if c > 1) <= concurrency
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["cache_hits"] == in_ledger and metrics["api_calls"] == n_items - in_ledger
+
+
+def test_replies_of_a_finished_batch_survive_a_crash_before_validation(tmp_path, fake_openai):
+    fake_openai.responder = good
+    fake_openai.batch_polls_until_done = 1
+    jobs = [build_job(make_item(i), TEMPLATE) for i in range(4)]
+    first = engine(tmp_path, batch_max_requests=2)  # two batches of two
+    calls = {"n": 0}
+
+    async def run_then_crash(client, todo, results):
+        original_retrieve = client.batches.retrieve
+
+        async def retrieve(batch_id, *a, **kw):
+            calls["n"] += 1
+            if calls["n"] == 2:  # the first batch is done and downloaded; die polling the second
+                raise KeyboardInterrupt
+            return await original_retrieve(batch_id, *a, **kw)
+
+        client.batches.retrieve = retrieve
+        await Engine._run_batches(first, client, todo, results)
+
+    first._run_batches = run_then_crash
+    with pytest.raises(KeyboardInterrupt):
+        first.run(jobs, batch=True)
+    first.ledger.close()
+    stored = [e for e in Ledger(tmp_path / "ledger.jsonl").entries.values() if e.get("kind") == "batch_reply"]
+    assert len(stored) == 2  # the replies of the finished batch were written before anything else
+
+    second = engine(tmp_path, batch_max_requests=2)
+    results = second.run(jobs, batch=True)
+    assert all(r["status"] == "ok" for r in results.values())
+    # nothing was uploaded or submitted again, and no chat call was needed
+    assert posts(fake_openai, "/files") == 2 and posts(fake_openai, "/batches") == 2
+    assert posts(fake_openai, "/chat/completions") == 0
+    assert second.stats.api_calls == 2  # only the second batch's replies were downloaded now
