@@ -3,6 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# dvc.yaml's commands call `gabarito`: every target runs with the venv first on PATH
+export PATH := $(abspath $(BIN)):$(PATH)
 PROFILE ?= offline
 
 .DEFAULT_GOAL := help

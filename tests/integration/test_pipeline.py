@@ -64,8 +64,13 @@ def lock_hashes(repo: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def first(tmp_path_factory, repo_root):
+    """`make repro` as README says, with the venv NOT on PATH (the Makefile must put it there)."""
     repo = copy_repo(repo_root, tmp_path_factory.mktemp("first") / "repo")
-    out = run(["dvc", "repro"], repo)
+    venv = Path(sys.executable).parent.parent
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv / "bin")
+    out = subprocess.run(["make", "repro", f"VENV={venv}"], cwd=repo, capture_output=True, text=True,
+                         env={**os.environ, "PATH": path, "OPENAI_API_KEY": SENTINEL, "DVC_NO_ANALYTICS": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
     return repo, out.stdout + out.stderr
 
 
