@@ -135,6 +135,8 @@ class BaseModelParams(Section):
     source: Literal["tiny", "hub"] = "tiny"
     hub_id: str = "HuggingFaceH4/zephyr-7b-beta"
     revision: Optional[str] = None
+    # approximate download size of the hub model's weights, for `gabarito doctor`'s disk check
+    download_gb: float = Field(default=15.0, ge=0)
     tiny: TinyModelParams = Field(default_factory=TinyModelParams)
 
     @model_validator(mode="after")
@@ -240,6 +242,29 @@ class EvaluateParams(Section):
         return self
 
 
+# --- merge (gabarito merge: the adapter folded into the base, for serving without peft) ----------
+class MergeParams(Section):
+    # dtype of the merged weights (the 4-bit base is dequantized to it before the LoRA update is added)
+    dtype: Literal["float32", "float16", "bfloat16"] = "float16"
+    # the merged model's letter-mode accuracy on validation may differ from base+adapter's by at most this
+    parity_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
+    batch_size: int = Field(default=16, ge=1)
+    torch_threads: int = Field(default=2, ge=1)
+
+
+# --- OpenAI hosted fine-tuning of the exported chat JSONL ----------------------------------------
+class OpenAIFinetuneParams(Section):
+    model: str = "gpt-4o-mini-2024-07-18"
+    n_epochs: int = Field(default=3, ge=1, le=50)
+    # USD per 1M training tokens for `model` (see OpenAI's pricing page); cost = tokens x epochs x price
+    price_per_million_tokens: float = Field(default=3.0, ge=0)
+    max_tokens_per_example: int = Field(default=65536, ge=1)
+    min_examples: int = Field(default=10, ge=1)
+    suffix: Optional[str] = Field(default="gabarito", max_length=64)
+    base_url: Optional[str] = None    # None: $OPENAI_BASE_URL, else the OpenAI API
+    poll_interval_s: float = Field(default=30.0, gt=0)
+
+
 SECTIONS: dict[str, type[Section]] = {
     "ingest": IngestParams,
     "extract": ExtractParams,
@@ -250,6 +275,8 @@ SECTIONS: dict[str, type[Section]] = {
     "format": FormatParams,
     "train": TrainParams,
     "evaluate": EvaluateParams,
+    "merge": MergeParams,
+    "openai_finetune": OpenAIFinetuneParams,
 }
 
 
