@@ -68,7 +68,10 @@ def first(tmp_path_factory, repo_root):
     repo = copy_repo(repo_root, tmp_path_factory.mktemp("first") / "repo")
     venv = Path(sys.executable).parent.parent
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv / "bin")
-    out = subprocess.run(["make", "repro", f"VENV={venv}"], cwd=repo, capture_output=True, text=True,
+    # -o: treat the venv's install as up to date, so that make never re-points the caller's venv
+    # (an editable install) at this temporary copy when pyproject.toml is newer than the venv
+    out = subprocess.run(["make", "-o", str(venv / "bin" / "gabarito"), "repro", f"VENV={venv}"], cwd=repo,
+                         capture_output=True, text=True,
                          env={**os.environ, "PATH": path, "OPENAI_API_KEY": SENTINEL, "DVC_NO_ANALYTICS": "1"})
     assert out.returncode == 0, out.stdout + out.stderr
     return repo, out.stdout + out.stderr
