@@ -330,20 +330,48 @@ def train(train_path, validation, base, out, checkpoints, live_dir, metrics, par
     After a crash, a power cut or `kill`, run it again (`dvc repro`): it resumes from the last
     complete checkpoint. SIGTERM and SIGHUP save a checkpoint and stop cleanly.
 
+    With train.launch.num_processes > 1 it re-runs itself under `accelerate launch` (one process
+    per GPU; DDP, or FSDP with train.launch.config_file=configs/accelerate/fsdp_qlora.yaml).
+
     \b
     Examples:
       dvc repro train
       dvc exp run -S train.lora.r=32     # an experiment with another LoRA rank
+      dvc exp run -S train.launch.num_processes=2   # DDP on 2 GPUs
       dvc plots show metrics/train_live/plots/metrics   # loss, eval loss, lr, tokens/s
     """
+    import os
+    import shlex
+
     from stages import train as mod
 
     p = load_section("train", params_path)
+    if p.launch.num_processes > 1 and not mod.launched():
+        if p.launch.config_file and not Path(p.launch.config_file).is_file():
+            raise InputError(f"train.launch.config_file: {p.launch.config_file} not found. Give a file from "
+                             "configs/accelerate/, or null for plain DDP.")
+        cmd = mod.accelerate_command(p.launch, [
+            "train", "--train", train_path, "--validation", validation, "--base", base, "--out", out,
+            "--checkpoints", checkpoints, "--live-dir", live_dir, "--metrics", metrics, "--params", params_path])
+        log(f"train: {p.launch.num_processes} processes: {shlex.join(cmd)}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # this process becomes the launcher, so a SIGTERM sent to it (dvc, systemd, kill) reaches every
+        # rank through torchrun, which waits this long for the checkpoint before it sends SIGKILL
+        os.execve(sys.executable, cmd, {"TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "300", **os.environ})
+    main = mod.is_main_process()  # under accelerate launch, rank 0 alone writes the outputs
     try:
-        with io.atomic_path(out, directory=True) as tmp:
-            result = mod.train(io.read_jsonl(train_path), base, tmp, p, eval_records=io.read_jsonl(validation),
-                               checkpoint_dir=checkpoints, live_dir=live_dir)
+        if main:
+            with io.atomic_path(out, directory=True) as tmp:
+                result = mod.train(io.read_jsonl(train_path), base, tmp, p, eval_records=io.read_jsonl(validation),
+                                   checkpoint_dir=checkpoints, live_dir=live_dir)
+        else:
+            mod.train(io.read_jsonl(train_path), base, None, p, eval_records=io.read_jsonl(validation),
+                      checkpoint_dir=checkpoints)
+            return
     except mod.Interrupted as exc:
+        if not main:
+            sys.exit(1)  # rank 0 says why
         raise click.ClickException(f"training interrupted by {exc}") from None
     io.write_json(metrics, result)
     resumed = f" (resumed from step {result['resumed_from_step']})" if result["resumed_from_step"] else ""

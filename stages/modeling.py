@@ -106,19 +106,31 @@ def quantization_config(q: QuantizationParams):
         load_in_4bit=q.load_in_4bit, bnb_4bit_quant_type=q.bnb_4bit_quant_type,
         bnb_4bit_use_double_quant=q.bnb_4bit_use_double_quant,
         bnb_4bit_compute_dtype=getattr(torch, q.bnb_4bit_compute_dtype),
+        bnb_4bit_quant_storage=getattr(torch, q.bnb_4bit_quant_storage),
     )
 
 
 def load_4bit(base: str | Path, q: QuantizationParams):
-    """Load the base model quantized with bitsandbytes (NF4 by default) on GPU if present, else CPU."""
+    """Load the base model quantized with bitsandbytes (NF4 by default) on GPU if present, else CPU.
+
+    Under ``accelerate launch`` each process loads onto its own GPU (``LOCAL_RANK``).
+    """
+    import os
+
     import torch
     from transformers import AutoModelForCausalLM
 
     name, revision = resolve_base(base)
-    device_map = {"": torch.cuda.current_device()} if torch.cuda.is_available() else {"": "cpu"}
+    if torch.cuda.is_available():
+        device_map = {"": int(os.environ["LOCAL_RANK"]) if "LOCAL_RANK" in os.environ else torch.cuda.current_device()}
+    else:
+        device_map = {"": "cpu"}
+    # with a float quant storage (FSDP) the other weights must share its dtype: FSDP flattens a decoder
+    # layer's packed 4-bit weights and its norms into one tensor, which needs a single dtype
+    dtype = q.bnb_4bit_quant_storage if q.bnb_4bit_quant_storage != "uint8" else q.bnb_4bit_compute_dtype
     return AutoModelForCausalLM.from_pretrained(
         name, revision=revision, quantization_config=quantization_config(q), device_map=device_map,
-        dtype=getattr(torch, q.bnb_4bit_compute_dtype),
+        dtype=getattr(torch, dtype),
     )
 
 

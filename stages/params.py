@@ -162,6 +162,9 @@ class QuantizationParams(Section):
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
     bnb_4bit_use_double_quant: bool = True
     bnb_4bit_compute_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    # dtype the packed 4-bit weights are stored in; FSDP shards only float tensors, so FSDP-QLoRA needs it
+    # to be a float dtype equal to the compute dtype (bfloat16); the non-quantized weights load in it too
+    bnb_4bit_quant_storage: Literal["uint8", "float16", "bfloat16", "float32"] = "uint8"
 
 
 class LoraParams(Section):
@@ -210,6 +213,15 @@ class SFTParams(Section):
         return self
 
 
+class LaunchParams(Section):
+    """Flags of ``accelerate launch``. With ``num_processes`` > 1, ``gabarito train`` re-runs itself under
+    ``accelerate launch --num_processes N [--config_file F]``: one process per GPU (DDP, or FSDP with a
+    config that says so); None: plain DDP."""
+
+    num_processes: int = Field(default=1, ge=1)
+    config_file: Optional[str] = None
+
+
 class TrainParams(Section):
     quantization: QuantizationParams = Field(default_factory=QuantizationParams)
     lora: LoraParams = Field(default_factory=LoraParams)
@@ -218,6 +230,7 @@ class TrainParams(Section):
     early_stopping_patience: Optional[int] = Field(default=3, ge=1)
     # CPU threads for torch; fixed so that CPU runs are bit-for-bit repeatable
     torch_threads: int = Field(default=2, ge=1)
+    launch: LaunchParams = Field(default_factory=LaunchParams)
 
 
 # --- evaluate ------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from stages.io import InputError
-from stages.params import TrainParams
+from stages.params import LaunchParams, TrainParams
 
 IGNORE = -100  # label value the loss skips (transformers' convention)
 
@@ -92,8 +92,10 @@ def _callbacks(p: TrainParams, live):
 
     class Checkpoints(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
+            if args.world_size > 1:  # every rank has written its part (its RNG state, its FSDP shard) first
+                torch.distributed.barrier()
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if ckpt.is_dir():
+            if state.is_world_process_zero and ckpt.is_dir():
                 (ckpt / COMPLETE).write_text(str(state.global_step))
 
     class Signals(TrainerCallback):
@@ -107,7 +109,19 @@ def _callbacks(p: TrainParams, live):
         def _handle(self, signum, frame):
             self.received = signal.Signals(signum).name
 
+        def agree(self, args) -> None:
+            """With several processes, a signal any rank got stops every rank at the same step: a rank that
+            stopped alone would leave the others waiting forever in the next gradient all-reduce (one
+            8-byte all-reduce per step, nothing next to a training step)."""
+            if args.world_size == 1:
+                return
+            signum = torch.tensor([signal.Signals[self.received].value if self.received else 0], device=args.device)
+            torch.distributed.all_reduce(signum, op=torch.distributed.ReduceOp.MAX)
+            if signum.item():
+                self.received = signal.Signals(int(signum.item())).name
+
         def on_step_end(self, args, state, control, **kwargs):
+            self.agree(args)
             if self.received:
                 control.should_save = True
                 control.should_training_stop = True
@@ -142,7 +156,16 @@ def _callbacks(p: TrainParams, live):
     return callbacks, signals
 
 
-def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainParams, *,
+def _from_main(ranks, value):
+    """``value`` as rank 0 computed it, on every rank (``value`` itself in a single process)."""
+    if ranks.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value])[0]
+
+
+def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: TrainParams, *,
           eval_records: list[dict] | None = None, checkpoint_dir: str | Path | None = None,
           live_dir: str | Path | None = None) -> dict:
     """Train a LoRA adapter on a 4-bit base; save it to ``out_dir``; return metrics.
@@ -153,8 +176,17 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
     computed every ``eval_steps``, training stops early after ``early_stopping_patience``
     evaluations without improvement, and the best checkpoint becomes the adapter. ``live_dir``
     receives DVCLive logs (loss, eval loss, learning rate, tokens/s, peak memory).
+
+    Under ``accelerate launch`` (``train.launch``) every process runs this function on its share of
+    each batch; rank 0 alone writes files (adapter, checkpoint markers, DVCLive logs), so the other
+    ranks may pass ``out_dir=None``. With FSDP (an accelerate config with ``distributed_type: FSDP``)
+    the 4-bit base is sharded across the GPUs.
     """
+    import datetime
+    import os
+
     import torch
+    from accelerate import PartialState
     from datasets import Dataset
     from peft import LoraConfig, prepare_model_for_kbit_training
     from trl import SFTConfig, SFTTrainer
@@ -162,6 +194,15 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
     from stages.modeling import load_4bit, load_tokenizer, seed_everything
 
     seed_everything(p.sft.seed, p.torch_threads)
+    # one process, or one of N started by `accelerate launch` (gloo on CPU, nccl on GPUs); the Trainer
+    # later finds this same state. 30 min is the Trainer's own ddp_timeout
+    ranks = PartialState(cpu=not torch.cuda.is_available(), timeout=datetime.timedelta(minutes=30))
+    main = ranks.is_main_process
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"  # set by accelerate launch
+    if fsdp and p.quantization.bnb_4bit_quant_storage == "uint8":
+        raise InputError("FSDP shards only float tensors: set train.quantization.bnb_4bit_quant_storage to "
+                         "the compute dtype (bfloat16), e.g. `dvc exp run -S train.quantization."
+                         "bnb_4bit_quant_storage=bfloat16`.")
 
     # --- data -----------------------------------------------------------------------------------
     tokenizer = load_tokenizer(base)
@@ -174,15 +215,25 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
 
     # --- model ----------------------------------------------------------------------------------
     model = load_4bit(base, p.quantization)
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=p.sft.gradient_checkpointing)
+    # not under FSDP: it upcasts norms and embeddings to fp32, while FSDP flattens each decoder layer
+    # (bf16-stored 4-bit weights and norms) into one tensor of one dtype; the Trainer turns on
+    # gradient checkpointing itself
+    if not fsdp:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=p.sft.gradient_checkpointing)
     lora = LoraConfig(**p.lora.model_dump())
 
     # --- train ----------------------------------------------------------------------------------
     with contextlib.ExitStack() as stack:
-        work = Path(checkpoint_dir) if checkpoint_dir else Path(stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="gabarito-train-")))
-        work.mkdir(parents=True, exist_ok=True)
-        resume = last_complete_checkpoint(work)
+        if checkpoint_dir:
+            work = Path(checkpoint_dir)
+        else:  # every rank must save to and reload from the same folder: rank 0's
+            work = _from_main(ranks, Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="gabarito-train-"))) if main else None)
+        resume = None
+        if main:  # rank 0 alone looks, and removes half-written checkpoints; every rank resumes from its pick
+            work.mkdir(parents=True, exist_ok=True)
+            resume = last_complete_checkpoint(work)
+        resume = _from_main(ranks, resume)
         sft = p.sft.model_dump()
         evaluating = eval_dataset is not None
         if not evaluating:  # nothing to pick a best checkpoint by
@@ -190,10 +241,13 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
         args = SFTConfig(
             output_dir=str(work), report_to="none", use_cpu=not torch.cuda.is_available(),
             eval_strategy="steps" if evaluating else "no", save_strategy="steps",
-            data_seed=p.sft.seed, dataloader_num_workers=0, disable_tqdm=False, **sft,
+            data_seed=p.sft.seed, dataloader_num_workers=0, disable_tqdm=False,
+            # DDP: every LoRA layer takes part in every forward, and the search for unused ones clashes
+            # with reentrant gradient checkpointing; ignored in a single process
+            ddp_find_unused_parameters=False, **sft,
         )
         live = None
-        if live_dir is not None:
+        if live_dir is not None and main:
             from dvclive import Live
 
             live = stack.enter_context(Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None,
@@ -204,11 +258,14 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
                              processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
         # trl stores the LoRA weights of a quantized model in bf16, but a resumed run reloads them
         # from the checkpoint in fp32: keep them fp32 from the start so both paths train alike
-        # (they are ~0.1% of the parameters; the 4-bit base is what saves the memory)
+        # (they are ~0.1% of the parameters; the 4-bit base is what saves the memory). Under FSDP
+        # each LoRA layer is a unit of its own (peft's wrap policy), so fp32 mixes with nothing
         for param in trainer.model.parameters():
             if param.requires_grad:
                 param.data = param.data.float()
+        trainable = sum(t.numel() for t in trainer.model.parameters() if t.requires_grad)  # before FSDP shards them
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        signals.agree(args)  # a signal after the last step: every rank stops, or none
         if signals.received:
             raise Interrupted(f"{signals.received} at step {trainer.state.global_step}: checkpoint saved in "
                               f"{work}; run `dvc repro` again to resume.")
@@ -216,15 +273,21 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
         evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
 
         # --- save -------------------------------------------------------------------------------
-        trainer.model.save_pretrained(str(out_dir))  # the best checkpoint when load_best_model_at_end
-        _sort_target_modules(Path(out_dir) / "adapter_config.json")
-        for leftover in work.iterdir():  # done: the next run starts fresh (trl also leaves a model card)
-            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    trainable = sum(t.numel() for t in trainer.model.parameters() if t.requires_grad)
+        # the best checkpoint when load_best_model_at_end
+        adapter, gathered = trainer.model, {}
+        if fsdp:  # gather the sharded LoRA weights onto rank 0 (a collective: every rank takes part)
+            gathered = {"state_dict": trainer.accelerator.get_state_dict(trainer.model)}
+            adapter = trainer.accelerator.unwrap_model(trainer.model)
+        ranks.wait_for_everyone()  # every rank has reloaded the best checkpoint before rank 0 removes it
+        if main:
+            adapter.save_pretrained(str(out_dir), **gathered)
+            _sort_target_modules(Path(out_dir) / "adapter_config.json")
+            for leftover in work.iterdir():  # done: the next run starts fresh (trl also leaves a model card)
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     # None when no step was logged (logging_steps > steps): JSON has no NaN
     first, last = (round(history[0]["loss"], 6), round(history[-1]["loss"], 6)) if history else (None, None)
     planned = trainer.state.max_steps
-    return {
+    metrics = {
         "examples": len(examples),
         "eval_examples": len(eval_examples),
         "skipped_too_long": skipped,
@@ -238,3 +301,34 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path, p: TrainPa
         "trainable_params": trainable,
         "answer_tokens": sum(sum(1 for t in ex["labels"] if t != IGNORE) for ex in examples),
     }
+    if ranks.num_processes > 1:  # only then, so a single-process run's metrics keep their bytes (and DVC hash)
+        metrics["world_size"] = ranks.num_processes
+    return metrics
+
+
+# --- several processes (train.launch) -------------------------------------------------------------
+def is_main_process() -> bool:
+    """True in a single process and in rank 0 under ``accelerate launch``, before torch.distributed starts."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def launched() -> bool:
+    """True inside a process started by ``accelerate launch`` (torchrun sets LOCAL_RANK for each rank)."""
+    import os
+
+    return "LOCAL_RANK" in os.environ
+
+
+def accelerate_command(launch: LaunchParams, cli_args: list[str]) -> list[str]:
+    """``accelerate launch`` running ``python -m stages.cli CLI_ARGS`` in ``launch.num_processes`` processes."""
+    import sys
+
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(launch.num_processes)]
+    if launch.config_file:
+        cmd += ["--config_file", launch.config_file]
+    else:  # DDP, also on a machine without GPUs (torchrun starts the processes, gloo connects them); port 0:
+        # a free one, so two runs on one machine do not collide
+        cmd += ["--multi_gpu", "--main_process_port", "0"]
+    return cmd + ["-m", "stages.cli", *cli_args]
