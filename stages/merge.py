@@ -1,0 +1,219 @@
+"""Fold the LoRA adapter into the base model, for serving without peft, and check it still scores alike.
+
+    gabarito merge --base models/base --adapter models/adapter --validation data/processed/validation.jsonl \\
+        --prompts prompts/chat.v1.yaml --out models/merged --report metrics/merge.json
+
+Sections: load the base in 16 bits / attach the adapter and merge / save (safetensors) / parity check.
+
+Merging never touches 4-bit weights: adding B @ A to NF4 weights would round the sum back to 16
+levels per block and lose most of the update. The merged weights are 16-bit (``merge.dtype``), and
+there are two known recipes for what the update is added to (``base_weights``):
+
+  dequantized (default)  the base as training and `evaluate` saw it: quantized to NF4 exactly as
+                         ``load_4bit`` does, then dequantized. The merged model computes what was
+                         evaluated, up to rounding to ``merge.dtype``.
+  original               the base's original 16-bit weights (the common recipe). The adapter was
+                         trained to correct the NF4 base, not this one, so scores can move. The
+                         tiny offline model is very sensitive to this: its random base alone picks
+                         another letter on 14 of 48 validation items in 4-bit than in float32.
+
+Either way ``parity`` re-scores validation with both models and fails when letter-mode accuracy
+moves by more than ``merge.parity_tolerance``.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+from stages.io import InputError
+from stages.params import MergeParams, QuantizationParams
+
+
+class ParityError(InputError):
+    """The merged model scores differently from base+adapter by more than merge.parity_tolerance.
+
+    ``report`` holds the parity figures, so a caller can still write them before failing.
+    """
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+def _device() -> str:
+    import torch
+
+    return f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
+
+
+def load_dense(path: str | Path, dtype: str, device: str = "cpu"):
+    """A base (local folder or pinned hub reference) or a merged model, unquantized, in ``dtype``."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from stages.modeling import resolve_base
+
+    name, revision = resolve_base(path)
+    model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=getattr(torch, dtype),
+                                                 device_map={"": device})
+    model.eval()
+    return model
+
+
+def _check_adapter(adapter: str | Path) -> None:
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise InputError(f"{adapter}: no LoRA adapter here (adapter_config.json missing). "
+                         "Run `dvc repro train` first.")
+
+
+def load_dequantized(base: str | Path, q: QuantizationParams, dtype: str):
+    """The base quantized exactly as ``load_4bit`` quantizes it, then dequantized to ``dtype``, on CPU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from stages.modeling import quantization_config, resolve_base
+
+    name, revision = resolve_base(base)
+    # load_4bit's call, but on CPU even with a GPU present (see merge's docstring); the weights are
+    # loaded in the compute dtype first, as load_4bit does, so the NF4 block scales are the same
+    model = AutoModelForCausalLM.from_pretrained(
+        name, revision=revision, quantization_config=quantization_config(q), device_map={"": "cpu"},
+        dtype=getattr(torch, q.bnb_4bit_compute_dtype),
+    )
+    model = model.dequantize(dtype=getattr(torch, dtype))
+    model.eval()
+    return model.to(getattr(torch, dtype))  # norms and embeddings were never quantized
+
+
+def merge(base: str | Path, adapter: str | Path, out_dir: str | Path, p: MergeParams, q: QuantizationParams, *,
+          base_weights: Literal["dequantized", "original"] = "dequantized") -> dict:
+    """Write base + adapter, merged, to ``out_dir`` (safetensors + tokenizer); return a summary.
+
+    ``q`` is the quantization the adapter was trained with (``train.quantization``). Same inputs
+    give the same bytes: everything runs on CPU with pinned threads (a GPU's kernels could round
+    differently from one card to the next), and the files hold no timestamps nor ``out_dir``.
+    Memory: a 7B base takes 14.5 GB of RAM in float16 (29 GB in float32), plus ~4 GB while 4-bit.
+    """
+    import torch
+    from peft import PeftModel
+
+    from stages.modeling import load_tokenizer, seed_everything
+
+    seed_everything(0, p.torch_threads)
+    _check_adapter(adapter)
+
+    # --- load the base in 16 bits and attach the adapter ----------------------------------------
+    tokenizer = load_tokenizer(base)
+    if base_weights == "dequantized":
+        model = load_dequantized(base, q, p.dtype)
+    elif base_weights == "original":
+        model = load_dense(base, p.dtype, "cpu")
+    else:
+        raise ValueError(f"base_weights must be 'dequantized' or 'original', not {base_weights!r}")
+    model = PeftModel.from_pretrained(model, str(adapter))
+    lora_layers = sum(1 for name, _ in model.named_modules() if name.endswith(".lora_A"))
+    if not lora_layers:
+        raise InputError(f"{adapter}: the adapter matches no layer of {base}; was it trained on another base?")
+
+    # --- merge ----------------------------------------------------------------------------------
+    # safe_merge: refuse NaN/inf weights (a float16 overflow) instead of saving a broken model.
+    # peft computes B @ A in the adapter's float32 and adds it in `dtype`: one rounding per weight
+    model = model.merge_and_unload(safe_merge=True)
+    leftovers = [n for n, _ in model.named_modules() if "lora_" in n]
+    if leftovers:  # would mean a peft change left adapter layers behind
+        raise RuntimeError(f"LoRA layers left after merging: {leftovers[:3]}")
+
+    # --- save -----------------------------------------------------------------------------------
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))  # safetensors is transformers 5's only format
+    tokenizer.save_pretrained(str(out_dir))
+    weights = sorted(out_dir.glob("*.safetensors"))
+    if not weights:
+        raise RuntimeError(f"{out_dir}: no safetensors file was written")
+    return {
+        "dtype": p.dtype,
+        "base_weights": base_weights,
+        "lora_layers_merged": lora_layers,
+        "parameters": sum(t.numel() for t in model.parameters()),
+        "sha256": {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in weights},
+    }
+
+
+def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_dir: str | Path, p: MergeParams,
+           q: QuantizationParams, *, letters: list[str], answer_prefix: str, limit: int | None = None,
+           strict: bool = True) -> dict:
+    """Letter-mode accuracy of base+adapter (as `evaluate` scores it) against the merged model.
+
+    Why the two can differ at all: `evaluate` runs the adapter, unmerged, on the 4-bit base, so each
+    weight it sees is the NF4-rounded W_q = W + e (16 levels per block of 64 weights: e is a few
+    percent of a weight). A merged model from the *original* base holds W + B @ A instead, so every
+    targeted layer's output moves by e @ x, and the adapter was trained to help W_q, not W. From the
+    *dequantized* base it holds W_q + B @ A, and only rounding to ``merge.dtype`` (float16 keeps 11
+    bits) and a different kernel order separate the two. A big move means the wrong base, a broken
+    adapter, a float16 overflow, or a base too sensitive to quantization for the original recipe.
+
+    Returns n, accuracy_adapter, accuracy_merged, accuracy_diff, letter_agreement (share of items
+    with the same predicted letter), max_prob_diff (largest change of any option's probability),
+    parity_tolerance, dtype and ok. With ``strict``, raises ParityError when not ok.
+    """
+    import torch
+    from peft import PeftModel
+
+    from stages.evaluate import check_prompts, predict
+    from stages.modeling import load_4bit, load_tokenizer, seed_everything
+    from stages.params import EvaluateParams
+
+    seed_everything(0, p.torch_threads)
+    _check_adapter(adapter)
+    mcq = [r for r in records if r["kind"] == "mcq"][:limit]
+    if not mcq:
+        raise InputError("validation has no multiple-choice item: the parity check scores those. "
+                         "Check the format stage's output.")
+    e = EvaluateParams(modes=["letter"], batch_size=p.batch_size, torch_threads=p.torch_threads, position_bias=False)
+
+    # --- base + adapter, exactly as evaluate scores the fine-tuned model -------------------------
+    tokenizer = load_tokenizer(base)
+    check_prompts(mcq, tokenizer)
+    model = PeftModel.from_pretrained(load_4bit(base, q), str(adapter))
+    model.eval()
+    ref = predict(model, tokenizer, mcq, "letter", e, letters=letters, answer_prefix=answer_prefix, name="adapter")
+    del model
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the 4-bit model's memory goes back before the 16-bit one loads
+
+    # --- the merged model, with its own saved tokenizer (what a server would load) ---------------
+    merged = load_dense(merged_dir, p.dtype, _device())
+    got = predict(merged, load_tokenizer(merged_dir), mcq, "letter", e, letters=letters, answer_prefix=answer_prefix,
+                  name="merged")
+    del merged
+
+    n = len(mcq)
+    right_ref, right_got = sum(r["correct"] for r in ref), sum(g["correct"] for g in got)
+    diff = abs(right_ref - right_got) / n  # from counts: no float noise at the threshold
+    report = {
+        "n": n,
+        "accuracy_adapter": round(right_ref / n, 6),
+        "accuracy_merged": round(right_got / n, 6),
+        "accuracy_diff": round(diff, 6),
+        "letter_agreement": round(sum(r["prediction"] == g["prediction"] for r, g in zip(ref, got)) / n, 6),
+        "max_prob_diff": round(max(abs(a - b) for r, g in zip(ref, got) for a, b in zip(r["probs"], g["probs"])), 6),
+        "parity_tolerance": p.parity_tolerance,
+        "dtype": p.dtype,
+        "ok": diff <= p.parity_tolerance + 1e-12,
+    }
+    if strict and not report["ok"]:
+        raise ParityError(
+            f"merge parity failed: letter-mode accuracy on {n} validation items moved by {diff:.2%} "
+            f"({report['accuracy_adapter']:.2%} with the 4-bit base + adapter, {report['accuracy_merged']:.2%} "
+            f"merged in {p.dtype}), more than merge.parity_tolerance={p.parity_tolerance} allows; one item is "
+            f"{1 / n:.2%}. Predicted letters agree on {report['letter_agreement']:.2%} of items and option "
+            f"probabilities moved by up to {report['max_prob_diff']:.4f}. Check that --adapter was trained on "
+            "--base with train.quantization as it is now, merge from the dequantized base (the default) or with "
+            "merge.dtype: float32, or raise merge.parity_tolerance in params.yaml if this drift is acceptable.",
+            report)
+    return report

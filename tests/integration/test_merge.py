@@ -1,0 +1,175 @@
+"""Merged-model export on the tiny model (CPU): plain weights, same bytes twice, same logits, parity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from stages.merge import ParityError, load_dense, load_dequantized, merge, parity
+from stages.params import MergeParams, QuantizationParams
+
+LETTERS = list("ABCD")
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"]
+P = MergeParams(dtype="float32")
+Q = QuantizationParams()
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_base, tmp_path_factory):
+    """A LoRA adapter on the six projections whose B is random, not zero: it changes the model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_base)),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=PROJECTIONS, init_lora_weights=False,
+                                      task_type="CAUSAL_LM"))
+    out = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def merged(tiny_base, adapter, tmp_path_factory):
+    out = tmp_path_factory.mktemp("merged")
+    return out, merge(tiny_base, adapter, out, P, Q)
+
+
+@pytest.fixture(scope="module")
+def records(formatted):
+    train, val = formatted
+    return train + val  # 22 items: parity does not care which split they come from
+
+
+@pytest.fixture(scope="module")
+def validation(tiny_base, repo_root):
+    """All 48 items of the bundled validation split, as the offline pipeline's parity check scores them."""
+    from stages.chat_format import format_records, load_prompts
+    from stages.ingest import load_local
+    from stages.modeling import load_tokenizer
+    from stages.translate import join_dataset, load_translations
+
+    items = load_local(repo_root / "data/raw/cosmosqa", ["validation"])
+    pt, _ = join_dataset(items, load_translations(repo_root / "data/raw/cosmosqa_pt"), "sample")
+    return format_records([{**r, "kind": "mcq"} for r in pt], load_tokenizer(tiny_base),
+                          load_prompts(repo_root / "prompts/chat.v1.yaml"), letters=LETTERS,
+                          answer_prefix="Alternativa", include_open=False)
+
+
+def _logits(model, ids):
+    import torch
+
+    with torch.no_grad():
+        return model(input_ids=ids).logits
+
+
+def test_merged_model_is_plain_safetensors_and_reproducible(tiny_base, adapter, merged, tmp_path):
+    from safetensors import safe_open
+
+    out, summary = merged
+    assert summary["lora_layers_merged"] == 2 * len(PROJECTIONS)
+    assert summary["base_weights"] == "dequantized" and summary["dtype"] == "float32"
+    assert not list(out.glob("*.bin")) and not (out / "adapter_config.json").exists()
+    with safe_open(str(out / "model.safetensors"), "pt") as fh:
+        keys = list(fh.keys())
+    assert not [k for k in keys if "lora" in k or "base_layer" in k]
+    config = json.loads((out / "config.json").read_text())
+    assert "quantization_config" not in config and config["dtype"] == "float32"
+
+    model = load_dense(out, "float32")
+    assert not [n for n, _ in model.named_modules() if "lora" in n]
+    assert not [m for m in model.modules() if type(m).__name__ == "Linear4bit"]
+    assert summary["parameters"] == sum(t.numel() for t in load_dense(tiny_base, "float32").parameters())
+
+    again = tmp_path / "again"
+    assert merge(tiny_base, adapter, again, P, Q) == summary
+    names = sorted(f.name for f in out.iterdir())
+    assert names == sorted(f.name for f in again.iterdir())
+    assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"} <= set(names)
+    for name in names:  # every file, not only the weights: same inputs, same bytes
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_a_pinned_hub_reference_merges_like_a_local_folder(tiny_base, adapter, merged, tmp_path):
+    # base_model.source: hub writes only reference.json; a local path stands in for the hub id
+    ref = tmp_path / "base"
+    ref.mkdir()
+    (ref / "reference.json").write_text(json.dumps({"hub_id": str(tiny_base), "revision": None}))
+    merge(ref, adapter, tmp_path / "out", P, Q)
+    out, _ = merged
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("base_weights", ["dequantized", "original"])
+def test_merged_logits_match_the_unmerged_base_plus_adapter(tiny_base, adapter, merged, tmp_path, base_weights):
+    import torch
+    from peft import PeftModel
+
+    if base_weights == "dequantized":
+        out = merged[0]
+        base = load_dequantized(tiny_base, Q, "float32")
+    else:
+        out = tmp_path / "merged"
+        merge(tiny_base, adapter, out, P, Q, base_weights="original")
+        base = load_dense(tiny_base, "float32")
+    ids = torch.randint(4, 2000, (2, 24), generator=torch.Generator().manual_seed(0))
+    plain = _logits(base, ids)
+    unmerged = _logits(PeftModel.from_pretrained(base, str(adapter)).eval(), ids)
+    got = _logits(load_dense(out, "float32"), ids)
+    assert (got - unmerged).abs().max().item() < 1e-4
+    assert (unmerged - plain).abs().max().item() > 0.1  # the adapter really changes the model
+
+
+def test_parity_passes_with_the_default_tolerance(tiny_base, adapter, merged, validation):
+    report = parity(validation, tiny_base, adapter, merged[0], P, Q, letters=LETTERS, answer_prefix="Alternativa")
+    assert set(report) == {"n", "accuracy_adapter", "accuracy_merged", "accuracy_diff", "letter_agreement",
+                           "max_prob_diff", "parity_tolerance", "dtype", "ok"}
+    assert report["ok"] and report["parity_tolerance"] == MergeParams().parity_tolerance
+    assert report["n"] == 48 and report["accuracy_diff"] == 0.0 and report["letter_agreement"] == 1.0
+    # not 0: bitsandbytes' 4-bit CPU kernel computes in bfloat16, the merged layers in float32. The
+    # tiny random model's letter probabilities are often near-ties, so on a larger set (its 120
+    # train items) that precision alone flips 4 answers, and accuracy moves by 3.3 points
+    assert report["max_prob_diff"] < 0.1
+
+
+def test_parity_fails_with_a_clear_message_when_the_merged_model_drifts(tiny_base, adapter, records, tmp_path):
+    from peft import PeftModel
+
+    from stages.evaluate import predict
+    from stages.modeling import load_4bit, load_tokenizer
+    from stages.params import EvaluateParams
+
+    # the common recipe, adapter added to the *original* weights: the tiny random base is so sensitive
+    # to NF4 rounding that the merged model answers differently from the adapter on the 4-bit base
+    merge(tiny_base, adapter, tmp_path / "drifted", P, Q, base_weights="original")
+    # relabel every item with the 4-bit base + adapter's own answer: its accuracy is then exactly 1,
+    # and the merged model's accuracy is its letter agreement, so any drift moves accuracy
+    model = PeftModel.from_pretrained(load_4bit(tiny_base, Q), str(adapter)).eval()
+    records = records[:12]
+    answers = predict(model, load_tokenizer(tiny_base), records, "letter", EvaluateParams(), letters=LETTERS,
+                      answer_prefix="Alternativa", name="adapter")
+    relabeled = [{**r, "label": LETTERS.index(a["prediction"])} for r, a in zip(records, answers)]
+
+    with pytest.raises(ParityError) as err:
+        parity(relabeled, tiny_base, adapter, tmp_path / "drifted", P, Q, letters=LETTERS, answer_prefix="Alternativa")
+    report = err.value.report
+    assert not report["ok"] and report["accuracy_adapter"] == 1.0
+    assert report["accuracy_merged"] == report["letter_agreement"] < 1.0
+    msg = str(err.value)
+    assert "merge.parity_tolerance=0.02" in msg and f"moved by {report['accuracy_diff']:.2%}" in msg
+    assert "100.00% with the 4-bit base + adapter" in msg
+
+    # the threshold decides: the same drift passes a loose enough tolerance
+    loose = parity(relabeled, tiny_base, adapter, tmp_path / "drifted", MergeParams(dtype="float32",
+                   parity_tolerance=1.0), Q, letters=LETTERS, answer_prefix="Alternativa")
+    assert loose["ok"] and loose["accuracy_diff"] == report["accuracy_diff"]
+
+
+def test_merge_refuses_a_folder_without_an_adapter(tiny_base, tmp_path):
+    from stages.io import InputError
+
+    with pytest.raises(InputError, match="no LoRA adapter here"):
+        merge(tiny_base, tmp_path, tmp_path / "out", P, Q)
