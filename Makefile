@@ -45,6 +45,15 @@ profile:
 	cp profiles/$(PROFILE).yaml params.yaml
 	@echo "params.yaml is now the '$(PROFILE)' profile; 'dvc repro' reruns what it changes"
 
+## merge: fold the adapter into the base (models/merged, 16-bit) and check parity (metrics/merge.json)
+merge: setup
+	$(BIN)/gabarito merge --base models/base --adapter models/adapter \
+	  --validation data/processed/validation.jsonl --out models/merged --report metrics/merge.json
+
+## doctor: check GPU/CUDA, bitsandbytes, tesseract, API key (set or not), disk and the DVC remote
+doctor: setup
+	$(BIN)/gabarito doctor
+
 ## push: push data, adapter and metrics to the default DVC remote
 push: setup
 	$(BIN)/dvc push
@@ -53,4 +62,4 @@ push: setup
 clean-venv:
 	rm -rf $(VENV)
 
-.PHONY: help setup system-deps repro test profile push clean-venv
+.PHONY: help setup system-deps repro test profile merge doctor push clean-venv

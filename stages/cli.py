@@ -379,6 +379,157 @@ def train(train_path, validation, base, out, checkpoints, live_dir, metrics, par
         f"{result['last_logged_loss']}, best eval loss {result['best_eval_loss']} -> {out}")
 
 
+# --- merge (optional export) ---------------------------------------------------------------------
+@main.command()
+@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--adapter", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="items re-scored by the parity check")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="folder for the merged model")
+@click.option("--report", type=click.Path(dir_okay=False), required=True, help="parity figures (JSON)")
+@click.option("--base-weights", type=click.Choice(["dequantized", "original"]), default="dequantized",
+              show_default=True, help="what the LoRA update is added to (see `stages/merge.py`)")
+@click.option("--limit", type=int, default=None, help="re-score only the first N validation items")
+@_params_option
+@user_errors
+def merge(base, adapter, validation, out, report, base_weights, limit, params_path):
+    """Fold the adapter into the base (16-bit safetensors, no peft needed) and check parity.
+
+    The merged model re-scores the validation items in letter mode; the command fails, keeping no
+    merged model, when its accuracy moves by more than merge.parity_tolerance from base+adapter.
+
+    \b
+    Examples:
+      make merge                                  # models/merged + metrics/merge.json
+      gabarito merge --base models/base --adapter models/adapter \\
+          --validation data/processed/validation.jsonl --out models/merged --report metrics/merge.json
+    """
+    from stages import merge as mod
+    from stages.params import load_all
+
+    params = load_all(params_path)
+    p, q, fmt = params["merge"], params["train"].quantization, params["format"]
+    with io.atomic_path(out, directory=True) as tmp:
+        summary = mod.merge(base, adapter, tmp, p, q, base_weights=base_weights)
+        log(f"merge: {summary['lora_layers_merged']} LoRA layers merged into {summary['parameters']:,} "
+            f"{p.dtype} parameters; checking parity on validation")
+        try:
+            parity = mod.parity(io.read_jsonl(validation), base, adapter, tmp, p, q, letters=fmt.letters,
+                                answer_prefix=fmt.answer_prefix, limit=limit)
+        except mod.ParityError as exc:  # the figures are still worth keeping; the model is not
+            io.write_json(report, {**summary, "parity": exc.report})
+            raise
+    io.write_json(report, {**summary, "parity": parity})
+    log(f"merge: parity ok: accuracy {parity['accuracy_adapter']:.2%} (base+adapter) vs "
+        f"{parity['accuracy_merged']:.2%} (merged), letters agree on {parity['letter_agreement']:.2%} "
+        f"of {parity['n']} items -> {out}")
+
+
+# --- OpenAI hosted fine-tuning -------------------------------------------------------------------
+@main.group("openai-finetune")
+def openai_finetune():
+    """OpenAI's hosted fine-tuning of the exported chat JSONL: check it, price it, run it.
+
+    \b
+    Examples:
+      gabarito openai-finetune validate                     # no key, no call: format, tokens, cost
+      OPENAI_API_KEY=... gabarito openai-finetune submit --wait
+      gabarito openai-finetune wait ftjob-abc123            # follow a job submitted earlier
+    """
+
+
+def _ft_files(fn):
+    fn = click.option("--validation", type=click.Path(dir_okay=False), default="data/processed/openai_validation.jsonl",
+                      show_default=True, help="validation file ('' for none)")(fn)
+    return click.option("--train", "train_path", type=click.Path(dir_okay=False),
+                        default="data/processed/openai_train.jsonl", show_default=True)(fn)
+
+
+def _print_event(ev: dict) -> None:
+    click.echo(f"  [{ev['level']}] {ev['message']}")
+
+
+@openai_finetune.command("validate")
+@_ft_files
+@click.option("--json", "as_json", is_flag=True, help="print the whole report as JSON")
+@_params_option
+@user_errors
+def openai_finetune_validate(train_path, validation, as_json, params_path):
+    """Check the files against OpenAI's chat fine-tuning format; count tokens; estimate the cost.
+
+    Makes no API call and needs no key. Exits 1 when a line would make OpenAI reject the file.
+
+    \b
+    Examples:
+      gabarito openai-finetune validate
+      gabarito openai-finetune validate --train my.jsonl --validation ''
+      gabarito openai-finetune validate --json | jq .train.tokens_per_example
+    """
+    from stages import openai_ft as mod
+
+    p = load_section("openai_finetune", params_path)
+    train_lines = mod.read_file(train_path)[1]
+    val_lines = mod.read_file(validation)[1] if validation else None
+    check = mod.validate_pair(train_lines, val_lines, p, train_name=train_path, validation_name=validation or "")
+    click.echo(json.dumps(check, indent=1, ensure_ascii=False) if as_json else mod.describe(check))
+    if not check["ok"]:
+        sys.exit(1)
+
+
+@openai_finetune.command("submit")
+@_ft_files
+@click.option("--wait", is_flag=True, help="follow the job to the end, printing its events")
+@_params_option
+@user_errors
+def openai_finetune_submit(train_path, validation, wait, params_path):
+    """Validate, upload both files and start a fine-tuning job (key from $OPENAI_API_KEY).
+
+    Nothing is uploaded when validation finds an error. The model, epochs and suffix come from
+    the openai_finetune section of params.yaml; the endpoint from openai_finetune.base_url or
+    $OPENAI_BASE_URL.
+
+    \b
+    Examples:
+      gabarito openai-finetune submit                 # prints the job id and returns
+      gabarito openai-finetune submit --wait          # ... and follows it to the end
+    """
+    from stages import openai_ft as mod
+
+    p = load_section("openai_finetune", params_path)
+    client = mod.make_client(p)
+    out = mod.submit(client, train_path, validation or None, p, wait=wait, progress=_print_event)
+    click.echo(f"job {out['job_id']}: {out['status']} (model {out['model']}, files {out['training_file']}"
+               + (f" + {out['validation_file']}" if out["validation_file"] else "")
+               + f"; ~{out['billed_tokens']:,} billed tokens, ~${out['estimated_cost_usd']:.2f})")
+    if out["fine_tuned_model"]:
+        click.echo(f"fine-tuned model: {out['fine_tuned_model']}")
+    if out["status"] in ("failed", "cancelled"):
+        raise click.ClickException(f"job {out['job_id']} {out['status']}: {out['error'] or 'no reason given'}")
+    if not wait:
+        click.echo(f"follow it with: gabarito openai-finetune wait {out['job_id']}")
+
+
+@openai_finetune.command("wait")
+@click.argument("job_id")
+@_params_option
+@user_errors
+def openai_finetune_wait(job_id, params_path):
+    """Follow a fine-tuning job until it succeeds, fails or is cancelled, printing its events.
+
+    \b
+    Example:
+      gabarito openai-finetune wait ftjob-abc123
+    """
+    from stages import openai_ft as mod
+
+    p = load_section("openai_finetune", params_path)
+    out = mod.wait_for_job(mod.make_client(p), job_id, p, progress=_print_event)
+    click.echo(f"job {out['job_id']}: {out['status']}"
+               + (f"; fine-tuned model: {out['fine_tuned_model']}" if out["fine_tuned_model"] else ""))
+    if out["status"] != "succeeded":
+        raise click.ClickException(f"job {job_id} {out['status']}: {out['error'] or 'no reason given'}")
+
+
 # --- evaluate ------------------------------------------------------------------------------------
 @main.command()
 @click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True)

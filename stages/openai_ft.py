@@ -622,7 +622,7 @@ def create_job(client, request: dict, *, attempts: int = 4, sleep: Callable[[flo
     return once.fine_tuning.jobs.create(**request)
 
 
-def _read(path: str | Path) -> tuple[bytes, list[tuple[int, Any]]]:
+def read_file(path: str | Path) -> tuple[bytes, list[tuple[int, Any]]]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found. Run the format stage first (`dvc repro format`).")
@@ -645,8 +645,8 @@ def submit(client, train_path: str | Path, validation_path: str | Path | None, p
     "trained_tokens", "error", "events"}; with ``wait`` those are the job's final values (see
     wait_for_job) and ``progress`` gets each new job event as it appears.
     """
-    train_bytes, train_lines = _read(train_path)
-    val_bytes, val_lines = _read(validation_path) if validation_path is not None else (None, None)
+    train_bytes, train_lines = read_file(train_path)
+    val_bytes, val_lines = read_file(validation_path) if validation_path is not None else (None, None)
     check = validate_pair(train_lines, val_lines, p, train_name=str(train_path),
                           validation_name=str(validation_path), counter=counter)
     if not check["ok"]:

@@ -173,3 +173,55 @@ def test_merge_refuses_a_folder_without_an_adapter(tiny_base, tmp_path):
 
     with pytest.raises(InputError, match="no LoRA adapter here"):
         merge(tiny_base, tmp_path, tmp_path / "out", P, Q)
+
+
+# --- the command --------------------------------------------------------------------------------
+def _invoke(args, cwd):
+    import os
+
+    from click.testing import CliRunner
+
+    from stages.cli import main
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, args)
+    finally:
+        os.chdir(old)
+
+
+def test_merge_command_writes_the_model_and_the_parity_report(tiny_base, adapter, validation, tmp_path):
+    from stages.io import write_jsonl
+
+    write_jsonl(tmp_path / "validation.jsonl", validation)
+    (tmp_path / "params.yaml").write_text("merge: {dtype: float32, parity_tolerance: 0.02}\n")
+    args = ["merge", "--base", str(tiny_base), "--adapter", str(adapter), "--validation", "validation.jsonl",
+            "--out", "merged", "--report", "merge.json"]
+    result = _invoke(args, tmp_path)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "merge.json").read_text())
+    assert report["parity"]["ok"] and report["parity"]["n"] == 48 and report["lora_layers_merged"] == 12
+    assert report["parity"]["accuracy_diff"] <= 0.02
+    assert sorted(p.name for p in (tmp_path / "merged").glob("*.safetensors")) == sorted(report["sha256"])
+    assert "parity ok" in result.output
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged.")]  # no temp folder left
+
+
+def test_merge_command_keeps_no_model_when_parity_fails(tiny_base, adapter, validation, tmp_path):
+    """The original-weights recipe moves the tiny model's letters a lot (see stages/merge.py): with a zero
+    tolerance the command fails with the figures saved, and the previous merged model stays as it was."""
+    from stages.io import write_jsonl
+
+    write_jsonl(tmp_path / "validation.jsonl", validation)
+    (tmp_path / "params.yaml").write_text("merge: {dtype: float32, parity_tolerance: 0.0}\n")
+    (tmp_path / "merged").mkdir()
+    (tmp_path / "merged" / "previous.txt").write_text("an earlier merge")
+    args = ["merge", "--base", str(tiny_base), "--adapter", str(adapter), "--validation", "validation.jsonl",
+            "--out", "merged", "--report", "merge.json", "--base-weights", "original"]
+    result = _invoke(args, tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "merge parity failed" in result.output and "Traceback" not in result.output
+    assert not json.loads((tmp_path / "merge.json").read_text())["parity"]["ok"]
+    assert [p.name for p in (tmp_path / "merged").iterdir()] == ["previous.txt"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged.")]
