@@ -52,6 +52,9 @@ def main():
     \b
     Examples:
       dvc repro                  # run what changed
+      gabarito doctor            # is this machine ready (GPU, bitsandbytes, tesseract, keys)?
+      gabarito ask --help        # ask the fine-tuned model a question
+      gabarito report main       # this experiment against main: deltas with intervals
       gabarito ingest --help     # one stage's options
     """
 
@@ -64,7 +67,16 @@ def main():
 @_params_option
 @user_errors
 def ingest(local_dir, out, params_path):
-    """Read Cosmos QA (local folder, URLs or the hub) into one normalized JSONL."""
+    """Read Cosmos QA (local folder, URLs or the hub) into one normalized JSONL.
+
+    ingest.source picks where from: local (data/raw/cosmosqa, the bundled sample), url (the
+    official CSVs) or hub (a pinned dataset revision).
+
+    \b
+    Examples:
+      dvc repro ingest
+      dvc exp run -S ingest.source=hub               # the full 35.6k items (needs the network)
+    """
     from stages import ingest as mod
 
     p = load_section("ingest", params_path)
@@ -89,7 +101,16 @@ def ingest(local_dir, out, params_path):
 @_params_option
 @user_errors
 def extract(pdf_dir, out, report, params_path):
-    """Extract PDF pages to text: the text layer where present, tesseract OCR otherwise."""
+    """Extract PDF pages to text: the text layer where present, tesseract OCR otherwise.
+
+    Every page gets a quality score; a garbled text layer is OCR'd too. metrics/extract.json lists
+    each file's status (ok, ocr, encrypted, corrupt, empty, timeout).
+
+    \b
+    Examples:
+      cp ~/regulamentos/*.pdf data/raw/pdfs/ && dvc repro extract
+      dvc exp run -S extract.ocr_dpi=400             # sharper OCR for small print
+    """
     from stages import extract as mod
 
     p = load_section("extract", params_path)
@@ -191,7 +212,16 @@ def translate(items, translations, prompt, ledger, out, failures, metrics, retry
 @_params_option
 @user_errors
 def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progress, params_path):
-    """Build grounded Portuguese Q&A pairs from PDF text (imported, or written by an LLM)."""
+    """Build grounded Portuguese Q&A pairs from PDF text (imported, or written by an LLM).
+
+    Each pair must be supported by its chunk (lexical overlap or a verbatim span); the rest go to
+    the rejected file with a reason. LLM replies are kept in a ledger, so a rerun pays nothing twice.
+
+    \b
+    Examples:
+      dvc repro synthesize
+      OPENAI_API_KEY=... dvc exp run -S synthesize.provider=openai
+    """
     from stages import synthesize as mod
     from stages.llm import Engine, Ledger
 
@@ -236,7 +266,13 @@ def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progres
 @_params_option
 @user_errors
 def clean(mcq, open_path, out_dir, metrics, params_path):
-    """Normalize, validate, de-duplicate and leak-check; quarantine rejects with a reason."""
+    """Normalize, validate, de-duplicate and leak-check; quarantine rejects with a reason.
+
+    \b
+    Examples:
+      dvc repro clean
+      jq -r .reason data/interim/clean/quarantine.jsonl | sort | uniq -c   # why items were dropped
+    """
     from stages import clean as mod
 
     p = load_section("clean", params_path)
@@ -259,7 +295,13 @@ def clean(mcq, open_path, out_dir, metrics, params_path):
 @_params_option
 @user_errors
 def base_model(corpus, prompts, out, params_path):
-    """Build the tiny offline base model, or write a pinned reference to a hub model."""
+    """Build the tiny offline base model, or write a pinned reference to a hub model.
+
+    \b
+    Examples:
+      dvc repro base_model
+      dvc exp run -S base_model.source=hub           # Zephyr-7B-beta at base_model.revision
+    """
     from stages import modeling
 
     p = load_section("base_model", params_path)
@@ -293,7 +335,14 @@ def base_model(corpus, prompts, out, params_path):
 @_params_option
 @user_errors
 def format_(train_path, validation, base, prompts, out_dir, params_path):
-    """Chat-format train/validation with the base tokenizer's template; export OpenAI JSONL."""
+    """Chat-format train/validation with the base tokenizer's template; export OpenAI JSONL.
+
+    \b
+    Examples:
+      dvc repro format
+      head -c 600 data/processed/train.jsonl          # messages, prompt, completion
+      gabarito openai-finetune validate               # check the OpenAI export
+    """
     from stages import chat_format as mod
     from stages.modeling import load_tokenizer
 
@@ -597,26 +646,170 @@ def compare(a, b, model, mode, path):
       gabarito compare old.jsonl new.jsonl
     """
     from stages.evaluate import flipped
+    from stages.report import revision_reader, workspace_reader
 
     def load(ref: str) -> list[dict]:
         if Path(ref).is_file():
             return io.read_jsonl(ref)
-        if ref == "workspace":
-            return io.read_jsonl(path)
-        import dvc.api
-
-        try:
-            text = dvc.api.read(path, rev=ref)
-        except Exception as exc:  # dvc raises many kinds; all mean "not there"
-            raise InputError(f"could not read {path} at '{ref}' ({exc}). Give a predictions file, a git "
-                             "revision or an experiment name (`dvc exp show`).") from None
-        return [json.loads(line) for line in text.split("\n") if line.strip()]
+        read = workspace_reader() if ref == "workspace" else revision_reader(ref)
+        text = read(path)
+        if text is None:
+            raise InputError(f"{path} is not in '{ref}' (or its data is in no cache: `dvc pull -r {ref}`). "
+                             "Give a predictions file, a git revision or an experiment name (`dvc exp show`).")
+        return [rec for _, rec in io.parse_jsonl(text, f"{ref}:{path}")]
 
     rows = flipped(load(a), load(b), model=model, mode=mode)
     fixed = sum(r["change"] == "fixed" for r in rows)
     click.echo(f"{len(rows)} items flipped ({model}, {mode}): {fixed} fixed, {len(rows) - fixed} broken in {b}")
     for r in rows:
         click.echo(f"  {r['change']:6}  {r['id']:<20} label {r['label']}  {a}: {r['a'] or '-'}  {b}: {r['b'] or '-'}")
+
+
+@main.command()
+@click.argument("baseline")
+@click.option("--current", default="workspace", show_default=True,
+              help="the experiment to report on: 'workspace' or a revision / experiment name")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write here (default: print)")
+@click.option("--html", "as_html", is_flag=True, help="one self-contained HTML page (inline SVG charts)")
+@click.option("--metrics", default="metrics/eval.json", show_default=True)
+@click.option("--predictions", default="metrics/predictions.jsonl", show_default=True)
+@click.option("--train-metrics", default="metrics/train.json", show_default=True)
+@click.option("--validation", default="data/processed/validation.jsonl", show_default=True,
+              help="for the question text of flipped items")
+@_params_option
+@user_errors
+def report(baseline, current, out, as_html, metrics, predictions, train_metrics, validation, params_path):
+    """Report an experiment against a BASELINE: metric deltas with 95% intervals, params changed, flips.
+
+    BASELINE and --current are git revisions, branches, tags, DVC experiment names, or
+    'workspace'. Accuracy deltas come with a paired bootstrap interval and McNemar's p over the
+    items both sides scored; then the params that differ, accuracy by question type, the items
+    that flipped, and the plots to compare with `dvc plots diff`.
+
+    \b
+    Examples:
+      gabarito report main                          # markdown on stdout
+      gabarito report HEAD~1 --html --out report.html
+      gabarito report main --current exp-lora-r32   # an experiment of `dvc exp show`
+    """
+    import yaml
+
+    from stages import report as mod
+
+    def reader(ref: str):
+        return mod.workspace_reader() if ref == "workspace" else mod.revision_reader(ref)
+
+    paths = {"metrics": metrics, "predictions": predictions, "train": train_metrics, "params": params_path,
+             "validation": validation}
+    sides = [mod.load_side(reader(ref), label=ref, **paths) for ref in (baseline, current)]
+    e = load_section("evaluate", params_path)
+    dvc_yaml = Path("dvc.yaml")
+    plots = mod.plot_files(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))) if dvc_yaml.is_file() else []
+    rep = mod.build_report(*sides, labels=(baseline, current), bootstrap_samples=e.bootstrap_samples, seed=e.seed,
+                           plots=plots, baseline_rev=baseline)
+    text = mod.render_html(rep) if as_html else mod.render_markdown(rep)
+    if out:
+        io.write_text(out, text)
+        log(f"report: {baseline} -> {current} written to {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+# --- for people: doctor and ask ------------------------------------------------------------------
+@main.command()
+@_params_option
+@user_errors
+def doctor(params_path):
+    """Check this machine for gabarito: GPU and CUDA, bitsandbytes, tesseract, keys, disk, DVC remote.
+
+    API keys are reported as set or not set, never shown. Exits 1 when a check fails (warnings
+    do not fail: the offline profile needs no GPU and no key).
+
+    \b
+    Examples:
+      gabarito doctor
+      make doctor
+    """
+    from stages import doctor as mod
+    from stages.params import load_all
+
+    params = load_all(params_path)
+    rows = mod.run_all(root=".", download_gb=params["base_model"].download_gb, ocr_lang=params["extract"].ocr_lang)
+    click.echo(mod.render(rows))
+    sys.exit(mod.overall(rows))
+
+
+@main.command()
+@click.option("--base", type=click.Path(file_okay=False), default="models/base", show_default=True)
+@click.option("--adapter", type=click.Path(file_okay=False), default="models/adapter", show_default=True)
+@click.option("--no-adapter", is_flag=True, help="ask the base model alone")
+@click.option("--prompts", type=click.Path(dir_okay=False), default="prompts/chat.v1.yaml", show_default=True)
+@click.option("--context", default="", help="the text the question is about")
+@click.option("--question", default=None)
+@click.option("--option", "options", multiple=True, help="an answer option; give it once per letter, in order")
+@click.option("--file", "file_", type=click.File("r", encoding="utf-8"), default=None,
+              help="questions in the block format, separated by '---' lines ('-': standard input)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON line per question")
+@_params_option
+@user_errors
+def ask(base, adapter, no_adapter, prompts, context, question, options, file_, as_json, params_path):
+    """The answer key: the fine-tuned model picks A-D for a question, with each option's probability.
+
+    Give one question with --question and four --option, a file of questions with --file, or
+    nothing to type them in (an empty question ends). The prompt is exactly the one the model was
+    trained and evaluated on; the letter is scored in one forward pass (letter mode).
+
+    \b
+    Examples:
+      gabarito ask --context "Fui ao mercado comprar pão." --question "Por que fui ao mercado?" \\
+          --option "Para comprar pão." --option "Para vender o carro." --option "Para trabalhar." \\
+          --option "Nenhuma das alternativas."
+      gabarito ask --file questions.txt          # Contexto: / Pergunta: / A) ... D) blocks
+      gabarito ask                               # interactive
+    """
+    from stages import ask as mod
+    from stages.chat_format import load_prompts
+    from stages.modeling import seed_everything
+    from stages.params import load_all
+
+    params = load_all(params_path)
+    fmt, e = params["format"], params["evaluate"]
+    letters = fmt.letters
+    if question is not None or options:
+        items = [{"context": context, "question": question or "", "options": list(options)}]
+        mod.check_question(letters=letters, **items[0])
+    elif file_ is not None:
+        items = mod.parse_blocks(file_.read(), letters)
+    else:
+        items = None  # interactive
+    if not Path(base).is_dir():
+        raise InputError(f"{base}: no base model here. Run `dvc repro` (or `dvc pull`) first.")
+    seed_everything(e.seed, e.torch_threads)
+    model, tokenizer = mod.load(base, None if no_adapter else adapter, params["train"].quantization)
+    pr = load_prompts(prompts)
+
+    def one(item: dict) -> None:
+        result = mod.answer(model, tokenizer, prompts=pr, letters=letters, answer_prefix=fmt.answer_prefix, **item)
+        if as_json:
+            click.echo(json.dumps({**item, **result}, ensure_ascii=False, sort_keys=True))
+        else:
+            click.echo(mod.render(result, item["options"], letters))
+
+    if items is not None:
+        for item in items:
+            one(item)
+        return
+    click.echo(f"Type a question (empty question: quit). Options {', '.join(letters)}.", err=True)
+    while True:
+        ctx = click.prompt("Contexto (optional)", default="", show_default=False, err=True)
+        q = click.prompt("Pergunta", default="", show_default=False, err=True)
+        if not q.strip():
+            return
+        opts = [click.prompt(f"{letter})", err=True) for letter in letters]
+        try:
+            one({"context": ctx, "question": q, "options": opts})
+        except InputError as exc:  # a typo in one question does not end the session
+            click.echo(f"Error: {exc}", err=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,211 @@
+"""The answer key at work: ask the fine-tuned model one multiple-choice question.
+
+    gabarito ask --base models/base --adapter models/adapter --prompts prompts/chat.v1.yaml
+
+The question is put to the model exactly as evaluation puts it: the same chat messages
+(``chat_format.mcq_messages``), cut at the assistant turn by the same function the format stage
+uses, and scored in ``letter`` mode (one forward pass; the probabilities of the answer letters
+after the answer prefix, "Alternativa"). So the answer here is the answer ``evaluate`` would
+count, with its probabilities.
+
+A question can be typed or pasted as a small block of text (``parse_block``)::
+
+    Contexto: Fui ao mercado de manhã, mas estava fechado.
+    Pergunta: Por que a pessoa voltou para casa?
+    A) O mercado estava fechado.
+    B) Começou a chover.
+    C) Esqueceu a carteira.
+    D) Nenhuma das alternativas acima.
+
+``Context:`` / ``Question:`` work too; a context may run over several lines. A file may hold several
+blocks separated by a line of ``---`` (``parse_blocks``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+from stages.io import InputError
+from stages.params import QuantizationParams
+
+# labels a person may type, folded to lower case; Portuguese first, as the prompts are
+CONTEXT_LABELS = ("contexto", "context")
+QUESTION_LABELS = ("pergunta", "question")
+LABEL = re.compile(r"^\s*([A-Za-zÀ-ÿ]+)\s*:\s?(.*)$")
+# "A) text", "A. text", "(A) text"; "a) text" too, as people type it
+OPTION = re.compile(r"^\s*\(?([A-Za-z])[\).]\s*(.*)$")
+SEPARATOR = "---"
+BAR_WIDTH = 20  # characters of a 100% bar in ``render``
+OPTION_WIDTH = 60  # option text shown in ``render``'s table before it is cut with "…"
+
+
+# --- load ----------------------------------------------------------------------------------------
+def load(base: str | Path, adapter: str | Path | None, q: QuantizationParams):
+    """(model, tokenizer): the 4-bit base as training and evaluation load it, plus the LoRA adapter
+    (``None``: the base alone), in eval mode. ``q`` is ``train.quantization``."""
+    from stages.modeling import load_4bit, load_tokenizer
+
+    if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
+        raise InputError(f"{adapter}: no LoRA adapter here (adapter_config.json missing). Run `dvc repro train` "
+                         "first, or ask the base model alone.")
+    tokenizer = load_tokenizer(base)
+    model = load_4bit(base, q)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    return model, tokenizer
+
+
+# --- one question ------------------------------------------------------------------------------
+def check_question(*, context: str, question: str, options: Sequence[str], letters: Sequence[str]) -> None:
+    """Raise InputError naming what to fix: the question, the number of options, or an empty option."""
+    if not isinstance(context, str):
+        raise InputError(f"the context must be text, got {type(context).__name__}.")
+    if not isinstance(question, str) or not question.strip():
+        raise InputError("the question is empty: write it after 'Pergunta:'.")
+    if len(options) != len(letters):
+        raise InputError(f"expected exactly {len(letters)} options ({', '.join(letters)}), got {len(options)}: "
+                         f"the model was trained to choose among {len(letters)}.")
+    empty = [letter for letter, opt in zip(letters, options) if not isinstance(opt, str) or not opt.strip()]
+    if empty:
+        raise InputError(f"option(s) {', '.join(empty)} empty: every option needs its text.")
+
+
+def build_prompt(tokenizer, *, context: str, question: str, options: Sequence[str], prompts: dict[str, str],
+                 letters: Sequence[str], answer_prefix: str) -> str:
+    """The evaluation (and training) prompt for one question, up to where the answer starts."""
+    from stages.chat_format import mcq_messages, split_prompt_completion
+
+    context = context or ""  # no context is allowed: the prompt then shows an empty one
+    check_question(context=context, question=question, options=options, letters=letters)
+    # label 0 only fills the assistant turn, which split_prompt_completion cuts off: it never reaches the prompt
+    rec = {"context": context.strip(), "question": question.strip(), "answers": [o.strip() for o in options],
+           "label": 0}
+    prompt, _ = split_prompt_completion(tokenizer, mcq_messages(rec, prompts, list(letters), answer_prefix))
+    return prompt
+
+
+def answer(model, tokenizer, *, context: str, question: str, options: list[str], prompts: dict[str, str],
+           letters: Sequence[str], answer_prefix: str) -> dict:
+    """The model's answer: {"letter", "index", "option", "probabilities": {letter: p}} (letter mode)."""
+    from stages.evaluate import score_letters
+
+    prompt = build_prompt(tokenizer, context=context, question=question, options=options, prompts=prompts,
+                          letters=letters, answer_prefix=answer_prefix)
+    probs = score_letters(model, tokenizer, [prompt], answer_prefix=answer_prefix, letters=list(letters),
+                          batch_size=1)[0]
+    # ties go to the earlier letter, as evaluate's predict breaks them
+    index = max(range(len(probs)), key=lambda i: (probs[i], -i))
+    return {"letter": letters[index], "index": index, "option": options[index].strip(),
+            "probabilities": dict(zip(letters, probs))}
+
+
+# --- text blocks ---------------------------------------------------------------------------------
+def parse_block(text: str, letters: Sequence[str] = ("A", "B", "C", "D")) -> dict:
+    """{"context", "question", "options"} from a block a person typed (see the module docstring).
+
+    Lines that start no new part continue the one before, so a context can span paragraphs. Option
+    lines count only after the question, so a context line like "A. Lincoln disse..." stays context,
+    and other letters only after the first option, so a question's items "I.", "V." stay question.
+    """
+    parts: dict[str, list[str]] = {}
+    options: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        label = LABEL.match(line)
+        key = label.group(1).casefold() if label else None
+        option = OPTION.match(line) if "question" in parts else None
+        letter = option.group(1).upper() if option else None
+        if letter not in letters and not options:
+            # before the first option, a list inside the question ("I. ...", "V. ...") is question text
+            letter = None
+        if key in CONTEXT_LABELS or key in QUESTION_LABELS:
+            part = "context" if key in CONTEXT_LABELS else "question"
+            if part in parts:
+                raise InputError(f"'{label.group(1)}:' appears twice; write one question per block "
+                                 f"(separate blocks with a line '{SEPARATOR}').")
+            if part == "context" and "question" in parts:
+                raise InputError("'Contexto:' must come before 'Pergunta:'.")
+            current = parts[part] = [label.group(2)]
+        elif letter is not None:
+            if letter not in letters:
+                raise InputError(f"option {letter}) is not one of {', '.join(letters)}: the model chooses among "
+                                 f"{len(letters)} options.")
+            if letter in options:
+                raise InputError(f"option {letter}) appears twice.")
+            current = options[letter] = [option.group(2)]
+        elif current is not None:
+            current.append(line.strip())  # indentation of pasted text is layout, not content
+        elif line.strip():
+            raise InputError(f"unexpected text before 'Contexto:' or 'Pergunta:': {line.strip()[:60]!r}. "
+                             "Start the block with 'Contexto: ...' (optional) and 'Pergunta: ...'.")
+    if "question" not in parts:
+        raise InputError("no question: add a line 'Pergunta: ...' (or 'Question: ...') after the context.")
+    missing = [letter for letter in letters if letter not in options]
+    if missing:
+        raise InputError(f"missing option(s) {', '.join(f'{m})' for m in missing)}: write one line per option, "
+                         f"{letters[0]}) to {letters[-1]}), after the question.")
+    order = list(options)
+    if order != list(letters):
+        raise InputError(f"options out of order ({', '.join(order)}): write them {', '.join(letters)}.")
+    result = {"context": "\n".join(parts.get("context", [])).strip(),
+              "question": "\n".join(parts["question"]).strip(),
+              "options": ["\n".join(options[letter]).strip() for letter in letters]}
+    check_question(**result, letters=letters)
+    return result
+
+
+def parse_blocks(text: str, letters: Sequence[str] = ("A", "B", "C", "D")) -> list[dict]:
+    """Every block of a file, blocks separated by a line of ``---``; an error names the block."""
+    chunks, current = [], []
+    for line in text.splitlines():
+        if line.strip() == SEPARATOR:
+            chunks.append(current)
+            current = []
+        else:
+            current.append(line)
+    chunks.append(current)
+    out = []
+    for n, chunk in enumerate(chunks, 1):
+        if not any(line.strip() for line in chunk):
+            continue
+        try:
+            out.append(parse_block("\n".join(chunk), letters))
+        except InputError as exc:
+            raise InputError(f"question {n}: {exc}") from None
+    if not out:
+        raise InputError("no question found: write 'Pergunta: ...' and the options A) to D).")
+    return out
+
+
+def format_block(context: str, question: str, options: Sequence[str],
+                 letters: Sequence[str] = ("A", "B", "C", "D")) -> str:
+    """The text block ``parse_block`` reads (Portuguese labels, as the prompts use)."""
+    lines = [f"Contexto: {context}"] if context else []
+    lines.append(f"Pergunta: {question}")
+    lines += [f"{letter}) {opt}" for letter, opt in zip(letters, options, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+# --- output ----------------------------------------------------------------------------------------
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def render(result: dict, options: Sequence[str], letters: Sequence[str]) -> str:
+    """The chosen letter and option, then every option with its probability and a bar."""
+    probs = result["probabilities"]
+    lines = [f"Answer: {result['letter']}) {' '.join(result['option'].split())}  "
+             f"({probs[result['letter']]:.1%})", ""]
+    width = min(OPTION_WIDTH, max(len(" ".join(o.split())) for o in options))
+    for letter, opt in zip(letters, options, strict=True):
+        p = probs[letter]
+        mark = ">" if letter == result["letter"] else " "
+        bar = "█" * round(p * BAR_WIDTH)
+        lines.append(f"{mark} {letter}) {_cut(opt, width):<{width}}  {p:6.1%}  {bar}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,279 @@
+"""Check that this machine can run the pipeline, before an hour is spent finding out.
+
+    gabarito doctor
+
+Each check is a plain function that returns one row, ``{"check", "status", "detail", "hint"}``,
+with ``status`` one of ``ok``, ``warn`` (runs, but not the way the thesis profile needs) or ``fail``
+(a stage will stop). Checks take what they look at as parameters (an environment mapping, a
+directory, a command name), so a test can drive each outcome for real; nothing here prints.
+``render`` turns the rows into the table a person reads and ``overall`` into the exit status.
+
+Secrets are never shown: an API key or token is reported as set or not set, and a URL (a DVC remote,
+``OPENAI_BASE_URL``) loses any user:password part and query string before it is shown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable, Mapping
+from urllib.parse import urlsplit, urlunsplit
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}
+
+# the README's figure for the thesis profile: Zephyr-7B in 4-bit + LoRA r=16, batch 16 x 512 tokens
+THESIS_GPU_GB = 24.0
+# bitsandbytes' CPU 4-bit kernels pack weights in blocks of 32 rows, so the probe layer's sides are
+# multiples of 32; 64 x 64 is the smallest square that also exercises more than one block
+PROBE_SIDE = 64
+# a real forward pass differs from x @ dequantized(W).T only by float32 rounding
+PROBE_TOLERANCE = 1e-4
+SUBPROCESS_TIMEOUT_S = 30.0
+
+
+def row(check: str, status: str, detail: str, hint: str | None = None) -> dict:
+    return {"check": check, "status": status, "detail": detail, "hint": hint}
+
+
+def redact_url(url: str) -> str:
+    """``url`` without credentials: user:password and the query string (SAS tokens, signed URLs) hidden.
+
+    Local paths come back unchanged.
+    """
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"***@{host}" if "@" in parts.netloc else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "<hidden>" if parts.query else "", ""))
+
+
+# --- GPU and CUDA --------------------------------------------------------------------------------
+def gpu_facts() -> dict:
+    """What torch sees: its version, the CUDA it was built for, and each visible GPU."""
+    import torch
+
+    devices = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            devices.append({
+                "name": props.name,
+                "memory_gb": props.total_memory / 1e9,
+                # bf16 arithmetic is native from compute capability 8.0 (Ampere) on; older cards emulate it
+                "bf16": (props.major, props.minor) >= (8, 0),
+            })
+    return {"torch": torch.__version__, "cuda": torch.version.cuda, "devices": devices}
+
+
+def check_gpu(facts: dict | None = None, *, min_gb: float = THESIS_GPU_GB) -> dict:
+    """A CUDA GPU with ``min_gb`` of memory and bf16, as the thesis profile needs; CPU is a warning."""
+    facts = gpu_facts() if facts is None else facts
+    devices = facts["devices"]
+    if not devices:
+        build = f"built for CUDA {facts['cuda']}, but no GPU is visible" if facts["cuda"] else "a CPU build"
+        return row("gpu", WARN, f"no CUDA GPU (torch {facts['torch']}, {build})",
+                   "training and evaluation run on CPU: fine for the offline profile, slow beyond it. The thesis "
+                   f"profile needs a CUDA GPU with {min_gb:g} GB or more (run `make setup` there: it installs the "
+                   "CUDA build of torch).")
+    names = ", ".join(f"{d['name']} ({d['memory_gb']:.1f} GB)" for d in devices)
+    bf16 = all(d["bf16"] for d in devices)
+    detail = (f"{len(devices)} GPU(s): {names}; CUDA {facts['cuda']}, torch {facts['torch']}, "
+              f"bf16 {'yes' if bf16 else 'no'}")
+    hints = []
+    if max(d["memory_gb"] for d in devices) < min_gb:
+        hints.append(f"the thesis profile needs {min_gb:g} GB on one GPU; on less, lower train.sft.per_device_train_"
+                     "batch_size and raise gradient_accumulation_steps, or turn on gradient_checkpointing.")
+    if not bf16:
+        hints.append("a GPU without native bf16 (compute capability < 8.0): set train.quantization."
+                     "bnb_4bit_compute_dtype: float16 and train.sft.bf16: false, fp16: true.")
+    if hints:
+        return row("gpu", WARN, detail, " ".join(hints))
+    return row("gpu", OK, detail)
+
+
+# --- bitsandbytes ----------------------------------------------------------------------------------
+def check_bitsandbytes(device: str | None = None) -> dict:
+    """bitsandbytes imports and a real 4-bit NF4 layer (double quantization) computes the right thing."""
+    try:
+        import bitsandbytes as bnb
+    except Exception as exc:  # ImportError, or a native library that fails to load at import
+        return row("bitsandbytes", FAIL, f"cannot import bitsandbytes: {type(exc).__name__}: {exc}",
+                   "run `make setup` (it installs the pinned bitsandbytes).")
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        gen = torch.Generator().manual_seed(0)
+        layer = bnb.nn.Linear4bit(PROBE_SIDE, PROBE_SIDE, bias=False, compute_dtype=torch.float32,
+                                  compress_statistics=True, quant_type="nf4")
+        layer = layer.to(device)  # moving the layer is what quantizes its weight
+        x = torch.randn(2, PROBE_SIDE, generator=gen).to(device)
+        with torch.no_grad():
+            y = layer(x)
+            state = layer.weight.quant_state
+            expected = x @ bnb.functional.dequantize_4bit(layer.weight.data, state).float().T
+        error = (y.float() - expected).abs().max().item()
+    except Exception as exc:
+        return row("bitsandbytes", FAIL,
+                   f"bitsandbytes {bnb.__version__}: a 4-bit NF4 layer fails on {device}: {type(exc).__name__}: {exc}",
+                   "on a GPU, torch and bitsandbytes must be builds for the same CUDA (`make setup` on that "
+                   "machine); on CPU, bitsandbytes 0.50 or later is needed.")
+    if state.quant_type != "nf4" or not state.nested or not error <= PROBE_TOLERANCE:
+        return row("bitsandbytes", FAIL,
+                   f"bitsandbytes {bnb.__version__}: the 4-bit layer on {device} computed a wrong result "
+                   f"(max error {error:.2g}, quant type {state.quant_type}, double quant {state.nested})",
+                   "reinstall with `make setup`; if it persists, report the bitsandbytes version and device.")
+    return row("bitsandbytes", OK, f"{bnb.__version__}; a {PROBE_SIDE}x{PROBE_SIDE} NF4 layer with double "
+                                   f"quantization runs on {device}")
+
+
+# --- tesseract -------------------------------------------------------------------------------------
+def check_tesseract(cmd: str = "tesseract", lang: str = "por", *,
+                    which: Callable[[str], str | None] = shutil.which) -> dict:
+    """tesseract on PATH, its version, and the ``lang`` data the extract stage OCRs with."""
+    install = f"Debian/Ubuntu: `apt-get install tesseract-ocr tesseract-ocr-{lang}`, or `make system-deps` (as root)."
+    exe = which(cmd)
+    if exe is None:
+        return row("tesseract", FAIL, f"'{cmd}' is not on PATH; scanned PDF pages cannot be OCR'd", install)
+    try:
+        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+        langs = subprocess.run([exe, "--list-langs"], capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return row("tesseract", FAIL, f"{exe} does not run: {exc}", install)
+    # tesseract 4 printed its version on stderr, 5 on stdout
+    first = (version.stdout or version.stderr).strip().splitlines()
+    name = first[0] if first else f"{exe} (version unknown)"
+    # the first line is a header: 'List of available languages in "/usr/share/...tessdata/" (3):'
+    installed = [ln.strip() for ln in (langs.stdout or langs.stderr).splitlines()[1:] if ln.strip()]
+    if lang not in installed:
+        return row("tesseract", FAIL, f"{name}; no '{lang}' language data (has: {', '.join(installed) or 'none'})",
+                   install)
+    return row("tesseract", OK, f"{name}; languages include '{lang}'")
+
+
+# --- API keys (set or not: never their values) ---------------------------------------------------
+def _is_set(env: Mapping[str, str], name: str) -> bool:
+    return bool(env.get(name, "").strip())
+
+
+def check_openai_key(env: Mapping[str, str] | None = None) -> dict:
+    """Whether OPENAI_API_KEY is set (never any part of it), and OPENAI_BASE_URL, which is not secret."""
+    env = os.environ if env is None else env
+    endpoint = (f"; OPENAI_BASE_URL {redact_url(env['OPENAI_BASE_URL'].strip())}" if _is_set(env, "OPENAI_BASE_URL")
+                else "; OPENAI_BASE_URL not set (the OpenAI API)")
+    if _is_set(env, "OPENAI_API_KEY"):
+        return row("openai api key", OK, "OPENAI_API_KEY set" + endpoint)
+    return row("openai api key", WARN, "OPENAI_API_KEY not set" + endpoint,
+               "the offline profile needs no key; translate/synthesize with provider openai or batch do: export "
+               "it in your shell or in a git-ignored .env you source (a local server accepts any key).")
+
+
+def check_hf_token(env: Mapping[str, str] | None = None) -> dict:
+    """Whether HF_TOKEN is set (never any part of it)."""
+    env = os.environ if env is None else env
+    if _is_set(env, "HF_TOKEN"):
+        return row("hf token", OK, "HF_TOKEN set")
+    return row("hf token", WARN, "HF_TOKEN not set",
+               "the offline profile needs none, nor does the public Zephyr base; a gated hub model does: export "
+               "HF_TOKEN (a token saved by `hf auth login` also works).")
+
+
+# --- disk ------------------------------------------------------------------------------------------
+def check_disk(path: str | Path, required_gb: float) -> dict:
+    """Free space on the filesystem that holds ``path`` (which may not exist yet) against ``required_gb``.
+
+    ``required_gb`` is ``base_model.download_gb``; 0 means the tiny offline model, which downloads nothing.
+    """
+    path = Path(path).expanduser().absolute()
+    where = path
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free_gb = shutil.disk_usage(where).free / 1e9  # decimal GB, as the hub quotes download sizes
+    if required_gb <= 0:
+        return row("disk", OK, f"{free_gb:.1f} GB free for {path}; the tiny offline model downloads nothing")
+    detail = f"{free_gb:.1f} GB free for {path}; the base model needs ~{required_gb:g} GB"
+    if free_gb < required_gb:
+        return row("disk", FAIL, detail,
+                   f"free {required_gb - free_gb:.1f} GB more on that disk, or point HF_HOME (or HF_HUB_CACHE) at "
+                   "one with room before `dvc repro`.")
+    return row("disk", OK, detail)
+
+
+# --- DVC remote ------------------------------------------------------------------------------------
+def check_dvc_remote(root: str | Path) -> dict:
+    """The DVC repository's default remote, by name and URL (credentials never shown)."""
+    from dvc.exceptions import DvcException, NotDvcRepoError
+    from dvc.repo import Repo
+
+    try:
+        # Repo's config merges system, global, repo and local (git-ignored) files as `dvc push` sees them
+        with Repo(str(root)) as repo:
+            config = repo.config
+            name = config["core"].get("remote")
+            remotes = {k: dict(v) for k, v in config["remote"].items()}
+    except NotDvcRepoError:
+        return row("dvc remote", FAIL, f"{root} is not in a DVC repository",
+                   "run gabarito from the repository root (a fresh project needs `dvc init`).")
+    except DvcException as exc:
+        return row("dvc remote", FAIL, f"cannot read the DVC config: {type(exc).__name__}: {exc}",
+                   "fix .dvc/config or .dvc/config.local (`dvc config --list --show-origin` shows each setting).")
+    if not name:
+        known = f" (remotes: {', '.join(sorted(remotes))})" if remotes else ""
+        return row("dvc remote", WARN, f"no default remote{known}; `dvc push` has nowhere to go",
+                   "set one: `dvc remote add -d NAME URL` (a folder, s3://..., gs://..., ssh://...).")
+    if name not in remotes or not remotes[name].get("url"):
+        return row("dvc remote", FAIL, f"default remote '{name}' is not defined (no url)",
+                   f"`dvc remote add -f -d {name} URL`, or pick another with `dvc remote default NAME`.")
+    return row("dvc remote", OK, f"default '{name}': {redact_url(str(remotes[name]['url']))}")
+
+
+# --- all checks, summary, table --------------------------------------------------------------------
+def run_all(*, root: str | Path, download_gb: float, model_dir: str | Path | None = None,
+            env: Mapping[str, str] | None = None, tesseract: str = "tesseract", ocr_lang: str = "por") -> list[dict]:
+    """Every check, in the order a person fixes them. ``model_dir``: where the base model is downloaded
+    (default: the Hugging Face hub cache); ``download_gb``: ``base_model.download_gb``."""
+    if model_dir is None:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        model_dir = HF_HUB_CACHE
+    checks: list[tuple[str, Callable[[], dict]]] = [
+        ("gpu", check_gpu),
+        ("bitsandbytes", check_bitsandbytes),
+        ("tesseract", lambda: check_tesseract(tesseract, ocr_lang)),
+        ("openai api key", lambda: check_openai_key(env)),
+        ("hf token", lambda: check_hf_token(env)),
+        ("disk", lambda: check_disk(model_dir, download_gb)),
+        ("dvc remote", lambda: check_dvc_remote(root)),
+    ]
+    rows = []
+    for name, check in checks:
+        try:
+            rows.append(check())
+        except Exception as exc:
+            # one broken check (a driver error, say) must not hide what the others find
+            rows.append(row(name, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}",
+                            "report this with the output of `gabarito doctor`."))
+    return rows
+
+
+def overall(rows: list[dict]) -> int:
+    """Exit status: 1 if any check failed, else 0 (warnings do not fail)."""
+    return int(any(r["status"] == FAIL for r in rows))
+
+
+def render(rows: list[dict]) -> str:
+    """An aligned table with ✓ / ! / ✗ marks, each warning's and failure's hint under its row."""
+    width = max((len(r["check"]) for r in rows), default=0)
+    lines = []
+    for r in rows:
+        lines.append(f"{MARKS[r['status']]} {r['check']:<{width}}  {r['detail']}")
+        if r["status"] != OK and r["hint"]:
+            lines.append(f"  {'':<{width}}  hint: {r['hint']}")
+    fails = sum(r["status"] == FAIL for r in rows)
+    warns = sum(r["status"] == WARN for r in rows)
+    lines.append(f"{len(rows)} checks: {len(rows) - fails - warns} ok, {warns} warning(s), {fails} failure(s)")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,284 @@
+"""The experiment-vs-baseline report: paired deltas, McNemar, params diff, flips, rendering."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from html.parser import HTMLParser
+
+import pytest
+
+from stages import report as rp
+from stages.evaluate import VALID, summarize
+from stages.io import InputError
+from stages.params import EvaluateParams
+
+N = 100
+IDS = [f"q{i:03d}" for i in range(N)]
+TYPES = ["cause", "effect", "fact", "counterfactual"]
+BASELINE_RIGHT = set(range(50))                           # 50 right
+FIXED = set(range(50, 75))                                # 25 the current run gets right in addition
+BROKEN = set(range(5))                                    # 5 it gets wrong that the baseline got right
+CURRENT_RIGHT = (BASELINE_RIGHT - BROKEN) | FIXED         # 70 right
+SCRIPT = 'Por que <script>alert("x")</script> & "aspas" | barra?'
+
+
+def _records():
+    return [{"id": i, "question_type": TYPES[k % 4], "question": f"Pergunta número {k} sobre o texto?"}
+            for k, i in enumerate(IDS)]
+
+
+def _preds(model: str, right: set[int]) -> list[dict]:
+    out = []
+    for k, i in enumerate(IDS):
+        ok = k in right
+        out.append({"id": i, "model": model, "mode": "letter", "output": "A" if ok else "B", "category": VALID,
+                    "prediction": "A" if ok else "B", "label": "A", "correct": ok,
+                    "probs": [0.7, 0.1, 0.1, 0.1] if ok else [0.2, 0.6, 0.1, 0.1]})
+    return out
+
+
+def _side(right: set[int], *, params: dict, train: dict) -> dict:
+    """A side as load_side returns it, with metrics made by evaluate.summarize itself."""
+    records = _records()
+    p = EvaluateParams(bootstrap_samples=200)
+    metrics, preds = {}, []
+    for model, r in (("base", set(range(30))), ("finetuned", right)):  # the base model does not change
+        pr = _preds(model, r)
+        m = summarize(records, pr, p)
+        metrics[model] = {"letter": m, **{k: m[k] for k in ("accuracy", "accuracy_valid", "invalid_rate", "n")}}
+        preds += pr
+    return {"label": "x", "metrics": metrics, "predictions": preds, "train": train, "params": params,
+            "questions": {r["id"]: r["question"] for r in records}}
+
+
+PARAMS_A = {"train": {"lora": {"r": 16, "lora_alpha": 16, "lora_dropout": 0.05},
+                      "sft": {"learning_rate": 4e-5}}, "evaluate": {"modes": ["letter"], "limit": None}}
+PARAMS_B = {"train": {"lora": {"r": 8, "lora_alpha": 16, "use_rslora": True},
+                      "sft": {"learning_rate": 4e-5}}, "evaluate": {"modes": ["letter", "generate"], "limit": None}}
+
+
+@pytest.fixture
+def sides():
+    a = _side(BASELINE_RIGHT, params=PARAMS_A, train={"train_loss": 3.25, "best_eval_loss": 2.0, "steps": 114})
+    b = _side(CURRENT_RIGHT, params=PARAMS_B, train={"train_loss": 3.0, "best_eval_loss": 2.5, "steps": 100})
+    b["questions"]["q050"] = SCRIPT  # a fixed item whose question holds markup
+    return a, b
+
+
+def _build(a, b, **kw):
+    return rp.build_report(a, b, labels=("main", "workspace"), bootstrap_samples=2000, seed=0,
+                           plots=["metrics/plots/by_type_finetuned.json"], baseline_rev="main", **kw)
+
+
+def _row(report, model, mode="letter"):
+    return next(r for r in report["accuracy"] if r["model"] == model and r["mode"] == mode)
+
+
+def test_accuracy_delta_with_paired_interval_and_mcnemar(sides):
+    report = _build(*sides)
+    ft = _row(report, "finetuned")
+    assert (ft["a"], ft["b"], ft["delta"]) == (0.5, 0.7, 0.2)
+    p = ft["paired"]
+    assert (p["n"], p["fixed"], p["broken"], p["delta"]) == (100, 25, 5, 0.2)
+    assert 0 < p["ci95_low"] < 0.2 < p["ci95_high"]
+    # per-item differences: +1 x25, -1 x5, 0 x70; sd 0.51, so the interval is about 0.2 +- 0.1
+    assert 0.08 < p["ci95_low"] < 0.12 and 0.28 < p["ci95_high"] < 0.32
+    exact = 2 * sum(math.comb(30, i) for i in range(5 + 1)) / 2 ** 30
+    assert p["p_value"] == pytest.approx(exact, abs=1e-6)
+    base = _row(report, "base")
+    assert base["delta"] == 0.0 and base["paired"]["ci95_low"] == base["paired"]["ci95_high"] == 0.0
+    assert base["paired"]["p_value"] == 1.0
+
+
+def test_paired_interval_is_seeded_and_far_narrower_than_unpaired():
+    a = [k in BASELINE_RIGHT for k in range(N)]
+    b = [k in CURRENT_RIGHT for k in range(N)]
+    ci = rp.paired_bootstrap_ci(a, b, 2000, seed=3)
+    assert ci == rp.paired_bootstrap_ci(a, b, 2000, seed=3)
+    # independent per-run 95% intervals at n=100 are ~+-0.1 each; the paired one is not their sum
+    assert ci[1] - ci[0] < 0.25
+    assert rp.paired_bootstrap_ci(a, a, 500, seed=0) == (0.0, 0.0)
+
+
+def test_only_items_on_both_sides_are_paired(sides):
+    a, b = sides
+    b["predictions"] = [r for r in b["predictions"] if r["id"] not in {"q098", "q099"}]  # both wrong in either
+    p = _row(_build(a, b), "finetuned")["paired"]
+    assert p["n"] == 98 and (p["fixed"], p["broken"]) == (25, 5)
+
+
+def test_secondary_and_training_deltas(sides):
+    report = _build(*sides)
+    rows = {(r["model"], r["metric"]): r for r in report["metrics"]}
+    assert rows[("finetuned", "invalid_rate")]["delta"] == 0.0
+    assert rows[("finetuned", "accuracy_valid")]["delta"] == 0.2
+    ece = rows[("finetuned", "ece")]
+    assert ece["delta"] == round(ece["b"] - ece["a"], 6)
+    assert report["train"] == [{"metric": "best_eval_loss", "a": 2.0, "b": 2.5, "delta": 0.5},
+                               {"metric": "train_loss", "a": 3.25, "b": 3.0, "delta": -0.25}]
+
+
+def test_params_that_differ_by_dotted_key(sides):
+    assert rp.params_diff(PARAMS_A, PARAMS_B) == [
+        {"key": "evaluate.modes", "a": ["letter"], "b": ["letter", "generate"], "change": "changed"},
+        {"key": "train.lora.lora_dropout", "a": 0.05, "b": None, "change": "removed"},
+        {"key": "train.lora.r", "a": 16, "b": 8, "change": "changed"},
+        {"key": "train.lora.use_rslora", "a": None, "b": True, "change": "added"},
+    ]
+    md = rp.render_markdown(_build(*sides))
+    assert "| train.lora.r | 16 | 8 |" in md
+    assert "| train.lora.use_rslora | (absent) | true |" in md
+    assert '| evaluate.modes | ["letter"] | ["letter", "generate"] |' in md
+    assert "evaluate.limit" not in md  # null on both sides: not a difference
+
+
+def test_flipped_items_with_question_text(sides):
+    report = _build(*sides, question_width=30)
+    ft = next(f for f in report["flipped"] if f["model"] == "finetuned")
+    assert (ft["fixed"], ft["broken"]) == (25, 5)
+    assert [r["id"] for r in ft["broken_items"]] == [f"q{k:03d}" for k in range(5)]
+    first = ft["fixed_items"][0]
+    assert (first["id"], first["a"], first["b"], first["label"]) == ("q050", "B", "A", "A")
+    assert len(first["question"]) == 30 and first["question"].endswith("…")
+    base = next(f for f in report["flipped"] if f["model"] == "base")
+    assert (base["fixed"], base["broken"]) == (0, 0)
+    # counts stay complete when the lists are cut
+    short = next(f for f in _build(*sides, max_flipped=3)["flipped"] if f["model"] == "finetuned")
+    assert (short["fixed"], len(short["fixed_items"])) == (25, 3)
+    assert "Fixed in workspace (first 3)" in rp.render_markdown(_build(*sides, max_flipped=3))
+
+
+def test_accuracy_by_type_side_by_side(sides):
+    report = _build(*sides)
+    block = next(b for b in report["by_type"] if b["model"] == "finetuned")
+    rows = {r["type"]: r for r in block["rows"]}
+    # 25 items per type (k % 4 == 0 is cause): baseline right on 0-49 (13 causes), current on 5-74 (17)
+    assert (rows["cause"]["a"], rows["cause"]["b"], rows["cause"]["delta"]) == (0.52, 0.68, 0.16)
+    md = rp.render_markdown(report)
+    assert "### finetuned, letter" in md and "| cause | 52.00% | 68.00% | +16.00 pp |" in md
+
+
+class StrictHTML(HTMLParser):
+    """Fails on any end tag that does not close the innermost open element."""
+    VOID = {"meta", "br", "hr", "img", "input", "link"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.errors, self.tags, self.text = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.errors.append(f"</{tag}> closes {self.stack[-1:]}")
+        else:
+            self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(doc: str) -> StrictHTML:
+    parser = StrictHTML()
+    parser.feed(doc)
+    parser.close()
+    assert parser.errors == [] and parser.stack == []
+    return parser
+
+
+def test_html_is_well_formed_self_contained_and_escaped(sides):
+    doc = rp.render_html(_build(*sides))
+    parsed = _parse(doc)
+    assert parsed.tags.count("svg") == 1 + 2  # accuracy per model/mode + by type for base and finetuned
+    assert "script" not in parsed.tags and "http://" not in doc.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "&lt;script&gt;" in doc and "<script" not in doc
+    assert any("<script>alert" in t for t in parsed.text)  # the question survives, as text
+    assert "dvc plots diff main" in doc and "metrics/plots/by_type_finetuned.json" in doc
+
+
+def test_markdown_escapes_data(sides):
+    md = rp.render_markdown(_build(*sides))
+    assert "<script" not in md and "&lt;script&gt;" in md
+    assert "aspas" in md and "\\| barra" in md  # a | in a question must not split the table cell
+
+
+def test_labels_from_data_are_escaped(sides):
+    a, b = sides
+    report = rp.build_report(a, b, labels=("<b>main</b>", "exp & co"))
+    doc = rp.render_html(report)
+    _parse(doc)
+    assert "<b>main" not in doc and "&lt;b&gt;main&lt;/b&gt;" in doc and "exp &amp; co" in doc
+
+
+def test_same_input_same_bytes(sides):
+    a, b = sides
+    md, doc = rp.render_markdown(_build(a, b)), rp.render_html(_build(a, b))
+    shuffled = {**b, "predictions": random.Random(7).sample(b["predictions"], len(b["predictions"]))}
+    assert rp.render_markdown(_build(a, shuffled)) == md  # pairing by sorted id: file order does not matter
+    assert rp.render_html(_build(a, b)) == doc
+    assert json.dumps(_build(a, b), sort_keys=True) == json.dumps(_build(a, b), sort_keys=True)
+
+
+def test_without_predictions_the_deltas_still_render(sides):
+    a, b = sides
+    a = {**a, "predictions": None, "train": None, "questions": None}
+    report = _build(a, b)
+    ft = _row(report, "finetuned")
+    assert ft["delta"] == 0.2 and ft["paired"] is None
+    assert report["flipped"] == [] and report["train"] == []
+    assert any("No per-item predictions for main" in n for n in report["notes"])
+    _parse(rp.render_html(report))
+    assert "| finetuned | letter | 50.00% | 70.00% | +20.00 pp | - | - | - | - | - |" in rp.render_markdown(report)
+
+
+def test_only_models_and_modes_present_on_both_sides(sides):
+    a, b = sides
+    b["metrics"]["finetuned"]["generate"] = {**b["metrics"]["finetuned"]["letter"]}
+    b["metrics"]["finetuned"]["open"] = {"n": 3, "token_f1": 0.1}  # not a mode: no accuracy
+    report = _build(a, b)
+    assert [(r["model"], r["mode"]) for r in report["accuracy"]] == [("base", "letter"), ("finetuned", "letter")]
+
+
+def test_load_side_reads_through_the_given_callable():
+    files = {
+        "metrics/eval.json": json.dumps({"finetuned": {"letter": {"accuracy": 0.5, "n": 2}}}),
+        "metrics/predictions.jsonl": '{"id": "1", "model": "finetuned", "mode": "letter", "correct": true}\n\n',
+        "params.yaml": "train:\n  lora:\n    r: 16  # a comment\n",
+        "data/processed/validation.jsonl": '{"id": "1", "question": "Qual?"}\n{"id": "o1", "reference": "x"}\n',
+    }
+    side = rp.load_side(files.get, label="main", metrics="metrics/eval.json", predictions="metrics/predictions.jsonl",
+                        train="metrics/train.json", params="params.yaml", validation="data/processed/validation.jsonl")
+    assert side["metrics"]["finetuned"]["letter"]["accuracy"] == 0.5
+    assert side["predictions"] == [{"id": "1", "model": "finetuned", "mode": "letter", "correct": True}]
+    assert side["train"] is None  # absent: no training deltas, not an error
+    assert side["params"] == {"train": {"lora": {"r": 16}}}
+    assert side["questions"] == {"1": "Qual?"}
+    with pytest.raises(InputError, match="main: metrics/eval.json not found"):
+        rp.load_side({}.get, label="main", metrics="metrics/eval.json")
+    with pytest.raises(InputError, match="main:metrics/predictions.jsonl:2: not valid JSON"):
+        rp.load_side({**files, "metrics/predictions.jsonl": "{}\n{oops\n"}.get, label="main",
+                     metrics="metrics/eval.json", predictions="metrics/predictions.jsonl")
+
+
+def test_workspace_reader(tmp_path):
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics/eval.json").write_text("{}", encoding="utf-8")
+    read = rp.workspace_reader(tmp_path)
+    assert read("metrics/eval.json") == "{}" and read("metrics/none.json") is None
+
+
+def test_plot_files_come_from_dvc_yaml(repo_root):
+    import yaml
+
+    assert rp.plot_files({"plots": ["a.json", {"b.json": {"x": "step"}}]}) == ["a.json", "b.json"]
+    assert rp.plot_files({}) == []
+    files = rp.plot_files(yaml.safe_load((repo_root / "dvc.yaml").read_text()))
+    assert "metrics/plots/calibration.json" in files
