@@ -767,10 +767,15 @@ def ask(base, adapter, no_adapter, prompts, context, question, options, file_, a
       gabarito ask --file questions.txt          # Contexto: / Pergunta: / A) ... D) blocks
       gabarito ask                               # interactive
     """
+    import warnings
+
     from stages import ask as mod
     from stages.chat_format import load_prompts
     from stages.modeling import seed_everything
     from stages.params import load_all
+
+    # libraries' deprecation notices are for developers; a person asking a question sees the answer
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
     params = load_all(params_path)
     fmt, e = params["format"], params["evaluate"]
