@@ -246,7 +246,8 @@ def score_letters(model, tokenizer, prompts: list[str], *, answer_prefix: str, l
     import torch
 
     prefix_ids, letter_ids = letter_token_ids(tokenizer, answer_prefix, letters)
-    seqs = [tokenizer(p, add_special_tokens=False)["input_ids"] + prefix_ids for p in prompts]
+    # one call tokenizes the whole list (the same ids as one prompt at a time; fewer Python round trips)
+    seqs = [ids + prefix_ids for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if prompts else []
     # batches of similar length waste less on padding; results go back in the original order
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     device = next(model.parameters()).device
@@ -255,8 +256,11 @@ def score_letters(model, tokenizer, prompts: list[str], *, answer_prefix: str, l
         idx = order[start:start + batch_size]
         ids, mask = _left_pad([seqs[i] for i in idx], tokenizer.pad_token_id)
         with torch.no_grad():
-            # only the last position's logits are needed: skip the vocabulary projection elsewhere
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=1).logits[:, -1, :]
+            # only the last position's logits are needed: skip the vocabulary projection elsewhere. No KV
+            # cache: nothing is generated after this pass, and the cache copies every layer's keys and
+            # values and holds them to the end of the forward (~1.7 GB at batch 32 x 400 tokens on a 7B)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=1,
+                           use_cache=False).logits[:, -1, :]
         for i, row in zip(idx, torch.softmax(logits[:, letter_ids].float(), dim=-1).tolist()):
             probs[i] = row
     return probs
