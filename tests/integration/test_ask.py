@@ -9,6 +9,7 @@ from stages import ask
 from stages.evaluate import predict, score_letters
 from stages.io import InputError
 from stages.params import EvaluateParams, QuantizationParams
+from tests.cli_runner import invoke
 
 LETTERS = list("ABCD")
 PREFIX = "Alternativa"
@@ -195,19 +196,6 @@ def test_render():
 
 
 # --- the command ----------------------------------------------------------------------------------
-def _invoke(args, cwd, input=None):
-    import os
-
-    from click.testing import CliRunner
-
-    from stages.cli import main
-
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args, input=input)
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture
@@ -221,13 +209,13 @@ def test_ask_command_answers_like_the_function(cli_args, finetuned, formatted, p
 
     rec = formatted[1][0]
     opts = [x for o in rec["answers"] for x in ("--option", o)]
-    result = _invoke([*cli_args, "--json", "--context", rec["context"], "--question", rec["question"], *opts], tmp_path)
+    result = invoke([*cli_args, "--json", "--context", rec["context"], "--question", rec["question"], *opts], tmp_path)
     assert result.exit_code == 0, result.output
     got = json.loads(result.output.strip().splitlines()[-1])
     want = ask_record(*finetuned, rec, prompts)
     assert got["letter"] == want["letter"]
     assert all(abs(got["probabilities"][k] - want["probabilities"][k]) < 1e-6 for k in LETTERS)
-    text = _invoke([*cli_args, "--context", rec["context"], "--question", rec["question"], *opts], tmp_path)
+    text = invoke([*cli_args, "--context", rec["context"], "--question", rec["question"], *opts], tmp_path)
     assert text.exit_code == 0 and f"Answer: {want['letter']})" in text.output
 
 
@@ -235,18 +223,18 @@ def test_ask_command_reads_a_file_and_answers_interactively(cli_args, formatted,
     recs = formatted[1][:2]
     (tmp_path / "q.txt").write_text("\n---\n".join(ask.format_block(r["context"], r["question"], r["answers"])
                                                    for r in recs), encoding="utf-8")
-    result = _invoke([*cli_args, "--file", "q.txt"], tmp_path)
+    result = invoke([*cli_args, "--file", "q.txt"], tmp_path)
     assert result.exit_code == 0, result.output
     assert result.output.count("Answer: ") == 2
     typed = "\n".join(["um contexto", recs[0]["question"], *recs[0]["answers"], "", ""]) + "\n"
-    session = _invoke(cli_args, tmp_path, input=typed)
+    session = invoke(cli_args, tmp_path, input=typed)
     assert session.exit_code == 0, session.output
     assert session.output.count("Answer: ") == 1
 
 
 def test_ask_command_bad_input_is_a_message(cli_args, tmp_path):
-    result = _invoke([*cli_args, "--question", "Por quê?", "--option", "a", "--option", "b"], tmp_path)
+    result = invoke([*cli_args, "--question", "Por quê?", "--option", "a", "--option", "b"], tmp_path)
     assert result.exit_code == 1 and "expected exactly 4 options" in result.output and "Traceback" not in result.output
-    missing = _invoke([*cli_args, "--base", str(tmp_path / "nope"), "--question", "x", *["--option", "y"] * 4],
+    missing = invoke([*cli_args, "--base", str(tmp_path / "nope"), "--question", "x", *["--option", "y"] * 4],
                       tmp_path)
     assert missing.exit_code == 1 and "no base model here" in missing.output

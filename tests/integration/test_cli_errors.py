@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 
-from click.testing import CliRunner
-
-from stages.cli import main
+from tests.cli_runner import invoke
 from tests.pdfgen import corrupt_pdf, text_pdf
 
 HEADER = "id,context,question,answer0,answer1,answer2,answer3,label\n"
 ROW = 'q{n},"I went out, and it rained.",Why?,a,b,c,d,{label}\n'
 
 
-def invoke(args, cwd):
-    """Run a gabarito command from ``cwd``, as dvc does from the repository root."""
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args)
-    finally:
-        os.chdir(old)
 
 
 def write_params(path, text=""):

@@ -9,6 +9,7 @@ import pytest
 
 from stages.merge import ParityError, load_dense, load_dequantized, merge, parity
 from stages.params import MergeParams, QuantizationParams
+from tests.cli_runner import invoke
 
 LETTERS = list("ABCD")
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"]
@@ -176,19 +177,6 @@ def test_merge_refuses_a_folder_without_an_adapter(tiny_base, tmp_path):
 
 
 # --- the command --------------------------------------------------------------------------------
-def _invoke(args, cwd):
-    import os
-
-    from click.testing import CliRunner
-
-    from stages.cli import main
-
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args)
-    finally:
-        os.chdir(old)
 
 
 def test_merge_command_writes_the_model_and_the_parity_report(tiny_base, adapter, validation, tmp_path):
@@ -198,7 +186,7 @@ def test_merge_command_writes_the_model_and_the_parity_report(tiny_base, adapter
     (tmp_path / "params.yaml").write_text("merge: {dtype: float32, parity_tolerance: 0.02}\n")
     args = ["merge", "--base", str(tiny_base), "--adapter", str(adapter), "--validation", "validation.jsonl",
             "--out", "merged", "--report", "merge.json"]
-    result = _invoke(args, tmp_path)
+    result = invoke(args, tmp_path)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "merge.json").read_text())
     assert report["parity"]["ok"] and report["parity"]["n"] == 48 and report["lora_layers_merged"] == 12
@@ -219,7 +207,7 @@ def test_merge_command_keeps_no_model_when_parity_fails(tiny_base, adapter, vali
     (tmp_path / "merged" / "previous.txt").write_text("an earlier merge")
     args = ["merge", "--base", str(tiny_base), "--adapter", str(adapter), "--validation", "validation.jsonl",
             "--out", "merged", "--report", "merge.json", "--base-weights", "original"]
-    result = _invoke(args, tmp_path)
+    result = invoke(args, tmp_path)
     assert result.exit_code == 1, result.output
     assert "merge parity failed" in result.output and "Traceback" not in result.output
     assert not json.loads((tmp_path / "merge.json").read_text())["parity"]["ok"]

@@ -16,6 +16,7 @@ from stages import openai_ft as ft
 from stages.chat_format import load_prompts, mcq_messages, openai_export
 from stages.io import InputError, write_jsonl
 from stages.params import OpenAIFinetuneParams
+from tests.cli_runner import invoke
 from tests.fake_openai import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -196,19 +197,6 @@ def test_events_beyond_one_page_are_all_streamed_in_order(fake_openai, files):
 
 
 # --- the commands ---------------------------------------------------------------------------------
-def _invoke(args, cwd):
-    import os
-
-    from click.testing import CliRunner
-
-    from stages.cli import main
-
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, args)
-    finally:
-        os.chdir(old)
 
 
 PARAMS_YAML = ("openai_finetune: {model: gpt-4o-mini-2024-07-18, n_epochs: 2, suffix: gabarito-test, "
@@ -218,11 +206,11 @@ PARAMS_YAML = ("openai_finetune: {model: gpt-4o-mini-2024-07-18, n_epochs: 2, su
 def test_validate_command_needs_no_key_and_prints_tokens_and_cost(files, tmp_path):
     train, validation = files
     (tmp_path / "params.yaml").write_text(PARAMS_YAML)
-    result = _invoke(["openai-finetune", "validate", "--train", str(train), "--validation", str(validation)], tmp_path)
+    result = invoke(["openai-finetune", "validate", "--train", str(train), "--validation", str(validation)], tmp_path)
     assert result.exit_code == 0, result.output
     assert f"{train}: 12 examples (12 valid)" in result.output and "x 2 epochs" in result.output
     assert "ok: ready to submit" in result.output
-    report = json.loads(_invoke(["openai-finetune", "validate", "--train", str(train), "--validation", "",
+    report = json.loads(invoke(["openai-finetune", "validate", "--train", str(train), "--validation", "",
                                  "--json"], tmp_path).output)
     assert report["validation"] is None and report["train"]["examples"] == 12
     assert report["billed_tokens"] == report["train"]["billed_tokens_per_epoch"] * 2
@@ -234,7 +222,7 @@ def test_validate_command_exits_1_naming_the_bad_line(files, tmp_path):
     lines[1] = "{not json"
     train.write_text("\n".join(lines), encoding="utf-8")
     (tmp_path / "params.yaml").write_text(PARAMS_YAML)
-    result = _invoke(["openai-finetune", "validate", "--train", str(train), "--validation", str(validation)], tmp_path)
+    result = invoke(["openai-finetune", "validate", "--train", str(train), "--validation", str(validation)], tmp_path)
     assert result.exit_code == 1
     assert f"error: {train}:2:" in result.output and "NOT ready" in result.output
 
@@ -242,10 +230,10 @@ def test_validate_command_exits_1_naming_the_bad_line(files, tmp_path):
 def test_submit_and_wait_commands_follow_the_job_and_never_print_the_key(fake_openai, files, tmp_path):
     train, validation = files
     (tmp_path / "params.yaml").write_text(PARAMS_YAML)
-    result = _invoke(["openai-finetune", "submit", "--train", str(train), "--validation", str(validation)], tmp_path)
+    result = invoke(["openai-finetune", "submit", "--train", str(train), "--validation", str(validation)], tmp_path)
     assert result.exit_code == 0, result.output
     assert "job ftjob-1: validating_files" in result.output and "gabarito openai-finetune wait ftjob-1" in result.output
-    waited = _invoke(["openai-finetune", "wait", "ftjob-1"], tmp_path)
+    waited = invoke(["openai-finetune", "wait", "ftjob-1"], tmp_path)
     assert waited.exit_code == 0, waited.output
     assert "job ftjob-1: succeeded; fine-tuned model: ft:gpt-4o-mini-2024-07-18" in waited.output
     assert "[info] Validating training file: file-1 and validation file: file-2" in waited.output
@@ -255,7 +243,7 @@ def test_submit_and_wait_commands_follow_the_job_and_never_print_the_key(fake_op
 def test_submit_command_without_a_key_is_a_clear_message(files, tmp_path):
     train, validation = files
     (tmp_path / "params.yaml").write_text(PARAMS_YAML)
-    result = _invoke(["openai-finetune", "submit", "--train", str(train), "--validation", str(validation)], tmp_path)
+    result = invoke(["openai-finetune", "submit", "--train", str(train), "--validation", str(validation)], tmp_path)
     assert result.exit_code == 1 and "OPENAI_API_KEY is not set" in result.output and "Traceback" not in result.output
 
 
@@ -263,7 +251,7 @@ def test_a_failed_job_fails_the_command(fake_openai, files, tmp_path):
     fake_openai.ft_final_status = "failed"
     train, validation = files
     (tmp_path / "params.yaml").write_text(PARAMS_YAML)
-    result = _invoke(["openai-finetune", "submit", "--wait", "--train", str(train), "--validation", str(validation)],
+    result = invoke(["openai-finetune", "submit", "--wait", "--train", str(train), "--validation", str(validation)],
                      tmp_path)
     assert result.exit_code == 1
     assert "job ftjob-1 failed: The job failed due to an invalid training file." in result.output
