@@ -45,7 +45,7 @@ profile:
 	cp profiles/$(PROFILE).yaml params.yaml
 	@echo "params.yaml is now the '$(PROFILE)' profile; 'dvc repro' reruns what it changes"
 
-## merge: fold the adapter into the base (models/merged, 16-bit) and check parity (metrics/merge.json)
+## merge: fold the adapter into the base (models/merged, in merge.dtype) and check parity (metrics/merge.json)
 merge: setup
 	$(BIN)/gabarito merge --base models/base --adapter models/adapter \
 	  --validation data/processed/validation.jsonl --out models/merged --report metrics/merge.json

@@ -45,11 +45,10 @@ OPTION_WIDTH = 60  # option text shown in ``render``'s table before it is cut wi
 def load(base: str | Path, adapter: str | Path | None, q: QuantizationParams):
     """(model, tokenizer): the 4-bit base as training and evaluation load it, plus the LoRA adapter
     (``None``: the base alone), in eval mode. ``q`` is ``train.quantization``."""
-    from stages.modeling import load_4bit, load_tokenizer
+    from stages.modeling import check_adapter, load_4bit, load_tokenizer
 
-    if adapter is not None and not (Path(adapter) / "adapter_config.json").exists():
-        raise InputError(f"{adapter}: no LoRA adapter here (adapter_config.json missing). Run `dvc repro train` "
-                         "first, or ask the base model alone.")
+    if adapter is not None:
+        check_adapter(adapter)
     tokenizer = load_tokenizer(base)
     model = load_4bit(base, q)
     if adapter is not None:

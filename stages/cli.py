@@ -407,7 +407,11 @@ def train(train_path, validation, base, out, checkpoints, live_dir, metrics, par
         sys.stderr.flush()
         # this process becomes the launcher, so a SIGTERM sent to it (dvc, systemd, kill) reaches every
         # rank through torchrun, which waits this long for the checkpoint before it sends SIGKILL
-        os.execve(sys.executable, cmd, {"TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "300", **os.environ})
+        os.execve(sys.executable, cmd, {"TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "300", **os.environ, mod.LAUNCHED: "1"})
+    if mod.launched() and int(os.environ.get("WORLD_SIZE", "1")) != p.launch.num_processes:
+        raise InputError(f"accelerate started {os.environ.get('WORLD_SIZE', '1')} process(es), not "
+                         f"train.launch.num_processes={p.launch.num_processes}: check train.launch.config_file "
+                         f"({p.launch.config_file}); its distributed_type must be MULTI_GPU, FSDP or MULTI_CPU.")
     main = mod.is_main_process()  # under accelerate launch, rank 0 alone writes the outputs
     try:
         if main:
@@ -442,7 +446,7 @@ def train(train_path, validation, base, out, checkpoints, live_dir, metrics, par
 @_params_option
 @user_errors
 def merge(base, adapter, validation, out, report, base_weights, limit, params_path):
-    """Fold the adapter into the base (16-bit safetensors, no peft needed) and check parity.
+    """Fold the adapter into the base (safetensors in merge.dtype, no peft needed) and check parity.
 
     The merged model re-scores the validation items in letter mode; the command fails, keeping no
     merged model, when its accuracy moves by more than merge.parity_tolerance from base+adapter.
@@ -546,16 +550,19 @@ def openai_finetune_submit(train_path, validation, wait, params_path):
 
     p = load_section("openai_finetune", params_path)
     client = mod.make_client(p)
-    out = mod.submit(client, train_path, validation or None, p, wait=wait, progress=_print_event)
+    out = mod.submit(client, train_path, validation or None, p)
+    # the id first: a job runs for hours, and a dropped session can pick it up again with `wait`
     click.echo(f"job {out['job_id']}: {out['status']} (model {out['model']}, files {out['training_file']}"
                + (f" + {out['validation_file']}" if out["validation_file"] else "")
                + f"; ~{out['billed_tokens']:,} billed tokens, ~${out['estimated_cost_usd']:.2f})")
-    if out["fine_tuned_model"]:
-        click.echo(f"fine-tuned model: {out['fine_tuned_model']}")
-    if out["status"] in ("failed", "cancelled"):
-        raise click.ClickException(f"job {out['job_id']} {out['status']}: {out['error'] or 'no reason given'}")
     if not wait:
         click.echo(f"follow it with: gabarito openai-finetune wait {out['job_id']}")
+        return
+    out.update(mod.wait_for_job(client, out["job_id"], p, progress=_print_event))
+    click.echo(f"job {out['job_id']}: {out['status']}"
+               + (f"; fine-tuned model: {out['fine_tuned_model']}" if out["fine_tuned_model"] else ""))
+    if out["status"] != "succeeded":
+        raise click.ClickException(f"job {out['job_id']} {out['status']}: {out['error'] or 'no reason given'}")
 
 
 @openai_finetune.command("wait")
@@ -646,16 +653,16 @@ def compare(a, b, model, mode, path):
       gabarito compare old.jsonl new.jsonl
     """
     from stages.evaluate import flipped
-    from stages.report import revision_reader, workspace_reader
+    from stages.report import reader
 
     def load(ref: str) -> list[dict]:
         if Path(ref).is_file():
             return io.read_jsonl(ref)
-        read = workspace_reader() if ref == "workspace" else revision_reader(ref)
-        text = read(path)
+        text = reader(ref)(path)
         if text is None:
-            raise InputError(f"{path} is not in '{ref}' (or its data is in no cache: `dvc pull -r {ref}`). "
-                             "Give a predictions file, a git revision or an experiment name (`dvc exp show`).")
+            raise InputError(f"{path} is not in '{ref}', or its data is in no local cache (fetch it with "
+                             f"`dvc fetch --rev {ref}`, or `dvc exp pull origin {ref}` for an experiment). Give a "
+                             "predictions file, a git revision or an experiment name (`dvc exp show`).")
         return [rec for _, rec in io.parse_jsonl(text, f"{ref}:{path}")]
 
     rows = flipped(load(a), load(b), model=model, mode=mode)
@@ -696,12 +703,9 @@ def report(baseline, current, out, as_html, metrics, predictions, train_metrics,
 
     from stages import report as mod
 
-    def reader(ref: str):
-        return mod.workspace_reader() if ref == "workspace" else mod.revision_reader(ref)
-
     paths = {"metrics": metrics, "predictions": predictions, "train": train_metrics, "params": params_path,
              "validation": validation}
-    sides = [mod.load_side(reader(ref), label=ref, **paths) for ref in (baseline, current)]
+    sides = [mod.load_side(mod.reader(ref), label=ref, **paths) for ref in (baseline, current)]
     e = load_section("evaluate", params_path)
     dvc_yaml = Path("dvc.yaml")
     plots = mod.plot_files(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))) if dvc_yaml.is_file() else []
@@ -743,7 +747,8 @@ def doctor(params_path):
 @click.option("--base", type=click.Path(file_okay=False), default="models/base", show_default=True)
 @click.option("--adapter", type=click.Path(file_okay=False), default="models/adapter", show_default=True)
 @click.option("--no-adapter", is_flag=True, help="ask the base model alone")
-@click.option("--prompts", type=click.Path(dir_okay=False), default="prompts/chat.v1.yaml", show_default=True)
+@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), default="prompts/chat.v1.yaml",
+              show_default=True)
 @click.option("--context", default="", help="the text the question is about")
 @click.option("--question", default=None)
 @click.option("--option", "options", multiple=True, help="an answer option; give it once per letter, in order")
@@ -789,9 +794,9 @@ def ask(base, adapter, no_adapter, prompts, context, question, options, file_, a
         items = None  # interactive
     if not Path(base).is_dir():
         raise InputError(f"{base}: no base model here. Run `dvc repro` (or `dvc pull`) first.")
+    pr = load_prompts(prompts)  # before the model: a bad file should not cost a 7B load first
     seed_everything(e.seed, e.torch_threads)
     model, tokenizer = mod.load(base, None if no_adapter else adapter, params["train"].quantization)
-    pr = load_prompts(prompts)
 
     def one(item: dict) -> None:
         result = mod.answer(model, tokenizer, prompts=pr, letters=letters, answer_prefix=fmt.answer_prefix, **item)

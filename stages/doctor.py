@@ -19,7 +19,8 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Callable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+
+from stages.io import redact_url  # noqa: F401  (also doctor's public helper)
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}
@@ -38,17 +39,6 @@ def row(check: str, status: str, detail: str, hint: str | None = None) -> dict:
     return {"check": check, "status": status, "detail": detail, "hint": hint}
 
 
-def redact_url(url: str) -> str:
-    """``url`` without credentials: user:password and the query string (SAS tokens, signed URLs) hidden.
-
-    Local paths come back unchanged.
-    """
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"***@{host}" if "@" in parts.netloc else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "<hidden>" if parts.query else "", ""))
 
 
 # --- GPU and CUDA --------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Fold the LoRA adapter into the base model, for serving without peft, and check it still scores alike.
 
     gabarito merge --base models/base --adapter models/adapter --validation data/processed/validation.jsonl \\
-        --prompts prompts/chat.v1.yaml --out models/merged --report metrics/merge.json
+        --out models/merged --report metrics/merge.json
 
 Sections: load the base in 16 bits / attach the adapter and merge / save (safetensors) / parity check.
 
@@ -63,27 +63,14 @@ def load_dense(path: str | Path, dtype: str, device: str = "cpu"):
     return model
 
 
-def _check_adapter(adapter: str | Path) -> None:
-    if not (Path(adapter) / "adapter_config.json").exists():
-        raise InputError(f"{adapter}: no LoRA adapter here (adapter_config.json missing). "
-                         "Run `dvc repro train` first.")
-
-
 def load_dequantized(base: str | Path, q: QuantizationParams, dtype: str):
     """The base quantized exactly as ``load_4bit`` quantizes it, then dequantized to ``dtype``, on CPU."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from stages.modeling import quantization_config, resolve_base
+    from stages.modeling import load_4bit
 
-    name, revision = resolve_base(base)
-    # load_4bit's call, but on CPU even with a GPU present (see merge's docstring); the weights are
-    # loaded in the compute dtype first, as load_4bit does, so the NF4 block scales are the same
-    model = AutoModelForCausalLM.from_pretrained(
-        name, revision=revision, quantization_config=quantization_config(q), device_map={"": "cpu"},
-        dtype=getattr(torch, q.bnb_4bit_compute_dtype),
-    )
-    model = model.dequantize(dtype=getattr(torch, dtype))
+    # on CPU even with a GPU present (see merge's docstring)
+    model = load_4bit(base, q, device="cpu").dequantize(dtype=getattr(torch, dtype))
     model.eval()
     return model.to(getattr(torch, dtype))  # norms and embeddings were never quantized
 
@@ -100,10 +87,10 @@ def merge(base: str | Path, adapter: str | Path, out_dir: str | Path, p: MergePa
     import torch
     from peft import PeftModel
 
-    from stages.modeling import load_tokenizer, seed_everything
+    from stages.modeling import check_adapter, load_tokenizer, seed_everything
 
     seed_everything(0, p.torch_threads)
-    _check_adapter(adapter)
+    check_adapter(adapter)
 
     # --- load the base in 16 bits and attach the adapter ----------------------------------------
     tokenizer = load_tokenizer(base)
@@ -121,7 +108,11 @@ def merge(base: str | Path, adapter: str | Path, out_dir: str | Path, p: MergePa
     # --- merge ----------------------------------------------------------------------------------
     # safe_merge: refuse NaN/inf weights (a float16 overflow) instead of saving a broken model.
     # peft computes B @ A in the adapter's float32 and adds it in `dtype`: one rounding per weight
-    model = model.merge_and_unload(safe_merge=True)
+    try:
+        model = model.merge_and_unload(safe_merge=True)
+    except ValueError as exc:  # peft's "NaNs detected in the merged weights"
+        raise InputError(f"merging {adapter} into {base} in {p.dtype} gave NaN or inf weights ({exc}). A float16 "
+                         "sum overflows most often: set merge.dtype to bfloat16 or float32 in params.yaml.") from None
     leftovers = [n for n, _ in model.named_modules() if "lora_" in n]
     if leftovers:  # would mean a peft change left adapter layers behind
         raise RuntimeError(f"LoRA layers left after merging: {leftovers[:3]}")
@@ -164,11 +155,11 @@ def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_di
     from peft import PeftModel
 
     from stages.evaluate import check_prompts, predict
-    from stages.modeling import load_4bit, load_tokenizer, seed_everything
+    from stages.modeling import check_adapter, load_4bit, load_tokenizer, seed_everything
     from stages.params import EvaluateParams
 
     seed_everything(0, p.torch_threads)
-    _check_adapter(adapter)
+    check_adapter(adapter)
     mcq = [r for r in records if r["kind"] == "mcq"][:limit]
     if not mcq:
         raise InputError("validation has no multiple-choice item: the parity check scores those. "

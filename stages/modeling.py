@@ -110,10 +110,12 @@ def quantization_config(q: QuantizationParams):
     )
 
 
-def load_4bit(base: str | Path, q: QuantizationParams):
+def load_4bit(base: str | Path, q: QuantizationParams, device: str | None = None):
     """Load the base model quantized with bitsandbytes (NF4 by default) on GPU if present, else CPU.
 
-    Under ``accelerate launch`` each process loads onto its own GPU (``LOCAL_RANK``).
+    ``device`` forces one ("cpu"). Under ``accelerate launch`` each process loads onto its own GPU
+    (``LOCAL_RANK``); under FSDP no device is given, as in peft's FSDP-QLoRA guide: accelerate places
+    and shards the layers itself (a per-rank device_map would put a whole copy on every GPU).
     """
     import os
 
@@ -121,7 +123,11 @@ def load_4bit(base: str | Path, q: QuantizationParams):
     from transformers import AutoModelForCausalLM
 
     name, revision = resolve_base(base)
-    if torch.cuda.is_available():
+    if device is not None:
+        device_map = {"": device}
+    elif os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true":
+        device_map = None
+    elif torch.cuda.is_available():
         device_map = {"": int(os.environ["LOCAL_RANK"]) if "LOCAL_RANK" in os.environ else torch.cuda.current_device()}
     else:
         device_map = {"": "cpu"}
@@ -132,6 +138,13 @@ def load_4bit(base: str | Path, q: QuantizationParams):
         name, revision=revision, quantization_config=quantization_config(q), device_map=device_map,
         dtype=getattr(torch, dtype),
     )
+
+
+def check_adapter(adapter: str | Path) -> None:
+    """InputError unless ``adapter`` is a peft LoRA adapter folder."""
+    if not (Path(adapter) / "adapter_config.json").exists():
+        raise InputError(f"{adapter}: no LoRA adapter here (adapter_config.json missing). Run `dvc repro train` "
+                         "first (or `dvc pull`).")
 
 
 def seed_everything(seed: int, threads: int) -> None:

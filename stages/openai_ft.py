@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from stages.io import InputError, dumps
+from stages.io import InputError, dumps, redact_url
 from stages.params import OpenAIFinetuneParams
 
 # --- format checks ---------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def _check_parts(where: str, role: str, parts: list) -> list[tuple[str, str]]:
     problems = []
     for j, part in enumerate(parts, 1):
         kind = part.get("type") if isinstance(part, dict) else None
-        if kind not in allowed:
+        if not isinstance(kind, str) or kind not in allowed:
             problems.append(("content_type", f"{where}, content part {j} has type {kind!r}; {role} messages take "
                                              f"parts of type {', '.join(sorted(allowed))}"))
         elif kind == "text" and not (isinstance(part.get("text"), str) and part["text"].strip()):
@@ -140,7 +140,7 @@ def _check_message(i: int, message: Any) -> list[tuple[str, str]]:
     if "role" not in message:
         return [("message_missing_key", f"{where} has no 'role'; give it one of {', '.join(ROLE_KEYS)}")]
     role = message["role"]
-    if role not in ROLE_KEYS:
+    if not isinstance(role, str) or role not in ROLE_KEYS:
         hint = (" (fine-tuning files take 'system' where chat requests take 'developer')"
                 if role == "developer" else "")
         return [("unrecognized_role", f"{where} has role {role!r}; use one of {', '.join(ROLE_KEYS)}{hint}")]
@@ -555,7 +555,7 @@ def api_error(exc: Exception, doing: str, key: str | None, base_url: Any = None)
     elif isinstance(exc, openai.APITimeoutError):
         msg = f"{doing}: the API did not answer in time, still after retries. Try again later."
     elif isinstance(exc, openai.APIConnectionError):
-        msg = (f"{doing}: could not reach the API at {base_url}. Check the network and OPENAI_BASE_URL / "
+        msg = (f"{doing}: could not reach the API at {redact_url(str(base_url))}. Check the network and OPENAI_BASE_URL / "
                "openai_finetune.base_url.")
     else:
         msg = f"{doing}: {type(exc).__name__}: {exc}"

@@ -76,6 +76,11 @@ def revision_reader(rev: str, repo: str | None = None) -> Reader:
     return read
 
 
+def reader(ref: str, repo: str | None = None) -> Reader:
+    """The working tree for "workspace", else ``revision_reader(ref)``."""
+    return workspace_reader(repo or ".") if ref == "workspace" else revision_reader(ref, repo)
+
+
 def load_side(read: Reader, *, label: str, metrics: str, predictions: str | None = None,
               train: str | None = None, params: str | None = None, validation: str | None = None) -> dict:
     """One side of the comparison from the paths given (dvc.yaml's): eval metrics (required),

@@ -66,6 +66,25 @@ class Interrupted(Exception):
     """SIGTERM or SIGHUP arrived: a checkpoint was saved and training stopped cleanly."""
 
 
+def checkpoint_world_size(ckpt: Path) -> int:
+    """How many processes wrote ``ckpt`` (its marker says "STEP WORLD_SIZE"; older markers: 1)."""
+    fields = (ckpt / COMPLETE).read_text().split()
+    return int(fields[1]) if len(fields) > 1 else 1
+
+
+def world_size_mismatch(ckpt: Path | None, world_size: int) -> str | None:
+    """Why ``ckpt`` cannot be resumed by ``world_size`` processes, or None when it can.
+
+    Each rank saves its own RNG state and takes its own share of every batch, so a checkpoint of N
+    processes resumed by M would restore the wrong RNG streams and skip the wrong number of examples.
+    """
+    if ckpt is None or checkpoint_world_size(ckpt) == world_size:
+        return None
+    saved = checkpoint_world_size(ckpt)
+    return (f"{ckpt} was saved by {saved} training process(es), and this run has {world_size}. Set "
+            f"train.launch.num_processes back to {saved} to resume it, or delete {ckpt.parent} to start over.")
+
+
 def last_complete_checkpoint(folder: Path) -> Path | None:
     """The newest checkpoint that was saved completely; half-written ones (no marker) are removed."""
     if not folder.is_dir():
@@ -96,7 +115,7 @@ def _callbacks(p: TrainParams, live):
                 torch.distributed.barrier()
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if state.is_world_process_zero and ckpt.is_dir():
-                (ckpt / COMPLETE).write_text(str(state.global_step))
+                (ckpt / COMPLETE).write_text(f"{state.global_step} {args.world_size}")
 
     class Signals(TrainerCallback):
         """SIGTERM/SIGHUP (a shutdown, a dropped SSH session) save a checkpoint and stop."""
@@ -229,11 +248,14 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
         else:  # every rank must save to and reload from the same folder: rank 0's
             work = _from_main(ranks, Path(stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="gabarito-train-"))) if main else None)
-        resume = None
+        resume, mismatch = None, None
         if main:  # rank 0 alone looks, and removes half-written checkpoints; every rank resumes from its pick
             work.mkdir(parents=True, exist_ok=True)
             resume = last_complete_checkpoint(work)
-        resume = _from_main(ranks, resume)
+            mismatch = world_size_mismatch(resume, ranks.num_processes)
+        resume, mismatch = _from_main(ranks, (resume, mismatch))  # every rank stops, or none
+        if mismatch:
+            raise InputError(mismatch)
         sft = p.sft.model_dump()
         evaluating = eval_dataset is not None
         if not evaluating:  # nothing to pick a best checkpoint by
@@ -314,11 +336,18 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+LAUNCHED = "GABARITO_LAUNCHED"  # set in the environment of the processes `gabarito train` launches
+
+
 def launched() -> bool:
-    """True inside a process started by ``accelerate launch`` (torchrun sets LOCAL_RANK for each rank)."""
+    """True inside a process that `gabarito train` started through ``accelerate launch``.
+
+    Not LOCAL_RANK: accelerate's plain launcher (a config with ``distributed_type: NO`` or a CPU-only
+    one) does not set it, and the process would launch itself again, forever.
+    """
     import os
 
-    return "LOCAL_RANK" in os.environ
+    return os.environ.get(LAUNCHED) == "1"
 
 
 def accelerate_command(launch: LaunchParams, cli_args: list[str]) -> list[str]:

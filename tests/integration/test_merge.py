@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from stages.io import InputError
 from stages.merge import ParityError, load_dense, load_dequantized, merge, parity
 from stages.params import MergeParams, QuantizationParams
 from tests.cli_runner import invoke
@@ -213,3 +214,17 @@ def test_merge_command_keeps_no_model_when_parity_fails(tiny_base, adapter, vali
     assert not json.loads((tmp_path / "merge.json").read_text())["parity"]["ok"]
     assert [p.name for p in (tmp_path / "merged").iterdir()] == ["previous.txt"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged.")]
+
+
+def test_nan_weights_stop_the_merge_with_a_hint(tiny_base, adapter, tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(adapter, broken)
+    weights = load_file(str(broken / "adapter_model.safetensors"))
+    first_b = sorted(k for k in weights if "lora_B" in k)[0]
+    weights[first_b] = torch.full_like(weights[first_b], float("nan"))
+    save_file(weights, str(broken / "adapter_model.safetensors"))
+    with pytest.raises(InputError, match="NaN or inf weights.*merge.dtype"):
+        merge(tiny_base, broken, tmp_path / "out", P, Q)

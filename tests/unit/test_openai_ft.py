@@ -317,3 +317,11 @@ def test_submit_refuses_bad_data_before_touching_the_client(tmp_path):
     assert "nothing was uploaded" in str(info.value) and not info.value.check["ok"]
     with pytest.raises(ft.InputError, match="file not found"):
         ft.submit(NoCalls(), tmp_path / "missing.jsonl", None, params(), counter=WORDS)
+
+
+def test_a_role_or_part_type_that_is_not_a_string_is_reported_not_a_crash():
+    bad_role = {"messages": [{"role": ["user"], "content": "oi"}, {"role": "assistant", "content": "Alternativa A"}]}
+    bad_part = {"messages": [{"role": "user", "content": [{"type": {"x": 1}, "text": "oi"}]},
+                             {"role": "assistant", "content": "Alternativa A"}]}
+    assert [kind for kind, _ in ft.check_example(bad_role)] == ["unrecognized_role"]
+    assert [kind for kind, _ in ft.check_example(bad_part)] == ["content_type"]
