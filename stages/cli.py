@@ -75,7 +75,7 @@ def ingest(local_dir, out, params_path):
     \b
     Examples:
       dvc repro ingest
-      dvc exp run -S ingest.source=hub               # the full 35.6k items (needs the network)
+      dvc exp run -S ingest.source=hub               # all 28k labelled train + validation items (network)
     """
     from stages import ingest as mod
 
