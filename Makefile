@@ -54,6 +54,14 @@ merge: setup
 doctor: setup
 	$(BIN)/gabarito doctor
 
+## gpu-checks: every GPU check in one run (tests/gpu, the 7B QLoRA and letter-mode benchmarks) into gpu-checks/
+gpu-checks: setup
+	bash benchmarks/gpu_checks.sh gpu-checks
+
+## gpu-wheels: wheels for a GPU machine with no package index, into .whl/ (then WHEELS=.whl bash benchmarks/gpu_checks.sh)
+gpu-wheels:
+	bash benchmarks/gpu_wheels.sh .whl
+
 ## push: push data, adapter and metrics to the default DVC remote
 push: setup
 	$(BIN)/dvc push
@@ -62,4 +70,4 @@ push: setup
 clean-venv:
 	rm -rf $(VENV)
 
-.PHONY: help setup system-deps repro test profile merge doctor push clean-venv
+.PHONY: help setup system-deps repro test profile merge doctor gpu-checks gpu-wheels push clean-venv

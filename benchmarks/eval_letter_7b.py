@@ -157,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []  # (label, seconds, peak bytes or None, probabilities)
     with tempfile.TemporaryDirectory(prefix="eval-7b-bench-") as tmp:
         folder = args.checkpoint or Path(tmp) / "model"
-        if not (folder / "config.json").exists():
-            build_checkpoint(config, folder, device)
+        build_checkpoint(config, folder, device)
         model = load_4bit(folder, quant)
         model.eval()
         built = time.perf_counter() - started

@@ -88,17 +88,33 @@ def model_flops_params(config) -> int:
 
 
 def build_checkpoint(config, folder: Path, device: str) -> None:
-    """Random bf16 weights drawn on ``device``, saved as a safetensors checkpoint."""
-    import torch
-    from transformers import MistralForCausalLM
+    """Random bf16 weights drawn on ``device``, saved as a safetensors checkpoint in ``folder``.
 
+    A checkpoint already there is reused when it has this shape. A build cut short (a time limit, a
+    full disk) leaves only ``folder.partial``, never a ``folder`` with some of its weights.
+    """
+    import shutil
+
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM
+
+    shape_keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                  "num_key_value_heads", "vocab_size")
+    if (folder / "config.json").exists():
+        saved = MistralConfig.from_pretrained(str(folder))
+        if any(getattr(saved, k) != getattr(config, k) for k in shape_keys):
+            raise SystemExit(f"{folder} holds a checkpoint of another shape; give another --checkpoint or remove it")
+        return
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
     torch.manual_seed(0)
     with torch.device(device):
         model = MistralForCausalLM._from_config(config, dtype=torch.bfloat16)
-    model.save_pretrained(str(folder))
+    model.save_pretrained(str(partial))
     del model
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
+    partial.rename(folder)
 
 
 def random_tokenizer(vocab: int):
@@ -245,8 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qlora-bench-") as tmp:
         folder = args.checkpoint or Path(tmp) / "model"
-        if not (folder / "config.json").exists():
-            build_checkpoint(config, folder, device)
+        build_checkpoint(config, folder, device)
         model = load_qlora(folder, train, device)
         built = time.perf_counter() - started
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
