@@ -32,6 +32,8 @@ out=$(cd "$out" && pwd)
 python=${PYTHON:-}
 [ -n "$python" ] || { [ -x .venv/bin/python ] && python=.venv/bin/python || python=python3; }
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
+site= own_checkpoint=
+trap 'rm -rf ${own_checkpoint:+"$own_checkpoint"} ${site:+"$site"}' EXIT
 if [ -n "${WHEELS:-}" ]; then
   site=$(mktemp -d "${TMPDIR:-/tmp}/gabarito-site.XXXXXX")
   "$python" -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-compile \
@@ -39,12 +41,10 @@ if [ -n "${WHEELS:-}" ]; then
     || { echo "gpu_checks: could not install the wheels in $WHEELS" >&2; exit 1; }
   export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
 fi
-own_checkpoint=
 if [ -z "${CHECKPOINT:-}" ]; then
-  CHECKPOINT=$(mktemp -d "${TMPDIR:-/tmp}/gabarito-7b.XXXXXX")/model
-  own_checkpoint=$(dirname "$CHECKPOINT")
+  own_checkpoint=$(mktemp -d "${TMPDIR:-/tmp}/gabarito-7b.XXXXXX")
+  CHECKPOINT=$own_checkpoint/model
 fi
-trap '[ -n "$own_checkpoint" ] && rm -rf "$own_checkpoint"' EXIT
 
 summary=$out/summary.txt
 : >"$summary"

@@ -83,7 +83,7 @@ def ingest(local_dir, out, params_path):
     if p.source == "local":
         records = mod.load_local(local_dir, p.splits)
     elif p.source == "url":
-        records = mod.load_urls(p.urls, p.splits)
+        records = mod.load_urls(p.urls, p.splits, timeout=p.download_timeout_s)
     else:
         records = mod.load_hub(p.hub_id, p.hub_revision, p.splits)
     records = mod.limit_per_split(records, p.limit_per_split)
@@ -104,7 +104,7 @@ def extract(pdf_dir, out, report, params_path):
     """Extract PDF pages to text: the text layer where present, tesseract OCR otherwise.
 
     Every page gets a quality score; a garbled text layer is OCR'd too. metrics/extract.json lists
-    each file's status (ok, ocr, encrypted, corrupt, empty, timeout).
+    each file's status (ok, ocr, encrypted, corrupt, empty, page_errors, timeout).
 
     \b
     Examples:
@@ -418,6 +418,7 @@ def train(train_path, validation, base, out, checkpoints, live_dir, metrics, par
             with io.atomic_path(out, directory=True) as tmp:
                 result = mod.train(io.read_jsonl(train_path), base, tmp, p, eval_records=io.read_jsonl(validation),
                                    checkpoint_dir=checkpoints, live_dir=live_dir)
+            mod.clear_checkpoints(checkpoints)  # only now that the adapter is in place
         else:
             mod.train(io.read_jsonl(train_path), base, None, p, eval_records=io.read_jsonl(validation),
                       checkpoint_dir=checkpoints)
@@ -628,7 +629,7 @@ def evaluate(validation, train_path, base, adapter, prompts, predictions, metric
     io.write_text(report, mod.render_report(result, p.modes))
     for name in ("base", "finetuned"):
         m = result[name]
-        log(f"evaluate: {name} ({p.modes[0]}): accuracy {m['accuracy']:.2%} (valid-only {m['accuracy_valid']:.2%}), "
+        log(f"evaluate: {name} ({p.modes[0]}): accuracy {m['accuracy']:.2%} (valid-only {mod._pct(m['accuracy_valid'])}), "
             f"invalid {m['invalid_rate']:.2%}, n={m['n']}")
 
 

@@ -44,37 +44,73 @@ def _fold(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text))
 
 
-def parse_answer(text: str, letters: list[str], answer_prefix: str,
-                 options: list[str] | None = None) -> tuple[str | None, str]:
-    """(letter or None, category) for one model output."""
-    first_line = text.strip().split("\n", 1)[0]
+# a letter as an answer: a capital not followed by another letter ("B", "B)", "B.", but not "Bom"), or a
+# small one with nothing after it but a bracket or a full stop ("alternativa: d"); "alternativa a
+# escolher" and "alternativa e nenhuma" are Portuguese words, not answers
+_LETTER = r"\(?(?:([A-Z])(?![^\W\d_])|([a-z])(?=\)|[.:;!?]?\s*$))"
+# more letters hedged after the first: "B ou C", "B e C", "A/B", "(B), (C)"; capitals only, so
+# "Alternativa B e o narrador concorda" stays one answer
+_HEDGE = r"(?:\)?\s*(?:,|/|\bou\b|\be\b|\bor\b|\band\b)\s*\(?[A-Z](?![^\W\d_])\)?)+"
+
+
+def _option_hits(text: str, options: list[str]) -> list[int]:
+    """The options whose text ``text`` says, by whole words ("partir" does not say an option "ir")."""
+    said = f" {_fold(text)} "
+    return [i for i, opt in enumerate(options) if _fold(opt) and
+            (f" {_fold(opt)} " in said or (said.strip() and said in f" {_fold(opt)} "))
+            and len(said.split()) >= min(3, len(_fold(opt).split()))]
+
+
+def parse_answer(text: str, letters: list[str], answer_prefix: str, options: list[str] | None = None,
+                 markers: list[str] | tuple[str, ...] = ()) -> tuple[str | None, str]:
+    """(letter or None, category) for one model output; only its first line is read.
+
+    A letter counts after the answer prefix or one of ``markers`` ("Alternativa B", "alternativa: d",
+    "Resposta: B", "a correta é a C", "é a alternativa C"), or at the start of the line ("C)",
+    "(A)", "B. Porque..."). Several different letters are a hedge. A letter followed by the text of
+    another option contradicts itself and counts as several letters too. With no letter, the text
+    of exactly one option is that option's answer.
+    """
+    line = text.strip().split("\n", 1)[0]
     prefix = re.escape(answer_prefix)
-    found = re.findall(rf"{prefix}s?\b\s*:?\s*\(?([A-Z])\b", first_line, flags=re.IGNORECASE)
-    if found:
-        # "Alternativa B ou C", "Alternativas B e C", "A/C": more letters hedged after the first
-        # (further letters must be capitals: "Alternativa B e o narrador" is one answer)
-        tail = re.match(rf"(?i:.*?{prefix}s?\b\s*:?\s*\(?[A-Z]\b\)?)((?:\s*(?i:,|/|\bou\b|\be\b|\bor\b|\band\b)"
-                        rf"\s*\(?[A-Z]\b\)?)+)", first_line)
+    words = "|".join([prefix, *(re.escape(m) for m in markers)])
+    said = re.compile(rf"\b(?i:{words})s?\b\s*[:=\-\u2013]?\s*"
+                      rf"(?:(?i:a|o)\s+(?=(?i:{prefix})|[A-Z](?![^\W\d_])))?(?:(?i:{prefix})s?\s*:?\s*)?{_LETTER}")
+    found, end = [], 0
+    for m in said.finditer(line):
+        found.append(m.group(1) or m.group(2))
+        end = m.end()
+        tail = re.match(_HEDGE, line[end:])
         if tail:
-            found += re.findall(r"(?<![A-Za-z])([A-Z])(?![A-Za-z])", tail.group(1))
+            found += re.findall(r"(?<![^\W\d_])[A-Z](?![^\W\d_])", tail.group(0))
+            end += tail.end()
     if not found:
-        # a bare letter: "B", "B)", "(B)", "B."
-        bare = re.fullmatch(r"\(?([A-Z])[\).:]?", first_line.strip())
-        found = [bare.group(1)] if bare else []
+        lead = re.match(rf"\s*\(?(?:([A-Z])|([a-z])(?=\)))(?:\)|[.:](?=\s|$)|\s*$|(?={_HEDGE}))", line)
+        if lead:
+            found, end = [lead.group(1) or lead.group(2)], lead.end()
+            tail = re.match(_HEDGE, line[end:])
+            if tail:
+                found += re.findall(r"(?<![^\W\d_])[A-Z](?![^\W\d_])", tail.group(0))
+                end += tail.end()
     distinct = sorted({f.upper() for f in found})
     if len(distinct) > 1:
         return None, SEVERAL
     if distinct:
-        return (distinct[0], VALID) if distinct[0] in letters else (None, INVENTED)
+        if distinct[0] not in letters:
+            return None, INVENTED
+        named = _option_hits(line[end:], options) if options and line[end:].strip() else []
+        if len(named) == 1 and letters[named[0]] != distinct[0]:
+            return None, SEVERAL  # "C) <the text of option B>": two answers in one
+        return distinct[0], VALID
     if options:
-        said = f" {_fold(first_line)} "
-        # whole words only: "partir" must not match an option "ir"
-        hits = [i for i, opt in enumerate(options) if _fold(opt) and
-                (f" {_fold(opt)} " in said or (said.strip() and said in f" {_fold(opt)} "))
-                and len(said.split()) >= min(3, len(_fold(opt).split()))]
+        hits = _option_hits(line, options)
         if len(hits) == 1:
             return letters[hits[0]], OPTION_TEXT
     return None, NONE
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2%}"
 
 
 # --- statistics --------------------------------------------------------------------------------------
@@ -125,7 +161,8 @@ def summarize(records: list[dict], preds: list[dict], p: EvaluateParams) -> dict
     out = {
         "n": n,
         "accuracy": round(sum(correct) / n, 6) if n else 0.0,
-        "accuracy_valid": round(sum(correct) / answered, 6) if answered else 0.0,
+        # null when nothing was answered: no accuracy to speak of (0% would read as "all wrong")
+        "accuracy_valid": round(sum(correct) / answered, 6) if answered else None,
         "invalid_rate": round((n - answered) / n, 6) if n else 0.0,
         "ci95_low": low,
         "ci95_high": high,
@@ -353,7 +390,7 @@ def predict(model, tokenizer, records: list[dict], mode: str, p: EvaluateParams,
     else:
         outputs = generate(model, tokenizer, prompts, max_new_tokens=p.max_new_tokens, batch_size=p.batch_size)
         for rec, out in zip(records, outputs, strict=True):
-            letter, category = parse_answer(out, letters, answer_prefix, rec["answers"])
+            letter, category = parse_answer(out, letters, answer_prefix, rec["answers"], p.answer_markers)
             preds.append({"id": rec["id"], "model": name, "mode": mode, "output": out, "category": category,
                           "prediction": letter, "label": letters[rec["label"]],
                           "correct": letter is not None and letters.index(letter) == rec["label"]})
@@ -469,7 +506,7 @@ def render_report(metrics: dict, modes: list[str]) -> str:
             m = metrics[name][mode]
             ece = f"{m['ece']:.3f}" if "ece" in m else "-"
             lines.append(f"| {name} | {mode} | {m['n']} | {m['accuracy']:.2%} | {m['ci95_low']:.2%}-{m['ci95_high']:.2%} "
-                         f"| {m['accuracy_valid']:.2%} | {m['invalid_rate']:.2%} | {ece} |")
+                         f"| {_pct(m['accuracy_valid'])} | {m['invalid_rate']:.2%} | {ece} |")
     lines += ["", "## Invalid answers by category", "",
               "| model | mode | " + " | ".join(c for c in CATEGORIES if c not in ANSWERED) + " |",
               "| --- | --- |" + " ---: |" * (len(CATEGORIES) - len(ANSWERED))]

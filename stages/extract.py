@@ -11,8 +11,10 @@ Pages are then cleaned per document (:mod:`stages.pdftext`): repeated headers an
 numbers and OCR junk removed, hyphenated and wrapped lines joined; each page keeps a quality score.
 
 Every file ends with a status in the report: ok (text layer), ocr (some pages OCR'd), encrypted,
-corrupt, empty or timeout (``extract.timeout_s`` per file). A file that cannot be read never stops
-the stage: its report line says what to do, and the other files go on.
+corrupt, empty, page_errors (pages pdfium or tesseract failed on; the others kept) or timeout
+(``extract.timeout_s`` per file). A file that cannot be read never stops the stage: its report line
+says what to do, and the other files go on. A page that cannot be read is kept as an ``error``
+record, with no text, so the page numbers stay true.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ TEXT, OCR = "text", "ocr"
 
 class TesseractMissing(InputError):
     pass
+
+
+class OCRFailed(RuntimeError):
+    """tesseract ran and failed on one image: that page is lost, not the stage."""
 
 
 def ocr_image(png: bytes, *, lang: str, config: str = "", timeout: float = 120.0) -> str:
@@ -51,7 +57,7 @@ def ocr_image(png: bytes, *, lang: str, config: str = "", timeout: float = 120.0
                 f"tesseract has no '{lang}' language data. Install it with `make system-deps` "
                 f"(Debian/Ubuntu: apt-get install tesseract-ocr-{lang})."
             )
-        raise RuntimeError(f"tesseract failed ({proc.returncode}): {err}")
+        raise OCRFailed(f"tesseract failed ({proc.returncode}): {err}")
     return proc.stdout.decode("utf-8", "replace")
 
 
@@ -81,32 +87,47 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
                         "message": "the PDF is password-protected: decrypt it (qpdf --decrypt) and re-add it"}
         return [], {"doc": doc, "status": "corrupt", "pages": 0,
                     "message": f"pdfium could not open it ({msg}): re-download or re-export the file"}
-    pages, timed_out = [], False
+    pages, timed_out, errors = [], False, []
     try:
         for index in range(len(pdf)):
             if time.monotonic() > deadline:
                 timed_out = True
                 break
-            page = pdf[index]
-            textpage = page.get_textpage()
-            text = textpage.get_text_range()
-            textpage.close()
-            method, quality = TEXT, page_quality(text)["score"]
-            if len(text.strip()) < min_text_chars or quality < min_text_quality:
-                image = page.render(scale=ocr_dpi / 72).to_pil().convert("L")
-                buf = io.BytesIO()
-                image.save(buf, format="PNG")
-                try:
+            method = TEXT
+            try:
+                page = pdf[index]
+            except pdfium.PdfiumError as exc:
+                errors.append(f"page {index + 1}: pdfium could not load it ({exc})")
+                pages.append({"doc": doc, "page": index + 1, "method": method, "text": "", "quality": 0.0,
+                              "status": "error"})
+                continue
+            try:
+                textpage = page.get_textpage()
+                text = textpage.get_text_range()
+                textpage.close()
+                quality = page_quality(text)["score"]
+                if len(text.strip()) < min_text_chars or quality < min_text_quality:
+                    method = OCR
+                    image = page.render(scale=ocr_dpi / 72).to_pil().convert("L")
+                    buf = io.BytesIO()
+                    image.save(buf, format="PNG")
                     ocr = ocr_image(buf.getvalue(), lang=ocr_lang, config=tesseract_config,
                                     timeout=max(1.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                    page.close()
-                    break
-                ocr_quality = page_quality(ocr)["score"]
-                if ocr_quality >= quality or len(text.strip()) < min_text_chars:
-                    text, method, quality = ocr, OCR, ocr_quality
-            page.close()
+                    ocr_quality = page_quality(ocr)["score"]
+                    if ocr_quality >= quality or len(text.strip()) < min_text_chars:
+                        text, quality = ocr, ocr_quality
+                    else:
+                        method = TEXT
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                break
+            except (pdfium.PdfiumError, OCRFailed) as exc:
+                errors.append(f"page {index + 1}: {exc}")
+                pages.append({"doc": doc, "page": index + 1, "method": method, "text": "", "quality": 0.0,
+                              "status": "error"})
+                continue
+            finally:
+                page.close()
             text = text.replace("\r\n", "\n").replace("\r", "\n")
             pages.append({"doc": doc, "page": index + 1, "method": method, "text": text,
                           "quality": quality, "status": "ok" if text.strip() else "empty"})
@@ -114,6 +135,10 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
         pdf.close()
     if timed_out:
         status, message = "timeout", f"stopped after {timeout_s:g} s at page {len(pages) + 1}; raise extract.timeout_s"
+    elif errors:
+        status, message = "page_errors", (
+            f"{len(errors)} of {len(pages)} pages could not be read, the others were kept ({'; '.join(errors[:3])}"
+            f"{'; ...' if len(errors) > 3 else ''}): re-export the PDF (print it to a new PDF) and rerun")
     elif not any(p["status"] == "ok" for p in pages):
         status, message = "empty", "no text found on any page, even with OCR"
     elif any(p["method"] == OCR for p in pages):
@@ -139,7 +164,7 @@ def extract_dir(pdf_dir: str | Path, **kwargs) -> tuple[list[dict], list[dict]]:
         file_pages, report = extract_pdf(path.read_bytes(), doc=doc, **kwargs)
         cleaned = clean_document(file_pages)
         for page in cleaned:  # never "ok" with no text left after cleaning
-            if not page["text"].strip():
+            if page["status"] == "ok" and not page["text"].strip():
                 page["status"] = "empty"
         if report["status"] in ("ok", "ocr") and not any(p["status"] == "ok" for p in cleaned):
             report = {**report, "status": "empty", "message": "no text left after removing headers and junk"}
@@ -161,6 +186,7 @@ def summarize(pages: list[dict], reports: list[dict]) -> dict:
         "pages_text": sum(p["method"] == TEXT for p in pages),
         "pages_ocr": sum(p["method"] == OCR for p in pages),
         "pages_empty": sum(p["status"] == "empty" for p in pages),
+        "pages_error": sum(p["status"] == "error" for p in pages),
         "mean_quality_ocr": round(sum(ocr_quality) / len(ocr_quality), 4) if ocr_quality else None,
         "mean_quality_text": round(sum(text_quality) / len(text_quality), 4) if text_quality else None,
         "report": reports,

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable
 
-from stages.io import InputError
+from stages.io import InputError, redact_url
 from stages.io import parse_jsonl as jsonl_lines
 
 COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
@@ -150,20 +150,20 @@ def load_local(folder: str | Path, splits: Iterable[str]) -> list[dict]:
     return records
 
 
-def load_urls(urls: dict[str, str], splits: Iterable[str], timeout: float = 60.0) -> list[dict]:
+def load_urls(urls: dict[str, str], splits: Iterable[str], *, timeout: float) -> list[dict]:
     records = []
     for split in splits:
         url = urls.get(split)
         if not url:
             raise InputError(f"params.yaml: ingest.urls has no URL for split '{split}'.")
         if not url.startswith(("http://", "https://")):
-            raise InputError(f"params.yaml: ingest.urls.{split} must be an http(s) URL, got {url!r}.")
+            raise InputError(f"params.yaml: ingest.urls.{split} must be an http(s) URL, got {redact_url(url)!r}.")
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 text = resp.read().decode("utf-8-sig")
         except OSError as exc:
-            raise InputError(f"{url}: download failed ({exc}). Check the URL and your network.") from None
-        name = url.split("?")[0]
+            raise InputError(f"{redact_url(url)}: download failed ({exc}). Check the URL and your network.") from None
+        name = redact_url(url.split("?")[0])
         records += parse_file(text, split=split, name=name)
     return records
 

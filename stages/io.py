@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -39,9 +40,15 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
         yield tmp
         if directory:
             os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are ordinary folders
+            # a folder cannot be renamed over another: the old one goes aside first and is deleted
+            # only once the new one is in place, so a crash never leaves neither
+            old = None
             if path.exists():
-                shutil.rmtree(path)
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+                os.replace(path, old / path.name)
             os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
         else:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -106,6 +113,17 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).") from None
+
+_KEYLIKE = re.compile(r"\bsk-[\w*.-]{4,}")  # sk-..., sk-proj-..., masked sk-abc***wxyz
+
+
+def scrub(text: str, key: str | None) -> str:
+    """``text`` without the key, and without anything that looks like a key or a masked one: for
+    messages that quote an API's error body, which some servers echo the key (or its tail) into."""
+    if key:
+        text = text.replace(key, "***")
+    return _KEYLIKE.sub("***", text)
+
 
 def redact_url(url: str) -> str:
     """``url`` without credentials: user:password and the query string (SAS tokens, signed URLs) hidden.

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from stages.io import InputError, dumps
+from stages.io import InputError, dumps, scrub
 from stages.params import LLMParams
 
 
@@ -198,6 +198,25 @@ def resolve_client_settings(params: LLMParams) -> tuple[str, str | None]:
     return key, base_url
 
 
+def _safe(text: str) -> str:
+    """An API error's text as it may be shown or stored: some servers echo the key into error bodies."""
+    return scrub(text, os.environ.get("OPENAI_API_KEY"))
+
+
+def _api_errors() -> tuple[type, ...]:
+    """The errors worth a retry, and any other HTTP status error (which _final sorts out)."""
+    import openai
+
+    return (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError,
+            openai.APIStatusError)
+
+
+def _final(exc: Exception) -> bool:
+    """An HTTP status that retrying cannot fix: a 4xx other than 408 (timeout), 409 (conflict), 429."""
+    status = getattr(exc, "status_code", None)
+    return status is not None and status not in (408, 409, 429) and status < 500
+
+
 def _retry_after(exc: Exception) -> float | None:
     response = getattr(exc, "response", None)
     if response is None:
@@ -274,29 +293,65 @@ class Engine:
                     # server without JSON-schema support: fall back to plain JSON mode for all jobs
                     self._response_format = "json_object"
                     continue
-                raise FatalAPIError(f"the API rejected the request (400): {exc.message}") from None
+                raise FatalAPIError(_safe(f"the API rejected the request (400): {exc.message}")) from None
             except openai.AuthenticationError:
                 raise FatalAPIError("the API refused the key (401): check OPENAI_API_KEY.") from None
             except openai.PermissionDeniedError as exc:
-                raise FatalAPIError(f"the API denied access (403): {exc.message}") from None
+                raise FatalAPIError(_safe(f"the API denied access (403): {exc.message}")) from None
             except openai.NotFoundError:
                 raise FatalAPIError(
                     f"404 from the API: unknown model '{self.params.model}' or wrong base_url. Check "
                     "llm.model and llm.base_url / OPENAI_BASE_URL (it usually ends in /v1)."
                 ) from None
-            except (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError,
-                    openai.InternalServerError, openai.APIStatusError) as exc:
-                status = getattr(exc, "status_code", None)
-                if status is not None and status not in (408, 409, 429) and status < 500:
-                    raise FatalAPIError(f"the API answered {status}: {exc}") from None
+            except _api_errors() as exc:
+                if _final(exc):
+                    raise FatalAPIError(_safe(f"the API answered {exc.status_code}: {exc}")) from None
                 if attempt >= self.params.max_retries:
                     raise
-                wait = _retry_after(exc)
-                if wait is None:
-                    wait = min(self.backoff_max, self.backoff_base * 2 ** attempt) * (0.5 + random.random())
                 attempt += 1
-                self.stats.retries += 1
-                await asyncio.sleep(wait)
+                await self._backoff(exc, attempt)
+
+    async def _backoff(self, exc: Exception, attempt: int) -> None:
+        """Wait before retry number ``attempt``: the server's Retry-After, else jittered exponential."""
+        wait = _retry_after(exc)
+        if wait is None:
+            wait = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)) * (0.5 + random.random())
+        self.stats.retries += 1
+        await asyncio.sleep(wait)
+
+    async def _batch_call(self, what: str, call: Callable[[], Any], recover: Callable[[], Any] | None = None) -> Any:
+        """One Batch/Files API call, retried as chat calls are: a network blip during a day-long poll
+        must not end the stage. What was submitted is in the ledger, so giving up loses nothing.
+
+        ``recover`` looks, before each retry, for what a failed call may have done anyway (a 502 or a
+        dropped connection does not say whether a batch was created): found, it is the result.
+        """
+        import openai
+
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+                    openai.BadRequestError) as exc:
+                raise FatalAPIError(_safe(f"the Batch API refused {what} ({exc.status_code}): {exc.message}")) from None
+            except _api_errors() as exc:
+                if _final(exc):
+                    raise FatalAPIError(_safe(f"the Batch API answered {exc.status_code} to {what}: {exc}")) from None
+                if attempt >= self.params.max_retries:
+                    raise InputError(_safe(
+                        f"the Batch API did not answer {what} after {attempt} retries ({type(exc).__name__}: {exc}). "
+                        "Rerun the stage: batches already submitted are in the ledger and are polled again, "
+                        "not paid for twice.")) from None
+                attempt += 1
+                await self._backoff(exc, attempt)
+                if recover is not None:
+                    try:
+                        found = await recover()
+                    except openai.OpenAIError:  # cannot look: the retry may still be refused or succeed
+                        found = None
+                    if found is not None:
+                        return found
 
     async def _run_job(self, client, job: Job, key: str, first: tuple[str, str] | None = None) -> dict:
         """Ask (or take ``first``, a reply that came from a batch), validate, re-ask on violations."""
@@ -314,7 +369,8 @@ class Engine:
                     raise
                 except Exception as exc:  # retries exhausted on a transient error: not final, not cached
                     return {"key": key, "id": job.id, "status": "failed", "transient": True, "raw": last_raw,
-                            "reason": f"gave up after {self.params.max_retries} retries: {type(exc).__name__}: {exc}"}
+                            "reason": _safe(f"gave up after {self.params.max_retries} retries: "
+                                            f"{type(exc).__name__}: {exc}")}
             last_raw = raw
             if finish == "length":
                 reason = "reply truncated at max_tokens (finish_reason=length)"
@@ -466,30 +522,34 @@ class Engine:
                    if e.get("kind") == "batch" and e["status"] == "submitted"}
         submitted = {k for keys in pending.values() for k in keys}
         new = [(job, key) for job, key in todo if key not in submitted and key not in stored]
-        try:
-            for i, group in enumerate(self._split(new)):
-                upload = await client.files.create(
-                    file=(f"gabarito-{i}.jsonl", b"".join(line for _, _, line in group), "application/jsonl"),
-                    purpose="batch")
-                batch = await client.batches.create(
-                    input_file_id=upload.id, endpoint="/v1/chat/completions",
-                    completion_window=self.params.batch_completion_window)
-                keys = [key for _, key, _ in group]
-                self.ledger.put({"key": f"batch:{batch.id}", "kind": "batch", "batch_id": batch.id,
-                                 "keys": keys, "status": "submitted"})
-                pending[batch.id] = keys
-        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
-                openai.BadRequestError) as exc:
-            raise FatalAPIError(f"the Batch API refused the request ({exc.status_code}): {exc.message}") from None
+        for i, group in enumerate(self._split(new)):
+            data = b"".join(line for _, _, line in group)
+            upload = await self._batch_call("the upload of a batch file", lambda: client.files.create(
+                file=(f"gabarito-{i}.jsonl", data, "application/jsonl"), purpose="batch"))
+
+            async def created(file_id=upload.id):
+                # the openai client sends no idempotency key: a batch on this fresh upload is this one
+                page = await client.batches.list(limit=20)
+                return next((b for b in page.data if b.input_file_id == file_id), None)
+
+            batch = await self._batch_call("the creation of a batch", lambda: client.batches.create(
+                input_file_id=upload.id, endpoint="/v1/chat/completions",
+                completion_window=self.params.batch_completion_window), recover=created)
+            keys = [key for _, key, _ in group]
+            self.ledger.put({"key": f"batch:{batch.id}", "kind": "batch", "batch_id": batch.id,
+                             "keys": keys, "status": "submitted"})
+            pending[batch.id] = keys
 
         while pending:
             for batch_id in list(pending):
-                batch = await client.batches.retrieve(batch_id)
+                batch = await self._batch_call(f"the status of batch {batch_id}",
+                                               lambda: client.batches.retrieve(batch_id))
                 if batch.status not in ("completed", "failed", "expired", "cancelled"):
                     continue
                 replies = {}
                 if batch.output_file_id:
-                    content = await client.files.content(batch.output_file_id)
+                    content = await self._batch_call(f"the download of batch {batch_id}'s replies",
+                                                     lambda: client.files.content(batch.output_file_id))
                     for line in filter(str.strip, content.text.split("\n")):
                         row = json.loads(line)
                         response = row.get("response") or {}

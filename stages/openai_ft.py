@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from stages.io import InputError, dumps, redact_url
+from stages.io import InputError, dumps, redact_url, scrub
 from stages.params import OpenAIFinetuneParams
 
 # --- format checks ---------------------------------------------------------------------------------
@@ -507,16 +507,6 @@ def make_client(p: OpenAIFinetuneParams):
     # honouring Retry-After). A retried upload can at worst leave a spare file; job creation is
     # retried by submit instead, which first looks for the job the failed call may have created.
     return openai.OpenAI(api_key=key, base_url=base_url, max_retries=3)
-
-
-_KEYLIKE = re.compile(r"\bsk-[\w*.-]{4,}")  # sk-..., sk-proj-..., masked sk-abc***wxyz
-
-
-def scrub(text: str, key: str | None) -> str:
-    """``text`` without the key, and without anything that looks like a key or a masked one."""
-    if key:
-        text = text.replace(key, "***")
-    return _KEYLIKE.sub("***", text)
 
 
 # openai's error ``param`` -> the params.yaml knob behind it

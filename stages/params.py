@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stages.io import InputError
 
@@ -23,6 +23,12 @@ class Section(BaseModel):
 
 
 # --- ingest --------------------------------------------------------------------------------------
+# query keys that carry a signature or a token: such a URL must not live in params.yaml, which
+# git and dvc.lock keep forever (S3/GCS presigned URLs, Azure SAS, ?token=...)
+_SECRET_QUERY_KEYS = {"sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+                      "x-goog-signature", "x-goog-credential", "token", "access_token", "api_key", "apikey", "key"}
+
+
 class IngestParams(Section):
     source: Literal["local", "hub", "url"] = "local"
     hub_id: str = "allenai/cosmos_qa"
@@ -31,6 +37,23 @@ class IngestParams(Section):
     urls: dict[str, str] = Field(default_factory=dict)
     splits: list[str] = Field(default_factory=lambda: ["train", "validation"])
     limit_per_split: Optional[int] = Field(default=None, ge=1)
+    download_timeout_s: float = Field(default=60.0, gt=0)  # source: url; per file, between bytes received
+
+    @field_validator("urls")
+    @classmethod
+    def _no_credentials_in_urls(cls, urls: dict[str, str]) -> dict[str, str]:
+        from urllib.parse import parse_qsl, urlsplit
+
+        for split, url in urls.items():
+            parts = urlsplit(url)
+            secret = sorted({k for k, _ in parse_qsl(parts.query) if k.lower() in _SECRET_QUERY_KEYS})
+            if "@" in parts.netloc or secret:
+                what = f"its query has {', '.join(secret)}" if secret else "it has a user name or password"
+                raise ValueError(
+                    f"the URL for '{split}' carries a credential ({what}); params.yaml and dvc.lock are "
+                    "committed, so it would be too. Download the file yourself into data/raw (or use "
+                    "`dvc import-url`) and use source: local.")
+        return urls
 
 
 # --- extract -------------------------------------------------------------------------------------
@@ -151,7 +174,15 @@ class FormatParams(Section):
     include_pdf_qa: bool = True
     # the assistant's answer for multiple choice, e.g. "Alternativa B"
     answer_prefix: str = "Alternativa"
+    # one per option (every item has four); capitals, as answers are parsed and scored in capitals
     letters: list[str] = Field(default_factory=lambda: ["A", "B", "C", "D"])
+
+    @field_validator("letters")
+    @classmethod
+    def _four_capital_letters(cls, letters: list[str]) -> list[str]:
+        if len(letters) != 4 or len(set(letters)) != 4 or not all(len(x) == 1 and "A" <= x <= "Z" for x in letters):
+            raise ValueError(f"give four different capital letters A-Z, one per option; got {letters}")
+        return letters
 
 
 # --- train ---------------------------------------------------------------------------------------
@@ -239,6 +270,8 @@ class EvaluateParams(Section):
     modes: list[Literal["letter", "loglik", "generate"]] = Field(default_factory=lambda: ["letter", "generate"],
                                                                   min_length=1)
     max_new_tokens: int = Field(default=8, ge=1)
+    # generate: words after which a letter is an answer, besides format.answer_prefix ("Resposta: B")
+    answer_markers: list[str] = Field(default_factory=lambda: ["resposta", "letra", "opção", "correta", "certa", "é"])
     max_new_tokens_open: int = Field(default=48, ge=1)
     batch_size: int = Field(default=16, ge=1)
     limit: Optional[int] = Field(default=None, ge=1)

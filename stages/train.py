@@ -184,6 +184,13 @@ def _from_main(ranks, value):
     return broadcast_object_list([value])[0]
 
 
+def clear_checkpoints(checkpoint_dir: str | Path) -> None:
+    """Empty the checkpoint folder once the adapter is safely in place: the next run starts fresh.
+    (Not inside train(): a crash between emptying it and renaming the adapter into place would lose both.)"""
+    for leftover in Path(checkpoint_dir).iterdir():  # trl also leaves a model card there
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+
 def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: TrainParams, *,
           eval_records: list[dict] | None = None, checkpoint_dir: str | Path | None = None,
           live_dir: str | Path | None = None) -> dict:
@@ -191,7 +198,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
 
     With ``checkpoint_dir`` (a ``persist: true`` output), checkpoints survive a crash and the next
     run resumes from the last complete one, optimizer, scheduler, RNG and data position included;
-    they are removed once the adapter is saved. With ``eval_records``, the validation loss is
+    the caller removes them (clear_checkpoints) once the adapter is in place. With ``eval_records``, the validation loss is
     computed every ``eval_steps``, training stops early after ``early_stopping_patience``
     evaluations without improvement, and the best checkpoint becomes the adapter. ``live_dir``
     receives DVCLive logs (loss, eval loss, learning rate, tokens/s, peak memory).
@@ -304,8 +311,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
         if main:
             adapter.save_pretrained(str(out_dir), **gathered)
             _sort_target_modules(Path(out_dir) / "adapter_config.json")
-            for leftover in work.iterdir():  # done: the next run starts fresh (trl also leaves a model card)
-                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+            # the checkpoints stay until the caller has the adapter in place: clear_checkpoints()
     # None when no step was logged (logging_steps > steps): JSON has no NaN
     first, last = (round(history[0]["loss"], 6), round(history[-1]["loss"], 6)) if history else (None, None)
     planned = trainer.state.max_steps

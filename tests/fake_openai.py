@@ -15,6 +15,10 @@ message shows a masked form of the key) and ``inject(route, *replies)``, which a
 the next requests to a route ("POST /files", "POST /fine_tuning/jobs", "GET /fine_tuning/jobs",
 "GET /fine_tuning/jobs/{id}", "GET /fine_tuning/jobs/{id}/events", "POST /fine_tuning/jobs/{id}/cancel")
 with the given replies; ``ft_lost_replies`` makes job creations succeed but answer 502.
+
+Batches take the same ``inject`` faults on "POST /batches", "GET /batches/{id}" and
+"GET /files/{id}/content", list themselves on GET /batches, and ``batch_lost_replies`` makes
+batch creations succeed but answer 502.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class FakeOpenAI:
         self.batches: dict[str, dict] = {}
         self.batch_polls_until_done = 2
         self.batch_final_status = "completed"
+        self.batch_lost_replies = 0  # the next N batch creations succeed but answer 502
         # fine-tuning
         self.api_key: str | None = None  # None: any key is accepted
         self.faults: dict[str, list[Reply]] = {}
@@ -102,10 +107,20 @@ class FakeOpenAI:
                     return self._fine_tuning("GET", None)
                 m = re.fullmatch(r".*/files/([\w-]+)/content", self.path)
                 if m and m.group(1) in outer.files:
+                    refused = outer.refuse(self.headers, "GET /files/{id}/content")
+                    if refused:
+                        return self._send(*refused)
                     return self._send_bytes(200, outer.files[m.group(1)]["content"], "application/octet-stream")
                 m = re.fullmatch(r".*/batches/([\w-]+)", self.path)
                 if m and m.group(1) in outer.batches:
+                    refused = outer.refuse(self.headers, "GET /batches/{id}")
+                    if refused:
+                        return self._send(*refused)
                     return self._send(200, outer.poll_batch(m.group(1)))
+                if re.fullmatch(r".*/batches(\?.*)?", self.path):
+                    with outer.lock:
+                        data = [outer._public(b) for b in reversed(outer.batches.values())]  # newest first
+                    return self._send(200, {"object": "list", "data": data, "has_more": False})
                 self._send(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
 
             def do_POST(self):
@@ -128,7 +143,16 @@ class FakeOpenAI:
                 if "/fine_tuning/" in self.path:
                     return self._fine_tuning("POST", body)
                 if self.path.endswith("/batches"):
-                    return self._send(200, outer.create_batch(body))
+                    refused = outer.refuse(self.headers, "POST /batches")
+                    if refused:
+                        return self._send(*refused)
+                    batch = outer.create_batch(body)
+                    with outer.lock:
+                        lost = outer.batch_lost_replies > 0
+                        outer.batch_lost_replies -= lost
+                    if lost:
+                        return self._send(502, {"error": {"message": "bad gateway", "type": "server_error"}})
+                    return self._send(200, batch)
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
                 reply = outer.responder(body)

@@ -108,6 +108,36 @@ def test_each_file_has_a_time_limit(tmp_path):
 
 
 @needs_tesseract
+def test_a_page_tesseract_fails_on_is_an_error_record_and_the_rest_goes_on(tmp_path, monkeypatch):
+    # the real tesseract behind a wrapper that fails its first call, as a crash on one odd page would
+    real = shutil.which("tesseract")
+    shim = tmp_path / "bin" / "tesseract"
+    shim.parent.mkdir()
+    shim.write_text(f"""#!/bin/sh
+if [ ! -e "{tmp_path}/failed-once" ]; then
+  touch "{tmp_path}/failed-once"; echo "Error in pixReadMem: unknown format" >&2; exit 1
+fi
+exec "{real}" "$@"
+""")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}:{__import__('os').environ['PATH']}")
+    scanned_pdf(tmp_path / "pdfs" / "a_scan.pdf", [PAGE, PAGE], dpi=200, noise=0.0)
+    text_pdf(tmp_path / "pdfs" / "b_digital.pdf", [PAGE])
+    pages, reports = extract_dir(tmp_path / "pdfs", **KW)
+    assert [(p["doc"], p["page"], p["status"]) for p in pages] == [
+        ("a_scan.pdf", 1, "error"), ("a_scan.pdf", 2, "ok"), ("b_digital.pdf", 1, "ok")]
+    assert pages[0]["text"] == "" and pages[0]["method"] == "ocr"
+    assert recall(PAGE, pages[1]["text"]) >= 0.9  # the page after the failure was OCR'd as usual
+    report = reports[0]
+    assert report["status"] == "page_errors" and report["pages"] == 2
+    assert "1 of 2 pages could not be read" in report["message"]
+    assert "page 1: tesseract failed (1): Error in pixReadMem" in report["message"]
+    assert reports[1]["status"] == "ok"
+    summary = summarize(pages, reports)
+    assert summary["pages_error"] == 1 and summary["files_by_status"] == {"ok": 1, "page_errors": 1}
+
+
+@needs_tesseract
 def test_image_only_scan_is_ocrd_in_portuguese_with_diacritics(tmp_path):
     scanned_pdf(tmp_path / "pdfs" / "scan.pdf", [PAGE], dpi=200, noise=0.01, seed=3)
     pages, reports = extract_dir(tmp_path / "pdfs", **KW)

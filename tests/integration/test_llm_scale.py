@@ -120,6 +120,51 @@ def test_a_submitted_batch_is_resumed_not_paid_twice(tmp_path, fake_openai):
     assert second.stats.api_calls == 4
 
 
+def test_batch_api_blips_are_retried_and_a_lost_creation_reply_pays_once(tmp_path, fake_openai):
+    fake_openai.responder = good
+    fake_openai.batch_lost_replies = 1  # the batch is created, the reply is a 502
+    fake_openai.inject("GET /batches/{id}", Reply(status=503))
+    fake_openai.inject("GET /files/{id}/content", Reply(status=500), Reply(status=429, headers={"retry-after": "0"}))
+    eng = engine(tmp_path)
+    results = eng.run([build_job(make_item(i), TEMPLATE) for i in range(3)], batch=True)
+    assert all(r["status"] == "ok" for r in results.values())
+    assert len(fake_openai.batches) == 1  # the lost reply was found through GET /batches, not created again
+    assert posts(fake_openai, "/batches") == 1 and eng.stats.retries == 4
+    assert posts(fake_openai, "/chat/completions") == 0
+
+
+def test_a_batch_api_that_stays_down_is_a_message_and_the_rerun_resumes(tmp_path, fake_openai):
+    from stages.io import InputError
+
+    fake_openai.responder = good
+    fake_openai.inject("GET /batches/{id}", *[Reply(status=500)] * 3)  # 1 try + max_retries=2
+    jobs = [build_job(make_item(i), TEMPLATE) for i in range(3)]
+    first = engine(tmp_path)
+    with pytest.raises(InputError, match=r"status of batch batch_1 after 2 retries .*Rerun the stage"):
+        first.run(jobs, batch=True)
+    first.ledger.close()
+    second = engine(tmp_path)
+    results = second.run(jobs, batch=True)
+    assert all(r["status"] == "ok" for r in results.values())
+    assert posts(fake_openai, "/batches") == 1 and posts(fake_openai, "/files") == 1  # polled, not resubmitted
+
+
+def test_an_api_key_echoed_in_error_bodies_reaches_no_message_or_failure_record(tmp_path, fake_openai):
+    from stages.llm import FatalAPIError
+
+    key = os.environ["OPENAI_API_KEY"]
+    echo = {"error": {"message": f"upstream rejected key {key} (tail {key[-6:]})", "type": "server_error"}}
+    fake_openai.responder = lambda req: Reply(status=500, error=echo)
+    results = engine(tmp_path).run([build_job(make_item(0), TEMPLATE)])
+    (failed,) = results.values()
+    assert failed["status"] == "failed" and "upstream rejected key ***" in failed["reason"]
+    assert key not in failed["reason"]
+    fake_openai.responder = lambda req: Reply(status=400, error={**echo, "type": "invalid_request_error"})
+    with pytest.raises(FatalAPIError) as exc:
+        engine(tmp_path / "b").run([build_job(make_item(1), TEMPLATE)])
+    assert "rejected key ***" in str(exc.value) and key not in str(exc.value)
+
+
 # --- rate limits -----------------------------------------------------------------------------------
 def test_rate_limiter_spaces_requests_and_tokens(monkeypatch):
     clock = {"now": 0.0}

@@ -38,7 +38,8 @@ def test_ingest_from_urls_reads_csv_and_jsonl(http_dir):
     row = {"id": "v1", "context": "c", "question": "q", "answer0": "a", "answer1": "b", "answer2": "c",
            "answer3": "d", "label": 1}
     (folder / "valid.jsonl").write_text(json.dumps(row) + "\n")
-    records = load_urls({"train": f"{base}/train.csv", "validation": f"{base}/valid.jsonl"}, ["train", "validation"])
+    records = load_urls({"train": f"{base}/train.csv", "validation": f"{base}/valid.jsonl"}, ["train", "validation"],
+                        timeout=10)
     assert records == [
         {"id": "a1", "split": "train", "context": "It rained, so I stayed.", "question": "Why?",
          "answers": ["w", "x", "y", "z"], "label": 3, "question_type": "cause", "none_correct": False},
@@ -51,8 +52,22 @@ def test_ingest_from_a_missing_url_is_a_clear_error(http_dir):
     from stages.io import InputError
 
     _, base = http_dir
-    with pytest.raises(InputError, match="download failed"):
-        load_urls({"train": f"{base}/nope.csv"}, ["train"])
+    with pytest.raises(InputError, match="download failed") as exc:
+        load_urls({"train": f"{base}/nope.csv?v=2"}, ["train"], timeout=10)
+    assert "?<hidden>" in str(exc.value) and "v=2" not in str(exc.value)  # a query may hold a token: never shown
+
+
+@pytest.mark.parametrize("url,what", [
+    ("https://bucket.s3.amazonaws.com/train.csv?X-Amz-Credential=AK&X-Amz-Signature=abc", "X-Amz-Credential"),
+    ("https://acct.blob.core.windows.net/c/train.csv?sv=2024&sig=abc", "sig"),
+    ("https://user:pw@example.org/train.csv", "user name or password"),
+])
+def test_signed_urls_are_refused_in_params(url, what):
+    from stages.params import IngestParams
+
+    with pytest.raises(ValueError, match=f"carries a credential .*{what}"):
+        IngestParams(source="url", urls={"train": url})
+    assert IngestParams(source="url", urls={"train": "https://example.org/train.csv?download=1"})  # a plain query
 
 
 PAGE = ("Art. 3º A jornada de estágio não poderá ultrapassar seis horas diárias e trinta horas semanais.\n\n"

@@ -14,6 +14,7 @@ from stages.params import EvaluateParams
 L = ["A", "B", "C", "D"]
 OPTS = ["Ele estava cansado do trabalho noturno .", "Ele ganhou na loteria .", "A padaria fechou .",
         "Nenhuma das alternativas acima ."]
+MARKERS = ["resposta", "letra", "opção", "correta", "certa", "é"]
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -37,9 +38,38 @@ OPTS = ["Ele estava cansado do trabalho noturno .", "Ele ganhou na loteria .", "
     ("O narrador estava feliz com a mudança.", (None, NONE)),
     ("Desculpe, não posso responder.", (None, NONE)),
     ("", (None, NONE)),
+    # small words after the prefix are Portuguese, not letters
+    ("Não há alternativa a escolher", (None, NONE)),
+    ("Nenhuma alternativa e nenhuma resposta", (None, NONE)),
+    ("A alternativa a ser marcada é a C", ("C", VALID)),
+    ("alternativa b)", ("B", VALID)),
+    ("Alternativa Bom dia", (None, NONE)),  # a capital inside a word is not a letter
+    # other ways of saying the letter (evaluate.answer_markers)
+    ("Alternativa correta: B", ("B", VALID)),
+    ("Resposta: B", ("B", VALID)),
+    ("A resposta correta é a alternativa D.", ("D", VALID)),
+    ("Letra A", ("A", VALID)),
+    ("Resposta: B ou C", (None, SEVERAL)),
+    # a letter at the start of the line, with or without the option's text
+    ("C) A padaria fechou.", ("C", VALID)),
+    ("B. Porque ele ganhou na loteria", ("B", VALID)),
+    ("b) ele ganhou na loteria", ("B", VALID)),
+    ("B ou C", (None, SEVERAL)),
+    ("A/C", (None, SEVERAL)),
+    ("C) Ele ganhou na loteria.", (None, SEVERAL)),  # letter C, text of B: two answers
+    ("Alternativa D: Nenhuma das alternativas acima", ("D", VALID)),
+    ("Nenhuma das alternativas acima.", ("D", OPTION_TEXT)),
+    ("A narradora saiu cedo.", (None, NONE)),  # "A" the article, not the letter
+    ("E então ele foi embora.", (None, NONE)),
 ])
 def test_parse_answer(text, expected):
-    assert parse_answer(text, L, "Alternativa", OPTS) == expected
+    assert parse_answer(text, L, "Alternativa", OPTS, MARKERS) == expected
+
+
+def test_markers_come_from_params():
+    assert parse_answer("Resposta: B", L, "Alternativa", OPTS) == (None, NONE)  # no markers given
+    assert parse_answer("Resposta: B", L, "Alternativa", OPTS, ["resposta"]) == ("B", VALID)
+    assert EvaluateParams().answer_markers == MARKERS
 
 
 def test_option_text_matches_whole_words_only():
@@ -73,6 +103,13 @@ def test_summarize_counts_invalid_answers_as_wrong():
                             "none_of_the_above": 1.0}
     assert m["ci95_low"] < 0.5 < m["ci95_high"]
     assert "ece" not in m  # no option probabilities in generate mode
+
+
+def test_nothing_answered_has_no_valid_only_accuracy():
+    records = [{"id": str(i), "label": 0, "question_type": "fact", "none_correct": False} for i in range(3)]
+    m = ev.summarize(records, _preds([False] * 3, [NONE, INVENTED, SEVERAL]), EvaluateParams(bootstrap_samples=50))
+    assert m["accuracy"] == 0.0 and m["invalid_rate"] == 1.0
+    assert m["accuracy_valid"] is None  # not 0%: there is nothing to be right or wrong about
 
 
 def test_bootstrap_interval_is_seeded_and_narrows_with_n():
