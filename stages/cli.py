@@ -114,9 +114,7 @@ def extract(pdf_dir, out, report, params_path):
     from stages import extract as mod
 
     p = load_section("extract", params_path)
-    pages, reports = mod.extract_dir(pdf_dir, min_text_chars=p.min_text_chars, ocr_dpi=p.ocr_dpi,
-                                     ocr_lang=p.ocr_lang, tesseract_config=p.tesseract_config,
-                                     min_text_quality=p.min_text_quality, timeout_s=p.timeout_s)
+    pages, reports = mod.extract_dir(pdf_dir, p)
     for r in reports:
         if r["status"] not in ("ok", "ocr"):
             log(f"extract: WARNING {Path(pdf_dir) / r['doc']}: {r['status']}: {r['message']}")
@@ -244,7 +242,8 @@ def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progres
                     bad.append({"source": chunk["chunk_id"], "reason": f"llm: {entry['reason']}", "raw": entry.get("raw", "")})
                     continue
                 page_texts = {pg["page"]: pg["text"] for pg in page_records if pg["doc"] == chunk["doc"]}
-                k, b = mod.ground_generated(chunk, entry["result"]["pairs"], p.min_grounding, page_texts)
+                k, b = mod.ground_generated(chunk, entry["result"]["pairs"], p.min_grounding, page_texts,
+                                            span_min_grounding=p.span_min_grounding)
                 kept += k
                 bad += b
     finally:

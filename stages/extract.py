@@ -26,6 +26,7 @@ import subprocess
 from pathlib import Path
 
 from stages.io import InputError
+from stages.params import ExtractParams
 
 TEXT, OCR = "text", "ocr"
 
@@ -148,7 +149,7 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
     return pages, {"doc": doc, "status": status, "pages": len(pages), "message": message}
 
 
-def extract_dir(pdf_dir: str | Path, **kwargs) -> tuple[list[dict], list[dict]]:
+def extract_dir(pdf_dir: str | Path, p: ExtractParams) -> tuple[list[dict], list[dict]]:
     """Extract and clean every PDF under ``pdf_dir`` (sorted, so the output order is stable)."""
     from tqdm.auto import tqdm
 
@@ -161,8 +162,10 @@ def extract_dir(pdf_dir: str | Path, **kwargs) -> tuple[list[dict], list[dict]]:
     pages, reports = [], []
     for path in tqdm(files, desc="extract", unit="pdf", disable=len(files) < 2):
         doc = path.relative_to(pdf_dir).as_posix()
-        file_pages, report = extract_pdf(path.read_bytes(), doc=doc, **kwargs)
-        cleaned = clean_document(file_pages)
+        file_pages, report = extract_pdf(path.read_bytes(), doc=doc, min_text_chars=p.min_text_chars,
+                                         ocr_dpi=p.ocr_dpi, ocr_lang=p.ocr_lang, tesseract_config=p.tesseract_config,
+                                         min_text_quality=p.min_text_quality, timeout_s=p.timeout_s)
+        cleaned = clean_document(file_pages, p)
         for page in cleaned:  # never "ok" with no text left after cleaning
             if page["status"] == "ok" and not page["text"].strip():
                 page["status"] = "empty"

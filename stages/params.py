@@ -64,6 +64,15 @@ class ExtractParams(Section):
     min_text_quality: float = Field(default=0.6, ge=0.0, le=1.0)
     tesseract_config: str = "--psm 6"
     timeout_s: float = Field(default=300.0, gt=0)
+    # cleaning (stages.pdftext): running headers and footers are looked for in this many lines at the
+    # top and bottom of each page, ...
+    header_lines: int = Field(default=3, ge=0)
+    # ... count when a line is there on at least this share of a document's pages (and on two), ...
+    header_min_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    # ... and lines this similar (difflib ratio) are the same line: OCR spells a header differently per page
+    header_similarity: float = Field(default=0.85, gt=0.0, le=1.0)
+    # a line with fewer letters and digits than this share of its characters is OCR noise
+    junk_min_alnum_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 # --- LLM calls (shared by translate and synthesize) -----------------------------------------------
@@ -107,6 +116,9 @@ class SynthesizeParams(Section):
     chunk_overlap_tokens: int = Field(default=60, ge=0)
     # share of an answer's content words that must appear in the source text for it to be kept
     min_grounding: float = Field(default=0.6, ge=0.0, le=1.0)
+    # an LLM pair below min_grounding is kept when the passage it quotes is in the chunk verbatim and its
+    # answer overlaps that passage by at least this share (a paraphrase of a quoted rule)
+    span_min_grounding: float = Field(default=0.3, ge=0.0, le=1.0)
     near_duplicate_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
     validation_docs_share: float = Field(default=0.5, ge=0.0, lt=1.0)
     multiple_choice: bool = True

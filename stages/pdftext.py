@@ -16,6 +16,8 @@ import difflib
 import re
 import unicodedata
 
+from stages.params import ExtractParams
+
 # --- quality -----------------------------------------------------------------------------------------
 WORD = re.compile(r"\S+")
 # a real word: letters (accents included), optionally with inner hyphens/apostrophes, edge punctuation
@@ -60,9 +62,12 @@ def _key(line: str) -> str:
     return re.sub(r"\d+", "#", " ".join(line.split()))
 
 
-def repeated_lines(pages: list[str], *, edge: int = 3, min_share: float = 0.5) -> set[str]:
-    """Keys of lines near the top or bottom of at least ``min_share`` of the pages (min 2 pages)."""
-    if len(pages) < 2:
+def repeated_lines(pages: list[str], p: ExtractParams | None = None) -> set[str]:
+    """Keys of lines among the ``p.header_lines`` at the top or bottom of at least
+    ``p.header_min_share`` of the pages (two at least)."""
+    p = p or ExtractParams()
+    edge = p.header_lines
+    if len(pages) < 2 or edge == 0:
         return set()
     groups: list[tuple[str, set[int]]] = []
     for i, text in enumerate(pages):
@@ -73,22 +78,23 @@ def repeated_lines(pages: list[str], *, edge: int = 3, min_share: float = 0.5) -
             key = _key(ln)
             for gkey, members in groups:
                 # OCR spells a header slightly differently on each page
-                if gkey == key or difflib.SequenceMatcher(None, gkey, key).ratio() >= 0.85:
+                if gkey == key or difflib.SequenceMatcher(None, gkey, key).ratio() >= p.header_similarity:
                     members.add(i)
                     break
             else:
                 groups.append((key, {i}))
-    need = max(2, int(min_share * len(pages) + 0.999))
+    need = max(2, int(p.header_min_share * len(pages) + 0.999))
     return {key for key, members in groups if len(members) >= need}
 
 
-def _is_repeated(line: str, keys: set[str]) -> bool:
+def _is_repeated(line: str, keys: set[str], similarity: float) -> bool:
     key = _key(line)
-    return key in keys or any(difflib.SequenceMatcher(None, key, k).ratio() >= 0.85 for k in keys)
+    return key in keys or any(difflib.SequenceMatcher(None, key, k).ratio() >= similarity for k in keys)
 
 
-def clean_page(text: str, repeated: set[str]) -> str:
+def clean_page(text: str, repeated: set[str], p: ExtractParams | None = None) -> str:
     """One page: drop headers/footers/page numbers and junk, fix OCR'd incisos, rejoin lines."""
+    p = p or ExtractParams()
     text = unicodedata.normalize("NFC", text).replace("\u00ad", "")  # soft hyphens
     lines = []
     for raw in text.splitlines():
@@ -106,10 +112,10 @@ def clean_page(text: str, repeated: set[str]) -> str:
         line = re.sub(r"[ \t]+", " ", line).strip()
         if not line:  # nothing but junk
             continue
-        if PAGE_NUMBER.match(line) or (repeated and _is_repeated(line, repeated)):
+        if PAGE_NUMBER.match(line) or (repeated and _is_repeated(line, repeated, p.header_similarity)):
             continue
         letters = sum(c.isalnum() for c in line)
-        if letters < 0.5 * len(line.replace(" ", "")):  # mostly symbols: OCR noise
+        if letters < p.junk_min_alnum_share * len(line.replace(" ", "")):  # mostly symbols: OCR noise
             continue
         lines.append(line)
     # rejoin: hyphenated breaks ("regula-" + "mento"), then wrapped lines into paragraphs
@@ -128,13 +134,13 @@ def clean_page(text: str, repeated: set[str]) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
 
 
-def clean_document(pages: list[dict]) -> list[dict]:
+def clean_document(pages: list[dict], p: ExtractParams | None = None) -> list[dict]:
     """Clean every page of one document (headers found across its pages); adds ``quality``."""
-    repeated = repeated_lines([p["text"] for p in pages])
+    repeated = repeated_lines([page["text"] for page in pages], p)
     out = []
-    for p in pages:
-        text = clean_page(p["text"], repeated)
-        out.append({**p, "text": text, "quality": page_quality(text)["score"]})
+    for page in pages:
+        text = clean_page(page["text"], repeated, p)
+        out.append({**page, "text": text, "quality": page_quality(text)["score"]})
     return out
 
 

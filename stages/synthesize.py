@@ -227,10 +227,13 @@ def build_job(chunk: dict, template: str, n: int) -> Job:
 
 
 def ground_generated(chunk: dict, pairs: list[dict], min_grounding: float,
-                     page_texts: dict[int, str] | None = None) -> tuple[list[dict], list[dict]]:
+                     page_texts: dict[int, str] | None = None, *, span_min_grounding: float | None = None
+                     ) -> tuple[list[dict], list[dict]]:
     """Keep pairs whose answer is supported by the chunk: lexical overlap with the chunk of at least
-    ``min_grounding``, or a quoted span found verbatim in the chunk that the answer overlaps.
+    ``min_grounding``, or a quoted span found verbatim in the chunk that the answer overlaps by at
+    least ``span_min_grounding`` (synthesize.span_min_grounding; None: half of ``min_grounding``).
     With ``page_texts`` (page -> text), a pair's page is the one its span comes from."""
+    span_bar = min_grounding / 2 if span_min_grounding is None else span_min_grounding
     chunk_words = set(content_words(chunk["text"]))
     folded_chunk = " ".join(content_words(chunk["text"]))
     kept, rejected = [], []
@@ -241,7 +244,7 @@ def ground_generated(chunk: dict, pairs: list[dict], min_grounding: float,
         score = grounding(pair["resposta"], chunk_words)
         rec = {"question": pair["pergunta"].strip(), "answer": pair["resposta"].strip(),
                "source": f"{chunk['chunk_id']}[{i}]"}
-        if score < min_grounding and not (span_found and grounding(pair["resposta"], set(span_words)) >= min_grounding / 2):
+        if score < min_grounding and not (span_found and grounding(pair["resposta"], set(span_words)) >= span_bar):
             rejected.append({**rec, "reason": "ungrounded", "grounding": round(score, 4)})
             continue
         page = next((pg for pg in chunk["pages"] if span_found and page_texts and

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from stages.extract import extract_dir, summarize
+from stages.params import ExtractParams
 from tests.pdfgen import corrupt_pdf, encrypted_pdf, mixed_pdf, scanned_pdf, text_pdf
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
@@ -36,7 +37,7 @@ def recall(source: str, extracted: str) -> float:
 
 def test_text_layer_is_read_without_ocr(tmp_path):
     text_pdf(tmp_path / "pdfs" / "digital.pdf", [PAGE, "Art. 3º Os casos omissos serão resolvidos pela Câmara."])
-    pages, reports = extract_dir(tmp_path / "pdfs", **KW)
+    pages, reports = extract_dir(tmp_path / "pdfs", ExtractParams(**KW))
     assert [(p["doc"], p["page"], p["method"], p["status"]) for p in pages] == [
         ("digital.pdf", 1, "text", "ok"), ("digital.pdf", 2, "text", "ok")]
     assert pages[1]["text"] == "Art. 3º Os casos omissos serão resolvidos pela Câmara."
@@ -51,7 +52,7 @@ def test_headers_footers_page_numbers_and_hyphenation_are_cleaned(tmp_path):
             "Art. 3º O relatório final será entregue ao orientador docente."]
     text_pdf(tmp_path / "pdfs" / "r.pdf", body, header="Universidade Federal do Vale – Pró-Reitoria",
              footer="Página {page} de {pages}")
-    pages, _ = extract_dir(tmp_path / "pdfs", **KW)
+    pages, _ = extract_dir(tmp_path / "pdfs", ExtractParams(**KW))
     texts = [p["text"] for p in pages]
     assert texts[0] == "Art. 1º O estágio obrigatório terá carga horária definida no projeto pedagógico de cada curso."
     assert texts[1] == body[1] and texts[2] == body[2]
@@ -79,7 +80,7 @@ def test_a_garbled_text_layer_is_replaced_by_ocr(tmp_path):
         t.textLine("RESOLU¸˜AO N~ 5/2024 Introdu¸˜ao a matr´icula ¸c˜ao ~~ §§ ´´ informa¸c˜oes")
     c.drawText(t)
     c.save()
-    pages, reports = extract_dir(tmp_path / "pdfs", **{**KW, "min_text_quality": 0.6})
+    pages, reports = extract_dir(tmp_path / "pdfs", ExtractParams(**{**KW, "min_text_quality": 0.6}))
     [page] = pages
     assert page["method"] == "ocr" and reports[0]["status"] == "ocr"
     assert recall(PAGE, page["text"]) >= 0.90
@@ -92,7 +93,7 @@ def test_blank_pdf_is_empty_never_ok(tmp_path):
     c = canvas.Canvas(str(tmp_path / "pdfs" / "blank.pdf"))
     c.showPage()
     c.save()
-    pages, reports = extract_dir(tmp_path / "pdfs", **KW)
+    pages, reports = extract_dir(tmp_path / "pdfs", ExtractParams(**KW))
     assert [p["status"] for p in pages] == ["empty"]
     assert reports[0]["status"] == "empty" and "no text" in reports[0]["message"]
 
@@ -123,7 +124,7 @@ exec "{real}" "$@"
     monkeypatch.setenv("PATH", f"{shim.parent}:{__import__('os').environ['PATH']}")
     scanned_pdf(tmp_path / "pdfs" / "a_scan.pdf", [PAGE, PAGE], dpi=200, noise=0.0)
     text_pdf(tmp_path / "pdfs" / "b_digital.pdf", [PAGE])
-    pages, reports = extract_dir(tmp_path / "pdfs", **KW)
+    pages, reports = extract_dir(tmp_path / "pdfs", ExtractParams(**KW))
     assert [(p["doc"], p["page"], p["status"]) for p in pages] == [
         ("a_scan.pdf", 1, "error"), ("a_scan.pdf", 2, "ok"), ("b_digital.pdf", 1, "ok")]
     assert pages[0]["text"] == "" and pages[0]["method"] == "ocr"
@@ -140,7 +141,7 @@ exec "{real}" "$@"
 @needs_tesseract
 def test_image_only_scan_is_ocrd_in_portuguese_with_diacritics(tmp_path):
     scanned_pdf(tmp_path / "pdfs" / "scan.pdf", [PAGE], dpi=200, noise=0.01, seed=3)
-    pages, reports = extract_dir(tmp_path / "pdfs", **KW)
+    pages, reports = extract_dir(tmp_path / "pdfs", ExtractParams(**KW))
     [page] = pages
     assert page["method"] == "ocr" and page["status"] == "ok"
     assert recall(PAGE, page["text"]) >= 0.90
@@ -154,7 +155,7 @@ def test_image_only_scan_is_ocrd_in_portuguese_with_diacritics(tmp_path):
 @needs_tesseract
 def test_mixed_document_uses_each_method_per_page(tmp_path):
     mixed_pdf(tmp_path / "pdfs" / "mixed.pdf", [PAGE], [PAGE], dpi=200, noise=0.01)
-    pages, _ = extract_dir(tmp_path / "pdfs", **KW)
+    pages, _ = extract_dir(tmp_path / "pdfs", ExtractParams(**KW))
     assert [p["method"] for p in pages] == ["text", "ocr"]
 
 
@@ -163,7 +164,7 @@ def test_broken_files_are_reported_and_do_not_stop_the_others(tmp_path):
     text_pdf(pdfs / "a_good.pdf", [PAGE])
     encrypted_pdf(pdfs / "b_locked.pdf", [PAGE], user_password="segredo")
     corrupt_pdf(pdfs / "c_broken.pdf")
-    pages, reports = extract_dir(pdfs, **KW)
+    pages, reports = extract_dir(pdfs, ExtractParams(**KW))
     assert [p["doc"] for p in pages] == ["a_good.pdf"]
     status = {r["doc"]: r["status"] for r in reports}
     assert status == {"a_good.pdf": "ok", "b_locked.pdf": "encrypted", "c_broken.pdf": "corrupt"}
@@ -178,7 +179,7 @@ def test_broken_files_are_reported_and_do_not_stop_the_others(tmp_path):
 
 @needs_tesseract
 def test_bundled_sample_pdfs(repo_root):
-    pages, reports = extract_dir(repo_root / "data/raw/pdfs", **KW)
+    pages, reports = extract_dir(repo_root / "data/raw/pdfs", ExtractParams(**KW))
     methods = {(p["doc"], p["method"]) for p in pages}
     assert ("regulamento_estagio.pdf", "text") in methods
     assert ("resolucao_trancamento_scan.pdf", "ocr") in methods

@@ -27,6 +27,23 @@ def test_repeated_headers_and_footers_are_found_even_with_ocr_variations():
     assert cleaned == [f"Art. {i}º Texto do artigo {i}." for i in (1, 2, 3)]
 
 
+def test_header_search_follows_the_extract_params():
+    from stages.params import ExtractParams
+
+    pages = [f"Universidade Federal do Vale – Pró-Reitoria\nArt. {i}º Texto do artigo {i}." for i in (1, 2, 3)]
+    pages[2] = pages[2].replace("Pró-Reitoria", "Pr6-Reitoria")
+    assert len(repeated_lines(pages, ExtractParams())) == 1  # the OCR variant joins the header's group
+    strict = ExtractParams(header_similarity=1.0)  # exact spelling only: page 3's variant is no header,
+    keys = repeated_lines(pages, strict)            # but pages 1-2 still make 2 of 3 >= the 0.5 share
+    assert [clean_page(p, keys, strict).split("\n")[0] for p in pages] == [
+        "Art. 1º Texto do artigo 1.", "Art. 2º Texto do artigo 2.", "Universidade Federal do Vale – Pr6-Reitoria"]
+    assert repeated_lines(pages, ExtractParams(header_lines=0)) == set()  # the search turned off
+    assert repeated_lines(pages, ExtractParams(header_min_share=1.0, header_similarity=1.0)) == set()
+    # the junk filter's share: "AB%%%%CD" is 4 letters and digits of 8 characters
+    assert clean_page("AB%%%%CD", set(), ExtractParams(junk_min_alnum_share=0.5)) == "AB%%%%CD"
+    assert clean_page("AB%%%%CD", set(), ExtractParams(junk_min_alnum_share=0.6)) == ""
+
+
 def test_cleaning_keeps_legal_punctuation_and_fixes_ocr_slips():
     raw = ("Art. 2º O trancamento poderá ser total ou par-\ncial, até 15/03/2023.\n"
            "$ 1º O pedido será feito no sistema.\n"

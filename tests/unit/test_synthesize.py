@@ -285,6 +285,16 @@ def test_ground_generated_keeps_supported_pairs_with_span_and_distractors():
     ]
 
 
+def test_the_quoted_span_bar_is_a_param():
+    pair = _gen("Qual a jornada diária?", PARTLY, "NÃO PODERÁ ultrapassar seis horas DIARIAS")
+    for bar, kept_n in ((0.3, 1), (0.9, 0)):  # PARTLY overlaps that span by well over 0.3, under 0.9
+        kept, rejected = ground_generated(CHUNK, [pair], 0.6, span_min_grounding=bar)
+        assert (len(kept), len(rejected)) == (kept_n, 1 - kept_n)
+    from stages.params import SynthesizeParams
+
+    assert SynthesizeParams().span_min_grounding == 0.3 == SynthesizeParams().min_grounding / 2
+
+
 def test_ground_generated_lexical_overlap_alone_is_enough_and_threshold_is_inclusive():
     # no quoted span: kept on overlap with the chunk alone, span_found False
     answer = "Seis horas diárias, salvo acordo."  # seis horas diarias salvo acordo: 3/5 in the chunk
@@ -529,7 +539,7 @@ def all_pages(repo_root):
 
     from stages.params import ExtractParams
 
-    pages, reports = extract_dir(repo_root / "data/raw/pdfs", **ExtractParams().model_dump())
+    pages, reports = extract_dir(repo_root / "data/raw/pdfs", ExtractParams())
     # the born-digital file is read from its text layer, the scan through OCR
     assert [(r["doc"], r["status"]) for r in reports] == [("regulamento_estagio.pdf", "ok"),
                                                           ("resolucao_trancamento_scan.pdf", "ocr")]
