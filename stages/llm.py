@@ -546,6 +546,17 @@ class Engine:
                                                lambda: client.batches.retrieve(batch_id))
                 if batch.status not in ("completed", "failed", "expired", "cancelled"):
                     continue
+                if batch.status == "failed":
+                    # the Batch API refused the batch as a whole (its file, its model...): sending all of
+                    # it to the chat API at twice the price would most likely fail the same way
+                    self.ledger.put({"key": f"batch:{batch_id}", "kind": "batch", "batch_id": batch_id,
+                                     "keys": [], "status": "failed"})
+                    errors = getattr(batch, "errors", None)
+                    why = "; ".join(f"{e.code}: {e.message}" for e in (getattr(errors, "data", None) or [])) or "no reason given"
+                    raise FatalAPIError(_safe(
+                        f"the Batch API failed batch {batch_id} as a whole ({why}); nothing in it was answered "
+                        "or charged. Fix the cause and rerun (a new batch is sent), or set the stage's provider: "
+                        "openai to send the requests one by one."))
                 replies = {}
                 if batch.output_file_id:
                     content = await self._batch_call(f"the download of batch {batch_id}'s replies",
@@ -553,6 +564,10 @@ class Engine:
                     for line in filter(str.strip, content.text.split("\n")):
                         row = json.loads(line)
                         response = row.get("response") or {}
+                        # a run that died after saving these replies and before marking the batch done
+                        # already has them (in leftovers, from the ledger): neither count nor use them twice
+                        if row.get("custom_id") in stored:
+                            continue
                         if response.get("status_code") == 200:
                             body = response["body"]
                             usage = body.get("usage") or {}
@@ -567,7 +582,7 @@ class Engine:
                                      "raw": raw, "finish": finish})
                 for key in pending.pop(batch_id):
                     job = by_key.get(key)
-                    if job is None:  # submitted for a job this run no longer has
+                    if job is None or key in stored:  # a job this run no longer has, or one already in hand
                         continue
                     if key in replies:
                         leftovers.append((job, key, replies[key]))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.io import InputError, dumps, read_jsonl
+from stages.io import InputError, dumps, parse_jsonl
 from stages.llm import InvalidReply, Job, parse_json_object
 
 PT_WORDS = frozenset(
@@ -131,9 +131,18 @@ def load_translations(path: str | Path) -> dict[str, dict]:
     if not files:
         raise InputError(f"{path}: no .jsonl translation files found.")
     out: dict[str, dict] = {}
+    seen: dict[str, str] = {}  # id -> where it was first read
     for file in files:
-        for lineno, rec in enumerate(read_jsonl(file), 1):
-            out[str(rec.get("id"))] = _translation_record(rec, where=f"{file}:{lineno}")
+        if not file.exists():
+            raise InputError(f"{file}: file not found. Point translate at an existing JSONL file or folder.")
+        for lineno, rec in parse_jsonl(file.read_text(encoding="utf-8"), str(file)):
+            where = f"{file}:{lineno}"
+            tr = _translation_record(rec, where=where)
+            key = str(rec["id"])
+            if key in seen and out[key] != tr:
+                raise InputError(f"{where}: id {key!r} has another translation at {seen[key]}; keep one of them.")
+            out[key] = tr
+            seen.setdefault(key, where)
     return out
 
 

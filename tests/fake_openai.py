@@ -75,6 +75,7 @@ class FakeOpenAI:
         self.batch_polls_until_done = 2
         self.batch_final_status = "completed"
         self.batch_lost_replies = 0  # the next N batch creations succeed but answer 502
+        self.batch_errors: list[dict] | None = None  # with batch_final_status "failed": why
         # fine-tuning
         self.api_key: str | None = None  # None: any key is accepted
         self.faults: dict[str, list[Reply]] = {}
@@ -262,6 +263,9 @@ class FakeOpenAI:
             batch["polls"] += 1
             if batch["polls"] >= self.batch_polls_until_done:
                 batch["status"] = self.batch_final_status
+                if self.batch_final_status == "failed":
+                    batch["errors"] = {"object": "list", "data": self.batch_errors or []}
+                    batch["_files"] = {}  # a batch refused as a whole answers nothing
                 batch["output_file_id"] = batch["_files"].get("output")
                 batch["error_file_id"] = batch["_files"].get("error")
                 batch["request_counts"] = dict(batch["_counts"])

@@ -90,6 +90,26 @@ def test_batch_errors_and_expiry_fall_back_to_direct_calls(tmp_path, fake_openai
     assert eng.stats.retries == 1 and posts(fake_openai, "/chat/completions") == 1
 
 
+def test_a_batch_failed_as_a_whole_stops_instead_of_going_direct_at_full_price(tmp_path, fake_openai):
+    from stages.llm import FatalAPIError
+
+    fake_openai.responder = good
+    fake_openai.batch_final_status = "failed"
+    fake_openai.batch_errors = [{"code": "invalid_model", "message": "model test-model is not available", "line": None,
+                                 "param": "body.model"}]
+    jobs = [build_job(make_item(i), TEMPLATE) for i in range(3)]
+    first = engine(tmp_path)
+    with pytest.raises(FatalAPIError, match=r"failed batch batch_1 as a whole \(invalid_model: model test-model is "
+                                            r"not available\).*Fix the cause and rerun"):
+        first.run(jobs, batch=True)
+    first.ledger.close()
+    assert posts(fake_openai, "/chat/completions") == 0  # nothing went to the chat API
+    fake_openai.batch_final_status = "completed"
+    results = engine(tmp_path).run(jobs, batch=True)  # the rerun sends a new batch, not the failed one again
+    assert all(r["status"] == "ok" for r in results.values())
+    assert posts(fake_openai, "/batches") == 2
+
+
 def test_a_submitted_batch_is_resumed_not_paid_twice(tmp_path, fake_openai):
     fake_openai.responder = good
     fake_openai.batch_polls_until_done = 10**9  # never finishes during the first run
@@ -192,6 +212,31 @@ def test_rate_limiter_spaces_requests_and_tokens(monkeypatch):
     clock["now"], slept[:] = 0.0, []
     asyncio.run(go(RateLimiter(None, None), 50, 10**6))
     assert slept == []
+
+
+def test_a_crash_after_saving_a_batchs_replies_and_before_marking_it_done_uses_them_once(tmp_path, fake_openai):
+    fake_openai.responder = good
+    fake_openai.batch_polls_until_done = 1
+    jobs = [build_job(make_item(i), TEMPLATE) for i in range(2)]
+    first = engine(tmp_path)
+    put = first.ledger.put
+
+    def put_then_die_at_done(entry):
+        if entry.get("kind") == "batch" and entry["status"] != "submitted":
+            raise KeyboardInterrupt  # the replies are in the ledger; the batch still reads "submitted"
+        put(entry)
+
+    first.ledger.put = put_then_die_at_done
+    with pytest.raises(KeyboardInterrupt):
+        first.run(jobs, batch=True)
+    first.ledger.close()
+
+    second = engine(tmp_path)
+    results = second.run(jobs, batch=True)
+    assert all(r["status"] == "ok" for r in results.values()) and len(results) == 2
+    # the batch was polled and its file downloaded again, but its replies were not counted or used twice
+    assert second.stats.api_calls == 0 and second.stats.prompt_tokens == 0 and second.stats.reasks == 0
+    assert posts(fake_openai, "/batches") == 1 and posts(fake_openai, "/chat/completions") == 0
 
 
 # --- kill -9 -------------------------------------------------------------------------------------------

@@ -175,6 +175,25 @@ def test_load_translations_accepts_answers_lists_and_answer_columns(tmp_path):
     assert list(load_translations(d / "a.jsonl")) == ["a1"]
 
 
+def test_load_translations_counts_file_lines_and_refuses_two_different_translations_of_an_id(tmp_path):
+    good = {"id": "a", "context": "C", "question": "Q", "answers": ["1", "2", "3", "4"]}
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps({"id": "b", "context": "C"}) + "\n")
+    with pytest.raises(InputError, match=r"t\.jsonl:3: "):  # the line in the file, blank lines counted
+        load_translations(path)
+    d = tmp_path / "tr"
+    d.mkdir()
+    _write_jsonl(d / "a.jsonl", [good])
+    _write_jsonl(d / "b.jsonl", [good, {**good, "question": "Q?"}])
+    with pytest.raises(InputError) as exc:
+        load_translations(d)
+    assert str(exc.value) == (f"{d / 'b.jsonl'}:2: id 'a' has another translation at {d / 'a.jsonl'}:1; "
+                              "keep one of them.")
+    (d / "b.jsonl").unlink()
+    _write_jsonl(d / "c.jsonl", [good])  # the same translation twice is no conflict
+    assert list(load_translations(d)) == ["a"]
+
+
 def test_load_translations_bundled_file(repo_root):
     table = load_translations(repo_root / "data/raw/cosmosqa_pt")
     assert len(table) == 168
