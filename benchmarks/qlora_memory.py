@@ -136,7 +136,7 @@ def load_qlora(folder: Path, train: dict, device: str):
     model = AutoModelForCausalLM.from_pretrained(
         str(folder), quantization_config=BitsAndBytesConfig(**quant), device_map={"": device},
         dtype=getattr(torch, quant["bnb_4bit_compute_dtype"]))
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=train["sft"]["gradient_checkpointing"])
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=train["sft"]["activation_checkpointing"])
     # what SFTTrainer does with peft_config, done here so that a retry after out-of-memory reuses it
     model = get_peft_model(model, LoraConfig(**train["lora"]))
     for param in model.parameters():  # stages/train.py keeps the LoRA weights in float32
@@ -178,7 +178,7 @@ def train_steps(model, tokenizer, train: dict, *, micro_batch: int, max_length: 
         per_device_train_batch_size=micro_batch, gradient_accumulation_steps=1, max_length=max_length,
         optim=optim, learning_rate=sft["learning_rate"], weight_decay=sft["weight_decay"],
         max_grad_norm=sft["max_grad_norm"], lr_scheduler_type="constant", warmup_steps=0,
-        gradient_checkpointing=sft["gradient_checkpointing"], bf16=sft["bf16"], fp16=sft["fp16"],
+        activation_checkpointing=sft["activation_checkpointing"], bf16=sft["bf16"], fp16=sft["fp16"],
         logging_steps=1, eval_strategy="no", save_strategy="no", dataloader_num_workers=0, disable_tqdm=True,
         seed=sft["seed"],
     )
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  quantization   {train['quantization']['bnb_4bit_quant_type']}, double quant "
           f"{train['quantization']['bnb_4bit_use_double_quant']}, compute "
           f"{train['quantization']['bnb_4bit_compute_dtype']}; optimizer {optim}; gradient checkpointing "
-          f"{sft['gradient_checkpointing']}")
+          f"{sft['activation_checkpointing']}")
     for note in notes:
         print(f"  note           {note}")
     print(f"  tokens/step    {micro_batch} x {max_length} = {tokens:,}")

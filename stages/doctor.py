@@ -76,7 +76,7 @@ def check_gpu(facts: dict | None = None, *, min_gb: float = THESIS_GPU_GB) -> di
     hints = []
     if max(d["memory_gb"] for d in devices) < min_gb:
         hints.append(f"the thesis profile needs {min_gb:g} GB on one GPU; on less, lower train.sft.per_device_train_"
-                     "batch_size and raise gradient_accumulation_steps, or turn on gradient_checkpointing.")
+                     "batch_size and raise gradient_accumulation_steps, or turn on train.sft.activation_checkpointing.")
     if not bf16:
         hints.append("a GPU without native bf16 (compute capability < 8.0): set train.quantization."
                      "bnb_4bit_compute_dtype: float16 and train.sft.bf16: false, fp16: true.")

@@ -235,7 +235,7 @@ class SFTParams(Section):
     optim: str = "adamw_torch"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
-    gradient_checkpointing: bool = False
+    activation_checkpointing: bool = False  # transformers 5 name; gradient_checkpointing is its deprecated alias
     bf16: bool = False
     fp16: bool = False
     logging_steps: int = Field(default=10, ge=1)

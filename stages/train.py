@@ -245,7 +245,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     # (bf16-stored 4-bit weights and norms) into one tensor of one dtype; the Trainer turns on
     # gradient checkpointing itself
     if not fsdp:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=p.sft.gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=p.sft.activation_checkpointing)
     lora = LoraConfig(**p.lora.model_dump())
 
     # --- train ----------------------------------------------------------------------------------
