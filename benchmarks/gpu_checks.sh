@@ -14,12 +14,20 @@
 #   eval-letter   benchmarks/eval_letter_7b.py: 2,985 items in letter mode in < 2 minutes   LIMIT_EVAL=360
 # QLORA_ARGS and EVAL_ARGS add flags to the benchmarks. The two share one random Mistral-7B-shaped
 # checkpoint (~14.5 GB, built once) in CHECKPOINT, by default a folder under TMPDIR removed at the end.
-# Without CUDA it still runs, the benchmarks in their small CPU shapes: a rehearsal, not figures.
-# Exit status: 0 when every step passed, 1 otherwise; OUTDIR/summary.txt says which and why.
+# Relative paths (OUTDIR, WHEELS, CHECKPOINT, PYTHON) are taken from where the script is run.
+# Without a GPU it still runs, the benchmarks in their small CPU shapes: a rehearsal, not figures;
+# where nvidia-smi sees a GPU that torch cannot use (a CPU build of torch), the env step fails.
+# Exit status: 0 when every step ran and met its targets, 1 otherwise (OUTDIR/summary.txt says
+# which and why), 130 when interrupted: Ctrl-C or a SIGTERM stops the running step too.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-out=${1:-gpu-checks}
+here=$PWD
+abs() { case $1 in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
+out=$(abs "${1:-gpu-checks}")
 shift $(( $# > 0 ? 1 : 0 ))
+[ -z "${WHEELS:-}" ] || WHEELS=$(abs "$WHEELS")
+[ -z "${CHECKPOINT:-}" ] || CHECKPOINT=$(abs "$CHECKPOINT")
+case ${PYTHON:-} in */*) PYTHON=$(abs "$PYTHON") ;; esac
+cd "$(dirname "$0")/.."
 all=(env gpu-tests qlora-memory eval-letter)
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=("${all[@]}")
@@ -27,13 +35,15 @@ for step in "${steps[@]}"; do
   [[ " ${all[*]} " == *" $step "* ]] || { echo "gpu_checks: no step '$step'; the steps: ${all[*]}" >&2; exit 2; }
 done
 mkdir -p "$out"
-out=$(cd "$out" && pwd)
 
 python=${PYTHON:-}
-[ -n "$python" ] || { [ -x .venv/bin/python ] && python=.venv/bin/python || python=python3; }
+[ -n "$python" ] || { [ -x .venv/bin/python ] && python=$PWD/.venv/bin/python || python=python3; }
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
-site= own_checkpoint=
+site= own_checkpoint= child= interrupted=
 trap 'rm -rf ${own_checkpoint:+"$own_checkpoint"} ${site:+"$site"}' EXIT
+# timeout runs each step in a process group of its own, which a Ctrl-C at the terminal does not
+# reach: pass INT/TERM/HUP on to it (timeout forwards them to the step), then stop
+trap 'interrupted=1; [ -z "$child" ] || kill -TERM "$child" 2>/dev/null' INT TERM HUP
 if [ -n "${WHEELS:-}" ]; then
   site=$(mktemp -d "${TMPDIR:-/tmp}/gabarito-site.XXXXXX")
   "$python" -m pip install --quiet --disable-pip-version-check --no-index --no-deps --no-compile \
@@ -52,13 +62,15 @@ failed=0
 
 env_step() {
   date -u +"%Y-%m-%d %H:%M:%S UTC"
+  local gpu_seen=
   if command -v nvidia-smi >/dev/null; then
-    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader && gpu_seen=1
   else
     echo "nvidia-smi: not found"
   fi
-  "$python" - <<'EOF'
+  GPU_SEEN=$gpu_seen "$python" - <<'PY'
 import importlib.metadata as md
+import os
 import platform
 import sys
 
@@ -80,31 +92,55 @@ else:
 import bitsandbytes, datasets, peft, trl  # noqa: E401,F401
 import stages.evaluate, stages.modeling, stages.train  # noqa: E401,F401
 print("imports ok: bitsandbytes, datasets, peft, trl, stages.train/evaluate/modeling")
-EOF
+if os.environ.get("GPU_SEEN") and not cuda:
+    sys.exit("nvidia-smi sees a GPU that torch cannot use: a CPU build of torch, or a driver too old for "
+             f"its CUDA ({torch.version.cuda}); the benchmarks would measure the CPU")
+PY
   local rc=$?
   "$python" -m pip check 2>&1 | sed 's/^/pip check: /' || true
   return $rc
 }
 
 run_step() {  # NAME LIMIT COMMAND...: the output to OUTDIR/NAME.txt and the screen, the verdict to the summary
-  local name=$1 limit=$2 rc start
+  local name=$1 limit=$2 rc start elapsed tailer
   shift 2
   echo "== $name (limit ${limit} s)"
   start=$SECONDS
-  timeout -k 15 "$limit" "$@" 2>&1 | tee "$out/$name.txt"
-  rc=${PIPESTATUS[0]}
-  if [ "$rc" -eq 0 ]; then
-    echo "$name: ok in $(( SECONDS - start )) s" >>"$summary"
-  elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+  timeout -k 15 "$limit" "$@" >"$out/$name.txt" 2>&1 &
+  child=$!
+  tail -n +1 -f --pid="$child" "$out/$name.txt" &
+  tailer=$!
+  while :; do  # a trapped signal ends `wait` early: wait again, for the step itself
+    wait "$child"
+    rc=$?
+    kill -0 "$child" 2>/dev/null || break
+  done
+  child=
+  wait "$tailer" 2>/dev/null
+  elapsed=$(( SECONDS - start ))
+  if [ -n "$interrupted" ]; then
+    echo "$name: INTERRUPTED after $elapsed s" >>"$summary"
+  elif [ "$rc" -eq 0 ] && grep -qE "^  target .*: FAIL" "$out/$name.txt"; then
+    echo "$name: ran in $elapsed s, but a target FAILED (below)" >>"$summary"
+    failed=1
+  elif [ "$rc" -eq 0 ]; then
+    echo "$name: ok in $elapsed s" >>"$summary"
+  elif [ "$rc" -eq 124 ] || { [ "$rc" -eq 137 ] && [ "$elapsed" -ge "$limit" ]; }; then
     echo "$name: FAILED: over its ${limit} s limit (raise LIMIT_* or rerun the step alone)" >>"$summary"
     failed=1
+  elif [ "$rc" -eq 137 ]; then
+    echo "$name: FAILED: killed (exit 137) after $elapsed s, inside its limit: out of memory?" >>"$summary"
+    failed=1
   else
-    echo "$name: FAILED (exit $rc) in $(( SECONDS - start )) s; see $name.txt" >>"$summary"
+    echo "$name: FAILED (exit $rc) in $elapsed s; see $name.txt" >>"$summary"
     failed=1
   fi
 }
 
+ran=()
 for step in "${steps[@]}"; do
+  [ -z "$interrupted" ] || break
+  ran+=("$step")
   case $step in
     env) export -f env_step; export python; run_step env "${LIMIT_ENV:-120}" bash -c env_step ;;
     gpu-tests) run_step gpu-tests "${LIMIT_TESTS:-180}" "$python" -m pytest -q -p no:cacheprovider -m gpu tests/gpu ;;
@@ -119,11 +155,17 @@ done
 
 {
   echo
-  # the figures the issues ask for, as the benchmarks printed them
-  grep -hE "^(QLoRA|letter-mode) benchmark|^  (tokens/step|throughput|peak memory|MFU|matmul peak|target|base|note)" \
-    "$out"/qlora-memory.txt "$out"/eval-letter.txt 2>/dev/null
-  grep -hE "passed|failed|skipped|error" "$out"/gpu-tests.txt 2>/dev/null | tail -1 | sed 's/^/gpu-tests: /'
+  # the figures the issues ask for, as the benchmarks printed them: this run's steps only
+  for step in "${ran[@]}"; do
+    case $step in
+      qlora-memory|eval-letter)
+        grep -hE "^(QLoRA|letter-mode) benchmark|^  (tokens/step|throughput|peak memory|MFU|matmul peak|target|base|note)" \
+          "$out/$step.txt" ;;
+      gpu-tests) grep -hE "passed|failed|skipped|error" "$out/gpu-tests.txt" | tail -1 | sed 's/^/gpu-tests: /' ;;
+    esac
+  done
 } >>"$summary"
 echo "== summary ($out/summary.txt)"
 cat "$summary"
+[ -z "$interrupted" ] || exit 130
 exit $failed

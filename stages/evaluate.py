@@ -44,13 +44,15 @@ def _fold(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text))
 
 
-# a letter as an answer: a capital not followed by another letter ("B", "B)", "B.", but not "Bom"), or a
-# small one with nothing after it but a bracket or a full stop ("alternativa: d"); "alternativa a
-# escolher" and "alternativa e nenhuma" are Portuguese words, not answers
-_LETTER = r"\(?(?:([A-Z])(?![^\W\d_])|([a-z])(?=\)|[.:;!?]?\s*$))"
-# more letters hedged after the first: "B ou C", "B e C", "A/B", "(B), (C)"; capitals only, so
-# "Alternativa B e o narrador concorda" stays one answer
-_HEDGE = r"(?:\)?\s*(?:,|/|\bou\b|\be\b|\bor\b|\band\b)\s*\(?[A-Z](?![^\W\d_])\)?)+"
+# a capital not followed by another letter is a letter ("B", "B)", "B.", but not "Bom")
+_CAP = r"[A-Z](?![^\W\d_])"
+# more letters hedged after the first: "B ou C", "B ou a C", "B e C", "A/B", "(B), (C)"; capitals
+# only, so "Alternativa B e o narrador concorda" stays one answer
+_HEDGE = rf"(?:\)?\s*(?:,|/|\bou\b|\be\b|\bor\b|\band\b)\s*(?:(?i:a|o)\s+)?\(?{_CAP}\)?)+"
+# small a, e and o are Portuguese words (articles, "and", "or"): "não há alternativa a escolher",
+# "alternativa e nenhuma", "a correta é a" cut off by max_new_tokens. One counts as a letter only
+# right after the prefix or a colon, with nothing after it but a bracket or a stop ("alternativa: a")
+_SMALL_WORDS = "aeo"
 
 
 def _option_hits(text: str, options: list[str]) -> list[int]:
@@ -61,6 +63,18 @@ def _option_hits(text: str, options: list[str]) -> list[int]:
             and len(said.split()) >= min(3, len(_fold(opt).split()))]
 
 
+def _option_at_start(text: str, options: list[str]) -> list[int]:
+    """The options whose text ``text`` begins with ("C) <text of option B>"), or is the start of."""
+    said = _fold(text)
+    hits = []
+    for i, opt in enumerate(options):
+        fo = _fold(opt)
+        if fo and said and (said == fo or said.startswith(fo + " ")
+                            or (fo.startswith(said + " ") and len(said.split()) >= min(3, len(fo.split())))):
+            hits.append(i)
+    return hits
+
+
 def parse_answer(text: str, letters: list[str], answer_prefix: str, options: list[str] | None = None,
                  markers: list[str] | tuple[str, ...] = ()) -> tuple[str | None, str]:
     """(letter or None, category) for one model output; only its first line is read.
@@ -68,17 +82,27 @@ def parse_answer(text: str, letters: list[str], answer_prefix: str, options: lis
     A letter counts after the answer prefix or one of ``markers`` ("Alternativa B", "alternativa: d",
     "Resposta: B", "a correta é a C", "é a alternativa C"), or at the start of the line ("C)",
     "(A)", "B. Porque..."). Several different letters are a hedge. A letter followed by the text of
-    another option contradicts itself and counts as several letters too. With no letter, the text
-    of exactly one option is that option's answer.
+    another option contradicts itself and counts as several letters too. A capital A, E or O
+    followed by a word may be an article: when the words from it on are one option's text, that
+    option is the answer. With no letter, the text of exactly one option is that option's answer.
     """
     line = text.strip().split("\n", 1)[0]
     prefix = re.escape(answer_prefix)
     words = "|".join([prefix, *(re.escape(m) for m in markers)])
-    said = re.compile(rf"\b(?i:{words})s?\b\s*[:=\-\u2013]?\s*"
-                      rf"(?:(?i:a|o)\s+(?=(?i:{prefix})|[A-Z](?![^\W\d_])))?(?:(?i:{prefix})s?\s*:?\s*)?{_LETTER}")
-    found, end = [], 0
+    said = re.compile(
+        rf"\b(?P<marker>(?i:{words}))s?\b\s*(?P<colon>[:=\-\u2013])?\s*"
+        rf"(?P<article>(?i:a|o)\s+(?=(?i:{prefix})|{_CAP}|[b-df-np-z](?![^\W\d_])))?"
+        rf"(?P<again>(?i:{prefix})s?\s*:?\s*)?\(?(?:(?P<cap>{_CAP})|(?P<small>[a-z])(?![^\W\d_]))")
+    found, end, start = [], 0, None
     for m in said.finditer(line):
-        found.append(m.group(1) or m.group(2))
+        small = m.group("small")
+        if small is not None and small in _SMALL_WORDS and not (
+                m.group("article") is None
+                and (m.group("colon") or m.group("again") or re.fullmatch(prefix, m.group("marker"), re.I))
+                and re.match(r"\)|[.:;!?]?\s*$", line[m.end():])):
+            continue
+        found.append(m.group("cap") or small)
+        start = m.start("cap") if m.group("cap") else m.start("small")
         end = m.end()
         tail = re.match(_HEDGE, line[end:])
         if tail:
@@ -96,21 +120,23 @@ def parse_answer(text: str, letters: list[str], answer_prefix: str, options: lis
     if len(distinct) > 1:
         return None, SEVERAL
     if distinct:
-        if distinct[0] not in letters:
+        letter = distinct[0]
+        if options and start is not None and letter in "AEO" and re.match(r"[A-Z]\s+[a-zà-ÿ]", line[start:]):
+            # "Resposta: A casa": the article of option text "A casa"?
+            as_text = _option_hits(line[start:], options)
+            if len(as_text) == 1:
+                return (letter, VALID) if letters[as_text[0]] == letter else (letters[as_text[0]], OPTION_TEXT)
+        if letter not in letters:
             return None, INVENTED
-        named = _option_hits(line[end:], options) if options and line[end:].strip() else []
-        if len(named) == 1 and letters[named[0]] != distinct[0]:
+        named = _option_at_start(line[end:].lstrip(" )].:;,-\u2013"), options) if options else []
+        if len(named) == 1 and letters[named[0]] != letter:
             return None, SEVERAL  # "C) <the text of option B>": two answers in one
-        return distinct[0], VALID
+        return letter, VALID
     if options:
         hits = _option_hits(line, options)
         if len(hits) == 1:
             return letters[hits[0]], OPTION_TEXT
     return None, NONE
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2%}"
 
 
 # --- statistics --------------------------------------------------------------------------------------

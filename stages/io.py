@@ -36,13 +36,13 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
+    old = None
     try:
         yield tmp
         if directory:
             os.chmod(tmp, 0o755)  # mkdtemp makes it private; outputs are ordinary folders
-            # a folder cannot be renamed over another: the old one goes aside first and is deleted
-            # only once the new one is in place, so a crash never leaves neither
-            old = None
+            # a folder cannot be renamed over another: the old one goes aside first (and comes back
+            # if the new one cannot take its place), and is deleted only once the new one is there
             if path.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
                 os.replace(path, old / path.name)
@@ -55,6 +55,10 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
     except BaseException:
+        if old is not None:
+            if not path.exists() and (old / path.name).exists():
+                os.replace(old / path.name, path)  # put the previous output back
+            shutil.rmtree(old, ignore_errors=True)
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:

@@ -339,19 +339,30 @@ class Engine:
                 if _final(exc):
                     raise FatalAPIError(_safe(f"the Batch API answered {exc.status_code} to {what}: {exc}")) from None
                 if attempt >= self.params.max_retries:
+                    found = await self._look(recover)  # the last failure may have done its work too
+                    if found is not None:
+                        return found
                     raise InputError(_safe(
                         f"the Batch API did not answer {what} after {attempt} retries ({type(exc).__name__}: {exc}). "
                         "Rerun the stage: batches already submitted are in the ledger and are polled again, "
                         "not paid for twice.")) from None
                 attempt += 1
                 await self._backoff(exc, attempt)
-                if recover is not None:
-                    try:
-                        found = await recover()
-                    except openai.OpenAIError:  # cannot look: the retry may still be refused or succeed
-                        found = None
-                    if found is not None:
-                        return found
+                found = await self._look(recover)
+                if found is not None:
+                    return found
+
+    @staticmethod
+    async def _look(recover: Callable[[], Any] | None) -> Any:
+        """What ``recover`` finds, or None, also when the looking fails (then the retry decides)."""
+        import openai
+
+        if recover is None:
+            return None
+        try:
+            return await recover()
+        except openai.OpenAIError:
+            return None
 
     async def _run_job(self, client, job: Job, key: str, first: tuple[str, str] | None = None) -> dict:
         """Ask (or take ``first``, a reply that came from a batch), validate, re-ask on violations."""
@@ -520,25 +531,40 @@ class Engine:
         # batches a previous run submitted and did not finish: poll them instead of paying twice
         pending = {e["batch_id"]: e["keys"] for e in self.ledger.entries.values()
                    if e.get("kind") == "batch" and e["status"] == "submitted"}
-        submitted = {k for keys in pending.values() for k in keys}
+        # files a previous run uploaded without seeing its batch created (it died, or the reply was
+        # lost): the batch may exist; look for it before creating one
+        orphans = [(e["file_id"], e["keys"]) for e in self.ledger.entries.values()
+                   if e.get("kind") == "upload" and e["status"] == "uploaded" and set(e["keys"]) & set(by_key)]
+        submitted = {k for keys in [*pending.values(), *(keys for _, keys in orphans)] for k in keys}
         new = [(job, key) for job, key in todo if key not in submitted and key not in stored]
+
+        async def submit(file_id: str, keys: list[str]) -> None:
+            async def created():
+                # the openai client sends no idempotency key: a batch on this upload is this one
+                page = await client.batches.list(limit=100)
+                return next((b for b in page.data if b.input_file_id == file_id), None)
+
+            batch = await created() if (file_id, keys) in orphans else None
+            if batch is None:
+                batch = await self._batch_call("the creation of a batch", lambda: client.batches.create(
+                    input_file_id=file_id, endpoint="/v1/chat/completions",
+                    completion_window=self.params.batch_completion_window), recover=created)
+            self.ledger.put({"key": f"batch:{batch.id}", "kind": "batch", "batch_id": batch.id,
+                             "keys": keys, "status": "submitted"})
+            self.ledger.put({"key": f"upload:{file_id}", "kind": "upload", "file_id": file_id, "keys": keys,
+                             "status": "batched"})
+            pending[batch.id] = keys
+
+        for file_id, keys in orphans:
+            await submit(file_id, keys)
         for i, group in enumerate(self._split(new)):
             data = b"".join(line for _, _, line in group)
             upload = await self._batch_call("the upload of a batch file", lambda: client.files.create(
                 file=(f"gabarito-{i}.jsonl", data, "application/jsonl"), purpose="batch"))
-
-            async def created(file_id=upload.id):
-                # the openai client sends no idempotency key: a batch on this fresh upload is this one
-                page = await client.batches.list(limit=20)
-                return next((b for b in page.data if b.input_file_id == file_id), None)
-
-            batch = await self._batch_call("the creation of a batch", lambda: client.batches.create(
-                input_file_id=upload.id, endpoint="/v1/chat/completions",
-                completion_window=self.params.batch_completion_window), recover=created)
             keys = [key for _, key, _ in group]
-            self.ledger.put({"key": f"batch:{batch.id}", "kind": "batch", "batch_id": batch.id,
-                             "keys": keys, "status": "submitted"})
-            pending[batch.id] = keys
+            self.ledger.put({"key": f"upload:{upload.id}", "kind": "upload", "file_id": upload.id, "keys": keys,
+                             "status": "uploaded"})
+            await submit(upload.id, keys)
 
         while pending:
             for batch_id in list(pending):

@@ -51,8 +51,8 @@ class IngestParams(Section):
                 what = f"its query has {', '.join(secret)}" if secret else "it has a user name or password"
                 raise ValueError(
                     f"the URL for '{split}' carries a credential ({what}); params.yaml and dvc.lock are "
-                    "committed, so it would be too. Download the file yourself into data/raw (or use "
-                    "`dvc import-url`) and use source: local.")
+                    "committed, so it would be too. Download the file yourself into data/raw and use "
+                    "source: local.")
         return urls
 
 

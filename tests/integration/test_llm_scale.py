@@ -35,6 +35,19 @@ def engine(tmp_path: Path, **kw) -> Engine:
                   backoff_base=0.01)
 
 
+def crash_in(eng: Engine, jobs, method: str, dying) -> None:
+    """Run ``eng`` over ``jobs`` in batch mode with client.batches.<method> replaced by ``dying(original)``,
+    which raises KeyboardInterrupt somewhere: the process dies there, its ledger as it was left."""
+    async def run(client, todo, results):
+        setattr(client.batches, method, dying(getattr(client.batches, method)))
+        await Engine._run_batches(eng, client, todo, results)
+
+    eng._run_batches = run
+    with pytest.raises(KeyboardInterrupt):
+        eng.run(jobs, batch=True)
+    eng.ledger.close()
+
+
 def posts(server, suffix: str) -> int:
     return sum(1 for r in server.requests if r.get("method") == "POST" and r["path"].endswith(suffix))
 
@@ -153,6 +166,36 @@ def test_batch_api_blips_are_retried_and_a_lost_creation_reply_pays_once(tmp_pat
     assert posts(fake_openai, "/chat/completions") == 0
 
 
+def test_a_batch_creation_reply_lost_on_the_last_try_is_found_too(tmp_path, fake_openai):
+    fake_openai.responder = good
+    fake_openai.batch_lost_replies = 1
+    eng = engine(tmp_path)
+    eng.params = eng.params.model_copy(update={"max_retries": 0})  # no retry: looked for before giving up
+    results = eng.run([build_job(make_item(i), TEMPLATE) for i in range(2)], batch=True)
+    assert all(r["status"] == "ok" for r in results.values())
+    assert len(fake_openai.batches) == 1
+
+
+@pytest.mark.parametrize("created", [False, True], ids=["died-before-create", "died-after-create"])
+def test_a_run_that_died_between_upload_and_batch_reuses_the_upload_and_the_batch(tmp_path, fake_openai, created):
+    fake_openai.responder = good
+    jobs = [build_job(make_item(i), TEMPLATE) for i in range(3)]
+
+    def dying(original):
+        async def create(*args, **kwargs):
+            if created:
+                await original(*args, **kwargs)  # the batch exists; its id never reaches the ledger
+            raise KeyboardInterrupt
+        return create
+
+    crash_in(engine(tmp_path), jobs, "create", dying)
+    results = engine(tmp_path).run(jobs, batch=True)
+    assert all(r["status"] == "ok" for r in results.values())
+    assert posts(fake_openai, "/files") == 1  # the upload was not repeated
+    assert len(fake_openai.batches) == 1  # and there is one batch: found (died after) or created (died before)
+    assert posts(fake_openai, "/chat/completions") == 0
+
+
 def test_a_batch_api_that_stays_down_is_a_message_and_the_rerun_resumes(tmp_path, fake_openai):
     from stages.io import InputError
 
@@ -173,7 +216,7 @@ def test_an_api_key_echoed_in_error_bodies_reaches_no_message_or_failure_record(
     from stages.llm import FatalAPIError
 
     key = os.environ["OPENAI_API_KEY"]
-    echo = {"error": {"message": f"upstream rejected key {key} (tail {key[-6:]})", "type": "server_error"}}
+    echo = {"error": {"message": f"upstream rejected key {key}", "type": "server_error"}}
     fake_openai.responder = lambda req: Reply(status=500, error=echo)
     results = engine(tmp_path).run([build_job(make_item(0), TEMPLATE)])
     (failed,) = results.values()
@@ -291,25 +334,17 @@ def test_replies_of_a_finished_batch_survive_a_crash_before_validation(tmp_path,
     fake_openai.responder = good
     fake_openai.batch_polls_until_done = 1
     jobs = [build_job(make_item(i), TEMPLATE) for i in range(4)]
-    first = engine(tmp_path, batch_max_requests=2)  # two batches of two
     calls = {"n": 0}
 
-    async def run_then_crash(client, todo, results):
-        original_retrieve = client.batches.retrieve
-
+    def dying(original):
         async def retrieve(batch_id, *a, **kw):
             calls["n"] += 1
             if calls["n"] == 2:  # the first batch is done and downloaded; die polling the second
                 raise KeyboardInterrupt
-            return await original_retrieve(batch_id, *a, **kw)
+            return await original(batch_id, *a, **kw)
+        return retrieve
 
-        client.batches.retrieve = retrieve
-        await Engine._run_batches(first, client, todo, results)
-
-    first._run_batches = run_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        first.run(jobs, batch=True)
-    first.ledger.close()
+    crash_in(engine(tmp_path, batch_max_requests=2), jobs, "retrieve", dying)  # two batches of two
     stored = [e for e in Ledger(tmp_path / "ledger.jsonl").entries.values() if e.get("kind") == "batch_reply"]
     assert len(stored) == 2  # the replies of the finished batch were written before anything else
 

@@ -61,9 +61,32 @@ MARKERS = ["resposta", "letra", "opção", "correta", "certa", "é"]
     ("Nenhuma das alternativas acima.", ("D", OPTION_TEXT)),
     ("A narradora saiu cedo.", (None, NONE)),  # "A" the article, not the letter
     ("E então ele foi embora.", (None, NONE)),
+    # cut off by max_new_tokens before the letter: "a" is the article, not answer A
+    ("A resposta correta é a", (None, NONE)),
+    ("A opção correta é a", (None, NONE)),
+    ("Resposta: a", ("A", VALID)),  # after a colon, alone: the letter
+    ("alternativa a)", ("A", VALID)),
+    ("a alternativa correta é a b", ("B", VALID)),  # b, c, d are no Portuguese words
+    ("Alternativa b, porque sim", ("B", VALID)),
+    ("Letra c", ("C", VALID)),
+    # hedges with an article before the second letter
+    ("Alternativa B ou a C", (None, SEVERAL)),
+    ("É a B ou a C?", (None, SEVERAL)),
+    ("(B) e (C)", (None, SEVERAL)),
+    # another option named later in an explanation is no contradiction
+    ("Alternativa B, porque não é a padaria fechou", ("B", VALID)),
+    ("Alternativa B.", ("B", VALID)),
 ])
 def test_parse_answer(text, expected):
     assert parse_answer(text, L, "Alternativa", OPTS, MARKERS) == expected
+
+
+def test_a_capital_article_before_an_options_text_is_that_option():
+    opts = ["O carro quebrou .", "A casa caiu .", "Ela saiu .", "Nada ."]
+    assert parse_answer("Resposta: A casa caiu", L, "Alternativa", opts, MARKERS) == ("B", OPTION_TEXT)
+    assert parse_answer("Resposta: O carro quebrou", L, "Alternativa", opts, MARKERS) == ("A", OPTION_TEXT)
+    assert parse_answer("Resposta: A, porque a casa caiu", L, "Alternativa", opts, MARKERS) == ("A", VALID)
+    assert parse_answer("Resposta: A mesma coisa", L, "Alternativa", opts, MARKERS) == ("A", VALID)  # no option
 
 
 def test_markers_come_from_params():
