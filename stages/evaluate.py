@@ -139,6 +139,10 @@ def parse_answer(text: str, letters: list[str], answer_prefix: str, options: lis
     return None, NONE
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2%}"
+
+
 # --- statistics --------------------------------------------------------------------------------------
 def bootstrap_ci(correct: list[bool], samples: int, seed: int) -> tuple[float, float]:
     """95% percentile interval of accuracy, resampling items with replacement."""

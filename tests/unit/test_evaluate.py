@@ -135,6 +135,15 @@ def test_nothing_answered_has_no_valid_only_accuracy():
     assert m["accuracy_valid"] is None  # not 0%: there is nothing to be right or wrong about
 
 
+def test_the_report_shows_a_missing_valid_only_accuracy_as_a_dash(repo_root):
+    import json
+
+    metrics = json.loads((repo_root / "metrics/eval.json").read_text())  # the pipeline's own: base never answers
+    assert metrics["base"]["generate"]["accuracy_valid"] is None
+    report = ev.render_report(metrics, ["letter", "generate"])
+    assert "| base | generate | 58 | 0.00% | 0.00%-0.00% | - | 100.00% | - |" in report
+
+
 def test_bootstrap_interval_is_seeded_and_narrows_with_n():
     small = ev.bootstrap_ci([True, False] * 10, 2000, seed=1)
     large = ev.bootstrap_ci([True, False] * 1000, 2000, seed=1)
