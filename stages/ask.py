@@ -78,12 +78,15 @@ def build_prompt(tokenizer, *, context: str, question: str, options: Sequence[st
                  letters: Sequence[str], answer_prefix: str) -> str:
     """The evaluation (and training) prompt for one question, up to where the answer starts."""
     from stages.chat_format import mcq_messages, split_prompt_completion
+    from stages.clean import normalize_text
 
     context = context or ""  # no context is allowed: the prompt then shows an empty one
     check_question(context=context, question=question, options=options, letters=letters)
-    # label 0 only fills the assistant turn, which split_prompt_completion cuts off: it never reaches the prompt
-    rec = {"context": context.strip(), "question": question.strip(), "answers": [o.strip() for o in options],
-           "label": 0}
+    # the text as the clean stage left the training and validation items: NFC (a macOS paste is NFD),
+    # spaces folded, no-break spaces and junk characters gone; else the model reads other tokens.
+    # Label 0 only fills the assistant turn, which split_prompt_completion cuts off
+    rec = {"context": normalize_text(context), "question": normalize_text(question),
+           "answers": [normalize_text(o) for o in options], "label": 0}
     prompt, _ = split_prompt_completion(tokenizer, mcq_messages(rec, prompts, list(letters), answer_prefix))
     return prompt
 

@@ -53,8 +53,10 @@ def check_mcq(rec: dict, p: CleanParams) -> str | None:
     answers = rec.get("answers")
     if not isinstance(answers, list) or len(answers) != 4:
         return "schema: need exactly 4 answers"
-    if rec.get("label") not in (0, 1, 2, 3):
-        return f"schema: label {rec.get('label')!r} outside 0-3"
+    label = rec.get("label")
+    # an int: 1.0 and True equal 1 in Python, and would then fail as list indices in format
+    if type(label) is not int or label not in (0, 1, 2, 3):
+        return f"schema: label {label!r} outside 0-3"
     if len(rec.get("context", "")) < p.min_context_chars:
         return f"schema: context shorter than {p.min_context_chars} characters"
     if len(rec.get("question", "")) < p.min_question_chars:

@@ -710,7 +710,7 @@ def report(baseline, current, out, as_html, metrics, predictions, train_metrics,
     dvc_yaml = Path("dvc.yaml")
     plots = mod.plot_files(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))) if dvc_yaml.is_file() else []
     rep = mod.build_report(*sides, labels=(baseline, current), bootstrap_samples=e.bootstrap_samples, seed=e.seed,
-                           plots=plots, baseline_rev=baseline)
+                           plots=plots, baseline_rev=baseline, current_rev=current)
     text = mod.render_html(rep) if as_html else mod.render_markdown(rep)
     if out:
         io.write_text(out, text)
@@ -752,7 +752,7 @@ def doctor(params_path):
 @click.option("--context", default="", help="the text the question is about")
 @click.option("--question", default=None)
 @click.option("--option", "options", multiple=True, help="an answer option; give it once per letter, in order")
-@click.option("--file", "file_", type=click.File("r", encoding="utf-8"), default=None,
+@click.option("--file", "file_", type=click.File("r", encoding="utf-8-sig"), default=None,
               help="questions in the block format, separated by '---' lines ('-': standard input)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON line per question")
 @_params_option

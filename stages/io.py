@@ -137,8 +137,11 @@ def redact_url(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return url
+    if not parts.netloc:
+        # a local path, or a server written without a scheme ("user:pw@host:8000/v1"): hide what
+        # stands before an "@" in its first part
+        head, sep, rest = url.partition("/")
+        return f"***@{head.rpartition('@')[2]}{sep}{rest}" if "@" in head else url
     host = parts.netloc.rpartition("@")[2]
     netloc = f"***@{host}" if "@" in parts.netloc else host
     return urlunsplit((parts.scheme, netloc, parts.path, "<hidden>" if parts.query else "", ""))

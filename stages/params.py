@@ -304,7 +304,8 @@ class EvaluateParams(Section):
 class MergeParams(Section):
     # dtype of the merged weights (the 4-bit base is dequantized to it before the LoRA update is added)
     dtype: Literal["float32", "float16", "bfloat16"] = "float16"
-    # the merged model's letter-mode accuracy on validation may differ from base+adapter's by at most this
+    # the merged model's letter-mode accuracy on validation may differ from base+adapter's by at most this,
+    # and at most this share of its predicted letters may differ
     parity_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
     batch_size: int = Field(default=16, ge=1)
     torch_threads: int = Field(default=2, ge=1)

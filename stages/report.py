@@ -200,7 +200,8 @@ def _truncate(text: str, width: int) -> str:
 # --- the report --------------------------------------------------------------------------------------
 def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("baseline", "current"),
                  bootstrap_samples: int = 1000, seed: int = 0, plots: list[str] = (),
-                 baseline_rev: str | None = None, max_flipped: int = 50, question_width: int = 80) -> dict:
+                 baseline_rev: str | None = None, current_rev: str | None = None, max_flipped: int = 50,
+                 question_width: int = 80) -> dict:
     """The comparison as plain data. ``baseline``/``current`` are load_side() dicts (only
     ``metrics`` is required). Deterministic: same inputs, same report."""
     ma, mb = baseline["metrics"], current["metrics"]
@@ -267,7 +268,11 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
         "by_type": by_type,
         "flipped": flips,
         "max_flipped": max_flipped,
-        "plots": {"files": list(plots), "command": f"dvc plots diff {shlex.quote(baseline_rev)}" if baseline_rev else None},
+        # `dvc plots diff A` compares A with the workspace: name the current side unless it is the workspace
+        "plots": {"files": list(plots), "command": (
+            f"dvc plots diff {shlex.quote(baseline_rev)}"
+            + (f" {shlex.quote(current_rev)}" if current_rev and current_rev != "workspace" else "")
+        ) if baseline_rev else None},
         "notes": notes,
     }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -66,10 +67,73 @@ class Interrupted(Exception):
     """SIGTERM or SIGHUP arrived: a checkpoint was saved and training stopped cleanly."""
 
 
+def run_fingerprint(p: TrainParams, records: list[dict], eval_records: list[dict] | None, base: str | Path) -> str:
+    """What a checkpoint can only be resumed with: the train params (but the process count, checked on
+    its own), the training and validation records and the base model's config. A run resumed with
+    other ones would continue the old optimizer, schedule and data order under the new params' name."""
+    import hashlib
+
+    config = Path(base) / "config.json"
+    blob = json.dumps({"params": p.model_dump(exclude={"launch"}), "records": records, "eval": eval_records or [],
+                       "base": config.read_text(encoding="utf-8") if config.exists() else str(base)},
+                      sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_marker(ckpt: Path, step: int, world_size: int, fingerprint: str | None) -> None:
+    """Mark ``ckpt`` whole: its files (with their sizes, to tell a torn one later) are on disk first,
+    then the marker, written to a temporary name and renamed, so a power cut leaves none or all of it."""
+    files = {}
+    for f in sorted(ckpt.rglob("*")):
+        if f.is_file() and f.name != COMPLETE:
+            _fsync(f)
+            files[f.relative_to(ckpt).as_posix()] = f.stat().st_size
+    for d in sorted({f.parent for f in ckpt.rglob("*")} | {ckpt}):
+        _fsync(d)
+    tmp = ckpt / f"{COMPLETE}.tmp"
+    tmp.write_text(json.dumps({"step": step, "world_size": world_size, "fingerprint": fingerprint, "files": files},
+                              sort_keys=True), encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, ckpt / COMPLETE)
+    _fsync(ckpt)
+
+
+def read_marker(ckpt: Path) -> dict | None:
+    """The marker of ``ckpt``, or None when there is none or it is unreadable. Markers of earlier
+    versions held "STEP [WORLD_SIZE]" only."""
+    try:
+        text = (ckpt / COMPLETE).read_text(encoding="utf-8")
+    except OSError:
+        return None
+    if text.lstrip().startswith("{"):
+        try:
+            marker = json.loads(text)
+        except json.JSONDecodeError:  # cut short: the rename should make this impossible, but be sure
+            return None
+        return marker if isinstance(marker, dict) and "step" in marker else None
+    fields = text.split()
+    if not fields or not all(f.isdigit() for f in fields[:2]):
+        return None
+    return {"step": int(fields[0]), "world_size": int(fields[1]) if len(fields) > 1 else 1}
+
+
+def _whole(ckpt: Path, marker: dict) -> bool:
+    """Every file the marker lists is there, at its size (a rotation cut short, a torn write)."""
+    return all((ckpt / name).is_file() and (ckpt / name).stat().st_size == size
+               for name, size in (marker.get("files") or {}).items())
+
+
 def checkpoint_world_size(ckpt: Path) -> int:
-    """How many processes wrote ``ckpt`` (its marker says "STEP WORLD_SIZE"; older markers: 1)."""
-    fields = (ckpt / COMPLETE).read_text().split()
-    return int(fields[1]) if len(fields) > 1 else 1
+    """How many processes wrote ``ckpt``."""
+    return (read_marker(ckpt) or {}).get("world_size", 1)
 
 
 def world_size_mismatch(ckpt: Path | None, world_size: int) -> str | None:
@@ -85,22 +149,34 @@ def world_size_mismatch(ckpt: Path | None, world_size: int) -> str | None:
             f"train.launch.num_processes back to {saved} to resume it, or delete {ckpt.parent} to start over.")
 
 
+def fingerprint_mismatch(ckpt: Path | None, fingerprint: str) -> str | None:
+    """Why ``ckpt`` cannot be resumed by a run of other params or data, or None when it can."""
+    saved = (read_marker(ckpt) or {}).get("fingerprint") if ckpt is not None else None
+    if saved is None or saved == fingerprint:  # nothing to resume, or a marker from before fingerprints
+        return None
+    return (f"{ckpt} comes from a run with other train params, data or base model than this one, so "
+            "resuming it would continue the old optimizer and schedule under the new settings. Put "
+            f"params.yaml and the data back to resume it, or delete {ckpt.parent} (rm -rf {ckpt.parent}/*) "
+            "to start over.")
+
+
 def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint that was saved completely; half-written ones (no marker) are removed."""
+    """The newest checkpoint that was saved completely; half-written or broken ones are removed."""
     if not folder.is_dir():
         return None
     found = []
     for ckpt in folder.glob("checkpoint-*"):
         if not ckpt.name.split("-")[-1].isdigit():
             continue
-        if (ckpt / COMPLETE).exists():
+        marker = read_marker(ckpt)
+        if marker is not None and _whole(ckpt, marker):
             found.append((int(ckpt.name.split("-")[-1]), ckpt))
-        else:  # the power went while this one was written
+        else:  # the power went while this one was written, or while an old one was being deleted
             shutil.rmtree(ckpt, ignore_errors=True)
     return max(found)[1] if found else None
 
 
-def _callbacks(p: TrainParams, live):
+def _callbacks(p: TrainParams, live, fingerprint: str | None = None):
     """Markers on complete checkpoints, clean stops on signals, throughput and memory in the logs."""
     import resource
     import signal
@@ -115,7 +191,7 @@ def _callbacks(p: TrainParams, live):
                 torch.distributed.barrier()
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if state.is_world_process_zero and ckpt.is_dir():
-                (ckpt / COMPLETE).write_text(f"{state.global_step} {args.world_size}")
+                write_marker(ckpt, state.global_step, args.world_size, fingerprint)
 
     class Signals(TrainerCallback):
         """SIGTERM/SIGHUP (a shutdown, a dropped SSH session) save a checkpoint and stop."""
@@ -209,7 +285,6 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     the 4-bit base is sharded across the GPUs.
     """
     import datetime
-    import os
 
     import torch
     from accelerate import PartialState
@@ -249,6 +324,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     lora = LoraConfig(**p.lora.model_dump())
 
     # --- train ----------------------------------------------------------------------------------
+    fingerprint = run_fingerprint(p, records, eval_records, base)
     with contextlib.ExitStack() as stack:
         if checkpoint_dir:
             work = Path(checkpoint_dir)
@@ -259,7 +335,8 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
         if main:  # rank 0 alone looks, and removes half-written checkpoints; every rank resumes from its pick
             work.mkdir(parents=True, exist_ok=True)
             resume = last_complete_checkpoint(work)
-            mismatch = world_size_mismatch(resume, ranks.num_processes)
+            mismatch = (world_size_mismatch(resume, ranks.num_processes)
+                        or fingerprint_mismatch(resume, fingerprint))
         resume, mismatch = _from_main(ranks, (resume, mismatch))  # every rank stops, or none
         if mismatch:
             raise InputError(mismatch)
@@ -282,7 +359,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
             live = stack.enter_context(Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None,
                                             resume=resume is not None))
         callbacks, signals = _callbacks(p if evaluating else p.model_copy(update={"early_stopping_patience": None}),
-                                        live)
+                                        live, fingerprint)
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
                              processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
         # trl stores the LoRA weights of a quantized model in bf16, but a resumed run reloads them
@@ -337,8 +414,6 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
 # --- several processes (train.launch) -------------------------------------------------------------
 def is_main_process() -> bool:
     """True in a single process and in rank 0 under ``accelerate launch``, before torch.distributed starts."""
-    import os
-
     return int(os.environ.get("RANK", "0")) == 0
 
 
@@ -351,8 +426,6 @@ def launched() -> bool:
     Not LOCAL_RANK: accelerate's plain launcher (a config with ``distributed_type: NO`` or a CPU-only
     one) does not set it, and the process would launch itself again, forever.
     """
-    import os
-
     return os.environ.get(LAUNCHED) == "1"
 
 

@@ -65,6 +65,19 @@ def test_prompt_is_the_formatted_evaluation_prompt(finetuned, formatted, prompts
         assert built == rec["prompt"]
 
 
+def test_pasted_text_is_normalized_as_the_training_text_was(finetuned, formatted, prompts):
+    import unicodedata
+
+    _, tokenizer = finetuned
+    rec = next(r for r in formatted[1] if any(c in "áéíóúãõç" for c in r["context"]))
+    # a macOS paste (NFD), doubled spaces and a no-break space: the clean stage removed all three
+    pasted = dict(context=unicodedata.normalize("NFD", rec["context"]).replace(" ", "  ", 3),
+                  question=rec["question"].replace(" ", "\u00a0", 1), options=rec["answers"])
+    assert pasted["context"] != rec["context"]
+    built = ask.build_prompt(tokenizer, **pasted, prompts=prompts, letters=LETTERS, answer_prefix=PREFIX)
+    assert built == rec["prompt"]
+
+
 def test_answer_agrees_with_evaluate_letter_mode(finetuned, formatted, prompts):
     model, tokenizer = finetuned
     _, validation = formatted
@@ -221,8 +234,9 @@ def test_ask_command_answers_like_the_function(cli_args, finetuned, formatted, p
 
 def test_ask_command_reads_a_file_and_answers_interactively(cli_args, formatted, tmp_path):
     recs = formatted[1][:2]
+    # with a byte-order mark, as Windows Notepad saves UTF-8
     (tmp_path / "q.txt").write_text("\n---\n".join(ask.format_block(r["context"], r["question"], r["answers"])
-                                                   for r in recs), encoding="utf-8")
+                                                   for r in recs), encoding="utf-8-sig")
     result = invoke([*cli_args, "--file", "q.txt"], tmp_path)
     assert result.exit_code == 0, result.output
     assert result.output.count("Answer: ") == 2

@@ -170,6 +170,47 @@ def test_parity_fails_with_a_clear_message_when_the_merged_model_drifts(tiny_bas
     assert loose["ok"] and loose["accuracy_diff"] == report["accuracy_diff"]
 
 
+def test_answers_that_flip_both_ways_fail_parity_though_accuracy_holds(tiny_base, adapter, records, tmp_path):
+    from peft import PeftModel
+
+    from stages.evaluate import predict
+    from stages.merge import load_dense
+    from stages.modeling import load_4bit, load_tokenizer
+    from stages.params import EvaluateParams
+
+    merge(tiny_base, adapter, tmp_path / "drifted", P, Q, base_weights="original")
+    tok = load_tokenizer(tiny_base)
+    e = EvaluateParams(batch_size=P.batch_size)  # parity's batches: padding can tip a near-tie
+
+    def answers(items):
+        ref = predict(PeftModel.from_pretrained(load_4bit(tiny_base, Q), str(adapter)).eval(), tok, items, "letter",
+                      e, letters=LETTERS, answer_prefix="Alternativa", name="adapter")
+        got = predict(load_dense(tmp_path / "drifted", "float32"), tok, items, "letter", e, letters=LETTERS,
+                      answer_prefix="Alternativa", name="merged")
+        return [r["prediction"] for r in ref], [g["prediction"] for g in got]
+
+    ref, got = answers(records)  # the same list, so the same batches, as parity scores below
+    differ = [i for i in range(len(records)) if ref[i] != got[i]]
+    assert len(differ) >= 2, "the original-weights merge of the tiny base should change several answers"
+    # label half the changed items with the adapter's answer and half with the merged model's (an odd one
+    # with a letter neither chose): both are right equally often, so accuracy cannot move
+    labels = []
+    for i, rec in enumerate(records):
+        if i not in differ or differ.index(i) < len(differ) // 2:
+            labels.append(ref[i])
+        elif differ.index(i) < len(differ) // 2 * 2:
+            labels.append(got[i])
+        else:
+            labels.append(next(x for x in LETTERS if x not in (ref[i], got[i])))
+    relabeled = [{**rec, "label": LETTERS.index(x)} for rec, x in zip(records, labels)]
+    with pytest.raises(ParityError) as err:
+        parity(relabeled, tiny_base, adapter, tmp_path / "drifted", P, Q, letters=LETTERS, answer_prefix="Alternativa")
+    report = err.value.report
+    changed = len(differ) / len(records)
+    assert report["accuracy_diff"] == 0.0 and report["letter_agreement"] == round(1 - changed, 6)
+    assert changed > P.parity_tolerance and f"{changed:.2%} of the predicted letters changed" in str(err.value)
+
+
 def test_merge_refuses_a_folder_without_an_adapter(tiny_base, tmp_path):
     from stages.io import InputError
 

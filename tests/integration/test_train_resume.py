@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stages.params import TrainParams
-from stages.train import COMPLETE, last_complete_checkpoint, train
+from stages.train import COMPLETE, last_complete_checkpoint, train, write_marker
 
 ROOT = Path(__file__).resolve().parents[2]
 # max absolute difference allowed between a resumed and an uninterrupted adapter, whose weights are
@@ -111,6 +111,56 @@ def test_half_written_checkpoints_are_skipped(tmp_path):
     assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-6"
     assert not (tmp_path / "checkpoint-9").exists()
     assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+def _checkpoint(folder: Path, step: int, files: dict[str, bytes]) -> Path:
+    ckpt = folder / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    for name, data in files.items():
+        (ckpt / name).parent.mkdir(parents=True, exist_ok=True)
+        (ckpt / name).write_bytes(data)
+    return ckpt
+
+
+def test_a_marked_checkpoint_whose_files_were_torn_or_removed_is_not_resumed(tmp_path):
+    files = {"adapter_model.safetensors": b"w" * 64, "optimizer.pt": b"o" * 32, "sub/rng_state.pth": b"r" * 8}
+    for step in (3, 6, 9):
+        write_marker(_checkpoint(tmp_path, step, files), step, 1, "f1")
+    marker = json.loads((tmp_path / "checkpoint-9" / COMPLETE).read_text())
+    assert marker == {"step": 9, "world_size": 1, "fingerprint": "f1",
+                      "files": {"adapter_model.safetensors": 64, "optimizer.pt": 32, "sub/rng_state.pth": 8}}
+    (tmp_path / "checkpoint-9/optimizer.pt").write_bytes(b"o" * 5)  # torn by a power cut
+    (tmp_path / "checkpoint-6/sub/rng_state.pth").unlink()           # a deletion cut short
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-3"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-3"]
+    (tmp_path / "checkpoint-3" / COMPLETE).write_text("")  # an empty marker proves nothing
+    assert last_complete_checkpoint(tmp_path) is None
+
+
+def test_a_checkpoint_is_resumed_only_by_the_run_that_wrote_it(formatted, tiny_base, tmp_path):
+    from stages.io import InputError
+    from stages.train import fingerprint_mismatch, run_fingerprint
+
+    train_set, val_set = formatted
+    params = TrainParams.model_validate({**PARAMS["train"], "sft": {**PARAMS["train"]["sft"], "max_steps": 4,
+                                                                    "save_steps": 2}})
+    # train() leaves its checkpoints to the caller (the CLI clears them once the adapter is in place),
+    # just as a run killed after its last save would
+    train(train_set, tiny_base, tmp_path / "a1", params, eval_records=val_set, checkpoint_dir=tmp_path / "ckpt")
+    assert last_complete_checkpoint(tmp_path / "ckpt") == tmp_path / "ckpt/checkpoint-4"
+    other = TrainParams.model_validate({**PARAMS["train"], "sft": {**PARAMS["train"]["sft"], "max_steps": 6,
+                                                                   "save_steps": 2, "learning_rate": 1e-9}})
+    with pytest.raises(InputError, match=r"other train params, data or base model .* delete .*ckpt"):
+        train(train_set, tiny_base, tmp_path / "a2", other, eval_records=val_set, checkpoint_dir=tmp_path / "ckpt")
+    with pytest.raises(InputError, match="other train params, data or base model"):  # other data, same params
+        train(train_set[1:], tiny_base, tmp_path / "a3", params, eval_records=val_set, checkpoint_dir=tmp_path / "ckpt")
+    # the same run resumes; the process count is not part of the fingerprint (it has its own check)
+    again = train(train_set, tiny_base, tmp_path / "a4", params, eval_records=val_set, checkpoint_dir=tmp_path / "ckpt")
+    assert again["resumed_from_step"] == 4
+    launch = params.model_copy(update={"launch": params.launch.model_copy(update={"num_processes": 2})})
+    fp = run_fingerprint(params, train_set, val_set, tiny_base)
+    assert run_fingerprint(launch, train_set, val_set, tiny_base) == fp
+    assert fingerprint_mismatch(tmp_path / "ckpt/checkpoint-4", fp) is None
 
 
 def test_early_stopping_keeps_the_best_checkpoint(formatted, tiny_base, tmp_path):

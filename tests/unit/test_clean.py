@@ -129,6 +129,8 @@ def test_content_hash_folds_case_and_whitespace_only():
         ({"label": 7}, "schema: label 7 outside 0-3"),
         ({"label": -1}, "schema: label -1 outside 0-3"),
         ({"label": "2"}, "schema: label '2' outside 0-3"),
+        ({"label": 1.0}, "schema: label 1.0 outside 0-3"),
+        ({"label": True}, "schema: label True outside 0-3"),
         ({"label": None}, "schema: label None outside 0-3"),
         ({"answers": ["Sim", "Não", "sim", "Talvez"]}, "schema: two answers are the same"),
         ({"answers": ["Sim", "Não", "  Sim ", "Talvez"]}, "schema: two answers are the same"),

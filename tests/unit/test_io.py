@@ -63,3 +63,13 @@ def test_a_file_is_replaced_atomically(tmp_path):
             raise ValueError
     assert io.read_json(out) == {"a": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
+
+
+def test_urls_lose_their_credentials_and_query_but_keep_where_they_point():
+    assert io.redact_url("https://user:pw@minio.example:9000/bucket?X-Amz-Signature=abc") == \
+        "https://***@minio.example:9000/bucket?<hidden>"
+    assert io.redact_url("s3://bucket/gabarito") == "s3://bucket/gabarito"
+    assert io.redact_url("//user:pw@host/p") == "//***@host/p"
+    assert io.redact_url("user:secret@host.example:8000/v1") == "***@host.example:8000/v1"
+    assert io.redact_url("../gabarito-dvc-remote") == "../gabarito-dvc-remote"
+    assert io.redact_url("/mnt/disk/remote") == "/mnt/disk/remote"

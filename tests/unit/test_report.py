@@ -194,6 +194,12 @@ def _parse(doc: str) -> StrictHTML:
     return parser
 
 
+def test_the_plots_command_names_the_current_side_unless_it_is_the_workspace(sides):
+    assert _build(*sides)["plots"]["command"] == "dvc plots diff main"
+    assert _build(*sides, current_rev="workspace")["plots"]["command"] == "dvc plots diff main"
+    assert _build(*sides, current_rev="exp-lora r32")["plots"]["command"] == "dvc plots diff main 'exp-lora r32'"
+
+
 def test_html_is_well_formed_self_contained_and_escaped(sides):
     doc = rp.render_html(_build(*sides))
     parsed = _parse(doc)
