@@ -442,7 +442,7 @@ def train(train_path, validation, base, out, checkpoints, live_dir, metrics, par
 @click.option("--report", type=click.Path(dir_okay=False), required=True, help="parity figures (JSON)")
 @click.option("--base-weights", type=click.Choice(["dequantized", "original"]), default="dequantized",
               show_default=True, help="what the LoRA update is added to (see `stages/merge.py`)")
-@click.option("--limit", type=int, default=None, help="re-score only the first N validation items")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="re-score only the first N validation items")
 @_params_option
 @user_errors
 def merge(base, adapter, validation, out, report, base_weights, limit, params_path):

@@ -234,6 +234,9 @@ def test_merge_command_writes_the_model_and_the_parity_report(tiny_base, adapter
     assert report["parity"]["ok"] and report["parity"]["n"] == 48 and report["lora_layers_merged"] == 12
     assert report["parity"]["accuracy_diff"] <= 0.02
     assert sorted(p.name for p in (tmp_path / "merged").glob("*.safetensors")) == sorted(report["sha256"])
+    zero = invoke([*args, "--out", "merged0", "--limit", "0"], tmp_path)  # no items: said as such, nothing written
+    assert zero.exit_code == 2 and "'--limit': 0 is not in the range x>=1" in zero.output
+    assert not (tmp_path / "merged0").exists()
     assert "parity ok" in result.output
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged.")]  # no temp folder left
 
