@@ -628,7 +628,7 @@ def evaluate(validation, train_path, base, adapter, prompts, predictions, metric
     io.write_text(report, mod.render_report(result, p.modes))
     for name in ("base", "finetuned"):
         m = result[name]
-        log(f"evaluate: {name} ({p.modes[0]}): accuracy {m['accuracy']:.2%} (valid-only {mod._pct(m['accuracy_valid'])}), "
+        log(f"evaluate: {name} ({p.modes[0]}): accuracy {m['accuracy']:.2%} (valid-only {mod.percent(m['accuracy_valid'])}), "
             f"invalid {m['invalid_rate']:.2%}, n={m['n']}")
 
 

@@ -63,6 +63,14 @@ def _option_hits(text: str, options: list[str]) -> list[int]:
             and len(said.split()) >= min(3, len(_fold(opt).split()))]
 
 
+def _hedged(line: str, end: int) -> tuple[list[str], int]:
+    """Letters hedged right after position ``end`` ("... B ou C"), and where they stop."""
+    tail = re.match(_HEDGE, line[end:])
+    if not tail:
+        return [], end
+    return re.findall(r"(?<![^\W\d_])[A-Z](?![^\W\d_])", tail.group(0)), end + tail.end()
+
+
 def _option_at_start(text: str, options: list[str]) -> list[int]:
     """The options whose text ``text`` begins with ("C) <text of option B>"), or is the start of."""
     said = _fold(text)
@@ -103,19 +111,13 @@ def parse_answer(text: str, letters: list[str], answer_prefix: str, options: lis
             continue
         found.append(m.group("cap") or small)
         start = m.start("cap") if m.group("cap") else m.start("small")
-        end = m.end()
-        tail = re.match(_HEDGE, line[end:])
-        if tail:
-            found += re.findall(r"(?<![^\W\d_])[A-Z](?![^\W\d_])", tail.group(0))
-            end += tail.end()
+        more, end = _hedged(line, m.end())
+        found += more
     if not found:
         lead = re.match(rf"\s*\(?(?:([A-Z])|([a-z])(?=\)))(?:\)|[.:](?=\s|$)|\s*$|(?={_HEDGE}))", line)
         if lead:
-            found, end = [lead.group(1) or lead.group(2)], lead.end()
-            tail = re.match(_HEDGE, line[end:])
-            if tail:
-                found += re.findall(r"(?<![^\W\d_])[A-Z](?![^\W\d_])", tail.group(0))
-                end += tail.end()
+            more, end = _hedged(line, lead.end())
+            found = [lead.group(1) or lead.group(2), *more]
     distinct = sorted({f.upper() for f in found})
     if len(distinct) > 1:
         return None, SEVERAL
@@ -139,7 +141,8 @@ def parse_answer(text: str, letters: list[str], answer_prefix: str, options: lis
     return None, NONE
 
 
-def _pct(x: float | None) -> str:
+def percent(x: float | None) -> str:
+    """A share as a percentage; "-" for none (no accuracy where nothing was answered)."""
     return "-" if x is None else f"{x:.2%}"
 
 
@@ -536,7 +539,7 @@ def render_report(metrics: dict, modes: list[str]) -> str:
             m = metrics[name][mode]
             ece = f"{m['ece']:.3f}" if "ece" in m else "-"
             lines.append(f"| {name} | {mode} | {m['n']} | {m['accuracy']:.2%} | {m['ci95_low']:.2%}-{m['ci95_high']:.2%} "
-                         f"| {_pct(m['accuracy_valid'])} | {m['invalid_rate']:.2%} | {ece} |")
+                         f"| {percent(m['accuracy_valid'])} | {m['invalid_rate']:.2%} | {ece} |")
     lines += ["", "## Invalid answers by category", "",
               "| model | mode | " + " | ".join(c for c in CATEGORIES if c not in ANSWERED) + " |",
               "| --- | --- |" + " ---: |" * (len(CATEGORIES) - len(ANSWERED))]

@@ -102,11 +102,16 @@ def parse_jsonl(text: str, name: str) -> list[tuple[int, dict]]:
     return out
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
+def read_jsonl_lines(path: str | Path) -> list[tuple[int, dict]]:
+    """(line number in the file, object) for each record, for messages that name the line."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found. Run the stage that produces it (`dvc repro`).")
-    return [rec for _, rec in parse_jsonl(path.read_text(encoding="utf-8"), str(path))]
+    return parse_jsonl(path.read_text(encoding="utf-8"), str(path))
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    return [rec for _, rec in read_jsonl_lines(path)]
 
 
 def read_json(path: str | Path) -> Any:

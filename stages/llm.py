@@ -538,13 +538,13 @@ class Engine:
         submitted = {k for keys in [*pending.values(), *(keys for _, keys in orphans)] for k in keys}
         new = [(job, key) for job, key in todo if key not in submitted and key not in stored]
 
-        async def submit(file_id: str, keys: list[str]) -> None:
+        async def submit(file_id: str, keys: list[str], *, orphan: bool) -> None:
             async def created():
                 # the openai client sends no idempotency key: a batch on this upload is this one
                 page = await client.batches.list(limit=100)
                 return next((b for b in page.data if b.input_file_id == file_id), None)
 
-            batch = await created() if (file_id, keys) in orphans else None
+            batch = await created() if orphan else None
             if batch is None:
                 batch = await self._batch_call("the creation of a batch", lambda: client.batches.create(
                     input_file_id=file_id, endpoint="/v1/chat/completions",
@@ -556,7 +556,7 @@ class Engine:
             pending[batch.id] = keys
 
         for file_id, keys in orphans:
-            await submit(file_id, keys)
+            await submit(file_id, keys, orphan=True)
         for i, group in enumerate(self._split(new)):
             data = b"".join(line for _, _, line in group)
             upload = await self._batch_call("the upload of a batch file", lambda: client.files.create(
@@ -564,7 +564,7 @@ class Engine:
             keys = [key for _, key, _ in group]
             self.ledger.put({"key": f"upload:{upload.id}", "kind": "upload", "file_id": upload.id, "keys": keys,
                              "status": "uploaded"})
-            await submit(upload.id, keys)
+            await submit(upload.id, keys, orphan=False)
 
         while pending:
             for batch_id in list(pending):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from stages import io
-from stages.evaluate import bootstrap_ci, flipped, mcnemar
+from stages.evaluate import bootstrap_ci, flipped, mcnemar, percent
 from stages.io import InputError
 
 Reader = Callable[[str], "str | None"]
@@ -278,10 +278,6 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
 
 
 # --- formatting --------------------------------------------------------------------------------------
-def _pct(x) -> str:
-    return "-" if x is None else f"{x:.2%}"
-
-
 def _signed_pct(x) -> str:
     return "-" if x is None else f"{x * 100:+.2f} pp"
 
@@ -297,7 +293,7 @@ def _num(x, signed: bool = False) -> str:
 def _metric_value(metric: str, x, signed: bool = False) -> str:
     if metric == "ece":
         return _num(x, signed)
-    return _signed_pct(x) if signed else _pct(x)
+    return _signed_pct(x) if signed else percent(x)
 
 
 def _param_value(x, present: bool) -> str:
@@ -318,7 +314,7 @@ def _table_rows(report: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     out = {}
     out["accuracy"] = (
         ["model", "mode", la, lb, "delta", "95% CI of delta (paired)", "paired n", "fixed", "broken", "McNemar p"],
-        [[r["model"], r["mode"], _pct(r["a"]), _pct(r["b"]), _signed_pct(r["delta"]), _ci(r["paired"]),
+        [[r["model"], r["mode"], percent(r["a"]), percent(r["b"]), _signed_pct(r["delta"]), _ci(r["paired"]),
           *((str(p["n"]), str(p["fixed"]), str(p["broken"]), f"{p['p_value']:.4f}") if (p := r["paired"])
             else ("-",) * 4)] for r in report["accuracy"]])
     out["metrics"] = (["model", "mode", "metric", la, lb, "delta"],
@@ -334,7 +330,7 @@ def _table_rows(report: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
 
 
 def _by_type_rows(block: dict) -> list[list[str]]:
-    return [[r["type"], _pct(r["a"]), _pct(r["b"]), _signed_pct(r["delta"])] for r in block["rows"]]
+    return [[r["type"], percent(r["a"]), percent(r["b"]), _signed_pct(r["delta"])] for r in block["rows"]]
 
 
 def _flip_rows(items: list[dict], la: str, lb: str) -> tuple[list[str], list[list[str]]]:
@@ -443,7 +439,7 @@ def svg_bars(title: str, groups: list[tuple[str, float | None, float | None]], l
             by = y + j * 13
             w = 0.0 if value is None else max(0.0, min(1.0, value)) * bar_w
             parts += [f'<rect x="{label_w}" y="{by}" width="{w:.1f}" height="12" fill="{color}"/>',
-                      f'<text x="{label_w + w + 4:.1f}" y="{by + 10}" font-size="10">{_e(_pct(value))}</text>']
+                      f'<text x="{label_w + w + 4:.1f}" y="{by + 10}" font-size="10">{_e(percent(value))}</text>']
     parts.append(f'<line x1="{label_w}" y1="{top - 4}" x2="{label_w}" y2="{height - 4}" stroke="#444"/>')
     return "".join(parts) + "</svg>"
 

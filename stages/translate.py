@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.io import InputError, dumps, parse_jsonl
+from stages.io import InputError, dumps, read_jsonl_lines
 from stages.llm import InvalidReply, Job, parse_json_object
 
 PT_WORDS = frozenset(
@@ -133,9 +133,7 @@ def load_translations(path: str | Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
     seen: dict[str, str] = {}  # id -> where it was first read
     for file in files:
-        if not file.exists():
-            raise InputError(f"{file}: file not found. Point translate at an existing JSONL file or folder.")
-        for lineno, rec in parse_jsonl(file.read_text(encoding="utf-8"), str(file)):
+        for lineno, rec in read_jsonl_lines(file):
             where = f"{file}:{lineno}"
             tr = _translation_record(rec, where=where)
             key = str(rec["id"])
