@@ -6,7 +6,6 @@ inputs, calls plain functions, and writes outputs atomically. Run ``gabarito COM
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
@@ -15,32 +14,9 @@ import click
 
 from stages import io
 from stages.io import InputError
+from stages.clikit import die_with_parent, log, user_errors
+from stages.clikit import params_option as _params_option
 from stages.params import load_section
-
-PARAMS = "params.yaml"
-
-
-def user_errors(fn):
-    """Turn InputError (bad input a person can fix) into a clean message instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
-
-
-def log(msg: str) -> None:
-    click.echo(f"[gabarito] {msg}", err=True)
-
-
-def _params_option(fn):
-    return click.option("--params", "params_path", default=PARAMS, show_default=True,
-                        type=click.Path(dir_okay=False), help="params file to read")(fn)
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gabarito")
@@ -57,6 +33,8 @@ def main():
       gabarito report main       # this experiment against main: deltas with intervals
       gabarito ingest --help     # one stage's options
     """
+    die_with_parent()  # a SIGTERM that reaches only dvc must not leave this stage running
+
 
 
 # --- ingest --------------------------------------------------------------------------------------
