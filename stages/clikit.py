@@ -79,3 +79,10 @@ def die_with_parent() -> None:
             os.kill(os.getpid(), signal.SIGTERM)
     except (OSError, AttributeError):
         return
+
+
+def require_output(stage: str, n_in: int, n_out: int, *, what_in: str, what_out: str, hint: str) -> None:
+    """Fail loudly when a stage got input but produced nothing: exit 0 with an empty output would
+    be cached by DVC as a success and never rerun."""
+    if n_in and not n_out:
+        raise InputError(f"{stage}: {n_in} {what_in} in, 0 {what_out} out. {hint}")
