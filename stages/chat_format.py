@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import yaml
 
+from stages import io
+from stages.clikit import log, params_option, require_output, user_errors
 from stages.io import InputError
+from stages.params import load_section
 
 PROMPT_KEYS = ("system_mcq", "user_mcq", "system_open", "user_open")
 
@@ -87,3 +91,43 @@ def format_records(records: list[dict], tokenizer, prompts: dict[str, str], *, l
 def openai_export(records: list[dict]) -> list[dict]:
     """OpenAI chat fine-tuning format: one {"messages": [...]} per line."""
     return [{"messages": r["messages"]} for r in records]
+
+
+# --- command: gabarito format --------------------------------------------------------------------
+@click.command("format")
+@click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--out-dir", type=click.Path(file_okay=False), required=True)
+@params_option
+@user_errors
+def command(train_path, validation, base, prompts, out_dir, params_path):
+    """Chat-format train/validation with the base tokenizer's template; export OpenAI JSONL.
+
+    \b
+    Examples:
+      dvc repro format
+      head -c 600 data/processed/train.jsonl          # messages, prompt, completion
+      gabarito openai-finetune validate               # check the OpenAI export
+    """
+    from stages.modeling import load_tokenizer
+
+    p = load_section("format", params_path)
+    tokenizer = load_tokenizer(base)
+    pr = load_prompts(prompts)
+    kw = {"letters": p.letters, "answer_prefix": p.answer_prefix, "include_open": p.include_pdf_qa}
+    sets = {}
+    for name, path in (("train", train_path), ("validation", validation)):
+        records = io.read_jsonl(path)
+        sets[name] = format_records(records, tokenizer, pr, **kw)
+        require_output(f"format ({name})", len(records), len(sets[name]), what_in="clean record(s)",
+                       what_out="examples",
+                       hint=f"{path} has only open questions and format.include_pdf_qa is false: set it to true, "
+                            "or add multiple-choice items.")
+    with io.atomic_path(out_dir, directory=True) as tmp:
+        io.write_jsonl(tmp / "train.jsonl", sets["train"])
+        io.write_jsonl(tmp / "validation.jsonl", sets["validation"])
+        io.write_jsonl(tmp / "openai_train.jsonl", openai_export(sets["train"]))
+        io.write_jsonl(tmp / "openai_validation.jsonl", openai_export(sets["validation"]))
+    log(f"format: train {len(sets['train'])}, validation {len(sets['validation'])} -> {out_dir}")

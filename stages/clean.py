@@ -15,11 +15,28 @@ import hashlib
 import re
 import unicodedata
 
-from stages.params import CleanParams
+import click
+
+from stages import io
+from stages.clikit import log, params_option, require_output, user_errors
+from stages.params import CleanParams, load_section
 
 # characters OCR and PDF text layers leave behind that carry no meaning in Portuguese prose
 JUNK = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffd\u200b-\u200f\u2028\u2029\ufeff]")
 SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+
+
+# decoration people type between paragraphs of a blog post (Cosmos QA's contexts come from blogs):
+# "~*~*~", "* * *", "-----", "=====", "•°•°•". A run of three or more of these characters (spaces
+# between them allowed) that touches no letter or digit is decoration: it is dropped, the item kept.
+# Without this, "~" (a math symbol, not punctuation) sank a real item under min_clean_char_ratio.
+# "f***" or "..." are not touched: the first touches a letter, "." is not decoration.
+DECORATION = re.compile(r"(?<!\w)[~*=_#+•·°¤¨¸♪♫★☆♥❤♡✿❀^-](?:[ \t]*[~*=_#+•·°¤¨¸♪♫★☆♥❤♡✿❀^-]){2,}(?!\w)")
+
+
+def strip_decoration(text: str) -> str:
+    """Decorative separator runs (see DECORATION) replaced by a space; normalize_text folds what is left."""
+    return DECORATION.sub(" ", text)
 
 
 def normalize_text(text: str) -> str:
@@ -83,7 +100,7 @@ def check_open(rec: dict, p: CleanParams) -> str | None:
 
 def _text(value) -> str:
     """A field as text: null becomes empty (and fails the schema check with a reason, not a crash)."""
-    return normalize_text(value) if isinstance(value, str) else ""
+    return normalize_text(strip_decoration(value)) if isinstance(value, str) else ""
 
 
 def normalize_mcq(rec: dict) -> dict:
@@ -184,3 +201,57 @@ def summarize(train: list[dict], validation: list[dict], quarantine: list[dict])
         "quarantined": len(quarantine),
         "quarantine_reasons": dict(sorted(reasons.items())),
     }
+
+
+def require_kept(n_in: dict[str, int], train: list[dict], validation: list[dict], summary: dict, *,
+                 quarantine_path: str, metrics_path: str) -> None:
+    """A split that came in with items and leaves with none fails the stage, naming the counts and
+    where the reasons are: training (or evaluating) on nothing must not be cached as a success.
+    ``n_in``: items that came in per split."""
+    top = sorted(summary["quarantine_reasons"].items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    hint = (f"{summary['quarantined']} item(s) quarantined in all, most for "
+            + ", ".join(f"{reason!r} ({count})" for reason, count in top)
+            + f". Each item and its reason are in {quarantine_path}, the counts in {metrics_path}. Fix the input, "
+            "or the clean thresholds in params.yaml if they are too strict for it.")
+    for split, kept in (("train", train), ("validation", validation)):
+        require_output(f"clean ({split})", n_in.get(split, 0), len(kept), what_in=f"{split} item(s)",
+                       what_out="kept", hint=hint)
+
+
+def split_sizes(mcq: list[dict], open_qa: list[dict]) -> dict[str, int]:
+    """Items per split as they come in (a PDF question without a split goes to train, as in clean_records)."""
+    sizes: dict[str, int] = {}
+    for split in [r.get("split") for r in mcq] + [r.get("split", "train") for r in open_qa]:
+        sizes[str(split)] = sizes.get(str(split), 0) + 1
+    return sizes
+
+
+# --- command: gabarito clean ---------------------------------------------------------------------
+@click.command("clean")
+@click.option("--mcq", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--open", "open_path", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--out-dir", type=click.Path(file_okay=False), required=True)
+@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@params_option
+@user_errors
+def command(mcq, open_path, out_dir, metrics, params_path):
+    """Normalize, validate, de-duplicate and leak-check; quarantine rejects with a reason.
+
+    \b
+    Examples:
+      dvc repro clean
+      jq -r .reason data/interim/clean/quarantine.jsonl | sort | uniq -c   # why items were dropped
+    """
+    p = load_section("clean", params_path)
+    mcq_records, open_records = io.read_jsonl(mcq), io.read_jsonl(open_path)
+    train, validation, quarantine = clean_records(mcq_records, open_records, p)
+    # written even when the stage then fails: the quarantine is where the reasons are
+    with io.atomic_path(out_dir, directory=True) as tmp:
+        io.write_jsonl(tmp / "train.jsonl", train)
+        io.write_jsonl(tmp / "validation.jsonl", validation)
+        io.write_jsonl(tmp / "quarantine.jsonl", quarantine)
+    summary = summarize(train, validation, quarantine)
+    io.write_json(metrics, summary)
+    require_kept(split_sizes(mcq_records, open_records), train, validation, summary,
+                 quarantine_path=f"{out_dir}/quarantine.jsonl", metrics_path=metrics)
+    log(f"clean: train {len(train)}, validation {len(validation)}, quarantined {len(quarantine)} -> {out_dir}")

@@ -37,73 +37,6 @@ def main():
 
 
 
-# --- ingest --------------------------------------------------------------------------------------
-@main.command()
-@click.option("--local-dir", type=click.Path(file_okay=False), required=True,
-              help="folder with train/validation files (used when ingest.source is local)")
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
-@_params_option
-@user_errors
-def ingest(local_dir, out, params_path):
-    """Read Cosmos QA (local folder, URLs or the hub) into one normalized JSONL.
-
-    ingest.source picks where from: local (data/raw/cosmosqa, the bundled sample), url (the
-    official CSVs) or hub (a pinned dataset revision).
-
-    \b
-    Examples:
-      dvc repro ingest
-      dvc exp run -S ingest.source=hub               # all 28k labelled train + validation items (network)
-    """
-    from stages import ingest as mod
-
-    p = load_section("ingest", params_path)
-    if p.source == "local":
-        records = mod.load_local(local_dir, p.splits)
-    elif p.source == "url":
-        records = mod.load_urls(p.urls, p.splits, timeout=p.download_timeout_s)
-    else:
-        records = mod.load_hub(p.hub_id, p.hub_revision, p.splits)
-    records = mod.limit_per_split(records, p.limit_per_split)
-    mod.check_unique_ids(records)
-    io.write_jsonl(out, records)
-    counts = {s: sum(r["split"] == s for r in records) for s in p.splits}
-    log(f"ingest: {len(records)} items {counts} -> {out}")
-
-
-# --- extract -------------------------------------------------------------------------------------
-@main.command()
-@click.option("--pdf-dir", type=click.Path(file_okay=False), required=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
-@click.option("--report", type=click.Path(dir_okay=False), required=True)
-@_params_option
-@user_errors
-def extract(pdf_dir, out, report, params_path):
-    """Extract PDF pages to text: the text layer where present, tesseract OCR otherwise.
-
-    Every page gets a quality score; a garbled text layer is OCR'd too. metrics/extract.json lists
-    each file's status (ok, ocr, encrypted, corrupt, empty, page_errors, timeout).
-
-    \b
-    Examples:
-      cp ~/regulamentos/*.pdf data/raw/pdfs/ && dvc repro extract
-      dvc exp run -S extract.ocr_dpi=400             # sharper OCR for small print
-    """
-    from stages import extract as mod
-
-    p = load_section("extract", params_path)
-    pages, reports = mod.extract_dir(pdf_dir, p)
-    for r in reports:
-        if r["status"] not in ("ok", "ocr"):
-            log(f"extract: WARNING {Path(pdf_dir) / r['doc']}: {r['status']}: {r['message']}")
-    if not any(pg["status"] == "ok" for pg in pages):
-        raise InputError(f"{pdf_dir}: no text could be extracted from any PDF (see messages above).")
-    io.write_jsonl(out, pages)
-    summary = mod.summarize(pages, reports)
-    io.write_json(report, summary)
-    log(f"extract: {summary['files']} files, {summary['pages_text']} text + {summary['pages_ocr']} OCR pages -> {out}")
-
-
 # --- translate -----------------------------------------------------------------------------------
 @main.command()
 @click.option("--items", type=click.Path(dir_okay=False, exists=True), required=True)
@@ -232,109 +165,6 @@ def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progres
     io.write_json(metrics, {**engine.metrics(), **summary})
     log(f"synthesize: kept {summary['kept']} pairs ({summary['kept_validation']} in validation), "
         f"{summary['multiple_choice']} multiple-choice items, rejected {len(bad)} -> {out}")
-
-
-# --- clean ---------------------------------------------------------------------------------------
-@main.command()
-@click.option("--mcq", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--open", "open_path", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--out-dir", type=click.Path(file_okay=False), required=True)
-@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
-@_params_option
-@user_errors
-def clean(mcq, open_path, out_dir, metrics, params_path):
-    """Normalize, validate, de-duplicate and leak-check; quarantine rejects with a reason.
-
-    \b
-    Examples:
-      dvc repro clean
-      jq -r .reason data/interim/clean/quarantine.jsonl | sort | uniq -c   # why items were dropped
-    """
-    from stages import clean as mod
-
-    p = load_section("clean", params_path)
-    train, validation, quarantine = mod.clean_records(io.read_jsonl(mcq), io.read_jsonl(open_path), p)
-    with io.atomic_path(out_dir, directory=True) as tmp:
-        io.write_jsonl(tmp / "train.jsonl", train)
-        io.write_jsonl(tmp / "validation.jsonl", validation)
-        io.write_jsonl(tmp / "quarantine.jsonl", quarantine)
-    summary = mod.summarize(train, validation, quarantine)
-    io.write_json(metrics, summary)
-    log(f"clean: train {len(train)}, validation {len(validation)}, quarantined {len(quarantine)} -> {out_dir}")
-
-
-# --- base model ----------------------------------------------------------------------------------
-@main.command("base-model")
-@click.option("--corpus", type=click.Path(dir_okay=False, exists=True), required=True,
-              help="clean training records; their text trains the tiny model's tokenizer")
-@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--out", type=click.Path(file_okay=False), required=True)
-@_params_option
-@user_errors
-def base_model(corpus, prompts, out, params_path):
-    """Build the tiny offline base model, or write a pinned reference to a hub model.
-
-    \b
-    Examples:
-      dvc repro base_model
-      dvc exp run -S base_model.source=hub           # Zephyr-7B-beta at base_model.revision
-    """
-    from stages import modeling
-
-    p = load_section("base_model", params_path)
-    with io.atomic_path(out, directory=True) as tmp:
-        if p.source == "hub":
-            io.write_json(tmp / modeling.REFERENCE, {"hub_id": p.hub_id, "revision": p.revision})
-            log(f"base-model: {p.hub_id}@{p.revision} (not copied; loaded from the hub cache)")
-            return
-        from stages.chat_format import load_prompts
-
-        texts = list(load_prompts(prompts).values())
-        for rec in io.read_jsonl(corpus):
-            if rec["kind"] == "mcq":
-                texts += [rec["context"], rec["question"], *rec["answers"]]
-            else:
-                texts += [rec["question"], rec["answer"]]
-        model, tokenizer = modeling.build_tiny(texts, p.tiny)
-        model.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        n = sum(t.numel() for t in model.parameters())
-    log(f"base-model: tiny Llama, {n:,} parameters, vocabulary {len(tokenizer)} -> {out}")
-
-
-# --- format --------------------------------------------------------------------------------------
-@main.command("format")
-@click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
-@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--out-dir", type=click.Path(file_okay=False), required=True)
-@_params_option
-@user_errors
-def format_(train_path, validation, base, prompts, out_dir, params_path):
-    """Chat-format train/validation with the base tokenizer's template; export OpenAI JSONL.
-
-    \b
-    Examples:
-      dvc repro format
-      head -c 600 data/processed/train.jsonl          # messages, prompt, completion
-      gabarito openai-finetune validate               # check the OpenAI export
-    """
-    from stages import chat_format as mod
-    from stages.modeling import load_tokenizer
-
-    p = load_section("format", params_path)
-    tokenizer = load_tokenizer(base)
-    pr = mod.load_prompts(prompts)
-    kw = {"letters": p.letters, "answer_prefix": p.answer_prefix}
-    train_set = mod.format_records(io.read_jsonl(train_path), tokenizer, pr, include_open=p.include_pdf_qa, **kw)
-    val_set = mod.format_records(io.read_jsonl(validation), tokenizer, pr, include_open=p.include_pdf_qa, **kw)
-    with io.atomic_path(out_dir, directory=True) as tmp:
-        io.write_jsonl(tmp / "train.jsonl", train_set)
-        io.write_jsonl(tmp / "validation.jsonl", val_set)
-        io.write_jsonl(tmp / "openai_train.jsonl", mod.openai_export(train_set))
-        io.write_jsonl(tmp / "openai_validation.jsonl", mod.openai_export(val_set))
-    log(f"format: train {len(train_set)}, validation {len(val_set)} -> {out_dir}")
 
 
 # --- train ---------------------------------------------------------------------------------------
@@ -697,30 +527,7 @@ def report(baseline, current, out, as_html, metrics, predictions, train_metrics,
         click.echo(text, nl=False)
 
 
-# --- for people: doctor and ask ------------------------------------------------------------------
-@main.command()
-@_params_option
-@user_errors
-def doctor(params_path):
-    """Check this machine for gabarito: GPU and CUDA, bitsandbytes, tesseract, keys, disk, DVC remote.
-
-    API keys are reported as set or not set, never shown. Exits 1 when a check fails (warnings
-    do not fail: the offline profile needs no GPU and no key).
-
-    \b
-    Examples:
-      gabarito doctor
-      make doctor
-    """
-    from stages import doctor as mod
-    from stages.params import load_all
-
-    params = load_all(params_path)
-    rows = mod.run_all(root=".", download_gb=params["base_model"].download_gb, ocr_lang=params["extract"].ocr_lang)
-    click.echo(mod.render(rows))
-    sys.exit(mod.overall(rows))
-
-
+# --- for people: ask (doctor lives in stages/doctor.py) -----------------------------------------
 @main.command()
 @click.option("--base", type=click.Path(file_okay=False), default="models/base", show_default=True)
 @click.option("--adapter", type=click.Path(file_okay=False), default="models/adapter", show_default=True)
@@ -798,6 +605,13 @@ def ask(base, adapter, no_adapter, prompts, context, question, options, file_, a
             one({"context": ctx, "question": q, "options": opts})
         except InputError as exc:  # a typo in one question does not end the session
             click.echo(f"Error: {exc}", err=True)
+
+
+# --- commands that live at the end of their own stage module --------------------------------------
+from stages import chat_format, clean, doctor, extract, ingest, modeling  # noqa: E402
+
+for _module in (ingest, extract, clean, modeling, chat_format, doctor):
+    main.add_command(_module.command)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,11 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Mapping
 
+import click
+
+from stages.clikit import params_option, user_errors
 from stages.io import redact_url  # noqa: F401  (also doctor's public helper)
+from stages.params import TrainParams, load_all
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}
@@ -83,6 +87,57 @@ def check_gpu(facts: dict | None = None, *, min_gb: float = THESIS_GPU_GB) -> di
     if hints:
         return row("gpu", WARN, detail, " ".join(hints))
     return row("gpu", OK, detail)
+
+
+# --- the active params against this machine --------------------------------------------------------
+# accelerate's distributed types that put each process on its own GPU (MULTI_CPU and plain DDP without
+# a config file run over gloo on CPU: slow, but they run)
+GPU_DISTRIBUTED_TYPES = ("MULTI_GPU", "FSDP", "DEEPSPEED")
+
+
+def gpu_settings(train: TrainParams) -> list[str]:
+    """The settings in ``train`` that only a CUDA GPU can run, as ``key=value``."""
+    needs = []
+    q, sft, launch = train.quantization, train.sft, train.launch
+    if q.bnb_4bit_compute_dtype in ("bfloat16", "float16"):
+        needs.append(f"train.quantization.bnb_4bit_compute_dtype={q.bnb_4bit_compute_dtype}")
+    if sft.bf16:
+        needs.append("train.sft.bf16=true")
+    if sft.fp16:
+        needs.append("train.sft.fp16=true")
+    if launch.num_processes > 1 and launch.config_file:
+        try:
+            import yaml
+
+            kind = (yaml.safe_load(Path(launch.config_file).read_text(encoding="utf-8")) or {}).get("distributed_type")
+        except (OSError, ValueError, AttributeError):
+            kind = None  # a missing or broken file is train's own error to report
+        if kind in GPU_DISTRIBUTED_TYPES:
+            needs.append(f"train.launch.num_processes={launch.num_processes} with {launch.config_file} ({kind})")
+    return needs
+
+
+def check_profile(train: TrainParams, params_name: str = "params.yaml", facts: dict | None = None) -> dict:
+    """Whether this machine can run the ACTIVE params: a GPU setting with no CUDA GPU is a failure
+    (train would crash after every stage before it ran), as is asking for more processes than GPUs."""
+    facts = gpu_facts() if facts is None else facts
+    devices, needs = facts["devices"], gpu_settings(train)
+    n = train.launch.num_processes
+    if not devices and needs:
+        return row("profile", FAIL, f"{params_name} needs a CUDA GPU ({', '.join(needs)}); this machine has none",
+                   "run it on a machine with a CUDA GPU (`make setup` there installs the CUDA build of torch), or "
+                   "use the CPU profile: `make profile PROFILE=offline` (float32 compute, bf16 and fp16 false).")
+    if devices and n > 1 and needs and n > len(devices):
+        return row("profile", FAIL, f"{params_name} starts {n} processes, one per GPU; this machine has "
+                                    f"{len(devices)} GPU(s)", f"set train.launch.num_processes to {len(devices)} or less.")
+    bf16 = [x for x in needs if "bf16" in x or "bfloat16" in x]
+    if devices and bf16 and not all(d["bf16"] for d in devices):
+        return row("profile", FAIL, f"{params_name} computes in bf16 ({', '.join(bf16)}); a GPU here has no "
+                                    "native bf16", "set train.quantization.bnb_4bit_compute_dtype: float16 and "
+                                                   "train.sft.bf16: false, fp16: true.")
+    where = f"{len(devices)} GPU(s)" if devices else "CPU"
+    return row("profile", OK, f"{params_name} runs here ({where}"
+               + (f"; needs {', '.join(needs)}" if needs else "; no GPU setting") + ")")
 
 
 # --- bitsandbytes ----------------------------------------------------------------------------------
@@ -223,15 +278,18 @@ def check_dvc_remote(root: str | Path) -> dict:
 
 # --- all checks, summary, table --------------------------------------------------------------------
 def run_all(*, root: str | Path, download_gb: float, model_dir: str | Path | None = None,
-            env: Mapping[str, str] | None = None, tesseract: str = "tesseract", ocr_lang: str = "por") -> list[dict]:
+            env: Mapping[str, str] | None = None, tesseract: str = "tesseract", ocr_lang: str = "por",
+            train: TrainParams | None = None, params_name: str = "params.yaml") -> list[dict]:
     """Every check, in the order a person fixes them. ``model_dir``: where the base model is downloaded
-    (default: the Hugging Face hub cache); ``download_gb``: ``base_model.download_gb``."""
+    (default: the Hugging Face hub cache); ``download_gb``: ``base_model.download_gb``; ``train``: the
+    active params' train section, checked against this machine (the "profile" row) when given."""
     if model_dir is None:
         from huggingface_hub.constants import HF_HUB_CACHE
 
         model_dir = HF_HUB_CACHE
     checks: list[tuple[str, Callable[[], dict]]] = [
         ("gpu", check_gpu),
+        *([("profile", lambda: check_profile(train, params_name))] if train is not None else []),
         ("bitsandbytes", check_bitsandbytes),
         ("tesseract", lambda: check_tesseract(tesseract, ocr_lang)),
         ("openai api key", lambda: check_openai_key(env)),
@@ -267,3 +325,30 @@ def render(rows: list[dict]) -> str:
     warns = sum(r["status"] == WARN for r in rows)
     lines.append(f"{len(rows)} checks: {len(rows) - fails - warns} ok, {warns} warning(s), {fails} failure(s)")
     return "\n".join(lines) + "\n"
+
+
+# --- command: gabarito doctor --------------------------------------------------------------------
+@click.command("doctor")
+@params_option
+@user_errors
+def command(params_path):
+    """Check this machine for gabarito: GPU and CUDA, bitsandbytes, tesseract, keys, disk, DVC remote.
+
+    The active params (--params) are checked against the machine: a profile that needs a GPU (bf16
+    compute, mixed precision, one process per GPU) fails where there is none. API keys are reported
+    as set or not set, never shown. Exits 1 when a check fails (warnings do not fail: the offline
+    profile needs no GPU and no key).
+
+    \b
+    Examples:
+      gabarito doctor
+      gabarito doctor --params profiles/thesis.yaml   # before switching to the thesis profile
+      make doctor
+    """
+    import sys
+
+    params = load_all(params_path)
+    rows = run_all(root=".", download_gb=params["base_model"].download_gb, ocr_lang=params["extract"].ocr_lang,
+                   train=params["train"], params_name=params_path)
+    click.echo(render(rows))
+    sys.exit(overall(rows))

@@ -25,8 +25,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from stages.io import InputError
-from stages.params import ExtractParams
+import click
+
+from stages.clikit import log, params_option, require_output, user_errors
+from stages.io import InputError, write_json, write_jsonl
+from stages.params import ExtractParams, load_section
 
 TEXT, OCR = "text", "ocr"
 
@@ -62,15 +65,38 @@ def ocr_image(png: bytes, *, lang: str, config: str = "", timeout: float = 120.0
     return proc.stdout.decode("utf-8", "replace")
 
 
+def render_dpi(width_pt: float, height_pt: float, *, ocr_dpi: int, min_ocr_dpi: int,
+               max_render_pixels: int) -> int | None:
+    """The dpi to render a ``width_pt`` x ``height_pt`` page at: ``ocr_dpi`` when its pixels fit in
+    ``max_render_pixels``, else the highest whole dpi that fits, or None when even ``min_ocr_dpi`` does not.
+
+    A page is 1/72 inch per point, so at ``dpi`` it has (w * dpi / 72) x (h * dpi / 72) pixels.
+    """
+    def pixels(dpi: float) -> float:
+        return (width_pt * dpi / 72) * (height_pt * dpi / 72)
+
+    if pixels(ocr_dpi) <= max_render_pixels:
+        return ocr_dpi
+    fit = int(72 * (max_render_pixels / (width_pt * height_pt)) ** 0.5)
+    while fit >= min_ocr_dpi and pixels(fit) > max_render_pixels:  # float rounding at the boundary
+        fit -= 1
+    return fit if fit >= min_ocr_dpi else None
+
+
 def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr_lang: str,
-                tesseract_config: str = "", min_text_quality: float = 0.0, timeout_s: float = 600.0
-                ) -> tuple[list[dict], dict]:
+                tesseract_config: str = "", min_text_quality: float = 0.0, timeout_s: float = 600.0,
+                min_ocr_dpi: int = 150, max_render_pixels: int = 40_000_000) -> tuple[list[dict], dict]:
     """Return (page records, file report) for one PDF given as bytes.
 
     A page is read from its text layer when that has at least ``min_text_chars`` characters and a
     quality score of at least ``min_text_quality`` (a layer with a broken font map reads as
     "Introdu¸˜o"); otherwise the rendered page is OCR'd, and the better of the two is kept. The file
     gets ``timeout_s`` in all; a file that runs out keeps the pages done so far, status "timeout".
+
+    A page whose render at ``ocr_dpi`` would exceed ``max_render_pixels`` is rendered at the lower dpi
+    that fits (its record says ``render_dpi``), or, below ``min_ocr_dpi``, not rendered at all: status
+    ``too_large``, no text, named in the file's report (a 20000 x 20000 pt page at 300 dpi is 6.9
+    billion pixels, ~28 GB as pdfium's 4-byte bitmap).
     """
     import time
 
@@ -89,6 +115,7 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
         return [], {"doc": doc, "status": "corrupt", "pages": 0,
                     "message": f"pdfium could not open it ({msg}): re-download or re-export the file"}
     pages, timed_out, errors = [], False, []
+    render_note: dict[int, int] = {}  # page -> the lower dpi it was rendered at to fit the pixel budget
     try:
         for index in range(len(pdf)):
             if time.monotonic() > deadline:
@@ -109,7 +136,22 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
                 quality = page_quality(text)["score"]
                 if len(text.strip()) < min_text_chars or quality < min_text_quality:
                     method = OCR
-                    image = page.render(scale=ocr_dpi / 72).to_pil().convert("L")
+                    width, height = page.get_size()
+                    dpi = render_dpi(width, height, ocr_dpi=ocr_dpi, min_ocr_dpi=min_ocr_dpi,
+                                     max_render_pixels=max_render_pixels)
+                    if dpi is None:
+                        errors.append(f"page {index + 1}: {width:g} x {height:g} pt is too large to render for OCR "
+                                      f"even at {min_ocr_dpi} dpi within extract.max_render_pixels="
+                                      f"{max_render_pixels:,}; skipped")
+                        too_large = {"doc": doc, "page": index + 1, "method": method, "text": "", "quality": 0.0,
+                                     "status": "too_large"}
+                        if text.strip():  # keep what the text layer had, even if it is poor
+                            too_large.update(method=TEXT, text=text, quality=quality)
+                        pages.append(too_large)
+                        continue
+                    if dpi != ocr_dpi:
+                        render_note[index + 1] = dpi
+                    image = page.render(scale=dpi / 72).to_pil().convert("L")
                     buf = io.BytesIO()
                     image.save(buf, format="PNG")
                     ocr = ocr_image(buf.getvalue(), lang=ocr_lang, config=tesseract_config,
@@ -130,8 +172,11 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
             finally:
                 page.close()
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-            pages.append({"doc": doc, "page": index + 1, "method": method, "text": text,
-                          "quality": quality, "status": "ok" if text.strip() else "empty"})
+            record = {"doc": doc, "page": index + 1, "method": method, "text": text,
+                      "quality": quality, "status": "ok" if text.strip() else "empty"}
+            if method == OCR and index + 1 in render_note:
+                record["render_dpi"] = render_note[index + 1]
+            pages.append(record)
     finally:
         pdf.close()
     if timed_out:
@@ -139,13 +184,20 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
     elif errors:
         status, message = "page_errors", (
             f"{len(errors)} of {len(pages)} pages could not be read, the others were kept ({'; '.join(errors[:3])}"
-            f"{'; ...' if len(errors) > 3 else ''}): re-export the PDF (print it to a new PDF) and rerun")
+            f"{'; ...' if len(errors) > 3 else ''}): "
+            + ("scale the oversized page(s) down (re-export at a normal paper size), or raise "
+               "extract.max_render_pixels if this machine has the memory"
+               if any(pg["status"] == "too_large" for pg in pages)
+               else "re-export the PDF (print it to a new PDF) and rerun"))
     elif not any(p["status"] == "ok" for p in pages):
         status, message = "empty", "no text found on any page, even with OCR"
     elif any(p["method"] == OCR for p in pages):
         status, message = "ocr", ""
     else:
         status, message = "ok", ""
+    if render_note and status in ("ok", "ocr"):
+        message = (f"page(s) {', '.join(map(str, sorted(render_note)))} rendered below {ocr_dpi} dpi to stay within "
+                   "extract.max_render_pixels; OCR of small print may suffer")
     return pages, {"doc": doc, "status": status, "pages": len(pages), "message": message}
 
 
@@ -164,7 +216,8 @@ def extract_dir(pdf_dir: str | Path, p: ExtractParams) -> tuple[list[dict], list
         doc = path.relative_to(pdf_dir).as_posix()
         file_pages, report = extract_pdf(path.read_bytes(), doc=doc, min_text_chars=p.min_text_chars,
                                          ocr_dpi=p.ocr_dpi, ocr_lang=p.ocr_lang, tesseract_config=p.tesseract_config,
-                                         min_text_quality=p.min_text_quality, timeout_s=p.timeout_s)
+                                         min_text_quality=p.min_text_quality, timeout_s=p.timeout_s,
+                                         min_ocr_dpi=p.min_ocr_dpi, max_render_pixels=p.max_render_pixels)
         cleaned = clean_document(file_pages, p)
         for page in cleaned:  # never "ok" with no text left after cleaning
             if page["status"] == "ok" and not page["text"].strip():
@@ -190,7 +243,47 @@ def summarize(pages: list[dict], reports: list[dict]) -> dict:
         "pages_ocr": sum(p["method"] == OCR for p in pages),
         "pages_empty": sum(p["status"] == "empty" for p in pages),
         "pages_error": sum(p["status"] == "error" for p in pages),
+        "pages_too_large": sum(p["status"] == "too_large" for p in pages),
+        "pages_downscaled": sum("render_dpi" in p for p in pages),
         "mean_quality_ocr": round(sum(ocr_quality) / len(ocr_quality), 4) if ocr_quality else None,
         "mean_quality_text": round(sum(text_quality) / len(text_quality), 4) if text_quality else None,
         "report": reports,
     }
+
+
+def failed_files(reports: list[dict]) -> list[dict]:
+    """Report lines of the files that did not yield their text (corrupt, encrypted, empty, ...)."""
+    return [r for r in reports if r["status"] not in ("ok", "ocr")]
+
+
+# --- command: gabarito extract -------------------------------------------------------------------
+@click.command("extract")
+@click.option("--pdf-dir", type=click.Path(file_okay=False), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--report", type=click.Path(dir_okay=False), required=True)
+@params_option
+@user_errors
+def command(pdf_dir, out, report, params_path):
+    """Extract PDF pages to text: the text layer where present, tesseract OCR otherwise.
+
+    Every page gets a quality score; a garbled text layer is OCR'd too. metrics/extract.json lists
+    each file's status (ok, ocr, encrypted, corrupt, empty, page_errors, timeout).
+
+    \b
+    Examples:
+      cp ~/regulamentos/*.pdf data/raw/pdfs/ && dvc repro extract
+      dvc exp run -S extract.ocr_dpi=400             # sharper OCR for small print
+    """
+    p = load_section("extract", params_path)
+    pages, reports = extract_dir(pdf_dir, p)
+    for r in failed_files(reports):
+        log(f"extract: WARNING {Path(pdf_dir) / r['doc']}: {r['status']}: {r['message']}")
+    if not reports:
+        raise InputError(f"{pdf_dir}: no text could be extracted from any PDF: the folder has no .pdf file.")
+    require_output("extract", len(reports), sum(pg["status"] == "ok" for pg in pages),
+                   what_in="PDF file(s)", what_out="pages with text",
+                   hint=f"{pdf_dir}: no text could be extracted from any PDF (see messages above).")
+    write_jsonl(out, pages)
+    summary = summarize(pages, reports)
+    write_json(report, summary)
+    log(f"extract: {summary['files']} files, {summary['pages_text']} text + {summary['pages_ocr']} OCR pages -> {out}")

@@ -22,8 +22,12 @@ import urllib.request
 from pathlib import Path
 from typing import Iterable
 
-from stages.io import InputError, redact_url
+import click
+
+from stages.clikit import log, params_option, user_errors
+from stages.io import InputError, redact_url, write_jsonl
 from stages.io import parse_jsonl as jsonl_lines
+from stages.params import IngestParams, load_section
 
 COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
 # Cosmos QA's GitHub release calls the validation file "valid"
@@ -208,3 +212,57 @@ def limit_per_split(records: list[dict], limit: int | None) -> list[dict]:
             kept.append(rec)
             counts[rec["split"]] = n + 1
     return kept
+
+
+def load_records(p: IngestParams, local_dir: str | Path) -> list[dict]:
+    """Every item of ``p.splits`` from the source ``ingest.source`` names, capped and checked for unique ids."""
+    if p.source == "local":
+        records = load_local(local_dir, p.splits)
+    elif p.source == "url":
+        records = load_urls(p.urls, p.splits, timeout=p.download_timeout_s)
+    else:
+        records = load_hub(p.hub_id, p.hub_revision, p.splits)
+    records = limit_per_split(records, p.limit_per_split)
+    check_unique_ids(records)
+    return records
+
+
+def split_counts(records: list[dict], splits: Iterable[str]) -> dict[str, int]:
+    return {s: sum(r["split"] == s for r in records) for s in splits}
+
+
+def require_every_split(counts: dict[str, int], source: str) -> None:
+    """A split that yields no item (a CSV with a header only, an empty hub split) would train or
+    evaluate on nothing downstream, while this stage exits 0 and DVC caches the empty file."""
+    empty = [s for s, n in counts.items() if n == 0]
+    if empty:
+        raise InputError(
+            f"ingest: {', '.join(empty)}: 0 items read from {source} ({counts}). Each split in ingest.splits needs "
+            "at least one item: check that file (rows under the header?) or remove the split from ingest.splits.")
+
+
+# --- command: gabarito ingest --------------------------------------------------------------------
+@click.command("ingest")
+@click.option("--local-dir", type=click.Path(file_okay=False), required=True,
+              help="folder with train/validation files (used when ingest.source is local)")
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@params_option
+@user_errors
+def command(local_dir, out, params_path):
+    """Read Cosmos QA (local folder, URLs or the hub) into one normalized JSONL.
+
+    ingest.source picks where from: local (data/raw/cosmosqa, the bundled sample), url (the
+    official CSVs) or hub (a pinned dataset revision).
+
+    \b
+    Examples:
+      dvc repro ingest
+      dvc exp run -S ingest.source=hub               # all 28k labelled train + validation items (network)
+    """
+    p = load_section("ingest", params_path)
+    records = load_records(p, local_dir)
+    counts = split_counts(records, p.splits)
+    source = {"local": str(local_dir), "url": "ingest.urls", "hub": f"{p.hub_id}@{p.hub_revision or 'main'}"}[p.source]
+    require_every_split(counts, source)
+    write_jsonl(out, records)
+    log(f"ingest: {len(records)} items {counts} -> {out}")

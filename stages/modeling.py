@@ -12,12 +12,18 @@ fetched from the Hugging Face cache (``HF_TOKEN`` from the environment for gated
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 from typing import Iterable
 
+import click
+
+from stages import io
+from stages.clikit import log, params_option, user_errors
 from stages.io import InputError
-from stages.params import QuantizationParams, TinyModelParams
+from stages.params import QuantizationParams, TinyModelParams, load_section
 
 REFERENCE = "reference.json"
 
@@ -87,11 +93,53 @@ def resolve_base(path: str | Path) -> tuple[str, str | None]:
     return str(path), None
 
 
+class HubUnreachable(InputError):
+    """A hub model that is neither reachable nor in the local cache."""
+
+
+def hub_error(hub_id: str, revision: str | None, exc: Exception) -> HubUnreachable:
+    """One message for "the hub model cannot be had": what, why (first line), and what to do."""
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    first = first if len(first) <= 200 else first[:197] + "..."
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    why = ("HF_HUB_OFFLINE is set, so nothing is downloaded: unset it (on a machine with network) to fetch the "
+           "model into the cache" if offline else
+           "check the network (or HTTPS_PROXY) to huggingface.co; a gated model also needs HF_TOKEN in the environment")
+    return HubUnreachable(
+        f"base model {hub_id}@{revision or 'main'}: not reachable on the Hugging Face hub and not in the local cache "
+        f"({type(exc).__name__}: {first}). {why}. To work without the hub, switch to the local tiny model: "
+        "`dvc exp run -S base_model.source=tiny` (or `make profile PROFILE=offline`).")
+
+
+def _hub_call(hub_id: str, revision: str | None, fn):
+    """Run a hub fetch, turning every "could not get it" into HubUnreachable (a full disk stays itself)."""
+    try:
+        return fn()
+    except OSError as exc:  # OfflineModeIsEnabled, LocalEntryNotFoundError, HTTP errors, transformers' OSError
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        raise hub_error(hub_id, revision, exc) from None
+    except ValueError as exc:  # an unresolvable revision or repo id
+        raise hub_error(hub_id, revision, exc) from None
+
+
+def check_hub_model(hub_id: str, revision: str | None) -> None:
+    """Fetch (or find in the cache) the model's config and tokenizer: the small files every later stage
+    needs first. Fails here, at base_model, with HubUnreachable rather than at format with a traceback."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    _hub_call(hub_id, revision, lambda: AutoConfig.from_pretrained(hub_id, revision=revision))
+    _hub_call(hub_id, revision, lambda: AutoTokenizer.from_pretrained(hub_id, revision=revision))
+
+
 def load_tokenizer(base: str | Path):
     from transformers import AutoTokenizer
 
     name, revision = resolve_base(base)
-    tok = AutoTokenizer.from_pretrained(name, revision=revision)
+    if revision is None:
+        tok = AutoTokenizer.from_pretrained(name)
+    else:  # a hub reference
+        tok = _hub_call(name, revision, lambda: AutoTokenizer.from_pretrained(name, revision=revision))
     if tok.pad_token is None:
         # Zephyr ships no pad token; its <unk> is never produced, so padding with it is harmless
         tok.pad_token = tok.unk_token or tok.eos_token
@@ -159,3 +207,50 @@ def seed_everything(seed: int, threads: int) -> None:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def tokenizer_texts(prompts: dict[str, str], records: Iterable[dict]) -> list[str]:
+    """The texts the tiny model's tokenizer is trained on: the prompt templates, then every training
+    record's text (a multiple-choice item's context, question and answers; an open question and answer)."""
+    texts = list(prompts.values())
+    for rec in records:
+        if rec["kind"] == "mcq":
+            texts += [rec["context"], rec["question"], *rec["answers"]]
+        else:
+            texts += [rec["question"], rec["answer"]]
+    return texts
+
+
+# --- command: gabarito base-model ----------------------------------------------------------------
+@click.command("base-model")
+@click.option("--corpus", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="clean training records; their text trains the tiny model's tokenizer")
+@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@params_option
+@user_errors
+def command(corpus, prompts, out, params_path):
+    """Build the tiny offline base model, or write a pinned reference to a hub model.
+
+    \b
+    Examples:
+      dvc repro base_model
+      dvc exp run -S base_model.source=hub           # Zephyr-7B-beta at base_model.revision
+    """
+    from stages.chat_format import load_prompts
+
+    p = load_section("base_model", params_path)
+    if p.source == "hub":
+        # before anything is written: a reference to a model nobody can load is not a base model
+        check_hub_model(p.hub_id, p.revision)
+        with io.atomic_path(out, directory=True) as tmp:
+            io.write_json(tmp / REFERENCE, {"hub_id": p.hub_id, "revision": p.revision})
+        log(f"base-model: {p.hub_id}@{p.revision} (not copied; config and tokenizer in the hub cache)")
+        return
+    texts = tokenizer_texts(load_prompts(prompts), io.read_jsonl(corpus))
+    model, tokenizer = build_tiny(texts, p.tiny)
+    with io.atomic_path(out, directory=True) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+    n = sum(t.numel() for t in model.parameters())
+    log(f"base-model: tiny Llama, {n:,} parameters, vocabulary {len(tokenizer)} -> {out}")

@@ -60,6 +60,11 @@ class IngestParams(Section):
 class ExtractParams(Section):
     ocr_lang: str = "por"
     ocr_dpi: int = Field(default=300, ge=72, le=600)
+    # a page whose render at ocr_dpi has more pixels than this is rendered at a lower dpi that fits
+    # (A2 at 300 dpi is 4961 x 7016 = 34.8 M pixels; pdfium's 4-byte bitmap plus its copies ~0.5 GB) ...
+    max_render_pixels: int = Field(default=40_000_000, ge=1_000_000)
+    # ... but never below this: under ~150 dpi tesseract loses 10 pt print, so such a page is skipped
+    min_ocr_dpi: int = Field(default=150, ge=36, le=600)
     min_text_chars: int = Field(default=40, ge=0)
     min_text_quality: float = Field(default=0.6, ge=0.0, le=1.0)
     tesseract_config: str = "--psm 6"
