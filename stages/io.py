@@ -7,10 +7,12 @@ the same bytes and DVC's cache means something.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +65,11 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and \
+                (exc.filename is None or str(exc.filename).startswith(str(tmp))):
+            # a write() that hits a full disk names no file (or a temporary one): name the output
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

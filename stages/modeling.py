@@ -104,7 +104,7 @@ def hub_error(hub_id: str, revision: str | None, exc: Exception) -> HubUnreachab
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     why = ("HF_HUB_OFFLINE is set, so nothing is downloaded: unset it (on a machine with network) to fetch the "
            "model into the cache" if offline else
-           "check the network (or HTTPS_PROXY) to huggingface.co; a gated model also needs HF_TOKEN in the environment")
+           "Check the network (or HTTPS_PROXY) to huggingface.co; a gated model also needs HF_TOKEN in the environment")
     return HubUnreachable(
         f"base model {hub_id}@{revision or 'main'}: not reachable on the Hugging Face hub and not in the local cache "
         f"({type(exc).__name__}: {first}). {why}. To work without the hub, switch to the local tiny model: "

@@ -576,3 +576,28 @@ def corrupt_pdf(path: PathLike, *, keep_fraction: float = 0.3, seed: int = 0) ->
         body[rng.randrange(start, cut)] = rng.randrange(256)
     body += b"\n%%garbage: transfer interrupted\n"
     _ensure_parent(path).write_bytes(bytes(body))
+
+
+def huge_page_pdf(path: PathLike, *, width_pt: float = 20000, height_pt: float = 20000,
+                  then: Sequence[str] = ()) -> None:
+    """Write a PDF whose first page is ``width_pt`` x ``height_pt`` points with no text (a poster, a
+    scanned plan: it would need OCR), followed by normal A4 pages with the text layers ``then``.
+
+    The file is tiny (an empty page costs a few bytes whatever its size); rendering it is what costs:
+    20000 x 20000 pt at 300 dpi is 83,333^2 pixels. PDF allows pages up to 14,400 pt per side in its
+    user-unit-free form, but pdfium and reportlab take larger MediaBoxes as written.
+    """
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=(width_pt, height_pt), invariant=1)
+    c.showPage()
+    font = _register_font()
+    for text in then:
+        c.setPageSize(A4)
+        c.setFont(font, 11)
+        y = A4[1] - 72
+        for line in text.splitlines():
+            c.drawString(72, y, line)
+            y -= 14
+        c.showPage()
+    c.save()
+    _ensure_parent(path).write_bytes(buf.getvalue())

@@ -9,7 +9,7 @@ import pytest
 
 from stages.extract import extract_dir, summarize
 from stages.params import ExtractParams
-from tests.pdfgen import corrupt_pdf, encrypted_pdf, mixed_pdf, scanned_pdf, text_pdf
+from tests.pdfgen import corrupt_pdf, encrypted_pdf, huge_page_pdf, mixed_pdf, scanned_pdf, text_pdf
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
 
@@ -188,3 +188,53 @@ def test_bundled_sample_pdfs(repo_root):
     assert not any("Pró-Reitoria de Graduação" in p["text"].split("\n")[0] for p in pages)
     scan_text = " ".join(p["text"] for p in pages if p["method"] == "ocr")
     assert "trancamento" in scan_text.casefold()
+
+
+# --- a pixel budget for renders --------------------------------------------------------------------
+def test_render_dpi_fits_the_pixel_budget():
+    from stages.extract import render_dpi
+
+    a4 = (595.28, 841.89)
+    # 300 dpi A4 is 2480 x 3508 = 8.7 M pixels: fits 40 M as asked
+    assert render_dpi(*a4, ocr_dpi=300, min_ocr_dpi=150, max_render_pixels=40_000_000) == 300
+    # 4 M pixels: 72 * sqrt(4e6 / (595.28 * 841.89)) = 203.4 -> 203 dpi, the highest whole dpi that fits
+    dpi = render_dpi(*a4, ocr_dpi=300, min_ocr_dpi=150, max_render_pixels=4_000_000)
+    assert dpi == 203
+    assert (a4[0] * dpi / 72) * (a4[1] * dpi / 72) <= 4_000_000 < (a4[0] * 204 / 72) * (a4[1] * 204 / 72)
+    # 20000 pt square: 40 M pixels allow only 22 dpi, under the 150 minimum -> not rendered
+    assert render_dpi(20000, 20000, ocr_dpi=300, min_ocr_dpi=150, max_render_pixels=40_000_000) is None
+
+
+def test_a_page_too_large_to_render_is_skipped_with_a_status_and_the_rest_goes_on(tmp_path):
+    # 20000 x 20000 pt at 300 dpi would be 6.9 G pixels (~28 GB in pdfium's bitmap): once a MemoryError
+    # that ended the stage. Nothing is rendered now, so this runs in well under a second and a few MB.
+    import resource
+    import time
+
+    huge_page_pdf(tmp_path / "pdfs" / "poster.pdf", then=[PAGE])
+    start, rss0 = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pages, reports = extract_dir(tmp_path / "pdfs", ExtractParams(**KW))
+    assert time.monotonic() - start < 10
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0 < 200_000  # KiB: no giant bitmap
+    assert [(p["page"], p["status"], p["text"]) for p in pages][0] == (1, "too_large", "")
+    assert pages[1]["status"] == "ok" and pages[1]["method"] == "text" and "matrícula" in pages[1]["text"]
+    [report] = reports
+    assert report["status"] == "page_errors"
+    assert "page 1: 20000 x 20000 pt is too large to render" in report["message"]
+    assert "extract.max_render_pixels" in report["message"]
+    summary = summarize(pages, reports)
+    assert summary["pages_too_large"] == 1 and summary["pages_downscaled"] == 0
+
+
+@needs_tesseract
+def test_a_page_over_the_budget_is_ocrd_at_a_lower_dpi(tmp_path):
+    scanned_pdf(tmp_path / "pdfs" / "scan.pdf", [PAGE], dpi=200, noise=0.01, seed=3)
+    pages, reports = extract_dir(tmp_path / "pdfs", ExtractParams(**KW, max_render_pixels=4_000_000))
+    [page] = pages
+    assert page["method"] == "ocr" and page["status"] == "ok" and page["render_dpi"] == 203
+    assert recall(PAGE, page["text"]) >= 0.85  # 203 dpi still reads 11 pt print
+    assert reports[0]["status"] == "ocr" and "rendered below 300 dpi" in reports[0]["message"]
+    assert summarize(pages, reports)["pages_downscaled"] == 1
+    # within the budget nothing changes: no render_dpi field, the same record as before the budget existed
+    pages, _ = extract_dir(tmp_path / "pdfs", ExtractParams(**KW))
+    assert "render_dpi" not in pages[0]

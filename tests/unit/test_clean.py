@@ -481,3 +481,58 @@ def test_null_fields_are_quarantined_not_a_crash():
                                                              "answer": "x"}], P)
     assert train == validation == []
     assert [(q["id"], q["reason"].split(":")[0]) for q in quarantine] == [("n1", "schema"), ("o1", "schema")]
+
+
+# --- decorative separators (blog posts are where Cosmos QA's contexts come from) -------------------
+STORY = ("Ontem fui ao mercado com a minha irmã. Compramos frutas e pão, e depois voltamos para casa a pé "
+         "porque o ônibus não passou.")
+
+
+@pytest.mark.parametrize("separator", [
+    "~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~*~",
+    "~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~",
+    "* * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * * *",
+    "-" * 60,
+    "=" * 60,
+    "•°•°•°•°•°•°•°•°•°•°•°•°•°•°•°•°•°•°•°•°",
+])
+def test_a_real_item_with_decorative_separators_is_kept_without_them(separator):
+    context = f"{separator}\n{STORY}\n{separator}\nHoje choveu o dia inteiro.\n{separator}"
+    train, _, quarantine = C.clean_records([mcq("t1", context=context)], [], P)
+    assert quarantine == []
+    assert train[0]["context"] == f"{STORY}\n\nHoje choveu o dia inteiro."
+
+
+def test_decoration_inside_a_line_goes_and_the_words_around_it_stay():
+    assert C.normalize_text(C.strip_decoration("Fim do dia ~*~*~ Começo da noite")) == "Fim do dia Começo da noite"
+    assert C.normalize_text(C.strip_decoration("Capítulo 1\n* * *\nEra uma vez")) == "Capítulo 1\n\nEra uma vez"
+
+
+@pytest.mark.parametrize("text", [
+    "Ele disse f***, e saiu.",        # touches letters: a word, not decoration
+    "Espere... talvez amanhã.",        # '.' is not decoration
+    "1 + 1 = 2, e -3 < 0",              # single symbols between words
+    "a--b e c -- d",                    # two dashes are punctuation
+    "nome_de_arquivo__v2.txt",
+])
+def test_text_that_only_looks_like_decoration_is_untouched(text):
+    assert C.strip_decoration(text) == text
+
+
+def test_decoration_alone_is_still_an_empty_field():
+    train, _, quarantine = C.clean_records([mcq("t1", question="~*~*~*~*~*~")], [], P)
+    assert train == [] and reasons(quarantine) == {"t1": "schema: question shorter than 5 characters"}
+
+
+def test_the_bundled_sample_is_cleaned_as_before(repo_root, monkeypatch):
+    """Stripping decoration changes only items that carry it: the bundled sample has none, so its
+    output is the same as with the stripping turned off."""
+    from stages.ingest import load_local
+    from stages.translate import join_dataset, load_translations
+
+    items = load_local(repo_root / "data/raw/cosmosqa", ["train", "validation"])
+    pt, _ = join_dataset(items, load_translations(repo_root / "data/raw/cosmosqa_pt"), "sample")
+    with_strip = C.clean_records(pt, [], P)
+    monkeypatch.setattr(C, "strip_decoration", lambda text: text)
+    assert C.clean_records(pt, [], P) == with_strip
+    assert len(with_strip[0]) + len(with_strip[1]) + len(with_strip[2]) == len(pt)

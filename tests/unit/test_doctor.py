@@ -215,3 +215,58 @@ def test_overall_and_render():
         "✓ disk       plenty",
         "3 checks: 1 ok, 1 warning(s), 1 failure(s)",
     ]
+
+
+# --- the active params against this machine ------------------------------------------------------
+def _train(path):
+    from stages.params import load_all
+
+    return load_all(Path(__file__).resolve().parents[2] / path)["train"]
+
+
+NO_GPU = {"torch": "2.13.0+cpu", "cuda": None, "devices": []}
+
+
+def test_a_gpu_profile_on_a_machine_without_cuda_fails_naming_each_setting():
+    r = doctor.check_profile(_train("profiles/thesis.yaml"), "profiles/thesis.yaml", NO_GPU)
+    assert r["status"] == FAIL
+    assert r["detail"] == ("profiles/thesis.yaml needs a CUDA GPU (train.quantization.bnb_4bit_compute_dtype=bfloat16, "
+                           "train.sft.bf16=true); this machine has none")
+    assert "make profile PROFILE=offline" in r["hint"]
+    assert doctor.overall([doctor.row("gpu", WARN, "no CUDA GPU"), r]) == 1
+
+
+def test_the_offline_profile_passes_on_cpu_and_the_thesis_one_on_an_h200():
+    ok = doctor.check_profile(_train("params.yaml"), "params.yaml", NO_GPU)
+    assert ok["status"] == OK and ok["detail"] == "params.yaml runs here (CPU; no GPU setting)"
+    h200 = doctor.check_profile(_train("profiles/thesis.yaml"), "thesis", {"torch": "2.13", "cuda": "12.8",
+                                                                             "devices": [H200]})
+    assert h200["status"] == OK and "1 GPU(s)" in h200["detail"]
+
+
+def test_bf16_on_a_gpu_without_bf16_fails():
+    r = doctor.check_profile(_train("profiles/thesis.yaml"), "thesis", {"torch": "2.13", "cuda": "12.8",
+                                                                          "devices": [T4]})
+    assert r["status"] == FAIL and "no native bf16" in r["detail"] and "fp16: true" in r["hint"]
+
+
+def test_processes_per_gpu():
+    from stages.params import TrainParams
+
+    root = Path(__file__).resolve().parents[2]
+    ddp = TrainParams(launch={"num_processes": 2, "config_file": str(root / "configs/accelerate/ddp.yaml")})
+    r = doctor.check_profile(ddp, "p.yaml", NO_GPU)
+    assert r["status"] == FAIL and "num_processes=2 with" in r["detail"] and "(MULTI_GPU)" in r["detail"]
+    r = doctor.check_profile(ddp, "p.yaml", {"torch": "2.13", "cuda": "12.8", "devices": [H200]})
+    assert r["status"] == FAIL and "starts 2 processes, one per GPU; this machine has 1 GPU(s)" in r["detail"]
+    assert doctor.check_profile(ddp, "p.yaml", {"torch": "2.13", "cuda": "12.8",
+                                                "devices": [H200, H200]})["status"] == OK
+    # plain DDP (no config file) runs over gloo on CPU, as tests/integration/test_ddp.py does
+    gloo = TrainParams(launch={"num_processes": 2})
+    assert doctor.check_profile(gloo, "p.yaml", NO_GPU)["status"] == OK
+
+
+def test_run_all_checks_the_active_params(repo, tmp_path):
+    rows = doctor.run_all(root=repo, download_gb=0, model_dir=tmp_path, env={},
+                          train=_train("params.yaml"), params_name="params.yaml")
+    assert [r["check"] for r in rows][:2] == ["gpu", "profile"]

@@ -332,3 +332,14 @@ def test_none_of_the_above_answers_are_flagged():
            "answer3": "None of the above choices .", "label": 3}
     assert I.normalize_row(row, split="train", where="x")["none_correct"] is True
     assert I.normalize_row({**row, "label": 0}, split="train", where="x")["none_correct"] is False
+
+
+def test_a_split_with_no_items_is_an_error_naming_it():
+    from stages.ingest import require_every_split, split_counts
+
+    recs = [{"split": "train"}, {"split": "train"}]
+    counts = split_counts(recs, ["train", "validation"])
+    assert counts == {"train": 2, "validation": 0}
+    with pytest.raises(InputError, match=r"ingest: validation: 0 items read from raw/ \(\{'train': 2, 'validation': 0\}\)"):
+        require_every_split(counts, "raw/")
+    require_every_split({"train": 2, "validation": 1}, "raw/")  # no error
