@@ -14,7 +14,10 @@ Every file ends with a status in the report: ok (text layer), ocr (some pages OC
 corrupt, empty, page_errors (pages pdfium or tesseract failed on; the others kept) or timeout
 (``extract.timeout_s`` per file). A file that cannot be read never stops the stage: its report line
 says what to do, and the other files go on. A page that cannot be read is kept as an ``error``
-record, with no text, so the page numbers stay true.
+record, with no text, so the page numbers stay true. A page too large to render within
+``extract.max_render_pixels`` is OCR'd at a lower dpi (``render_dpi`` in its record), or, below
+``extract.min_ocr_dpi``, kept as a ``too_large`` record with its text layer (if any) and named in
+the file's report.
 """
 
 from __future__ import annotations
