@@ -20,7 +20,6 @@ Sections: format checks / token counting / the report / the API (client, submit,
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -29,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from stages.io import InputError, dumps, redact_url, scrub
+from stages import openai_client
+from stages.io import InputError, dumps
 from stages.params import OpenAIFinetuneParams
 
 # --- format checks ---------------------------------------------------------------------------------
@@ -497,12 +497,7 @@ def make_client(p: OpenAIFinetuneParams):
     """openai.OpenAI for ``p.base_url`` or ``$OPENAI_BASE_URL`` (else OpenAI), keyed by ``$OPENAI_API_KEY``."""
     import openai
 
-    key = os.environ.get("OPENAI_API_KEY")
-    if not key:
-        raise InputError("OPENAI_API_KEY is not set. Export it in your shell or put it in a git-ignored .env "
-                         "file; the key is never read from params.yaml. (`gabarito openai-finetune validate` "
-                         "needs no key.)")
-    base_url = p.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    key, base_url = openai_client.credentials(p.base_url, hint=" (`gabarito openai-finetune validate` needs no key.)")
     # the client retries connection errors, 408/409/429 and 5xx itself (3 times, backing off and
     # honouring Retry-After). A retried upload can at worst leave a spare file; job creation is
     # retried by submit instead, which first looks for the job the failed call may have created.
@@ -522,34 +517,11 @@ def api_error(exc: Exception, doing: str, key: str | None, base_url: Any = None)
     """A clean, key-free message for an exception of the openai client."""
     import openai
 
-    body = getattr(exc, "body", None)
-    detail = str(body.get("message") or "").strip() if isinstance(body, dict) else ""
-    detail = f" {detail}" if detail else ""
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, openai.AuthenticationError):
-        # OpenAI's own 401 message quotes part of the key: it is not repeated
-        msg = (f"{doing}: the API refused the key (401). Check OPENAI_API_KEY, and OPENAI_BASE_URL / "
-               "openai_finetune.base_url if this is not OpenAI.")
-    elif isinstance(exc, openai.PermissionDeniedError):
-        msg = f"{doing}: access denied (403).{detail} Is fine-tuning enabled for this key's project?"
-    elif isinstance(exc, openai.NotFoundError):
-        msg = (f"{doing}: not found (404).{detail} Check OPENAI_BASE_URL / openai_finetune.base_url (it usually "
-               "ends in /v1).")
-    elif isinstance(exc, openai.RateLimitError):
-        msg = (f"{doing}: rate limited or out of quota (429), still after retries.{detail} Check your plan and "
-               "billing.")
-    elif isinstance(exc, openai.APIStatusError) and status is not None and status < 500:
-        msg = f"{doing}: the API rejected the request ({status}).{detail}{_PARAM_HINTS.get(exc.param or '', '')}"
-    elif isinstance(exc, openai.APIStatusError):
-        msg = f"{doing}: the API failed ({status}), still after retries.{detail} Try again later."
-    elif isinstance(exc, openai.APITimeoutError):
-        msg = f"{doing}: the API did not answer in time, still after retries. Try again later."
-    elif isinstance(exc, openai.APIConnectionError):
-        msg = (f"{doing}: could not reach the API at {redact_url(str(base_url))}. Check the network and OPENAI_BASE_URL / "
-               "openai_finetune.base_url.")
-    else:
-        msg = f"{doing}: {type(exc).__name__}: {exc}"
-    return OpenAIFinetuneError(scrub(msg, key))
+    msg = openai_client.describe_error(exc, doing, base_url=base_url, key=key, hints=_PARAM_HINTS,
+                                       settings="openai_finetune.base_url")
+    if isinstance(exc, openai.PermissionDeniedError):
+        msg += " Is fine-tuning enabled for this key's project?"
+    return OpenAIFinetuneError(msg)
 
 
 @contextmanager
@@ -576,40 +548,28 @@ def job_request(p: OpenAIFinetuneParams, training_file: str, validation_file: st
     return request
 
 
-def _retry_after(exc: Exception, attempt: int) -> float:
-    """Seconds before the next try: the server's Retry-After(-ms) when given, else 0.5 s doubling to 8 s."""
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    for header, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
-        try:
-            return min(60.0, max(0.0, float(headers[header]) / scale))
-        except (KeyError, TypeError, ValueError):
-            pass
-    return min(8.0, 0.5 * 2 ** attempt)
+def _wait(exc: Exception, attempt: int) -> float:
+    """Seconds before the next try: the server's Retry-After(-ms) when given (at most a minute), else
+    0.5 s doubling to 8 s."""
+    wait = openai_client.retry_after(exc, cap=60.0)
+    return min(8.0, 0.5 * 2 ** (attempt - 1)) if wait is None else wait
 
 
 def create_job(client, request: dict, *, attempts: int = 4, sleep: Callable[[float], None] = time.sleep):
     """client.fine_tuning.jobs.create, retried without paying for two jobs when a reply is lost.
 
-    The openai client sends no idempotency key, and a 5xx or a dropped connection does not say
-    whether the job was created. So after such a failure, before trying again, the recent jobs are
-    searched for one on this upload's training file (a fresh file id: a match can only be this
-    submit's job). 429s are retried the same way; other errors are final at once.
+    After a 5xx, a 429 or a dropped connection, the recent jobs are searched for one on this
+    upload's training file (a fresh file id: a match can only be this submit's job) before trying
+    again (openai_client.create_then_find). Other errors are final at once.
     """
-    import openai
-
     once = client.with_options(max_retries=0)
-    for attempt in range(attempts - 1):
-        try:
-            return once.fine_tuning.jobs.create(**request)
-        except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
-            sleep(_retry_after(exc, attempt))
-            try:
-                for job in client.fine_tuning.jobs.list(limit=20).data:
-                    if job.training_file == request["training_file"]:
-                        return job
-            except openai.OpenAIError:  # cannot look: the next create may still be refused or succeed
-                pass
-    return once.fine_tuning.jobs.create(**request)
+
+    def find():
+        return next((job for job in client.fine_tuning.jobs.list(limit=20).data
+                     if job.training_file == request["training_file"]), None)
+
+    return openai_client.create_then_find(lambda: once.fine_tuning.jobs.create(**request), find,
+                                          retries=attempts - 1, wait=_wait, sleep=sleep)
 
 
 def read_file(path: str | Path) -> tuple[bytes, list[tuple[int, Any]]]:
