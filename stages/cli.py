@@ -104,136 +104,6 @@ def extract(pdf_dir, out, report, params_path):
     log(f"extract: {summary['files']} files, {summary['pages_text']} text + {summary['pages_ocr']} OCR pages -> {out}")
 
 
-# --- translate -----------------------------------------------------------------------------------
-@main.command()
-@click.option("--items", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--translations", type=click.Path(exists=True), required=True,
-              help="existing translations (provider dataset)")
-@click.option("--prompt", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--ledger", type=click.Path(dir_okay=False), required=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
-@click.option("--failures", type=click.Path(dir_okay=False), required=True)
-@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
-@click.option("--retry-failed", is_flag=True, help="call the API again for items that failed before")
-@click.option("--no-progress", is_flag=True)
-@_params_option
-@user_errors
-def translate(items, translations, prompt, ledger, out, failures, metrics, retry_failed, no_progress, params_path):
-    """Translate Cosmos QA items EN -> PT-BR (existing translations first, then the API).
-
-    \b
-    Providers (translate.provider in params.yaml):
-      dataset  join existing translations by id; missing items go to the API if a key is set
-      openai   any OpenAI-compatible endpoint (OPENAI_BASE_URL / translate.llm.base_url)
-      batch    OpenAI's Batch API: half the price, results within a day, resumable
-
-    \b
-    Examples:
-      dvc repro translate                        # as the pipeline runs it
-      OPENAI_API_KEY=sk-... dvc repro translate  # with the API for what the dataset lacks
-      gabarito translate ... --retry-failed      # call again only for earlier failures
-    """
-    from stages import translate as mod
-    from stages.llm import Engine, Ledger
-
-    p = load_section("translate", params_path)
-    records = io.read_jsonl(items)
-    if p.provider == "dataset":
-        if p.dataset_hub_id:
-            source = f"{p.dataset_hub_id}@{p.dataset_hub_revision or 'main'}"
-            table = mod.load_translations_hub(p.dataset_hub_id, p.dataset_hub_revision)
-        else:
-            source, table = translations, mod.load_translations(translations)
-        done, missing = mod.join_dataset(records, table, source)
-        if missing and not (p.fallback_to_api and mod.api_configured()):
-            raise mod.missing_error(missing, source)
-    else:
-        done, missing = [], records
-    template = Path(prompt).read_text(encoding="utf-8")
-    led = Ledger(ledger)  # opened (and created) even when nothing is sent: it is a declared output
-    failed: list[dict] = []
-    engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
-    try:
-        if missing:
-            results = engine.run([mod.build_job(it, template) for it in missing], retry_failed=retry_failed,
-                                 batch=p.provider == "batch")
-            for it in missing:
-                entry = results[it["id"]]
-                if entry["status"] == "ok":
-                    via = "batch" if p.provider == "batch" else "openai"  # dataset falls back to chat calls
-                    done.append(mod.merge(it, entry["result"], by=f"{via}:{p.llm.model}"))
-                else:
-                    failed.append({"id": it["id"], "reason": entry["reason"], "raw": entry.get("raw", "")})
-    finally:
-        led.close()
-    order = {r["id"]: i for i, r in enumerate(records)}
-    done.sort(key=lambda r: order[r["id"]])
-    io.write_jsonl(out, done)
-    io.write_jsonl(failures, failed)
-    io.write_json(metrics, {**engine.metrics(), "items": len(records), "translated": len(done),
-                            "failures": len(failed), "from_dataset": sum(r["translated_by"] == "dataset" for r in done)})
-    log(f"translate: {len(done)}/{len(records)} items -> {out}" + (f"; {len(failed)} failed -> {failures}" if failed else ""))
-
-
-# --- synthesize ----------------------------------------------------------------------------------
-@main.command()
-@click.option("--pages", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--qa-dir", type=click.Path(exists=True), required=True, help="existing Q&A files (provider dataset)")
-@click.option("--prompt", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--ledger", type=click.Path(dir_okay=False), required=True)
-@click.option("--out", type=click.Path(dir_okay=False), required=True)
-@click.option("--rejected", type=click.Path(dir_okay=False), required=True)
-@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
-@click.option("--no-progress", is_flag=True)
-@_params_option
-@user_errors
-def synthesize(pages, qa_dir, prompt, ledger, out, rejected, metrics, no_progress, params_path):
-    """Build grounded Portuguese Q&A pairs from PDF text (imported, or written by an LLM).
-
-    Each pair must be supported by its chunk (lexical overlap or a verbatim span); the rest go to
-    the rejected file with a reason. LLM replies are kept in a ledger, so a rerun pays nothing twice.
-
-    \b
-    Examples:
-      dvc repro synthesize
-      OPENAI_API_KEY=... dvc exp run -S synthesize.provider=openai
-    """
-    from stages import synthesize as mod
-    from stages.llm import Engine, Ledger
-
-    p = load_section("synthesize", params_path)
-    page_records = io.read_jsonl(pages)
-    led = Ledger(ledger)
-    template = Path(prompt).read_text(encoding="utf-8")
-    engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
-    try:
-        if p.provider == "dataset":
-            kept, bad = mod.ground_pairs(mod.load_qa_files(qa_dir), page_records, p.min_grounding)
-        else:
-            chunks = mod.chunk_pages(page_records, p.chunk_tokens, p.chunk_overlap_tokens)
-            results = engine.run([mod.build_job(c, template, p.pairs_per_chunk) for c in chunks],
-                                 batch=p.provider == "batch")
-            kept, bad = [], []
-            for chunk in chunks:
-                entry = results[chunk["chunk_id"]]
-                if entry["status"] != "ok":
-                    bad.append({"source": chunk["chunk_id"], "reason": f"llm: {entry['reason']}", "raw": entry.get("raw", "")})
-                    continue
-                page_texts = {pg["page"]: pg["text"] for pg in page_records if pg["doc"] == chunk["doc"]}
-                k, b = mod.ground_generated(chunk, entry["result"]["pairs"], p.min_grounding, page_texts,
-                                            span_min_grounding=p.span_min_grounding)
-                kept += k
-                bad += b
-    finally:
-        led.close()
-    records, bad, summary = mod.finish(kept, bad, page_records, p)
-    io.write_jsonl(out, records)
-    io.write_jsonl(rejected, bad)
-    io.write_json(metrics, {**engine.metrics(), **summary})
-    log(f"synthesize: kept {summary['kept']} pairs ({summary['kept_validation']} in validation), "
-        f"{summary['multiple_choice']} multiple-choice items, rejected {len(bad)} -> {out}")
-
-
 # --- clean ---------------------------------------------------------------------------------------
 @main.command()
 @click.option("--mcq", type=click.Path(dir_okay=False, exists=True), required=True)
@@ -454,114 +324,6 @@ def merge(base, adapter, validation, out, report, base_weights, limit, params_pa
     log(f"merge: parity ok: accuracy {parity['accuracy_adapter']:.2%} (base+adapter) vs "
         f"{parity['accuracy_merged']:.2%} (merged), letters agree on {parity['letter_agreement']:.2%} "
         f"of {parity['n']} items -> {out}")
-
-
-# --- OpenAI hosted fine-tuning -------------------------------------------------------------------
-@main.group("openai-finetune")
-def openai_finetune():
-    """OpenAI's hosted fine-tuning of the exported chat JSONL: check it, price it, run it.
-
-    \b
-    Examples:
-      gabarito openai-finetune validate                     # no key, no call: format, tokens, cost
-      OPENAI_API_KEY=... gabarito openai-finetune submit --wait
-      gabarito openai-finetune wait ftjob-abc123            # follow a job submitted earlier
-    """
-
-
-def _ft_files(fn):
-    fn = click.option("--validation", type=click.Path(dir_okay=False), default="data/processed/openai_validation.jsonl",
-                      show_default=True, help="validation file ('' for none)")(fn)
-    return click.option("--train", "train_path", type=click.Path(dir_okay=False),
-                        default="data/processed/openai_train.jsonl", show_default=True)(fn)
-
-
-def _print_event(ev: dict) -> None:
-    click.echo(f"  [{ev['level']}] {ev['message']}")
-
-
-@openai_finetune.command("validate")
-@_ft_files
-@click.option("--json", "as_json", is_flag=True, help="print the whole report as JSON")
-@_params_option
-@user_errors
-def openai_finetune_validate(train_path, validation, as_json, params_path):
-    """Check the files against OpenAI's chat fine-tuning format; count tokens; estimate the cost.
-
-    Makes no API call and needs no key. Exits 1 when a line would make OpenAI reject the file.
-
-    \b
-    Examples:
-      gabarito openai-finetune validate
-      gabarito openai-finetune validate --train my.jsonl --validation ''
-      gabarito openai-finetune validate --json | jq .train.tokens_per_example
-    """
-    from stages import openai_ft as mod
-
-    p = load_section("openai_finetune", params_path)
-    train_lines = mod.read_file(train_path)[1]
-    val_lines = mod.read_file(validation)[1] if validation else None
-    check = mod.validate_pair(train_lines, val_lines, p, train_name=train_path, validation_name=validation or "")
-    click.echo(json.dumps(check, indent=1, ensure_ascii=False) if as_json else mod.describe(check))
-    if not check["ok"]:
-        sys.exit(1)
-
-
-@openai_finetune.command("submit")
-@_ft_files
-@click.option("--wait", is_flag=True, help="follow the job to the end, printing its events")
-@_params_option
-@user_errors
-def openai_finetune_submit(train_path, validation, wait, params_path):
-    """Validate, upload both files and start a fine-tuning job (key from $OPENAI_API_KEY).
-
-    Nothing is uploaded when validation finds an error. The model, epochs and suffix come from
-    the openai_finetune section of params.yaml; the endpoint from openai_finetune.base_url or
-    $OPENAI_BASE_URL.
-
-    \b
-    Examples:
-      gabarito openai-finetune submit                 # prints the job id and returns
-      gabarito openai-finetune submit --wait          # ... and follows it to the end
-    """
-    from stages import openai_ft as mod
-
-    p = load_section("openai_finetune", params_path)
-    client = mod.make_client(p)
-    out = mod.submit(client, train_path, validation or None, p)
-    # the id first: a job runs for hours, and a dropped session can pick it up again with `wait`
-    click.echo(f"job {out['job_id']}: {out['status']} (model {out['model']}, files {out['training_file']}"
-               + (f" + {out['validation_file']}" if out["validation_file"] else "")
-               + f"; ~{out['billed_tokens']:,} billed tokens, ~${out['estimated_cost_usd']:.2f})")
-    if not wait:
-        click.echo(f"follow it with: gabarito openai-finetune wait {out['job_id']}")
-        return
-    out.update(mod.wait_for_job(client, out["job_id"], p, progress=_print_event))
-    click.echo(f"job {out['job_id']}: {out['status']}"
-               + (f"; fine-tuned model: {out['fine_tuned_model']}" if out["fine_tuned_model"] else ""))
-    if out["status"] != "succeeded":
-        raise click.ClickException(f"job {out['job_id']} {out['status']}: {out['error'] or 'no reason given'}")
-
-
-@openai_finetune.command("wait")
-@click.argument("job_id")
-@_params_option
-@user_errors
-def openai_finetune_wait(job_id, params_path):
-    """Follow a fine-tuning job until it succeeds, fails or is cancelled, printing its events.
-
-    \b
-    Example:
-      gabarito openai-finetune wait ftjob-abc123
-    """
-    from stages import openai_ft as mod
-
-    p = load_section("openai_finetune", params_path)
-    out = mod.wait_for_job(mod.make_client(p), job_id, p, progress=_print_event)
-    click.echo(f"job {out['job_id']}: {out['status']}"
-               + (f"; fine-tuned model: {out['fine_tuned_model']}" if out["fine_tuned_model"] else ""))
-    if out["status"] != "succeeded":
-        raise click.ClickException(f"job {job_id} {out['status']}: {out['error'] or 'no reason given'}")
 
 
 # --- evaluate ------------------------------------------------------------------------------------
@@ -798,6 +560,18 @@ def ask(base, adapter, no_adapter, prompts, context, question, options, file_, a
             one({"context": ctx, "question": q, "options": opts})
         except InputError as exc:  # a typo in one question does not end the session
             click.echo(f"Error: {exc}", err=True)
+
+
+# --- stages whose command lives in their own module --------------------------------------------------
+def _register() -> None:
+    from stages import openai_ft, synthesize, translate
+
+    main.add_command(translate.command)
+    main.add_command(synthesize.command)
+    main.add_command(openai_ft.group)
+
+
+_register()
 
 
 if __name__ == "__main__":

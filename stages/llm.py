@@ -231,7 +231,8 @@ class Ledger:
                 raise InputError(f"{where}: ledger line with status {status!r}, expected 'ok' or 'failed'. {fix}")
             if status == "ok" and not isinstance(entry.get("result"), dict):
                 raise InputError(f"{where}: ledger line with status 'ok' but no 'result' object. {fix}")
-        return entry
+        # a ledger written before replies were scrubbed may hold the key: it must not reach the outputs
+        return openai_client.scrub_record(entry)
 
     def where(self, key: str) -> str:
         """"path:line" of the entry for ``key`` (for messages about a bad stored result)."""
@@ -654,6 +655,34 @@ class Engine:
         # every reply goes through the same validation; invalid ones are re-asked directly
         await self._run_direct(client, leftovers, results)
 
+
+
+# a failing stage's message names this many failures (the failures file holds them all)
+REASONS_SHOWN = 5
+
+
+def check_failures(stage: str, failures: list[dict], jobs: int, max_share: float, *, setting: str,
+                   retry: str) -> None:
+    """Raise InputError when more than ``max_share`` of a stage's ``jobs`` LLM jobs failed.
+
+    ``failures`` are {"id", "reason"} records in job order; the message names the count, the share,
+    the first reasons with their ids, and what a rerun does (``retry``). An outage, a 429 storm or a
+    wrong model fails every job: without this the stage would exit 0 with nothing in it, and DVC
+    would cache that as done.
+    """
+    if not failures or len(failures) <= max_share * jobs:
+        return
+    shown = "\n  ".join(f"{f['id']}: {_clip(f['reason'])}" for f in failures[:REASONS_SHOWN])
+    more = f"\n  ... and {len(failures) - REASONS_SHOWN} more" if len(failures) > REASONS_SHOWN else ""
+    raise InputError(openai_client.scrub(
+        f"{stage}: {len(failures)}/{jobs} LLM jobs failed ({len(failures) / jobs:.1%}, more than {setting} "
+        f"= {max_share:.1%}). First reasons:\n  {shown}{more}\nWhat succeeded is in the ledger and is not "
+        f"paid for again: fix the cause and rerun. {retry}"))
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _progress(total: int, *, initial: int, enabled: bool):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -28,7 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
+import click
+
 from stages import openai_client
+from stages.clikit import params_option, user_errors
 from stages.io import InputError, dumps
 from stages.params import OpenAIFinetuneParams
 
@@ -676,3 +680,111 @@ def wait_for_job(client, job_id: str, p: OpenAIFinetuneParams, *, progress: Call
                     "trained_tokens": job.trained_tokens, "error": job.error.message if job.error else None,
                     "events": len(seen)}
         sleep(p.poll_interval_s)
+
+
+# --- command: gabarito openai-finetune ---------------------------------------------------------------
+@click.group("openai-finetune")
+def group():
+    """OpenAI's hosted fine-tuning of the exported chat JSONL: check it, price it, run it.
+
+    \b
+    Examples:
+      gabarito openai-finetune validate                     # no key, no call: format, tokens, cost
+      OPENAI_API_KEY=... gabarito openai-finetune submit --wait
+      gabarito openai-finetune wait ftjob-abc123            # follow a job submitted earlier
+    """
+
+
+def _files_options(fn):
+    fn = click.option("--validation", type=click.Path(dir_okay=False), default="data/processed/openai_validation.jsonl",
+                      show_default=True, help="validation file ('' for none)")(fn)
+    return click.option("--train", "train_path", type=click.Path(dir_okay=False),
+                        default="data/processed/openai_train.jsonl", show_default=True)(fn)
+
+
+def _print_event(ev: dict) -> None:
+    click.echo(f"  [{ev['level']}] {ev['message']}")
+
+
+@group.command("validate")
+@_files_options
+@click.option("--json", "as_json", is_flag=True, help="print the whole report as JSON")
+@params_option
+@user_errors
+def validate_command(train_path, validation, as_json, params_path):
+    """Check the files against OpenAI's chat fine-tuning format; count tokens; estimate the cost.
+
+    Makes no API call and needs no key. Exits 1 when a line would make OpenAI reject the file.
+
+    \b
+    Examples:
+      gabarito openai-finetune validate
+      gabarito openai-finetune validate --train my.jsonl --validation ''
+      gabarito openai-finetune validate --json | jq .train.tokens_per_example
+    """
+    from stages.params import load_section
+
+    p = load_section("openai_finetune", params_path)
+    train_lines = read_file(train_path)[1]
+    val_lines = read_file(validation)[1] if validation else None
+    check = validate_pair(train_lines, val_lines, p, train_name=train_path, validation_name=validation or "")
+    click.echo(json.dumps(check, indent=1, ensure_ascii=False) if as_json else describe(check))
+    if not check["ok"]:
+        sys.exit(1)
+
+
+@group.command("submit")
+@_files_options
+@click.option("--wait", is_flag=True, help="follow the job to the end, printing its events")
+@params_option
+@user_errors
+def submit_command(train_path, validation, wait, params_path):
+    """Validate, upload both files and start a fine-tuning job (key from $OPENAI_API_KEY).
+
+    Nothing is uploaded when validation finds an error. The model, epochs and suffix come from
+    the openai_finetune section of params.yaml; the endpoint from openai_finetune.base_url or
+    $OPENAI_BASE_URL.
+
+    \b
+    Examples:
+      gabarito openai-finetune submit                 # prints the job id and returns
+      gabarito openai-finetune submit --wait          # ... and follows it to the end
+    """
+    from stages.params import load_section
+
+    p = load_section("openai_finetune", params_path)
+    client = make_client(p)
+    out = submit(client, train_path, validation or None, p)
+    # the id first: a job runs for hours, and a dropped session can pick it up again with `wait`
+    click.echo(f"job {out['job_id']}: {out['status']} (model {out['model']}, files {out['training_file']}"
+               + (f" + {out['validation_file']}" if out["validation_file"] else "")
+               + f"; ~{out['billed_tokens']:,} billed tokens, ~${out['estimated_cost_usd']:.2f})")
+    if not wait:
+        click.echo(f"follow it with: gabarito openai-finetune wait {out['job_id']}")
+        return
+    out.update(wait_for_job(client, out["job_id"], p, progress=_print_event))
+    click.echo(f"job {out['job_id']}: {out['status']}"
+               + (f"; fine-tuned model: {out['fine_tuned_model']}" if out["fine_tuned_model"] else ""))
+    if out["status"] != "succeeded":
+        raise click.ClickException(f"job {out['job_id']} {out['status']}: {out['error'] or 'no reason given'}")
+
+
+@group.command("wait")
+@click.argument("job_id")
+@params_option
+@user_errors
+def wait_command(job_id, params_path):
+    """Follow a fine-tuning job until it succeeds, fails or is cancelled, printing its events.
+
+    \b
+    Example:
+      gabarito openai-finetune wait ftjob-abc123
+    """
+    from stages.params import load_section
+
+    p = load_section("openai_finetune", params_path)
+    out = wait_for_job(make_client(p), job_id, p, progress=_print_event)
+    click.echo(f"job {out['job_id']}: {out['status']}"
+               + (f"; fine-tuned model: {out['fine_tuned_model']}" if out["fine_tuned_model"] else ""))
+    if out["status"] != "succeeded":
+        raise click.ClickException(f"job {job_id} {out['status']}: {out['error'] or 'no reason given'}")
