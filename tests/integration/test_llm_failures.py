@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from stages.cli import main
 from stages.io import InputError
 from stages.llm import Ledger, LedgerLocked
 from tests.fake_openai import Reply
-from tests.integration.test_llm_engine import (PROMPT, _output, _translate_args, _write_jsonl, error, good_reply,
+from tests.integration.test_llm_engine import (_output, _translate_args, _write_jsonl, error, good_reply,
                                                item_number, make_item, request_payload)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.fake_openai import FakeOpenAI, Reply
