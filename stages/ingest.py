@@ -83,6 +83,18 @@ def normalize_row(row: dict, *, split: str, where: str) -> dict:
     }
 
 
+def _csv_error(exc: csv.Error, name: str, line: int, what: str) -> InputError:
+    """The csv module's error as a message: an over-long field says so (it is not a quoting problem)."""
+    if "field larger than field limit" in str(exc):
+        return InputError(
+            f"{name}:{line}: a field is longer than the CSV reader's limit of {csv.field_size_limit():,} "
+            "characters. Shorten or drop that row (no Cosmos QA context comes near that length), or, if a quote "
+            "opened on that line is never closed, close it.")
+    return InputError(
+        f"{name}:{line}: {what} ({exc}). Check the quoting on that line: a field with commas, quotes or "
+        'newlines must be wrapped in double quotes, with inner quotes doubled ("").')
+
+
 def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
@@ -90,7 +102,7 @@ def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
     except StopIteration:
         raise InputError(f"{name}: empty file; expected a header line with {', '.join(COLUMNS)}.") from None
     except csv.Error as exc:
-        raise InputError(f"{name}:1: malformed header ({exc}).") from None
+        raise _csv_error(exc, name, 1, "malformed header") from None
     header = [h.strip() for h in header]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
@@ -106,10 +118,7 @@ def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
         except StopIteration:
             break
         except csv.Error as exc:
-            raise InputError(
-                f"{name}:{row_line}: malformed CSV row ({exc}). Check the quoting on that line: "
-                'a field with commas, quotes or newlines must be wrapped in double quotes, with inner quotes doubled ("").'
-            ) from None
+            raise _csv_error(exc, name, row_line, "malformed CSV row") from None
         if not values:
             continue
         if len(values) != len(header):

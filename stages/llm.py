@@ -2,10 +2,13 @@
 
 - Talks to any OpenAI-compatible Chat Completions endpoint through the official ``openai`` client:
   OpenAI, vLLM, Ollama, LM Studio. ``base_url`` comes from params or ``$OPENAI_BASE_URL``; the key
-  only ever from ``$OPENAI_API_KEY`` (it is never logged, cached or written anywhere).
+  only ever from ``$OPENAI_API_KEY`` (it is never logged, cached or written anywhere; replies and
+  ledger entries are scrubbed of it and of any Authorization value, in case a server echoes them).
 - Runs calls concurrently under a semaphore, retries transient failures (connection errors,
   timeouts, 408/409/429/5xx) with exponential backoff and jitter, honouring ``Retry-After``, and
-  stops the stage at once on 400/401/403/404, which no retry can fix.
+  stops the stage at once on 401/403/404, which no retry can fix. A 400 is about one request (an
+  item over the model's context window, say): that item fails, naming its id, and the others go on.
+  Key resolution, error messages, Retry-After and secret scrubbing are ``stages.openai_client``'s.
 - Asks for JSON (a JSON schema where supported) and validates each reply with the caller's
   validator, never ``eval``. An invalid reply is re-asked with the validation error, up to
   ``max_reasks`` times; after that the job is recorded as a failure with its raw reply.
@@ -34,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from stages.io import InputError, dumps, scrub
+from stages import openai_client
+from stages.io import InputError, dumps
 from stages.params import LLMParams
 
 
@@ -43,6 +47,10 @@ CONNECTIONS_PER_CLIENT = 16
 
 class FatalAPIError(InputError):
     """The endpoint refused in a way no retry can fix (bad key, unknown model, bad base_url)."""
+
+
+class ItemRejected(Exception):
+    """The API refused one request (400: a context over the model's window, say); other items go on."""
 
 
 class InvalidReply(ValueError):
@@ -124,39 +132,111 @@ def job_key(*, model: str, template: str, key_input: dict, gen: dict) -> str:
     return hashlib.sha256(dumps(payload).encode()).hexdigest()
 
 
+class LedgerLocked(InputError):
+    """Another process is writing this ledger (a stage left running, or a second `dvc repro`)."""
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The PID holding a flock on ``fd``'s file, read from /proc/locks (Linux), else None."""
+    st = os.fstat(fd)
+    ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 12345 08:01:1234567 0 EOF" ("->" marks a waiter: skip those)
+        if "->" not in fields and len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == ident:
+            return int(fields[4])
+    return None
+
+
 class Ledger:
-    """Append-only JSONL of finished jobs.
+    """Append-only JSONL of finished jobs, written by one process at a time.
 
     Each line is handed to the OS before ``put`` returns, so it survives ``kill -9`` of the
     process; a background thread fsyncs after every write burst, so a power cut can lose at most
     the lines of the last few milliseconds (those calls are made again), never corrupt the file.
     Fsync stays off the event loop: at 64 calls in flight, fsyncing inline costs ~1 ms a call.
     A line torn by a crash (no trailing newline) is cut off when the ledger is opened.
+
+    The ledger holds an exclusive lock (flock) while open: a second process (a stage that outlived
+    the `dvc` that started it, and the rerun beside it) gets LedgerLocked naming the PID that holds
+    it, instead of paying for the same calls twice. The lock goes with the process, however it ends.
+
+    Every entry is scrubbed of the API key and any Authorization value before it is stored: a
+    server may echo request headers into a reply, and the ledger goes to the DVC cache and remote.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.entries: dict[str, dict] = {}
-        if self.path.exists():
-            raw = self.path.read_bytes()
-            complete = raw[: raw.rfind(b"\n") + 1]
-            if len(complete) != len(raw):
-                with open(self.path, "r+b") as fh:
-                    fh.truncate(len(complete))
-            for lineno, line in enumerate(complete.decode("utf-8").split("\n"), 1):
-                if line.strip():
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InputError(f"{self.path}:{lineno}: corrupt ledger line ({exc.msg}). Remove that line "
-                                         "(its call will be made again) and rerun.") from None
-                    self.entries[entry["key"]] = entry
+        self.lines: dict[str, int] = {}  # key -> line number of its latest entry, for messages
         self._fh = open(self.path, "a", encoding="utf-8")
+        try:
+            self._lock()
+            self._load()
+        except BaseException:
+            self._fh.close()
+            raise
         self._dirty = threading.Event()
         self._closed = False
         self._syncer = threading.Thread(target=self._sync_loop, name="ledger-fsync", daemon=True)
         self._syncer.start()
+
+    def _lock(self) -> None:
+        import fcntl
+
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _lock_holder(self._fh.fileno())
+            who = f"process {pid}" if pid else "another process"
+            stop = f"stop it (`kill {pid}`)" if pid else "stop it"
+            raise LedgerLocked(
+                f"{self.path} is in use by {who} (an earlier `gabarito` run still going, or a second "
+                f"`dvc repro`). Wait for it to finish or {stop}, then rerun: what it has paid for is in the "
+                "ledger and is not asked for again.") from None
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        complete = raw[: raw.rfind(b"\n") + 1]
+        if len(complete) != len(raw):
+            os.truncate(self.path, len(complete))  # a line torn by a crash: its call is made again
+        lineno = 0
+        for lineno, line in enumerate(complete.decode("utf-8").split("\n"), 1):
+            if line.strip():
+                entry = self._parse(line, lineno)
+                self.entries[entry["key"]] = entry
+                self.lines[entry["key"]] = lineno
+        self._next_line = max(lineno, 1)
+
+    def _parse(self, line: str, lineno: int) -> dict:
+        where = f"{self.path}:{lineno}"
+        fix = "Remove that line (its call will be made again) and rerun."
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: corrupt ledger line ({exc.msg}). {fix}") from None
+        if not isinstance(entry, dict):
+            raise InputError(f"{where}: a ledger line must be a JSON object, this one is a "
+                             f"{type(entry).__name__}. {fix}")
+        if not isinstance(entry.get("key"), str) or not entry["key"]:
+            raise InputError(f"{where}: ledger line without a 'key'. {fix}")
+        if "kind" not in entry:  # a job's entry (batch bookkeeping lines carry a kind)
+            status = entry.get("status")
+            if status not in ("ok", "failed"):
+                raise InputError(f"{where}: ledger line with status {status!r}, expected 'ok' or 'failed'. {fix}")
+            if status == "ok" and not isinstance(entry.get("result"), dict):
+                raise InputError(f"{where}: ledger line with status 'ok' but no 'result' object. {fix}")
+        # a ledger written before replies were scrubbed may hold the key: it must not reach the outputs
+        return openai_client.scrub_record(entry)
+
+    def where(self, key: str) -> str:
+        """"path:line" of the entry for ``key`` (for messages about a bad stored result)."""
+        return f"{self.path}:{self.lines.get(key, '?')}"
 
     def _sync_loop(self) -> None:
         while True:
@@ -170,9 +250,12 @@ class Ledger:
         return self.entries.get(key)
 
     def put(self, entry: dict) -> None:
+        entry = openai_client.scrub_record(entry)
         self._fh.write(dumps(entry) + "\n")
         self._fh.flush()
         self.entries[entry["key"]] = entry
+        self.lines[entry["key"]] = self._next_line
+        self._next_line += 1
         self._dirty.set()
 
     def close(self) -> None:
@@ -183,51 +266,13 @@ class Ledger:
         self._syncer.join()
         self._fh.flush()
         os.fsync(self._fh.fileno())
-        self._fh.close()
+        self._fh.close()  # releases the lock
 
+    def __enter__(self) -> "Ledger":
+        return self
 
-def resolve_client_settings(params: LLMParams) -> tuple[str, str | None]:
-    key = os.environ.get("OPENAI_API_KEY")
-    if not key:
-        raise InputError(
-            "OPENAI_API_KEY is not set. Export it in your shell or put it in a git-ignored .env file "
-            "(for local servers such as Ollama, vLLM or LM Studio any value works, e.g. "
-            "OPENAI_API_KEY=local). The key is never read from params.yaml."
-        )
-    base_url = params.base_url or os.environ.get("OPENAI_BASE_URL") or None
-    return key, base_url
-
-
-def _safe(text: str) -> str:
-    """An API error's text as it may be shown or stored: some servers echo the key into error bodies."""
-    return scrub(text, os.environ.get("OPENAI_API_KEY"))
-
-
-def _api_errors() -> tuple[type, ...]:
-    """The errors worth a retry, and any other HTTP status error (which _final sorts out)."""
-    import openai
-
-    return (openai.APIConnectionError, openai.APITimeoutError, openai.RateLimitError, openai.InternalServerError,
-            openai.APIStatusError)
-
-
-def _final(exc: Exception) -> bool:
-    """An HTTP status that retrying cannot fix: a 4xx other than 408 (timeout), 409 (conflict), 429."""
-    status = getattr(exc, "status_code", None)
-    return status is not None and status not in (408, 409, 429) and status < 500
-
-
-def _retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class Engine:
@@ -257,7 +302,7 @@ class Engine:
     def _make_client(self):
         import openai
 
-        key, base_url = resolve_client_settings(self.params)
+        key, base_url = openai_client.credentials(self.params.base_url)
         # retries are ours (counted, jittered, Retry-After aware), so the client makes none
         return openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=self.params.timeout_s)
 
@@ -268,7 +313,11 @@ class Engine:
         return {"type": "json_object"}
 
     async def _complete(self, client, messages: list[dict], job: Job) -> tuple[str, str]:
-        """One chat completion with transient-error retries; returns (content, finish_reason)."""
+        """One chat completion with transient-error retries; returns (content, finish_reason).
+
+        The content comes back scrubbed of the key and any Authorization value: a server that
+        echoes request headers into its reply must not get them into results, ledger or logs.
+        """
         import openai
 
         attempt = 0
@@ -287,33 +336,36 @@ class Engine:
                 self.stats.prompt_tokens += usage.get("prompt_tokens") or 0
                 self.stats.completion_tokens += usage.get("completion_tokens") or 0
                 choice = resp["choices"][0]
-                return choice["message"].get("content") or "", choice.get("finish_reason") or ""
+                return (openai_client.scrub(choice["message"].get("content") or ""),
+                        choice.get("finish_reason") or "")
             except openai.BadRequestError as exc:
                 if "response_format" in str(exc) and self._format(job)["type"] == "json_schema":
                     # server without JSON-schema support: fall back to plain JSON mode for all jobs
                     self._response_format = "json_object"
                     continue
-                raise FatalAPIError(_safe(f"the API rejected the request (400): {exc.message}")) from None
-            except openai.AuthenticationError:
-                raise FatalAPIError("the API refused the key (401): check OPENAI_API_KEY.") from None
-            except openai.PermissionDeniedError as exc:
-                raise FatalAPIError(_safe(f"the API denied access (403): {exc.message}")) from None
-            except openai.NotFoundError:
-                raise FatalAPIError(
-                    f"404 from the API: unknown model '{self.params.model}' or wrong base_url. Check "
-                    "llm.model and llm.base_url / OPENAI_BASE_URL (it usually ends in /v1)."
-                ) from None
-            except _api_errors() as exc:
-                if _final(exc):
-                    raise FatalAPIError(_safe(f"the API answered {exc.status_code}: {exc}")) from None
+                # about this request (a context over the model's window, say): the item fails, the others go on
+                raise ItemRejected(openai_client.scrub(
+                    f"the API rejected the request (400): {openai_client.error_detail(exc)}")) from None
+            except openai.APIError as exc:
+                if not openai_client.transient(exc):  # 401, 403, 404: no retry, and no other item can succeed
+                    raise FatalAPIError(self._fatal_message(exc, client)) from None
                 if attempt >= self.params.max_retries:
                     raise
                 attempt += 1
                 await self._backoff(exc, attempt)
 
+    def _fatal_message(self, exc: Exception, client) -> str:
+        import openai
+
+        if isinstance(exc, openai.NotFoundError):
+            return (f"404 from the API: unknown model '{self.params.model}' or wrong base_url. Check "
+                    "llm.model and llm.base_url / OPENAI_BASE_URL (it usually ends in /v1).")
+        return openai_client.describe_error(exc, "the chat API", base_url=getattr(client, "base_url", None),
+                                            settings="llm.base_url")
+
     async def _backoff(self, exc: Exception, attempt: int) -> None:
         """Wait before retry number ``attempt``: the server's Retry-After, else jittered exponential."""
-        wait = _retry_after(exc)
+        wait = openai_client.retry_after(exc)
         if wait is None:
             wait = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)) * (0.5 + random.random())
         self.stats.retries += 1
@@ -328,41 +380,17 @@ class Engine:
         """
         import openai
 
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
-                    openai.BadRequestError) as exc:
-                raise FatalAPIError(_safe(f"the Batch API refused {what} ({exc.status_code}): {exc.message}")) from None
-            except _api_errors() as exc:
-                if _final(exc):
-                    raise FatalAPIError(_safe(f"the Batch API answered {exc.status_code} to {what}: {exc}")) from None
-                if attempt >= self.params.max_retries:
-                    found = await self._look(recover)  # the last failure may have done its work too
-                    if found is not None:
-                        return found
-                    raise InputError(_safe(
-                        f"the Batch API did not answer {what} after {attempt} retries ({type(exc).__name__}: {exc}). "
-                        "Rerun the stage: batches already submitted are in the ledger and are polled again, "
-                        "not paid for twice.")) from None
-                attempt += 1
-                await self._backoff(exc, attempt)
-                found = await self._look(recover)
-                if found is not None:
-                    return found
-
-    @staticmethod
-    async def _look(recover: Callable[[], Any] | None) -> Any:
-        """What ``recover`` finds, or None, also when the looking fails (then the retry decides)."""
-        import openai
-
-        if recover is None:
-            return None
         try:
-            return await recover()
-        except openai.OpenAIError:
-            return None
+            return await openai_client.acreate_then_find(call, recover, retries=self.params.max_retries,
+                                                         wait=self._backoff)
+        except openai.APIError as exc:
+            if not openai_client.transient(exc):
+                raise FatalAPIError(openai_client.describe_error(exc, f"the Batch API refused {what}",
+                                                                 settings="llm.base_url")) from None
+            raise InputError(openai_client.scrub(
+                f"the Batch API did not answer {what} after {self.params.max_retries} retries "
+                f"({type(exc).__name__}: {exc}). Rerun the stage: batches already submitted are in the "
+                "ledger and are polled again, not paid for twice.")) from None
 
     async def _run_job(self, client, job: Job, key: str, first: tuple[str, str] | None = None) -> dict:
         """Ask (or take ``first``, a reply that came from a batch), validate, re-ask on violations."""
@@ -378,10 +406,15 @@ class Engine:
                     raw, finish = await self._complete(client, messages, job)
                 except FatalAPIError:
                     raise
+                except ItemRejected as exc:
+                    # final for this item, but a refused request is not billed: not cached, so a rerun
+                    # after the item is fixed (or the server's limit raised) asks again
+                    return {"key": key, "id": job.id, "status": "failed", "transient": True, "raw": last_raw,
+                            "reason": str(exc)}
                 except Exception as exc:  # retries exhausted on a transient error: not final, not cached
                     return {"key": key, "id": job.id, "status": "failed", "transient": True, "raw": last_raw,
-                            "reason": _safe(f"gave up after {self.params.max_retries} retries: "
-                                            f"{type(exc).__name__}: {exc}")}
+                            "reason": openai_client.scrub(f"gave up after {self.params.max_retries} retries: "
+                                                          f"{type(exc).__name__}: {exc}")}
             last_raw = raw
             if finish == "length":
                 reason = "reply truncated at max_tokens (finish_reason=length)"
@@ -579,7 +612,7 @@ class Engine:
                                      "keys": [], "status": "failed"})
                     errors = getattr(batch, "errors", None)
                     why = "; ".join(f"{e.code}: {e.message}" for e in (getattr(errors, "data", None) or [])) or "no reason given"
-                    raise FatalAPIError(_safe(
+                    raise FatalAPIError(openai_client.scrub(
                         f"the Batch API failed batch {batch_id} as a whole ({why}); nothing in it was answered "
                         "or charged. Fix the cause and rerun (a new batch is sent), or set the stage's provider: "
                         "openai to send the requests one by one."))
@@ -600,7 +633,7 @@ class Engine:
                             self.stats.prompt_tokens += usage.get("prompt_tokens", 0)
                             self.stats.completion_tokens += usage.get("completion_tokens", 0)
                             choice = body["choices"][0]
-                            replies[row["custom_id"]] = (choice["message"].get("content") or "",
+                            replies[row["custom_id"]] = (openai_client.scrub(choice["message"].get("content") or ""),
                                                          choice.get("finish_reason") or "")
                 self.stats.api_calls += len(replies)
                 for key, (raw, finish) in replies.items():  # recorded before the batch counts as done
@@ -622,6 +655,34 @@ class Engine:
         # every reply goes through the same validation; invalid ones are re-asked directly
         await self._run_direct(client, leftovers, results)
 
+
+
+# a failing stage's message names this many failures (the failures file holds them all)
+REASONS_SHOWN = 5
+
+
+def check_failures(stage: str, failures: list[dict], jobs: int, max_share: float, *, setting: str,
+                   retry: str) -> None:
+    """Raise InputError when more than ``max_share`` of a stage's ``jobs`` LLM jobs failed.
+
+    ``failures`` are {"id", "reason"} records in job order; the message names the count, the share,
+    the first reasons with their ids, and what a rerun does (``retry``). An outage, a 429 storm or a
+    wrong model fails every job: without this the stage would exit 0 with nothing in it, and DVC
+    would cache that as done.
+    """
+    if not failures or len(failures) <= max_share * jobs:
+        return
+    shown = "\n  ".join(f"{f['id']}: {_clip(f['reason'])}" for f in failures[:REASONS_SHOWN])
+    more = f"\n  ... and {len(failures) - REASONS_SHOWN} more" if len(failures) > REASONS_SHOWN else ""
+    raise InputError(openai_client.scrub(
+        f"{stage}: {len(failures)}/{jobs} LLM jobs failed ({len(failures) / jobs:.1%}, more than {setting} "
+        f"= {max_share:.1%}). First reasons:\n  {shown}{more}\nWhat succeeded is in the ledger and is not "
+        f"paid for again: fix the cause and rerun. {retry}"))
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _progress(total: int, *, initial: int, enabled: bool):

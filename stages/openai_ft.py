@@ -20,8 +20,8 @@ Sections: format checks / token counting / the report / the API (client, submit,
 from __future__ import annotations
 
 import json
-import os
 import re
+import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -29,7 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
-from stages.io import InputError, dumps, redact_url, scrub
+import click
+
+from stages import openai_client
+from stages.clikit import params_option, user_errors
+from stages.io import InputError, dumps
 from stages.params import OpenAIFinetuneParams
 
 # --- format checks ---------------------------------------------------------------------------------
@@ -497,12 +501,7 @@ def make_client(p: OpenAIFinetuneParams):
     """openai.OpenAI for ``p.base_url`` or ``$OPENAI_BASE_URL`` (else OpenAI), keyed by ``$OPENAI_API_KEY``."""
     import openai
 
-    key = os.environ.get("OPENAI_API_KEY")
-    if not key:
-        raise InputError("OPENAI_API_KEY is not set. Export it in your shell or put it in a git-ignored .env "
-                         "file; the key is never read from params.yaml. (`gabarito openai-finetune validate` "
-                         "needs no key.)")
-    base_url = p.base_url or os.environ.get("OPENAI_BASE_URL") or None
+    key, base_url = openai_client.credentials(p.base_url, hint=" (`gabarito openai-finetune validate` needs no key.)")
     # the client retries connection errors, 408/409/429 and 5xx itself (3 times, backing off and
     # honouring Retry-After). A retried upload can at worst leave a spare file; job creation is
     # retried by submit instead, which first looks for the job the failed call may have created.
@@ -522,34 +521,11 @@ def api_error(exc: Exception, doing: str, key: str | None, base_url: Any = None)
     """A clean, key-free message for an exception of the openai client."""
     import openai
 
-    body = getattr(exc, "body", None)
-    detail = str(body.get("message") or "").strip() if isinstance(body, dict) else ""
-    detail = f" {detail}" if detail else ""
-    status = getattr(exc, "status_code", None)
-    if isinstance(exc, openai.AuthenticationError):
-        # OpenAI's own 401 message quotes part of the key: it is not repeated
-        msg = (f"{doing}: the API refused the key (401). Check OPENAI_API_KEY, and OPENAI_BASE_URL / "
-               "openai_finetune.base_url if this is not OpenAI.")
-    elif isinstance(exc, openai.PermissionDeniedError):
-        msg = f"{doing}: access denied (403).{detail} Is fine-tuning enabled for this key's project?"
-    elif isinstance(exc, openai.NotFoundError):
-        msg = (f"{doing}: not found (404).{detail} Check OPENAI_BASE_URL / openai_finetune.base_url (it usually "
-               "ends in /v1).")
-    elif isinstance(exc, openai.RateLimitError):
-        msg = (f"{doing}: rate limited or out of quota (429), still after retries.{detail} Check your plan and "
-               "billing.")
-    elif isinstance(exc, openai.APIStatusError) and status is not None and status < 500:
-        msg = f"{doing}: the API rejected the request ({status}).{detail}{_PARAM_HINTS.get(exc.param or '', '')}"
-    elif isinstance(exc, openai.APIStatusError):
-        msg = f"{doing}: the API failed ({status}), still after retries.{detail} Try again later."
-    elif isinstance(exc, openai.APITimeoutError):
-        msg = f"{doing}: the API did not answer in time, still after retries. Try again later."
-    elif isinstance(exc, openai.APIConnectionError):
-        msg = (f"{doing}: could not reach the API at {redact_url(str(base_url))}. Check the network and OPENAI_BASE_URL / "
-               "openai_finetune.base_url.")
-    else:
-        msg = f"{doing}: {type(exc).__name__}: {exc}"
-    return OpenAIFinetuneError(scrub(msg, key))
+    msg = openai_client.describe_error(exc, doing, base_url=base_url, key=key, hints=_PARAM_HINTS,
+                                       settings="openai_finetune.base_url")
+    if isinstance(exc, openai.PermissionDeniedError):
+        msg += " Is fine-tuning enabled for this key's project?"
+    return OpenAIFinetuneError(msg)
 
 
 @contextmanager
@@ -576,40 +552,28 @@ def job_request(p: OpenAIFinetuneParams, training_file: str, validation_file: st
     return request
 
 
-def _retry_after(exc: Exception, attempt: int) -> float:
-    """Seconds before the next try: the server's Retry-After(-ms) when given, else 0.5 s doubling to 8 s."""
-    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
-    for header, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
-        try:
-            return min(60.0, max(0.0, float(headers[header]) / scale))
-        except (KeyError, TypeError, ValueError):
-            pass
-    return min(8.0, 0.5 * 2 ** attempt)
+def _wait(exc: Exception, attempt: int) -> float:
+    """Seconds before the next try: the server's Retry-After(-ms) when given (at most a minute), else
+    0.5 s doubling to 8 s."""
+    wait = openai_client.retry_after(exc, cap=60.0)
+    return min(8.0, 0.5 * 2 ** (attempt - 1)) if wait is None else wait
 
 
 def create_job(client, request: dict, *, attempts: int = 4, sleep: Callable[[float], None] = time.sleep):
     """client.fine_tuning.jobs.create, retried without paying for two jobs when a reply is lost.
 
-    The openai client sends no idempotency key, and a 5xx or a dropped connection does not say
-    whether the job was created. So after such a failure, before trying again, the recent jobs are
-    searched for one on this upload's training file (a fresh file id: a match can only be this
-    submit's job). 429s are retried the same way; other errors are final at once.
+    After a 5xx, a 429 or a dropped connection, the recent jobs are searched for one on this
+    upload's training file (a fresh file id: a match can only be this submit's job) before trying
+    again (openai_client.create_then_find). Other errors are final at once.
     """
-    import openai
-
     once = client.with_options(max_retries=0)
-    for attempt in range(attempts - 1):
-        try:
-            return once.fine_tuning.jobs.create(**request)
-        except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
-            sleep(_retry_after(exc, attempt))
-            try:
-                for job in client.fine_tuning.jobs.list(limit=20).data:
-                    if job.training_file == request["training_file"]:
-                        return job
-            except openai.OpenAIError:  # cannot look: the next create may still be refused or succeed
-                pass
-    return once.fine_tuning.jobs.create(**request)
+
+    def find():
+        return next((job for job in client.fine_tuning.jobs.list(limit=20).data
+                     if job.training_file == request["training_file"]), None)
+
+    return openai_client.create_then_find(lambda: once.fine_tuning.jobs.create(**request), find,
+                                          retries=attempts - 1, wait=_wait, sleep=sleep)
 
 
 def read_file(path: str | Path) -> tuple[bytes, list[tuple[int, Any]]]:
@@ -716,3 +680,111 @@ def wait_for_job(client, job_id: str, p: OpenAIFinetuneParams, *, progress: Call
                     "trained_tokens": job.trained_tokens, "error": job.error.message if job.error else None,
                     "events": len(seen)}
         sleep(p.poll_interval_s)
+
+
+# --- command: gabarito openai-finetune ---------------------------------------------------------------
+@click.group("openai-finetune")
+def group():
+    """OpenAI's hosted fine-tuning of the exported chat JSONL: check it, price it, run it.
+
+    \b
+    Examples:
+      gabarito openai-finetune validate                     # no key, no call: format, tokens, cost
+      OPENAI_API_KEY=... gabarito openai-finetune submit --wait
+      gabarito openai-finetune wait ftjob-abc123            # follow a job submitted earlier
+    """
+
+
+def _files_options(fn):
+    fn = click.option("--validation", type=click.Path(dir_okay=False), default="data/processed/openai_validation.jsonl",
+                      show_default=True, help="validation file ('' for none)")(fn)
+    return click.option("--train", "train_path", type=click.Path(dir_okay=False),
+                        default="data/processed/openai_train.jsonl", show_default=True)(fn)
+
+
+def _print_event(ev: dict) -> None:
+    click.echo(f"  [{ev['level']}] {ev['message']}")
+
+
+@group.command("validate")
+@_files_options
+@click.option("--json", "as_json", is_flag=True, help="print the whole report as JSON")
+@params_option
+@user_errors
+def validate_command(train_path, validation, as_json, params_path):
+    """Check the files against OpenAI's chat fine-tuning format; count tokens; estimate the cost.
+
+    Makes no API call and needs no key. Exits 1 when a line would make OpenAI reject the file.
+
+    \b
+    Examples:
+      gabarito openai-finetune validate
+      gabarito openai-finetune validate --train my.jsonl --validation ''
+      gabarito openai-finetune validate --json | jq .train.tokens_per_example
+    """
+    from stages.params import load_section
+
+    p = load_section("openai_finetune", params_path)
+    train_lines = read_file(train_path)[1]
+    val_lines = read_file(validation)[1] if validation else None
+    check = validate_pair(train_lines, val_lines, p, train_name=train_path, validation_name=validation or "")
+    click.echo(json.dumps(check, indent=1, ensure_ascii=False) if as_json else describe(check))
+    if not check["ok"]:
+        sys.exit(1)
+
+
+@group.command("submit")
+@_files_options
+@click.option("--wait", is_flag=True, help="follow the job to the end, printing its events")
+@params_option
+@user_errors
+def submit_command(train_path, validation, wait, params_path):
+    """Validate, upload both files and start a fine-tuning job (key from $OPENAI_API_KEY).
+
+    Nothing is uploaded when validation finds an error. The model, epochs and suffix come from
+    the openai_finetune section of params.yaml; the endpoint from openai_finetune.base_url or
+    $OPENAI_BASE_URL.
+
+    \b
+    Examples:
+      gabarito openai-finetune submit                 # prints the job id and returns
+      gabarito openai-finetune submit --wait          # ... and follows it to the end
+    """
+    from stages.params import load_section
+
+    p = load_section("openai_finetune", params_path)
+    client = make_client(p)
+    out = submit(client, train_path, validation or None, p)
+    # the id first: a job runs for hours, and a dropped session can pick it up again with `wait`
+    click.echo(f"job {out['job_id']}: {out['status']} (model {out['model']}, files {out['training_file']}"
+               + (f" + {out['validation_file']}" if out["validation_file"] else "")
+               + f"; ~{out['billed_tokens']:,} billed tokens, ~${out['estimated_cost_usd']:.2f})")
+    if not wait:
+        click.echo(f"follow it with: gabarito openai-finetune wait {out['job_id']}")
+        return
+    out.update(wait_for_job(client, out["job_id"], p, progress=_print_event))
+    click.echo(f"job {out['job_id']}: {out['status']}"
+               + (f"; fine-tuned model: {out['fine_tuned_model']}" if out["fine_tuned_model"] else ""))
+    if out["status"] != "succeeded":
+        raise click.ClickException(f"job {out['job_id']} {out['status']}: {out['error'] or 'no reason given'}")
+
+
+@group.command("wait")
+@click.argument("job_id")
+@params_option
+@user_errors
+def wait_command(job_id, params_path):
+    """Follow a fine-tuning job until it succeeds, fails or is cancelled, printing its events.
+
+    \b
+    Example:
+      gabarito openai-finetune wait ftjob-abc123
+    """
+    from stages.params import load_section
+
+    p = load_section("openai_finetune", params_path)
+    out = wait_for_job(make_client(p), job_id, p, progress=_print_event)
+    click.echo(f"job {out['job_id']}: {out['status']}"
+               + (f"; fine-tuned model: {out['fine_tuned_model']}" if out["fine_tuned_model"] else ""))
+    if out["status"] != "succeeded":
+        raise click.ClickException(f"job {job_id} {out['status']}: {out['error'] or 'no reason given'}")

@@ -103,6 +103,28 @@ class LLMParams(Section):
     batch_max_requests: int = Field(default=50000, ge=1)
     batch_max_bytes: int = Field(default=190_000_000, ge=1024)
     batch_poll_interval_s: float = Field(default=30.0, gt=0)
+    # share of the stage's LLM jobs that may fail (after retries and re-asks) before the stage exits
+    # non-zero; an outage fails them all, so an exit 0 with an empty output cannot happen
+    max_failure_share: float = Field(default=0.05, ge=0.0, le=1.0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_base_url(cls, url: Optional[str]) -> Optional[str]:
+        from urllib.parse import parse_qsl, urlsplit
+
+        if not url:
+            return url
+        parts = urlsplit(url)
+        netloc = parts.netloc or url.partition("/")[0]  # "user:pw@host:8000/v1" has no scheme
+        secret = sorted({k for k, _ in parse_qsl(parts.query)
+                         if k.lower() in _SECRET_QUERY_KEYS | {"api-key", "password"}})  # api-key: Azure OpenAI's
+        if "@" in netloc or secret:
+            what = f"its query has {', '.join(secret)}" if secret else "it has a user name or password"
+            raise ValueError(
+                f"base_url carries a credential ({what}); params.yaml and dvc.lock are committed, so it "
+                "would be too. Put the endpoint without it here, and the key in $OPENAI_API_KEY (a server "
+                "behind basic auth: set $OPENAI_BASE_URL in your environment instead).")
+        return url
 
 
 class TranslateParams(Section):
@@ -327,6 +349,9 @@ class OpenAIFinetuneParams(Section):
     suffix: Optional[str] = Field(default="gabarito", max_length=64)
     base_url: Optional[str] = None    # None: $OPENAI_BASE_URL, else the OpenAI API
     poll_interval_s: float = Field(default=30.0, gt=0)
+
+    _no_credentials_in_base_url = field_validator("base_url")(
+        classmethod(LLMParams._no_credentials_in_base_url.__func__))
 
 
 SECTIONS: dict[str, type[Section]] = {

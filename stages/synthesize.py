@@ -16,6 +16,9 @@ Providers (``synthesize.provider``):
 Then near-duplicate questions are dropped, whole documents go to train or validation (never both),
 and, with ``multiple_choice``, each pair also becomes a Cosmos-QA-shaped item (context, question,
 four options, label) so regulation questions are trained and scored like the rest.
+
+When more than ``synthesize.llm.max_failure_share`` of the chunks' LLM jobs fail, the stage exits 1
+naming them and writes nothing (DVC caches nothing); the ledger keeps every paid reply for the rerun.
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ import hashlib
 import re
 import unicodedata
 from pathlib import Path
+from typing import Callable
 
+import click
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from stages.clikit import log, params_option, user_errors
 from stages.io import InputError, read_json
 from stages.llm import InvalidReply, Job, parse_json_object
 
@@ -276,3 +282,85 @@ def finish(kept: list[dict], rejected: list[dict], pages: list[dict], p) -> tupl
         "docs_validation": sorted(d for d, sp in splits.items() if sp == "validation"),
     }
     return kept + mcq, rejected, metrics
+
+
+# --- the stage: the grounding loop -----------------------------------------------------------------
+def ground_results(chunks: list[dict], results: dict[str, dict], pages: list[dict], p, *,
+                   where: Callable[[str], str]) -> tuple[list[dict], list[dict], list[dict]]:
+    """(kept, rejected, LLM failures) from the engine's results, chunk by chunk in order.
+
+    A chunk whose LLM job failed goes to rejected (reason "llm: ...") and to the failures that
+    ``llm.check_failures`` weighs; a stored result without its pairs names its ledger line.
+    """
+    kept, bad, failed = [], [], []
+    for chunk in chunks:
+        entry = results[chunk["chunk_id"]]
+        if entry["status"] != "ok":
+            bad.append({"source": chunk["chunk_id"], "reason": f"llm: {entry['reason']}", "raw": entry.get("raw", "")})
+            failed.append({"id": chunk["chunk_id"], "reason": entry["reason"]})
+            continue
+        pairs = entry["result"].get("pairs")
+        if not isinstance(pairs, list) or not all(isinstance(pr, dict) and isinstance(pr.get("pergunta"), str)
+                                                  and isinstance(pr.get("resposta"), str) for pr in pairs):
+            raise InputError(f"{where(entry['key'])}: the stored reply for chunk {chunk['chunk_id']!r} needs "
+                             "'pairs', a list of objects with pergunta and resposta. Remove that line (its call "
+                             "is made again) and rerun.")
+        page_texts = {pg["page"]: pg["text"] for pg in pages if pg["doc"] == chunk["doc"]}
+        k, b = ground_generated(chunk, pairs, p.min_grounding, page_texts, span_min_grounding=p.span_min_grounding)
+        kept += k
+        bad += b
+    return kept, bad, failed
+
+
+# --- command: gabarito synthesize --------------------------------------------------------------------
+@click.command("synthesize")
+@click.option("--pages", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--qa-dir", type=click.Path(exists=True), required=True, help="existing Q&A files (provider dataset)")
+@click.option("--prompt", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--ledger", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--rejected", type=click.Path(dir_okay=False), required=True)
+@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@click.option("--retry-failed", is_flag=True, help="call the API again for chunks whose replies failed before")
+@click.option("--no-progress", is_flag=True)
+@params_option
+@user_errors
+def command(pages, qa_dir, prompt, ledger, out, rejected, metrics, retry_failed, no_progress, params_path):
+    """Build grounded Portuguese Q&A pairs from PDF text (imported, or written by an LLM).
+
+    Each pair must be supported by its chunk (lexical overlap or a verbatim span); the rest go to
+    the rejected file with a reason. LLM replies are kept in a ledger, so a rerun pays nothing twice.
+
+    \b
+    Examples:
+      dvc repro synthesize
+      OPENAI_API_KEY=... dvc exp run -S synthesize.provider=openai
+    """
+    from stages import io
+    from stages.llm import Engine, Ledger, check_failures
+    from stages.params import load_section
+
+    p = load_section("synthesize", params_path)
+    page_records = io.read_jsonl(pages)
+    template = Path(prompt).read_text(encoding="utf-8")
+    failed: list[dict] = []
+    jobs = 0
+    with Ledger(ledger) as led:  # locked while open: one writer
+        engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
+        if p.provider == "dataset":
+            kept, bad = ground_pairs(load_qa_files(qa_dir), page_records, p.min_grounding)
+        else:
+            chunks = chunk_pages(page_records, p.chunk_tokens, p.chunk_overlap_tokens)
+            jobs = len(chunks)
+            results = engine.run([build_job(c, template, p.pairs_per_chunk) for c in chunks],
+                                 retry_failed=retry_failed, batch=p.provider == "batch")
+            kept, bad, failed = ground_results(chunks, results, page_records, p, where=led.where)
+    check_failures("synthesize", failed, jobs, p.llm.max_failure_share, setting="synthesize.llm.max_failure_share",
+                   retry="Chunks that failed on the network or the API's limits are asked again; those whose "
+                         "replies failed validation only with --retry-failed.")
+    records, bad, summary = finish(kept, bad, page_records, p)
+    io.write_jsonl(out, records)
+    io.write_jsonl(rejected, bad)
+    io.write_json(metrics, {**engine.metrics(), **summary})
+    log(f"synthesize: kept {summary['kept']} pairs ({summary['kept_validation']} in validation), "
+        f"{summary['multiple_choice']} multiple-choice items, rejected {len(bad)} -> {out}")

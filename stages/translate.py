@@ -12,6 +12,10 @@ Providers (``translate.provider``):
   openai   every item goes to the OpenAI-compatible API through :mod:`stages.llm`.
 
 The label never goes to the model: it is copied, so it cannot change.
+
+When more than ``translate.llm.max_failure_share`` of the items sent to the API fail (an outage, a
+429 storm, an item the API refuses), the stage exits 1 naming them: the translations are not
+written, so DVC caches nothing, while the ledger keeps every paid reply for the rerun.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import os
 import re
 import unicodedata
 from pathlib import Path
+from typing import Callable
 
+import click
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from stages.clikit import log, params_option, require_output, user_errors
 from stages.io import InputError, dumps, read_jsonl_lines
 from stages.llm import InvalidReply, Job, parse_json_object
 
@@ -207,3 +214,125 @@ def missing_error(missing: list[dict], source: str) -> InputError:
         "translate.llm.base_url for a local server) with translate.fallback_to_api: true, or set "
         "translate.provider: openai."
     )
+
+
+# --- the stage: routing, labels, record order, metrics ---------------------------------------------
+def translated_by(provider: str, model: str) -> str:
+    """The label of an item the API translated: the Batch API, or chat calls (provider openai, and
+    dataset when it falls back to the API for what the translations lack)."""
+    return f"{'batch' if provider == 'batch' else 'openai'}:{model}"
+
+
+def route(items: list[dict], table: dict[str, dict] | None, source: str, *, fallback_to_api: bool,
+          api: bool) -> tuple[list[dict], list[dict]]:
+    """(translated from the dataset, items for the API). ``table`` None: provider openai/batch, every
+    item goes to the API. Items the dataset lacks go to the API only with ``fallback_to_api`` and a
+    key (``api``); otherwise the stage stops, saying how many are missing."""
+    if table is None:
+        return [], list(items)
+    done, missing = join_dataset(items, table, source)
+    if missing and not (fallback_to_api and api):
+        raise missing_error(missing, source)
+    return done, missing
+
+
+def collect(missing: list[dict], results: dict[str, dict], *, by: str,
+            where: Callable[[str], str]) -> tuple[list[dict], list[dict]]:
+    """(translated, failures) from the engine's results for ``missing``, in its order.
+
+    A stored result of the wrong shape (a ledger edited by hand, or from another version) is an
+    error naming its ledger line (``where(key)``), not a KeyError later.
+    """
+    done, failed = [], []
+    for it in missing:
+        entry = results[it["id"]]
+        if entry["status"] != "ok":
+            failed.append({"id": it["id"], "reason": entry["reason"], "raw": entry.get("raw", "")})
+            continue
+        tr = entry["result"]
+        answers = tr.get("answers")
+        if not (isinstance(tr.get("context"), str) and isinstance(tr.get("question"), str)
+                and isinstance(answers, list) and len(answers) == 4 and all(isinstance(a, str) for a in answers)):
+            raise InputError(f"{where(entry['key'])}: the stored translation of {it['id']!r} needs context, "
+                             "question and answers (a list of 4 texts). Remove that line (its call is made "
+                             "again) and rerun.")
+        done.append(merge(it, tr, by=by))
+    return done, failed
+
+
+def in_input_order(items: list[dict], done: list[dict]) -> list[dict]:
+    """Translated records in the order of the English items (dataset and API results interleave)."""
+    order = {r["id"]: i for i, r in enumerate(items)}
+    return sorted(done, key=lambda r: order[r["id"]])
+
+
+def metrics(engine_metrics: dict, items: list[dict], done: list[dict], failed: list[dict]) -> dict:
+    return {**engine_metrics, "items": len(items), "translated": len(done), "failures": len(failed),
+            "from_dataset": sum(r["translated_by"] == "dataset" for r in done)}
+
+
+# --- command: gabarito translate ---------------------------------------------------------------------
+@click.command("translate")
+@click.option("--items", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--translations", type=click.Path(exists=True), required=True,
+              help="existing translations (provider dataset)")
+@click.option("--prompt", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--ledger", type=click.Path(dir_okay=False), required=True)
+@click.option("--out", type=click.Path(dir_okay=False), required=True)
+@click.option("--failures", type=click.Path(dir_okay=False), required=True)
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--retry-failed", is_flag=True, help="call the API again for items that failed before")
+@click.option("--no-progress", is_flag=True)
+@params_option
+@user_errors
+def command(items, translations, prompt, ledger, out, failures, metrics_path, retry_failed, no_progress, params_path):
+    """Translate Cosmos QA items EN -> PT-BR (existing translations first, then the API).
+
+    \b
+    Providers (translate.provider in params.yaml):
+      dataset  join existing translations by id; missing items go to the API if a key is set
+      openai   any OpenAI-compatible endpoint (OPENAI_BASE_URL / translate.llm.base_url)
+      batch    OpenAI's Batch API: half the price, results within a day, resumable
+
+    \b
+    Examples:
+      dvc repro translate                        # as the pipeline runs it
+      OPENAI_API_KEY=sk-... dvc repro translate  # with the API for what the dataset lacks
+      gabarito translate ... --retry-failed      # call again only for earlier failures
+    """
+    from stages import io
+    from stages.llm import Engine, Ledger, check_failures
+    from stages.params import load_section
+
+    p = load_section("translate", params_path)
+    records = io.read_jsonl(items)
+    table, source = None, ""
+    if p.provider == "dataset":
+        if p.dataset_hub_id:
+            source = f"{p.dataset_hub_id}@{p.dataset_hub_revision or 'main'}"
+            table = load_translations_hub(p.dataset_hub_id, p.dataset_hub_revision)
+        else:
+            source, table = translations, load_translations(translations)
+    done, missing = route(records, table, source, fallback_to_api=p.fallback_to_api, api=api_configured())
+    template = Path(prompt).read_text(encoding="utf-8")
+    failed: list[dict] = []
+    # opened (and created) even when nothing is sent: it is a declared output. Locked while open.
+    with Ledger(ledger) as led:
+        engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
+        if missing:
+            results = engine.run([build_job(it, template) for it in missing], retry_failed=retry_failed,
+                                 batch=p.provider == "batch")
+            api_done, failed = collect(missing, results, by=translated_by(p.provider, p.llm.model), where=led.where)
+            done += api_done
+    # the failures file is written either way (it says why); the translations only when the stage passes
+    io.write_jsonl(failures, failed)
+    check_failures("translate", failed, len(missing), p.llm.max_failure_share,
+                   setting="translate.llm.max_failure_share",
+                   retry=f"Items that failed on the network or the API's limits are asked again; those whose "
+                         f"replies failed validation only with --retry-failed. Reasons: {failures}")
+    require_output("translate", len(records), len(done), what_in="items", what_out="translations",
+                   hint=f"See {failures}.")
+    done = in_input_order(records, done)
+    io.write_jsonl(out, done)
+    io.write_json(metrics_path, metrics(engine.metrics(), records, done, failed))
+    log(f"translate: {len(done)}/{len(records)} items -> {out}" + (f"; {len(failed)} failed -> {failures}" if failed else ""))

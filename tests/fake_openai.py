@@ -4,7 +4,8 @@ Fine-tuning APIs.
 Tests decide each chat reply with a ``responder(request_json) -> Reply`` function, so they can inject
 faults: 429 with Retry-After, 500s, slow replies, malformed JSON, truncated output, wrong shapes.
 Every request is recorded in ``server.requests`` (headers included, and the status sent back) for
-assertions.
+assertions. ``echo_headers`` hands the responder the request headers too (``responder(body, headers)``),
+for a server that echoes them into its replies.
 
 Fine-tuning (``/fine_tuning/jobs``) is checked the way the real API checks it: ``model`` required,
 ``training_file``/``validation_file`` must be ids of files uploaded with purpose ``fine-tune``, no
@@ -68,6 +69,10 @@ def not_found(message: str, code: str | None = None) -> dict:
 class FakeOpenAI:
     def __init__(self, responder: Callable[[dict], Reply] | None = None):
         self.responder = responder or (lambda req: Reply(content="{}"))
+        self.echo_headers = False
+        self.chat_calls = 0
+        self.in_flight = 0  # chat requests being answered now (their delay running)
+        self.max_in_flight = 0
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.files: dict[str, dict] = {}
@@ -156,9 +161,19 @@ class FakeOpenAI:
                     return self._send(200, batch)
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
-                reply = outer.responder(body)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                # with ``echo_headers`` the responder also gets the request's headers (a server that
+                # echoes them, Authorization included, into its replies)
+                reply = outer.responder(body, dict(self.headers)) if outer.echo_headers else outer.responder(body)
+                with outer.lock:
+                    outer.chat_calls += 1
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                finally:
+                    with outer.lock:
+                        outer.in_flight -= 1
                 if reply.status != 200:
                     return self._send(reply.status, reply.error or {"error": {"message": "injected fault",
                                                                               "type": "server_error"}}, reply.headers)

@@ -96,6 +96,9 @@ def engines(tmp_path):
     def make(ledger_name: str = "ledger.jsonl", backoff_base: float = 0.01, **over) -> tuple[Engine, Ledger]:
         settings = {"model": "test-model", "max_retries": 3, "timeout_s": 1, "concurrency": 4, "max_reasks": 2,
                     **over}
+        for led in opened:  # an earlier run on this ledger has ended: its lock went with it
+            if led.path == tmp_path / ledger_name:
+                led.close()
         ledger = Ledger(tmp_path / ledger_name)
         opened.append(ledger)
         engine = Engine(LLMParams(**settings), template=TEMPLATE, ledger=ledger, progress=False,
@@ -289,12 +292,24 @@ def test_404_is_fatal_and_names_model_and_base_url(fake_openai, engines):
     assert len(fake_openai.requests) == 1
 
 
-def test_400_is_fatal_unless_about_response_format(fake_openai, engines):
-    fake_openai.responder = lambda req: error(400, "max_tokens is too large for this model")
-    engine, _ = engines(concurrency=1)
-    with pytest.raises(FatalAPIError, match=r"\(400\):.*max_tokens is too large"):
-        engine.run(jobs_for([make_item(10)]))
-    assert len(fake_openai.requests) == 1
+def test_a_400_fails_only_its_item_and_the_others_go_on(fake_openai, engines, tmp_path):
+    long_item = {**make_item(10), "context": "x " * 2_500_000}  # 5 MB: over any model's context window
+
+    def responder(req):
+        if len(json.dumps(req)) > 1_000_000:
+            return error(400, "This model's maximum context length is 128000 tokens. However, your messages "
+                              "resulted in 1250042 tokens.", code="context_length_exceeded")
+        return good_reply(req)
+
+    fake_openai.responder = responder
+    engine, _ = engines(concurrency=2)
+    results = engine.run(jobs_for([make_item(1), long_item, make_item(2)]))
+    assert [results[f"item{i:02d}"]["status"] for i in (1, 10, 2)] == ["ok", "failed", "ok"]
+    assert results["item10"]["reason"].startswith("the API rejected the request (400): This model's maximum "
+                                                  "context length is 128000 tokens.")
+    assert len(fake_openai.requests) == 3  # a 400 is not retried
+    # a refused request is not billed: not cached, so the rerun asks for it again once the item is fixed
+    assert sorted(ln["id"] for ln in ledger_lines(tmp_path / "ledger.jsonl")) == ["item01", "item02"]
 
 
 def test_400_about_response_format_falls_back_to_json_object(fake_openai, engines):

@@ -29,10 +29,18 @@ def good(req: dict) -> Reply:
                  prompt_tokens=100, completion_tokens=40)
 
 
+_OPEN: dict[Path, Ledger] = {}
+
+
 def engine(tmp_path: Path, **kw) -> Engine:
+    """An engine on tmp_path/ledger.jsonl; one made earlier on that ledger is a run that has ended,
+    so its ledger is closed (releasing the lock, as a process's end does)."""
     params = LLMParams(model="test-model", max_retries=2, timeout_s=5, batch_poll_interval_s=0.01, **kw)
-    return Engine(params, template=TEMPLATE, ledger=Ledger(tmp_path / "ledger.jsonl"), progress=False,
-                  backoff_base=0.01)
+    path = tmp_path / "ledger.jsonl"
+    if path in _OPEN:
+        _OPEN.pop(path).close()
+    _OPEN[path] = Ledger(path)
+    return Engine(params, template=TEMPLATE, ledger=_OPEN[path], progress=False, backoff_base=0.01)
 
 
 def crash_in(eng: Engine, jobs, method: str, dying) -> None:
@@ -223,8 +231,11 @@ def test_an_api_key_echoed_in_error_bodies_reaches_no_message_or_failure_record(
     assert failed["status"] == "failed" and "upstream rejected key ***" in failed["reason"]
     assert key not in failed["reason"]
     fake_openai.responder = lambda req: Reply(status=400, error={**echo, "type": "invalid_request_error"})
+    (rejected,) = engine(tmp_path / "b").run([build_job(make_item(1), TEMPLATE)]).values()
+    assert "(400): upstream rejected key ***" in rejected["reason"] and key not in rejected["reason"]
+    fake_openai.responder = lambda req: Reply(status=403, error={**echo, "type": "invalid_request_error"})
     with pytest.raises(FatalAPIError) as exc:
-        engine(tmp_path / "b").run([build_job(make_item(1), TEMPLATE)])
+        engine(tmp_path / "c").run([build_job(make_item(1), TEMPLATE)])
     assert "rejected key ***" in str(exc.value) and key not in str(exc.value)
 
 
@@ -313,7 +324,8 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path, fake_openai):
     proc.wait()
     assert not (tmp_path / "out.jsonl").exists()  # nothing half-written that looks whole
     answered_before = sum(successes.values())
-    in_ledger = len(Ledger(tmp_path / "ledger.jsonl").entries)
+    with Ledger(tmp_path / "ledger.jsonl") as led:
+        in_ledger = len(led.entries)
     assert 0 < in_ledger < n_items
 
     rerun = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
@@ -345,7 +357,8 @@ def test_replies_of_a_finished_batch_survive_a_crash_before_validation(tmp_path,
         return retrieve
 
     crash_in(engine(tmp_path, batch_max_requests=2), jobs, "retrieve", dying)  # two batches of two
-    stored = [e for e in Ledger(tmp_path / "ledger.jsonl").entries.values() if e.get("kind") == "batch_reply"]
+    with Ledger(tmp_path / "ledger.jsonl") as led:
+        stored = [e for e in led.entries.values() if e.get("kind") == "batch_reply"]
     assert len(stored) == 2  # the replies of the finished batch were written before anything else
 
     second = engine(tmp_path, batch_max_requests=2)

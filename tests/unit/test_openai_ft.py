@@ -288,11 +288,13 @@ def test_the_job_request_uses_the_supervised_method():
 
 
 def test_scrub_removes_the_key_and_anything_key_shaped():
+    from stages.openai_client import scrub
+
     key = "sk-" + "proj-abcdefghijklmnop"  # built, so no scanner takes this test value for a leaked key
     text = f"bad {key} and masked sk-pro************mnop here"
-    assert ft.scrub(text, key) == "bad *** and masked *** here"
-    assert ft.scrub("a local key: local", "local") == "a *** key: ***"
-    assert ft.scrub("/mnt/disk-0001/openai_train.jsonl", None) == "/mnt/disk-0001/openai_train.jsonl"
+    assert scrub(text, key) == "bad *** and masked *** here"
+    assert scrub("a local key: local", "local") == "a *** key: ***"
+    assert scrub("/mnt/disk-0001/openai_train.jsonl", None) == "/mnt/disk-0001/openai_train.jsonl"
 
 
 def test_make_client_needs_the_key_from_the_environment(monkeypatch):
