@@ -62,9 +62,9 @@ gpu-checks: setup
 gpu-wheels:
 	bash benchmarks/gpu_wheels.sh .whl
 
-## push: push data, adapter and metrics to the default DVC remote
+## push: dvc push to the default remote (or REMOTE=name), then check each object is there; fails naming what is missing
 push: setup
-	$(BIN)/dvc push
+	$(BIN)/python scripts/push.py $(if $(REMOTE),--remote $(REMOTE))
 
 ## clean-venv: remove the virtual environment
 clean-venv:
