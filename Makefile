@@ -66,8 +66,12 @@ gpu-wheels:
 push: setup
 	$(BIN)/python scripts/push.py $(if $(REMOTE),--remote $(REMOTE))
 
+## back: go back to the params, dvc.lock, metrics and outputs of a commit (make back REV=HEAD~1; default HEAD)
+back: setup
+	$(BIN)/python scripts/back.py $(or $(REV),HEAD)
+
 ## clean-venv: remove the virtual environment
 clean-venv:
 	rm -rf $(VENV)
 
-.PHONY: help setup system-deps repro test profile merge doctor gpu-checks gpu-wheels push clean-venv
+.PHONY: help setup system-deps repro test profile merge doctor gpu-checks gpu-wheels push back clean-venv
