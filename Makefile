@@ -62,12 +62,16 @@ gpu-checks: setup
 gpu-wheels:
 	bash benchmarks/gpu_wheels.sh .whl
 
-## push: push data, adapter and metrics to the default DVC remote
+## push: dvc push to the default remote (or REMOTE=name), then check each object is there; fails naming what is missing
 push: setup
-	$(BIN)/dvc push
+	$(BIN)/python scripts/push.py $(if $(REMOTE),--remote $(REMOTE))
+
+## back: go back to the params, dvc.lock, metrics and outputs of a commit (make back REV=HEAD~1; default HEAD)
+back: setup
+	$(BIN)/python scripts/back.py $(or $(REV),HEAD)
 
 ## clean-venv: remove the virtual environment
 clean-venv:
 	rm -rf $(VENV)
 
-.PHONY: help setup system-deps repro test profile merge doctor gpu-checks gpu-wheels push clean-venv
+.PHONY: help setup system-deps repro test profile merge doctor gpu-checks gpu-wheels push back clean-venv

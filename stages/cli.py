@@ -39,79 +39,6 @@ def main():
 
 
 
-# --- train ---------------------------------------------------------------------------------------
-@main.command()
-@click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True)
-@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True,
-              help="evaluated every train.sft.eval_steps; picks the best checkpoint")
-@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
-@click.option("--out", type=click.Path(file_okay=False), required=True)
-@click.option("--checkpoints", type=click.Path(file_okay=False), required=True,
-              help="checkpoint folder kept across crashes (a persist: true output)")
-@click.option("--live-dir", type=click.Path(file_okay=False), required=True, help="DVCLive logs")
-@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
-@_params_option
-@user_errors
-def train(train_path, validation, base, out, checkpoints, live_dir, metrics, params_path):
-    """4-bit QLoRA fine-tuning (bitsandbytes NF4 + peft LoRA + trl SFTTrainer).
-
-    After a crash, a power cut or `kill`, run it again (`dvc repro`): it resumes from the last
-    complete checkpoint. SIGTERM and SIGHUP save a checkpoint and stop cleanly.
-
-    With train.launch.num_processes > 1 it re-runs itself under `accelerate launch` (one process
-    per GPU; DDP, or FSDP with train.launch.config_file=configs/accelerate/fsdp_qlora.yaml).
-
-    \b
-    Examples:
-      dvc repro train
-      dvc exp run -S train.lora.r=32     # an experiment with another LoRA rank
-      dvc exp run -S train.launch.num_processes=2   # DDP on 2 GPUs
-      dvc plots show metrics/train_live/plots/metrics   # loss, eval loss, lr, tokens/s
-    """
-    import os
-    import shlex
-
-    from stages import train as mod
-
-    p = load_section("train", params_path)
-    if p.launch.num_processes > 1 and not mod.launched():
-        if p.launch.config_file and not Path(p.launch.config_file).is_file():
-            raise InputError(f"train.launch.config_file: {p.launch.config_file} not found. Give a file from "
-                             "configs/accelerate/, or null for plain DDP.")
-        cmd = mod.accelerate_command(p.launch, [
-            "train", "--train", train_path, "--validation", validation, "--base", base, "--out", out,
-            "--checkpoints", checkpoints, "--live-dir", live_dir, "--metrics", metrics, "--params", params_path])
-        log(f"train: {p.launch.num_processes} processes: {shlex.join(cmd)}")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # this process becomes the launcher, so a SIGTERM sent to it (dvc, systemd, kill) reaches every
-        # rank through torchrun, which waits this long for the checkpoint before it sends SIGKILL
-        os.execve(sys.executable, cmd, {"TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "300", **os.environ, mod.LAUNCHED: "1"})
-    if mod.launched() and int(os.environ.get("WORLD_SIZE", "1")) != p.launch.num_processes:
-        raise InputError(f"accelerate started {os.environ.get('WORLD_SIZE', '1')} process(es), not "
-                         f"train.launch.num_processes={p.launch.num_processes}: check train.launch.config_file "
-                         f"({p.launch.config_file}); its distributed_type must be MULTI_GPU, FSDP or MULTI_CPU.")
-    main = mod.is_main_process()  # under accelerate launch, rank 0 alone writes the outputs
-    try:
-        if main:
-            with io.atomic_path(out, directory=True) as tmp:
-                result = mod.train(io.read_jsonl(train_path), base, tmp, p, eval_records=io.read_jsonl(validation),
-                                   checkpoint_dir=checkpoints, live_dir=live_dir)
-            mod.clear_checkpoints(checkpoints)  # only now that the adapter is in place
-        else:
-            mod.train(io.read_jsonl(train_path), base, None, p, eval_records=io.read_jsonl(validation),
-                      checkpoint_dir=checkpoints)
-            return
-    except mod.Interrupted as exc:
-        if not main:
-            sys.exit(1)  # rank 0 says why
-        raise click.ClickException(f"training interrupted by {exc}") from None
-    io.write_json(metrics, result)
-    resumed = f" (resumed from step {result['resumed_from_step']})" if result["resumed_from_step"] else ""
-    log(f"train: {result['steps']} steps{resumed}, loss {result['first_logged_loss']} -> "
-        f"{result['last_logged_loss']}, best eval loss {result['best_eval_loss']} -> {out}")
-
-
 # --- merge (optional export) ---------------------------------------------------------------------
 @main.command()
 @click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
@@ -377,6 +304,9 @@ from stages import chat_format, clean, doctor, extract, ingest, modeling, openai
 for _module in (ingest, extract, translate, synthesize, clean, modeling, chat_format, doctor):
     main.add_command(_module.command)
 main.add_command(openai_ft.group)
+from stages import train as _train  # noqa: E402
+
+main.add_command(_train.command)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import click
+
+from stages import io
+from stages.clikit import log, params_option, user_errors
 from stages.io import InputError
-from stages.params import LaunchParams, TrainParams
+from stages.params import LaunchParams, TrainParams, load_section
 
 IGNORE = -100  # label value the loss skips (transformers' convention)
 
@@ -239,16 +243,85 @@ def _callbacks(p: TrainParams, live, fingerprint: str | None = None):
                 logs["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
             else:  # ru_maxrss is in KiB on Linux
                 logs["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            # the Trainer appended a copy of this log line to state.log_history before calling us: add the
+            # figures there too, so checkpoints keep them and a resumed run's DVCLive history has them
+            if state.log_history and state.log_history[-1].get("step") == state.global_step:
+                state.log_history[-1].update({k: logs[k] for k in ("tokens_per_second", "peak_memory_mb")
+                                              if k in logs})
+
+    class LogBeforeSave(TrainerCallback):
+        """Log the running loss at every checkpoint (and at the last step). The Trainer keeps the loss of
+        steps since the last log line in memory only; without this, a run resumed from a checkpoint
+        between two log lines would have lost those steps' loss, and its train_loss could not be the
+        mean over every step. Runs after Signals, which may ask for a save."""
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_save or control.should_training_stop:
+                control.should_log = True
+
+    class LiveHistory(TrainerCallback):
+        """DVCLive history with step = the Trainer's global step, whole across a resume.
+
+        transformers' own DVCLiveCallback counts log events as steps (a train line and an eval line at
+        the same step are two), and a resumed run would start its history over, or append to one that
+        holds steps past the checkpoint that are trained again. Here the live folder starts empty
+        and, on a resume, first replays the history the checkpoint carries (state.log_history).
+        """
+
+        def __init__(self):
+            self.resumed_from = 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.resumed_from = state.global_step
+            if state.is_world_process_zero:
+                live.log_params(args.to_dict())
+                for entry in state.log_history:
+                    self.write(entry)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or logs is None:
+                return
+            entry = {**logs, "step": state.global_step}
+            if "train_loss" in entry:  # the Trainer's end-of-run summary: its mean covers this process only
+                entry["train_loss"] = run_mean_loss(state.log_history, self.resumed_from, state.global_step,
+                                                    entry["train_loss"])
+            self.write(entry)
+
+        def write(self, entry: dict) -> None:
+            from dvclive.plots import Metric
+            from dvclive.utils import standardize_metric_name
+
+            live.step = int(entry["step"])
+            for key, value in entry.items():
+                if key != "step" and Metric.could_log(value):
+                    live.log_metric(standardize_metric_name(key, "dvclive.huggingface"), value)
+            live.make_summary()
 
     signals = Signals()
-    callbacks = [Checkpoints(), signals, Throughput()]
+    callbacks = [Checkpoints(), signals, LogBeforeSave(), Throughput()]
     if p.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
     if live is not None:
-        from transformers.integrations import DVCLiveCallback
-
-        callbacks.append(DVCLiveCallback(live=live))  # after Throughput, which adds to the logs it reads
+        callbacks.append(LiveHistory())  # after Throughput, which adds to the logs it reads
     return callbacks, signals
+
+
+def run_mean_loss(log_history: list[dict], resumed_from: int, steps: int, this_run_mean: float) -> float:
+    """The mean training loss over every step of a run, also of one resumed from a checkpoint.
+
+    The Trainer's own ``training_loss`` averages only the steps of the current process: after a resume
+    at step 6 of 12 it is the mean of steps 7-12, and 0.0 after a resume at the last step. The steps
+    before ``resumed_from`` are in the checkpoint's log history: each train line's ``loss`` is the mean
+    over the steps since the line before. Steps whose loss no line covers (a checkpoint written by an
+    older version between two log lines) are left out of the mean rather than counted as zero.
+    """
+    total, covered = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and entry.get("step", 0) <= resumed_from:
+            total += entry["loss"] * (entry["step"] - covered)
+            covered = entry["step"]
+    n = covered + steps - resumed_from
+    return (total + this_run_mean * (steps - resumed_from)) / n if n else 0.0
 
 
 def _from_main(ranks, value):
@@ -356,8 +429,8 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
         if live_dir is not None and main:
             from dvclive import Live
 
-            live = stack.enter_context(Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None,
-                                            resume=resume is not None))
+            # always a fresh folder: on a resume, LiveHistory rewrites the history up to the checkpoint
+            live = stack.enter_context(Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None))
         callbacks, signals = _callbacks(p if evaluating else p.model_copy(update={"early_stopping_patience": None}),
                                         live, fingerprint)
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
@@ -392,14 +465,16 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     # None when no step was logged (logging_steps > steps): JSON has no NaN
     first, last = (round(history[0]["loss"], 6), round(history[-1]["loss"], 6)) if history else (None, None)
     planned = trainer.state.max_steps
+    resumed_from = int(resume.name.split("-")[-1]) if resume else 0
     metrics = {
         "examples": len(examples),
         "eval_examples": len(eval_examples),
         "skipped_too_long": skipped,
         "steps": trainer.state.global_step,
         "stopped_early": trainer.state.global_step < planned,
-        "resumed_from_step": int(resume.name.split("-")[-1]) if resume else 0,
-        "train_loss": round(result.training_loss, 6),
+        "resumed_from_step": resumed_from,
+        "train_loss": round(run_mean_loss(trainer.state.log_history, resumed_from, trainer.state.global_step,
+                                          result.training_loss), 6),
         "first_logged_loss": first,
         "last_logged_loss": last,
         "best_eval_loss": round(min(evals), 6) if evals else None,
@@ -440,3 +515,89 @@ def accelerate_command(launch: LaunchParams, cli_args: list[str]) -> list[str]:
         # a free one, so two runs on one machine do not collide
         cmd += ["--multi_gpu", "--main_process_port", "0"]
     return cmd + ["-m", "stages.cli", *cli_args]
+
+
+def launch_mismatch(launch: LaunchParams, world_size: int) -> str | None:
+    """Why the processes accelerate started do not match ``train.launch``, or None when they do."""
+    if world_size == launch.num_processes:
+        return None
+    return (f"accelerate started {world_size} process(es), not train.launch.num_processes={launch.num_processes}: "
+            f"check train.launch.config_file ({launch.config_file}); its distributed_type must be MULTI_GPU, "
+            "FSDP or MULTI_CPU.")
+
+
+def summary(result: dict, out: str) -> str:
+    """The log line of a finished run."""
+    resumed = f" (resumed from step {result['resumed_from_step']})" if result["resumed_from_step"] else ""
+    return (f"train: {result['steps']} steps{resumed}, loss {result['first_logged_loss']} -> "
+            f"{result['last_logged_loss']}, best eval loss {result['best_eval_loss']} -> {out}")
+
+
+# --- command: gabarito train ---
+
+@click.command("train")
+@click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="evaluated every train.sft.eval_steps; picks the best checkpoint")
+@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True)
+@click.option("--checkpoints", type=click.Path(file_okay=False), required=True,
+              help="checkpoint folder kept across crashes (a persist: true output)")
+@click.option("--live-dir", type=click.Path(file_okay=False), required=True, help="DVCLive logs")
+@click.option("--metrics", type=click.Path(dir_okay=False), required=True)
+@params_option
+@user_errors
+def command(train_path, validation, base, out, checkpoints, live_dir, metrics, params_path):
+    """4-bit QLoRA fine-tuning (bitsandbytes NF4 + peft LoRA + trl SFTTrainer).
+
+    After a crash, a power cut or `kill`, run it again (`dvc repro`): it resumes from the last
+    complete checkpoint. SIGTERM and SIGHUP save a checkpoint and stop cleanly.
+
+    With train.launch.num_processes > 1 it re-runs itself under `accelerate launch` (one process
+    per GPU; DDP, or FSDP with train.launch.config_file=configs/accelerate/fsdp_qlora.yaml).
+
+    \b
+    Examples:
+      dvc repro train
+      dvc exp run -S train.lora.r=32     # an experiment with another LoRA rank
+      dvc exp run -S train.launch.num_processes=2   # DDP on 2 GPUs
+      dvc plots show metrics/train_live/plots/metrics   # loss, eval loss, lr, tokens/s
+    """
+    import shlex
+    import sys
+
+    p = load_section("train", params_path)
+    if p.launch.num_processes > 1 and not launched():
+        if p.launch.config_file and not Path(p.launch.config_file).is_file():
+            raise InputError(f"train.launch.config_file: {p.launch.config_file} not found. Give a file from "
+                             "configs/accelerate/, or null for plain DDP.")
+        cmd = accelerate_command(p.launch, [
+            "train", "--train", train_path, "--validation", validation, "--base", base, "--out", out,
+            "--checkpoints", checkpoints, "--live-dir", live_dir, "--metrics", metrics, "--params", params_path])
+        log(f"train: {p.launch.num_processes} processes: {shlex.join(cmd)}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # this process becomes the launcher, so a SIGTERM sent to it (dvc, systemd, kill) reaches every
+        # rank through torchrun, which waits this long for the checkpoint before it sends SIGKILL
+        os.execve(sys.executable, cmd, {"TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "300", **os.environ, LAUNCHED: "1"})
+    if launched():
+        mismatch = launch_mismatch(p.launch, int(os.environ.get("WORLD_SIZE", "1")))
+        if mismatch:
+            raise InputError(mismatch)
+    main = is_main_process()  # under accelerate launch, rank 0 alone writes the outputs
+    try:
+        if main:
+            with io.atomic_path(out, directory=True) as tmp:
+                result = train(io.read_jsonl(train_path), base, tmp, p, eval_records=io.read_jsonl(validation),
+                               checkpoint_dir=checkpoints, live_dir=live_dir)
+            clear_checkpoints(checkpoints)  # only now that the adapter is in place
+        else:
+            train(io.read_jsonl(train_path), base, None, p, eval_records=io.read_jsonl(validation),
+                  checkpoint_dir=checkpoints)
+            return
+    except Interrupted as exc:
+        if not main:
+            sys.exit(1)  # rank 0 says why
+        raise click.ClickException(f"training interrupted by {exc}") from None
+    io.write_json(metrics, result)
+    log(summary(result, out))

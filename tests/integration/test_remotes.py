@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -309,3 +310,98 @@ def test_interrupted_s3_push_is_finished_by_a_second_push(env, repo, moto, bucke
 
         clone = clone_and_pull(env, repo, repo.parent / "clone")  # through the (healed) proxy
         assert_same_bytes(repo, clone)
+
+
+# --- make push: push, then check every object on its own -----------------------------------------
+
+PUSH = [sys.executable, str(Path(__file__).resolve().parents[2] / "scripts" / "push.py")]
+
+
+def remote_objects(remote: Path) -> set[str]:
+    """Object names (`md5/ab/cdef...`) in a local remote, its temporary upload files aside."""
+    root = remote / "files"
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")
+            if p.is_file() and len(p.relative_to(root).parts) == 3 and "." not in p.name.removesuffix(".dir")}
+
+
+def test_make_push_runs_the_checked_push(repo_root):
+    recipe = subprocess.run(["make", "-n", "push", "-o", ".venv/bin/gabarito", "-o", "setup", "REMOTE=s3"],
+                            cwd=repo_root, capture_output=True, text=True, check=True).stdout.split("\n")
+    assert ".venv/bin/python scripts/push.py --remote s3" in recipe
+    assert not any(line.strip().endswith("dvc push") for line in recipe)
+
+
+def test_a_push_killed_mid_transfer_is_caught_then_finished(env, tmp_path):
+    """SIGKILL lands while `dvc push -j 1` copies 1500 files: the check names what is missing (all of
+    it, to the object), and `scripts/push.py` finishes the job."""
+    repo, remote = tmp_path / "repo", tmp_path / "remote"
+    (repo / "bulk").mkdir(parents=True)
+    rng = random.Random(1)
+    for i in range(1500):  # ~1.3 ms per file with one job: the push takes ~2 s, the kill lands after ~100
+        (repo / "bulk" / f"{i:04d}.bin").write_bytes(rng.randbytes(16384))
+    (repo / "notes.txt").write_text("uma nota\n")
+    run(env, ["git", "init", "-q", "-b", "main"], repo)
+    run(env, ["dvc", "init", "-q"], repo)
+    run(env, ["dvc", "remote", "add", "-d", "local", str(remote)], repo)
+    run(env, ["dvc", "add", "-q", "bulk", "notes.txt"], repo)
+    run(env, ["git", "add", "-A"], repo)
+    run(env, ["git", "commit", "-qm", "bulk"], repo)
+    total = cache_objects(repo)
+    assert len(total) == 1502
+
+    push = subprocess.Popen(["dvc", "push", "-j", "1"], cwd=repo, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while len(remote_objects(remote) if (remote / "files").is_dir() else ()) < 100:
+            assert push.poll() is None, "the push ended before the kill"
+            time.sleep(0.005)
+    finally:
+        os.killpg(push.pid, signal.SIGKILL)
+        push.wait(timeout=30)
+    there = remote_objects(remote)
+    assert 100 <= len(there) < len(total)  # killed mid-transfer
+    missing = total - there
+
+    checked = run(env, [*PUSH, "--check"], repo, ok=False)
+    assert checked.returncode == 1
+    assert f"FAILED: the remote 'local' lacks {len(missing)} of 1502 objects" in checked.stderr
+    assert f"... and {len(missing) - 20} more" in checked.stderr  # 20 named, the rest counted
+    assert remote_objects(remote) == there  # --check pushes nothing
+
+    done = run(env, PUSH, repo)
+    assert remote_objects(remote) == total
+    assert "the remote 'local' holds all 1502 objects" in done.stderr
+    assert "holds all 1502" in run(env, [*PUSH, "--check"], repo).stderr
+
+
+def test_files_lost_from_the_remote_are_found_and_pushed_again(env, repo):
+    """The remote loses files of folders it holds the listing of: `dvc push` and `dvc status --cloud`
+    trust the listing and see nothing to do (what `make push` ran before); the checked push names them
+    and uploads them."""
+    run(env, ["dvc", "push"], repo)
+    remote = repo.parent / "gabarito-dvc-remote"
+    lost = {"data/many/005.txt", "data/many/sub/003.txt", "out/shards/2.bin"}
+    for rel in lost:
+        md5 = hashlib.md5((repo / rel).read_bytes()).hexdigest()
+        (remote / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    assert len(remote_objects(remote)) == len(cache_objects(repo)) - 3
+    assert "Everything is up to date" in run(env, ["dvc", "push"], repo).stdout
+    assert "in sync" in run(env, ["dvc", "status", "--cloud"], repo).stdout
+
+    fixed = run(env, PUSH, repo)
+    report = fixed.stderr.split("pushing them again")[0]
+    assert "lacks 3 of" in report and all(f"  {rel}\n" in report for rel in lost)
+    assert remote_objects(remote) == cache_objects(repo)
+    clone = clone_and_pull(env, repo, repo.parent / "clone")
+    assert_same_bytes(repo, clone)
+
+
+def test_what_neither_the_remote_nor_the_cache_holds_fails_by_name(env, repo):
+    run(env, ["dvc", "push"], repo)
+    md5 = hashlib.md5((repo / "data/many/007.txt").read_bytes()).hexdigest()
+    (repo.parent / "gabarito-dvc-remote" / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    (repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]).unlink()
+    failed = run(env, PUSH, repo, ok=False)
+    assert failed.returncode == 1
+    assert "1 of them are not in the local cache either:\n  data/many/007.txt\n" in failed.stderr
+    assert "FAILED: the remote 'local' lacks 1 of" in failed.stderr and "data/many/007.txt" in failed.stderr

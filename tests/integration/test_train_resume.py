@@ -67,6 +67,14 @@ def max_diff(a, b) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
+def live_history(live_dir: Path, name: str) -> list[tuple[int, float]]:
+    """(step, value) rows of one DVCLive metric history (plots/metrics/NAME.tsv)."""
+    rows = (live_dir / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
+    header = rows[0].split("\t")
+    assert header[:2] == ["step", name.split("/")[-1]], header
+    return [(int(r.split("\t")[0]), float(r.split("\t")[1])) for r in rows[1:]]
+
+
 def test_kill_9_then_resume_matches_an_uninterrupted_run(workdir, tiny_base):
     clean = start(workdir, tiny_base, "clean")
     assert clean.wait(timeout=300) == 0, clean.stderr.read()
@@ -86,6 +94,20 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(workdir, tiny_base):
     clean_metrics = json.loads((workdir / "clean/train.json").read_text())
     assert abs(metrics["best_eval_loss"] - clean_metrics["best_eval_loss"]) < 1e-3
     assert list((workdir / "crash/checkpoints").iterdir()) == []
+
+    # DVCLive's history is whole across the resume, one row per global step (logging_steps 1), not
+    # restarted and not counting log events; eval rows sit at the eval steps
+    clean_live, crash_live = (live_history(workdir / run / "live", "loss") for run in ("clean", "crash"))
+    assert [step for step, _ in clean_live] == [step for step, _ in crash_live] == list(range(1, 13))
+    assert max(abs(a[1] - b[1]) for a, b in zip(clean_live, crash_live)) < TOLERANCE
+    assert [s for s, _ in live_history(workdir / "crash/live", "eval/loss")] == [3, 6, 9, 12]
+    # train_loss is the mean over all 12 steps, as in the uninterrupted run, not over the resumed ones
+    # only (before the fix: the mean of steps 7-12, far below, since the loss falls steeply)
+    assert metrics["train_loss"] == pytest.approx(sum(v for _, v in crash_live) / 12, abs=1e-6)
+    assert clean_metrics["train_loss"] == pytest.approx(sum(v for _, v in clean_live) / 12, abs=1e-6)
+    assert metrics["train_loss"] == pytest.approx(clean_metrics["train_loss"], abs=TOLERANCE)
+    live_summary = json.loads((workdir / "crash/live/metrics.json").read_text())
+    assert live_summary["step"] == 12 and live_summary["train"]["loss"] == pytest.approx(metrics["train_loss"])
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(workdir, tiny_base):
@@ -176,3 +198,40 @@ def test_early_stopping_keeps_the_best_checkpoint(formatted, tiny_base, tmp_path
     assert metrics["eval_examples"] == 6 and metrics["best_eval_loss"] is not None
     live = json.loads((tmp_path / "live/metrics.json").read_text())
     assert {"train", "eval"} <= set(live) and "tokens_per_second" in live and "peak_memory_mb" in live
+
+
+def test_a_resume_at_the_last_step_reports_the_run_s_loss_and_history(formatted, tiny_base, tmp_path):
+    """Killed after the last checkpoint but before the adapter was in place: the rerun trains no step,
+    and must report the loss and the DVCLive history of the run it finishes (before the fix: 0.0 and
+    an empty history). logging_steps 3 with saves every 2 steps: every checkpoint still carries the
+    loss of every step before it."""
+    train_set, val_set = formatted
+    params = TrainParams.model_validate({**PARAMS["train"], "sft": {**PARAMS["train"]["sft"], "max_steps": 4,
+                                                                    "save_steps": 2, "eval_steps": 2,
+                                                                    "logging_steps": 3}})
+    first = train(train_set, tiny_base, tmp_path / "a1", params, eval_records=val_set,
+                  checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live1")
+    assert first["resumed_from_step"] == 0 and first["train_loss"] > 1
+    again = train(train_set, tiny_base, tmp_path / "a2", params, eval_records=val_set,
+                  checkpoint_dir=tmp_path / "ckpt", live_dir=tmp_path / "live2")
+    assert again["resumed_from_step"] == 4 and again["steps"] == 4
+    for key in ("train_loss", "first_logged_loss", "last_logged_loss", "best_eval_loss"):
+        assert again[key] == first[key], key
+    one, two = live_history(tmp_path / "live1", "loss"), live_history(tmp_path / "live2", "loss")
+    assert [s for s, _ in one] == [s for s, _ in two] == [2, 3, 4]  # 2 and 4: checkpoints; 3: logging_steps
+    assert one == two
+    assert json.loads((tmp_path / "live2/metrics.json").read_text())["train"]["loss"] == pytest.approx(
+        first["train_loss"])
+
+
+def test_run_mean_loss_weights_each_log_line_by_the_steps_it_covers():
+    from stages.train import run_mean_loss
+
+    history = [{"loss": 4.0, "step": 3}, {"eval_loss": 9.0, "step": 3}, {"loss": 2.0, "step": 4},
+               {"loss": 1.0, "step": 6}]
+    # resumed at step 4: steps 1-3 at 4.0, step 4 at 2.0, then steps 5-6 of this process at 1.0
+    assert run_mean_loss(history, 4, 6, 1.0) == pytest.approx((3 * 4.0 + 2.0 + 2 * 1.0) / 6)
+    assert run_mean_loss(history, 0, 6, 2.5) == 2.5  # not resumed: the Trainer's own mean
+    assert run_mean_loss(history, 6, 6, 0.0) == pytest.approx((3 * 4.0 + 2.0 + 2 * 1.0) / 6)  # resumed at the end
+    # a checkpoint at step 5 from before every save was logged: step 5's loss is unknown, left out
+    assert run_mean_loss(history[:3], 5, 6, 1.0) == pytest.approx((3 * 4.0 + 2.0 + 1.0) / 5)
