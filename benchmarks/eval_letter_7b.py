@@ -11,7 +11,7 @@ The model is built as benchmarks/qlora_memory.py builds it (its helpers, importe
 weights of Mistral-7B-v0.1's shape (Zephyr-7B-beta's base) drawn on the GPU, saved to a temporary
 checkpoint and loaded back by ``stages.modeling.load_4bit``, the loader evaluate uses, with
 profiles/thesis.yaml's ``train.quantization`` (NF4, double quantization, bfloat16 compute; float32
-compute on CPU, as params.yaml has it there). The scoring is ``stages.evaluate.score_letters``
+compute on CPU, as params.yaml has it there). The scoring is ``stages.scoring.score_letters``
 itself, at profiles/thesis.yaml's ``evaluate.batch_size`` (32): tokenization, sorting by length,
 left padding, one forward pass per item with the LM head on the last position only.
 
@@ -85,7 +85,7 @@ def time_letters(model, tokenizer, prompts: list[str], batch_size: int, cuda: bo
     """(seconds, probabilities): one untimed warm-up batch, then every prompt through score_letters."""
     import torch
 
-    from stages.evaluate import score_letters
+    from stages.scoring import score_letters
 
     kwargs = dict(answer_prefix=ANSWER_PREFIX, letters=LETTERS, batch_size=batch_size)
     score_letters(model, tokenizer, prompts[:batch_size], **kwargs)  # kernel selection, allocator, cuBLAS
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
           + ("" if compute == profile_compute else f", whose compute dtype is {profile_compute}") + ")")
     print(f"  items          {items:,} synthetic, prompts {min(lengths)}-{max(lengths)} tokens with the answer "
           f"prefix (mean {tokens / items:.1f}, drawn uniform in {low}-{high} + 1): {tokens:,} tokens")
-    print(f"  batch          {args.batch_size}, sorted by length (stages.evaluate.score_letters)")
+    print(f"  batch          {args.batch_size}, sorted by length (stages.scoring.score_letters)")
     ok = True
     for label, seconds, peak, probs in results:
         finite = all(math.isfinite(x) for row in probs for x in row) and all(abs(sum(r) - 1) < 1e-3 for r in probs)

@@ -10,9 +10,11 @@ from html.parser import HTMLParser
 import pytest
 
 from stages import report as rp
-from stages.evaluate import VALID, summarize
+from stages.evaluate import summarize
 from stages.io import InputError
 from stages.params import EvaluateParams
+from stages.scoring import VALID
+from stages.stats import paired_bootstrap_ci
 
 N = 100
 IDS = [f"q{i:03d}" for i in range(N)]
@@ -95,11 +97,11 @@ def test_accuracy_delta_with_paired_interval_and_mcnemar(sides):
 def test_paired_interval_is_seeded_and_far_narrower_than_unpaired():
     a = [k in BASELINE_RIGHT for k in range(N)]
     b = [k in CURRENT_RIGHT for k in range(N)]
-    ci = rp.paired_bootstrap_ci(a, b, 2000, seed=3)
-    assert ci == rp.paired_bootstrap_ci(a, b, 2000, seed=3)
+    ci = paired_bootstrap_ci(a, b, 2000, seed=3)
+    assert ci == paired_bootstrap_ci(a, b, 2000, seed=3)
     # independent per-run 95% intervals at n=100 are ~+-0.1 each; the paired one is not their sum
     assert ci[1] - ci[0] < 0.25
-    assert rp.paired_bootstrap_ci(a, a, 500, seed=0) == (0.0, 0.0)
+    assert paired_bootstrap_ci(a, a, 500, seed=0) == (0.0, 0.0)
 
 
 def test_only_items_on_both_sides_are_paired(sides):
