@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from stages import ask, evaluate, io, merge, report
+from stages import ask, evaluate, io, merge, profile, report
 from stages.io import InputError
 from stages.clikit import die_with_parent, log, user_errors
 from stages.clikit import params_option as _params_option
@@ -548,6 +548,7 @@ main.add_command(report.compare_command)
 main.add_command(report.command)
 main.add_command(merge.command)
 main.add_command(ask.command)
+main.add_command(profile.command)
 
 
 if __name__ == "__main__":
