@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 
 
+# --- formatting --------------------------------------------------------------------------------------
 def percent(x: float | None) -> str:
     """A share as a percentage; "-" for none (no accuracy where nothing was answered)."""
     return "-" if x is None else f"{x:.2%}"
 
 
-# --- statistics --------------------------------------------------------------------------------------
+# --- intervals and tests -----------------------------------------------------------------------------
 def bootstrap_ci(correct: list[bool], samples: int, seed: int) -> tuple[float, float]:
     """95% percentile interval of accuracy, resampling items with replacement."""
     import numpy as np

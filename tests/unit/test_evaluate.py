@@ -217,3 +217,27 @@ def test_flipped_items_between_two_runs():
     b = [{**a[0], "correct": False, "prediction": "B"}, {**a[1], "correct": True, "prediction": "C"}, a[2]]
     rows = st.flipped(a, b, model="finetuned", mode="letter")
     assert [(r["id"], r["change"], r["a"], r["b"]) for r in rows] == [("1", "broken", "A", "B"), ("2", "fixed", "B", "C")]
+
+
+def test_plot_files_are_the_plots_dvc_yaml_declares(repo_root):
+    import yaml
+
+    plots = {"confusion": [{"model": "base", "actual": "A", "predicted": "B"},
+                           {"model": "finetuned", "actual": "A", "predicted": "A"}],
+             "accuracy_by_type": [{"model": "base", "type": "cause", "accuracy": 0.5},
+                                  {"model": "finetuned", "type": "cause", "accuracy": 1.0}],
+             "calibration": [{"model": "base/letter", "bin": 2, "confidence": 0.25, "accuracy": 0.0, "count": 1}]}
+    files = ev.plot_files(plots)
+    declared = [p for entry in yaml.safe_load((repo_root / "dvc.yaml").read_text())["plots"] for p in entry
+                if p.startswith("metrics/plots/")]
+    assert sorted(f"metrics/plots/{name}" for name in files) == sorted(declared)
+    assert files["confusion_base.json"] == [plots["confusion"][0]]
+    assert files["by_type_finetuned.json"] == [plots["accuracy_by_type"][1]]
+    assert files["calibration.json"] == plots["calibration"]
+
+
+def test_headline_lines():
+    m = {"accuracy": 0.5, "accuracy_valid": None, "invalid_rate": 1.0, "n": 4}
+    assert ev.headline({"base": m, "finetuned": {**m, "accuracy_valid": 0.75}}, ["generate", "letter"]) == [
+        "base (generate): accuracy 50.00% (valid-only -), invalid 100.00%, n=4",
+        "finetuned (generate): accuracy 50.00% (valid-only 75.00%), invalid 100.00%, n=4"]

@@ -131,7 +131,8 @@ def test_a_mapping_value_is_replaced_whole_and_lists_render_in_flow_style(repo_r
     profiles = _profiles(tmp_path, mylab="ingest:\n  source: url\n  urls: {train: 'https://example.org/t.csv'}\n"
                                          "train:\n  lora:\n    target_modules: [q_proj, v_proj]\n")
     text, changed = pf.apply_profile("mylab", repo_root / "params.yaml", profiles)
-    assert "  urls: {train: 'https://example.org/t.csv'} # source: url" in text  # a value past its comment's column: one space
+    # a value longer than the room before its comment: one space, then the comment
+    assert "  urls: {train: 'https://example.org/t.csv'} # source: url" in text
     assert "    target_modules: [q_proj, v_proj]\n" in text
     assert sorted(changed) == ["ingest.source", "ingest.urls", "train.lora.target_modules"]
     loaded = P.load_params(_write(tmp_path, text))

@@ -290,3 +290,17 @@ def test_plot_files_come_from_dvc_yaml(repo_root):
     assert rp.plot_files({}) == []
     files = rp.plot_files(yaml.safe_load((repo_root / "dvc.yaml").read_text()))
     assert "metrics/plots/calibration.json" in files
+
+
+def test_compare_lines_and_a_predictions_file(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "1", "model": "finetuned", "mode": "letter", "correct": true, "prediction": "A", '
+                    '"label": "A"}\n', encoding="utf-8")
+    assert rp.load_predictions(str(path), "ignored") == [{"id": "1", "model": "finetuned", "mode": "letter",
+                                                          "correct": True, "prediction": "A", "label": "A"}]
+    rows = [{"id": "1", "label": "A", "a": "A", "b": None, "change": "broken"},
+            {"id": "2", "label": "C", "a": "B", "b": "C", "change": "fixed"}]
+    assert rp.describe_flips(rows, a="main", b="workspace", model="finetuned", mode="letter") == [
+        "2 items flipped (finetuned, letter): 1 fixed, 1 broken in workspace",
+        "  broken  1                    label A  main: A  workspace: -",
+        "  fixed   2                    label C  main: B  workspace: C"]
