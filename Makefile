@@ -39,11 +39,9 @@ repro: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-## profile: switch params.yaml to a profile (make profile PROFILE=thesis | offline)
-profile:
-	@test -f profiles/$(PROFILE).yaml || { echo "no profiles/$(PROFILE).yaml"; exit 1; }
-	cp profiles/$(PROFILE).yaml params.yaml
-	@echo "params.yaml is now the '$(PROFILE)' profile; 'dvc repro' reruns what it changes"
+## profile: set params.yaml to a profile: the shipped values + profiles/$(PROFILE).yaml's, validated (PROFILE=thesis | offline = shipped)
+profile: setup
+	$(BIN)/gabarito profile $(PROFILE)
 
 ## merge: fold the adapter into the base (models/merged, in merge.dtype) and check parity (metrics/merge.json)
 merge: setup

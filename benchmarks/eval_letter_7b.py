@@ -10,9 +10,9 @@ under 2 minutes on one GPU.
 The model is built as benchmarks/qlora_memory.py builds it (its helpers, imported): random bf16
 weights of Mistral-7B-v0.1's shape (Zephyr-7B-beta's base) drawn on the GPU, saved to a temporary
 checkpoint and loaded back by ``stages.modeling.load_4bit``, the loader evaluate uses, with
-profiles/thesis.yaml's ``train.quantization`` (NF4, double quantization, bfloat16 compute; float32
-compute on CPU, as params.yaml has it there). The scoring is ``stages.evaluate.score_letters``
-itself, at profiles/thesis.yaml's ``evaluate.batch_size`` (32): tokenization, sorting by length,
+the thesis profile's ``train.quantization`` (NF4, double quantization, bfloat16 compute; float32
+compute on CPU, as params.yaml has it there). The scoring is ``stages.scoring.score_letters``
+itself, at the thesis profile's ``evaluate.batch_size`` (32): tokenization, sorting by length,
 left padding, one forward pass per item with the LM head on the last position only.
 
 The items are synthetic: random words of a word-level tokenizer over the random vocabulary, one
@@ -25,7 +25,7 @@ The answer prefix and the four letters are the words w2 and w3-w6 (the template'
 and A-D are not in a random vocabulary); their count and position are what matter for the cost.
 
 By default the fine-tuned model is timed too, as evaluate scores it: the same base wrapped by peft
-with profiles/thesis.yaml's LoRA (r=16 on six projections, unmerged, in float32). Its B matrices
+with the thesis profile's LoRA (r=16 on six projections, unmerged, in float32). Its B matrices
 start at zero, so its probabilities equal the base's; the extra matmuls are what it costs. Prints
 the wall time (torch.cuda.synchronize() before the clock starts and stops, after one untimed
 warm-up batch), items/s, tokens/s, model TFLOP/s (2 N per prompt token, N without the input
@@ -51,9 +51,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from qlora_memory import SHAPES, build_checkpoint, model_flops_params  # noqa: E402
 
-from stages.params import load_section  # noqa: E402
+from stages.params import parse_section  # noqa: E402
+from stages.profile import load_profile  # noqa: E402
 
-PROFILE = ROOT / "profiles/thesis.yaml"
+PROFILE = "thesis"  # profiles/thesis.yaml over the shipped params
 VALIDATION_ITEMS = 2985  # the Cosmos QA validation split the thesis scores
 TARGET_SECONDS = 120.0
 ANSWER_PREFIX, LETTERS = "w2", ["w3", "w4", "w5", "w6"]  # ids 2-6 of word_tokenizer
@@ -85,7 +86,7 @@ def time_letters(model, tokenizer, prompts: list[str], batch_size: int, cuda: bo
     """(seconds, probabilities): one untimed warm-up batch, then every prompt through score_letters."""
     import torch
 
-    from stages.evaluate import score_letters
+    from stages.scoring import score_letters
 
     kwargs = dict(answer_prefix=ANSWER_PREFIX, letters=LETTERS, batch_size=batch_size)
     score_letters(model, tokenizer, prompts[:batch_size], **kwargs)  # kernel selection, allocator, cuBLAS
@@ -110,14 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.disable_progress_bar()
 
     cuda = torch.cuda.is_available()
-    train = load_section("train", PROFILE)
-    thesis_batch = load_section("evaluate", PROFILE).batch_size
+    thesis = load_profile(PROFILE, ROOT / "profiles")
+    train = parse_section("train", thesis["train"])
+    thesis_batch = parse_section("evaluate", thesis["evaluate"]).batch_size
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", choices=sorted(SHAPES), default="mistral-7b" if cuda else "small")
     ap.add_argument("--items", type=int, default=None,
                     help=f"synthetic items (default {VALIDATION_ITEMS:,} on CUDA, the validation split; 64 on CPU)")
     ap.add_argument("--batch-size", type=int, default=thesis_batch,
-                    help=f"items per forward pass (default: profiles/thesis.yaml's evaluate.batch_size, "
+                    help=f"items per forward pass (default: the thesis profile's evaluate.batch_size, "
                          f"{thesis_batch})")
     ap.add_argument("--prompt-tokens", type=int, nargs=2, default=[250, 450], metavar=("LOW", "HIGH"),
                     help="prompt length range in tokens, uniform (default 250 450: Cosmos QA in the chat template)")
@@ -181,11 +183,11 @@ def main(argv: list[str] | None = None) -> int:
           f"heads, vocab {shape['vocab_size']}; random weights, built and loaded in 4-bit in {built:.0f} s")
     profile_compute = train.quantization.bnb_4bit_compute_dtype
     print(f"  quantization   {quant.bnb_4bit_quant_type}, double quant {quant.bnb_4bit_use_double_quant}, "
-          f"compute {compute} (profiles/thesis.yaml train.quantization"
+          f"compute {compute} (the thesis profile's train.quantization"
           + ("" if compute == profile_compute else f", whose compute dtype is {profile_compute}") + ")")
     print(f"  items          {items:,} synthetic, prompts {min(lengths)}-{max(lengths)} tokens with the answer "
           f"prefix (mean {tokens / items:.1f}, drawn uniform in {low}-{high} + 1): {tokens:,} tokens")
-    print(f"  batch          {args.batch_size}, sorted by length (stages.evaluate.score_letters)")
+    print(f"  batch          {args.batch_size}, sorted by length (stages.scoring.score_letters)")
     ok = True
     for label, seconds, peak, probs in results:
         finite = all(math.isfinite(x) for row in probs for x in row) and all(abs(sum(r) - 1) < 1e-3 for r in probs)

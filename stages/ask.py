@@ -23,10 +23,14 @@ blocks separated by a line of ``---`` (``parse_blocks``).
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, TextIO
 
+import click
+
+from stages.clikit import params_option, user_errors
 from stages.io import InputError
 from stages.params import QuantizationParams
 
@@ -94,16 +98,30 @@ def build_prompt(tokenizer, *, context: str, question: str, options: Sequence[st
 def answer(model, tokenizer, *, context: str, question: str, options: list[str], prompts: dict[str, str],
            letters: Sequence[str], answer_prefix: str) -> dict:
     """The model's answer: {"letter", "index", "option", "probabilities": {letter: p}} (letter mode)."""
-    from stages.evaluate import score_letters
+    from stages.scoring import score_letters
 
     prompt = build_prompt(tokenizer, context=context, question=question, options=options, prompts=prompts,
                           letters=letters, answer_prefix=answer_prefix)
     probs = score_letters(model, tokenizer, [prompt], answer_prefix=answer_prefix, letters=list(letters),
                           batch_size=1)[0]
-    # ties go to the earlier letter, as evaluate's predict breaks them
+    # ties go to the earlier letter, as scoring.predict breaks them
     index = max(range(len(probs)), key=lambda i: (probs[i], -i))
     return {"letter": letters[index], "index": index, "option": options[index].strip(),
             "probabilities": dict(zip(letters, probs))}
+
+
+def questions_given(*, context: str, question: str | None, options: Sequence[str], blocks: TextIO | None,
+                    letters: Sequence[str]) -> list[dict] | None:
+    """The questions of one ``gabarito ask`` call: the one given by --question/--option, else the
+    blocks read from ``blocks`` (--file, read only then), else None (interactive). Each is checked
+    before any model loads."""
+    if question is not None or options:
+        item = {"context": context, "question": question or "", "options": list(options)}
+        check_question(letters=letters, **item)
+        return [item]
+    if blocks is not None:
+        return parse_blocks(blocks.read(), letters)
+    return None
 
 
 # --- text blocks ---------------------------------------------------------------------------------
@@ -211,3 +229,79 @@ def render(result: dict, options: Sequence[str], letters: Sequence[str]) -> str:
         bar = "█" * round(p * BAR_WIDTH)
         lines.append(f"{mark} {letter}) {_cut(opt, width):<{width}}  {p:6.1%}  {bar}")
     return "\n".join(lines) + "\n"
+
+
+def as_json_line(item: dict, result: dict) -> str:
+    """``--json``'s line for one question: the question and its answer, keys sorted."""
+    return json.dumps({**item, **result}, ensure_ascii=False, sort_keys=True)
+
+
+# --- command: gabarito ask ---
+@click.command("ask")
+@click.option("--base", type=click.Path(file_okay=False), default="models/base", show_default=True)
+@click.option("--adapter", type=click.Path(file_okay=False), default="models/adapter", show_default=True)
+@click.option("--no-adapter", is_flag=True, help="ask the base model alone")
+@click.option("--prompts", type=click.Path(dir_okay=False, exists=True), default="prompts/chat.v1.yaml",
+              show_default=True)
+@click.option("--context", default="", help="the text the question is about")
+@click.option("--question", default=None)
+@click.option("--option", "options", multiple=True, help="an answer option; give it once per letter, in order")
+@click.option("--file", "file_", type=click.File("r", encoding="utf-8-sig"), default=None,
+              help="questions in the block format, separated by '---' lines ('-': standard input)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON line per question")
+@params_option
+@user_errors
+def command(base, adapter, no_adapter, prompts, context, question, options, file_, as_json, params_path):
+    """The answer key: the fine-tuned model picks A-D for a question, with each option's probability.
+
+    Give one question with --question and four --option, a file of questions with --file, or
+    nothing to type them in (an empty question ends). The prompt is exactly the one the model was
+    trained and evaluated on; the letter is scored in one forward pass (letter mode).
+
+    \b
+    Examples:
+      gabarito ask --context "Fui ao mercado comprar pão." --question "Por que fui ao mercado?" \\
+          --option "Para comprar pão." --option "Para vender o carro." --option "Para trabalhar." \\
+          --option "Nenhuma das alternativas."
+      gabarito ask --file questions.txt          # Contexto: / Pergunta: / A) ... D) blocks
+      gabarito ask                               # interactive
+    """
+    import warnings
+
+    from stages.chat_format import load_prompts
+    from stages.modeling import seed_everything
+    from stages.params import load_all
+
+    # libraries' deprecation notices are for developers; a person asking a question sees the answer
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+    params = load_all(params_path)
+    fmt, e = params["format"], params["evaluate"]
+    letters = fmt.letters
+    items = questions_given(context=context, question=question, options=options,
+                            blocks=file_, letters=letters)
+    if not Path(base).is_dir():
+        raise InputError(f"{base}: no base model here. Run `dvc repro` (or `dvc pull`) first.")
+    pr = load_prompts(prompts)  # before the model: a bad file should not cost a 7B load first
+    seed_everything(e.seed, e.torch_threads)
+    model, tokenizer = load(base, None if no_adapter else adapter, params["train"].quantization)
+
+    def one(item: dict) -> None:
+        result = answer(model, tokenizer, prompts=pr, letters=letters, answer_prefix=fmt.answer_prefix, **item)
+        click.echo(as_json_line(item, result) if as_json else render(result, item["options"], letters))
+
+    if items is not None:
+        for item in items:
+            one(item)
+        return
+    click.echo(f"Type a question (empty question: quit). Options {', '.join(letters)}.", err=True)
+    while True:
+        ctx = click.prompt("Contexto (optional)", default="", show_default=False, err=True)
+        q = click.prompt("Pergunta", default="", show_default=False, err=True)
+        if not q.strip():
+            return
+        opts = [click.prompt(f"{letter})", err=True) for letter in letters]
+        try:
+            one({"context": ctx, "question": q, "options": opts})
+        except InputError as exc:  # a typo in one question does not end the session
+            click.echo(f"Error: {exc}", err=True)

@@ -28,6 +28,10 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
+import click
+
+from stages import io
+from stages.clikit import log, params_option, user_errors
 from stages.io import InputError
 from stages.params import MergeParams, QuantizationParams
 
@@ -154,7 +158,7 @@ def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_di
     import torch
     from peft import PeftModel
 
-    from stages.evaluate import check_prompts, predict
+    from stages.scoring import check_prompts, predict
     from stages.modeling import check_adapter, load_4bit, load_tokenizer, seed_everything
     from stages.params import EvaluateParams
 
@@ -211,3 +215,48 @@ def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_di
             "merge.dtype: float32, or raise merge.parity_tolerance in params.yaml if this drift is acceptable.",
             report)
     return report
+
+
+# --- command: gabarito merge ---
+@click.command("merge")
+@click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--adapter", type=click.Path(file_okay=False, exists=True), required=True)
+@click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="items re-scored by the parity check")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="folder for the merged model")
+@click.option("--report", type=click.Path(dir_okay=False), required=True, help="parity figures (JSON)")
+@click.option("--base-weights", type=click.Choice(["dequantized", "original"]), default="dequantized",
+              show_default=True, help="what the LoRA update is added to (see `stages/merge.py`)")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="re-score only the first N validation items")
+@params_option
+@user_errors
+def command(base, adapter, validation, out, report, base_weights, limit, params_path):
+    """Fold the adapter into the base (safetensors in merge.dtype, no peft needed) and check parity.
+
+    The merged model re-scores the validation items in letter mode; the command fails, keeping no
+    merged model, when its accuracy moves by more than merge.parity_tolerance from base+adapter.
+
+    \b
+    Examples:
+      make merge                                  # models/merged + metrics/merge.json
+      gabarito merge --base models/base --adapter models/adapter \\
+          --validation data/processed/validation.jsonl --out models/merged --report metrics/merge.json
+    """
+    from stages.params import load_all
+
+    params = load_all(params_path)
+    p, q, fmt = params["merge"], params["train"].quantization, params["format"]
+    with io.atomic_path(out, directory=True) as tmp:
+        summary = merge(base, adapter, tmp, p, q, base_weights=base_weights)
+        log(f"merge: {summary['lora_layers_merged']} LoRA layers merged into {summary['parameters']:,} "
+            f"{p.dtype} parameters; checking parity on validation")
+        try:
+            result = parity(io.read_jsonl(validation), base, adapter, tmp, p, q, letters=fmt.letters,
+                            answer_prefix=fmt.answer_prefix, limit=limit)
+        except ParityError as exc:  # the figures are still worth keeping; the model is not
+            io.write_json(report, {**summary, "parity": exc.report})
+            raise
+    io.write_json(report, {**summary, "parity": result})
+    log(f"merge: parity ok: accuracy {result['accuracy_adapter']:.2%} (base+adapter) vs "
+        f"{result['accuracy_merged']:.2%} (merged), letters agree on {result['letter_agreement']:.2%} "
+        f"of {result['n']} items -> {out}")

@@ -1,9 +1,12 @@
 """params.yaml, loaded into typed, validated objects.
 
-Every knob of the pipeline lives in params.yaml, one section per stage. Knobs that feed a library
-carry that library's own field name (``lora_alpha``, ``bnb_4bit_quant_type``, ``learning_rate``) so
-they pass straight into ``LoraConfig``, ``BitsAndBytesConfig`` and ``SFTConfig``. A misspelled key
-is an error that names the key and suggests the closest valid one, never a silent default.
+Every knob of the pipeline lives in params.yaml, one section per stage. Each field's default here is
+the value params.yaml ships (the offline profile; tests/unit/test_params.py checks every key), so a
+key left out means what the shipped file says, and profiles/*.yaml list only what differs from it.
+Knobs that feed a library carry that library's own field name (``lora_alpha``,
+``bnb_4bit_quant_type``, ``learning_rate``) so they pass straight into ``LoraConfig``,
+``BitsAndBytesConfig`` and ``SFTConfig``. A misspelled key is an error that names the key and
+suggests the closest valid one, never a silent default.
 """
 
 from __future__ import annotations
@@ -95,9 +98,9 @@ class LLMParams(Section):
     # client-side limits, below the account's, so the server never has to say 429 (None: unlimited)
     requests_per_minute: Optional[int] = Field(default=None, ge=1)
     tokens_per_minute: Optional[int] = Field(default=None, ge=1)
-    # USD per million tokens, for the cost estimate in metrics and on the progress bar
-    input_price_per_1m: float = Field(default=0.0, ge=0.0)
-    output_price_per_1m: float = Field(default=0.0, ge=0.0)
+    # USD per million tokens, for the cost estimate in metrics and on the progress bar (gpt-4o-mini's)
+    input_price_per_1m: float = Field(default=0.15, ge=0.0)
+    output_price_per_1m: float = Field(default=0.60, ge=0.0)
     # provider "batch": OpenAI's Batch API (half price, results within completion_window)
     batch_completion_window: str = "24h"
     batch_max_requests: int = Field(default=50000, ge=1)
@@ -127,6 +130,15 @@ class LLMParams(Section):
         return url
 
 
+class SynthesizeLLMParams(LLMParams):
+    """synthesize's LLM calls: the same fields, with the defaults params.yaml ships for writing pairs."""
+
+    temperature: float = Field(default=0.3, ge=0.0, le=2.0)  # a little variety in question wording
+    max_tokens: int = Field(default=1024, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    timeout_s: float = Field(default=120.0, gt=0)
+
+
 class TranslateParams(Section):
     provider: Literal["dataset", "openai", "batch"] = "dataset"
     # with provider=dataset: items missing from the translations go to the API when a key is set
@@ -150,7 +162,7 @@ class SynthesizeParams(Section):
     validation_docs_share: float = Field(default=0.5, ge=0.0, lt=1.0)
     multiple_choice: bool = True
     seed: int = 0
-    llm: LLMParams = Field(default_factory=LLMParams)
+    llm: SynthesizeLLMParams = Field(default_factory=SynthesizeLLMParams)
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self):
@@ -196,15 +208,22 @@ class TinyModelParams(Section):
 class BaseModelParams(Section):
     source: Literal["tiny", "hub"] = "tiny"
     hub_id: str = "HuggingFaceH4/zephyr-7b-beta"
-    revision: Optional[str] = None
-    # approximate download size of the hub model's weights, for `gabarito doctor`'s disk check
-    download_gb: float = Field(default=15.0, ge=0)
+    revision: Optional[str] = "3bac358730f8806e5c3dc7c7e19eb36e045bf720"  # zephyr-7b-beta, pinned
+    # approximate download size of the hub model's weights, for `gabarito doctor`'s disk check (0: the
+    # tiny model downloads nothing; the thesis profile sets 15 for Zephyr-7B in bf16)
+    download_gb: float = Field(default=0.0, ge=0)
     tiny: TinyModelParams = Field(default_factory=TinyModelParams)
 
     @model_validator(mode="after")
     def _hub_needs_revision(self):
         if self.source == "hub" and not self.revision:
             raise ValueError("base_model.revision must pin a commit when source is 'hub' (reproducibility)")
+        # the default revision is Zephyr's commit: another hub_id needs its own, written out
+        default = type(self).model_fields
+        if (self.source == "hub" and self.hub_id != default["hub_id"].default
+                and "revision" not in self.model_fields_set):
+            raise ValueError(f"base_model.revision must pin a commit of {self.hub_id} when source is 'hub' "
+                             "(the default pins the default hub_id's)")
         return self
 
 
@@ -240,10 +259,11 @@ class QuantizationParams(Section):
 class LoraParams(Section):
     """Fields of peft.LoraConfig."""
 
-    r: int = Field(default=8, ge=1)
-    lora_alpha: int = Field(default=16, ge=1)
-    lora_dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"])
     bias: Literal["none", "all", "lora_only"] = "none"
     task_type: Literal["CAUSAL_LM"] = "CAUSAL_LM"
 
@@ -251,11 +271,11 @@ class LoraParams(Section):
 class SFTParams(Section):
     """Fields of trl.SFTConfig (a subset; add fields here as they are needed)."""
 
-    learning_rate: float = Field(default=2e-4, gt=0)
+    learning_rate: float = Field(default=3e-3, gt=0)
     lr_scheduler_type: str = "cosine"
-    num_train_epochs: float = Field(default=1.0, gt=0)
+    num_train_epochs: float = Field(default=6.0, gt=0)
     max_steps: int = -1
-    warmup_steps: int = Field(default=0, ge=0)
+    warmup_steps: int = Field(default=10, ge=0)
     per_device_train_batch_size: int = Field(default=8, ge=1)
     gradient_accumulation_steps: int = Field(default=1, ge=1)
     max_length: int = Field(default=512, ge=16)
@@ -330,7 +350,7 @@ class EvaluateParams(Section):
 # --- merge (gabarito merge: the adapter folded into the base, for serving without peft) ----------
 class MergeParams(Section):
     # dtype of the merged weights (the 4-bit base is dequantized to it before the LoRA update is added)
-    dtype: Literal["float32", "float16", "bfloat16"] = "float16"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     # the merged model's letter-mode accuracy on validation may differ from base+adapter's by at most this,
     # and at most this share of its predicted letters may differ
     parity_tolerance: float = Field(default=0.02, ge=0.0, le=1.0)
@@ -405,7 +425,7 @@ def parse_section(name: str, data: Any, source: str = "params.yaml") -> Section:
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: not found. Run from the repository root, or copy a profile from profiles/.")
+        raise InputError(f"{path}: not found. Run from the repository root (or restore it: `git checkout -- {path}`).")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

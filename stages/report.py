@@ -1,7 +1,8 @@
 """A report of the current experiment against a chosen baseline: metric deltas with paired
 intervals, params that differ, accuracy by question type, flipped items, plots.
 
-    gabarito report main                 # (wired in stages/cli.py) main against the working tree
+    gabarito report main                 # main against the working tree
+    gabarito compare HEAD~1 workspace    # the validation items that flipped
 
 Each side (baseline, current) is loaded through a ``read(path) -> str | None`` callable, so the same
 code reads the working tree or a git revision / DVC experiment (``dvc.api.read(path, rev=...)``);
@@ -26,9 +27,12 @@ import shlex
 from pathlib import Path
 from typing import Callable
 
+import click
+
 from stages import io
-from stages.evaluate import bootstrap_ci, flipped, mcnemar, percent
+from stages.clikit import log, params_option, user_errors
 from stages.io import InputError
+from stages.stats import flipped, mcnemar, paired_bootstrap_ci, percent
 
 Reader = Callable[[str], "str | None"]
 
@@ -81,6 +85,19 @@ def reader(ref: str, repo: str | None = None) -> Reader:
     return workspace_reader(repo or ".") if ref == "workspace" else revision_reader(ref, repo)
 
 
+def load_predictions(ref: str, path: str) -> list[dict]:
+    """The predictions of one side of ``gabarito compare``: ``ref`` is a predictions file, or a git
+    revision / DVC experiment whose ``path`` is read through DVC."""
+    if Path(ref).is_file():
+        return io.read_jsonl(ref)
+    text = reader(ref)(path)
+    if text is None:
+        raise InputError(f"{path} is not in '{ref}', or its data is in no local cache (fetch it with "
+                         f"`dvc fetch --rev {ref}`, or `dvc exp pull origin {ref}` for an experiment). Give a "
+                         "predictions file, a git revision or an experiment name (`dvc exp show`).")
+    return [rec for _, rec in io.parse_jsonl(text, f"{ref}:{path}")]
+
+
 def load_side(read: Reader, *, label: str, metrics: str, predictions: str | None = None,
               train: str | None = None, params: str | None = None, validation: str | None = None) -> dict:
     """One side of the comparison from the paths given (dvc.yaml's): eval metrics (required),
@@ -128,16 +145,7 @@ def plot_files(dvc_yaml: dict) -> list[str]:
     return out
 
 
-# --- statistics --------------------------------------------------------------------------------------
-def paired_bootstrap_ci(a: list[bool], b: list[bool], samples: int, seed: int) -> tuple[float, float]:
-    """95% percentile interval of accuracy(b) - accuracy(a) over paired items, resampling pairs.
-
-    The mean of the per-item differences (+1 fixed, -1 broken, 0 same) *is* the accuracy delta,
-    so resampling those differences with evaluate's bootstrap is the paired bootstrap."""
-    diffs = [int(y) - int(x) for x, y in zip(a, b, strict=True)]
-    return bootstrap_ci(diffs, samples, seed)
-
-
+# --- params ------------------------------------------------------------------------------------------
 def flatten(d: dict, prefix: str = "") -> dict:
     """Nested dicts to dotted keys (``train.lora.r``); lists and empty dicts stay values."""
     out = {}
@@ -181,7 +189,7 @@ def _models_modes(metrics: dict) -> dict[str, list[str]]:
 
 
 def _correct_by_id(preds: list[dict] | None, model: str, mode: str) -> dict[str, bool]:
-    # a record without a mode (older files) counts for every mode, as in evaluate.flipped
+    # a record without a mode (older files) counts for every mode, as in stats.flipped
     return {r["id"]: bool(r["correct"]) for r in preds or []
             if r.get("model") == model and r.get("mode", mode) == mode and "correct" in r}
 
@@ -229,7 +237,7 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
             test = mcnemar(xa, xb)
             row["paired"] = {"n": len(ids), "a": round(sum(xa) / len(ids), 6), "b": round(sum(xb) / len(ids), 6),
                              "delta": round((sum(xb) - sum(xa)) / len(ids), 6), "ci95_low": low, "ci95_high": high,
-                             # evaluate.mcnemar names its sides base/fine-tuned: here A is the baseline
+                             # stats.mcnemar names its sides base/fine-tuned: here A is the baseline
                              "fixed": test["only_finetuned_correct"], "broken": test["only_base_correct"],
                              "p_value": test["p_value"]}
         accuracy.append(row)
@@ -487,3 +495,86 @@ def render_html(report: dict) -> str:
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
+
+
+def describe_flips(rows: list[dict], *, a: str, b: str, model: str, mode: str) -> list[str]:
+    """``gabarito compare``'s lines: a count, then one line per flipped item."""
+    fixed = sum(r["change"] == "fixed" for r in rows)
+    return ([f"{len(rows)} items flipped ({model}, {mode}): {fixed} fixed, {len(rows) - fixed} broken in {b}"]
+            + [f"  {r['change']:6}  {r['id']:<20} label {r['label']}  {a}: {r['a'] or '-'}  {b}: {r['b'] or '-'}"
+               for r in rows])
+
+
+# --- command: gabarito report ---
+@click.command("report")
+@click.argument("baseline")
+@click.option("--current", default="workspace", show_default=True,
+              help="the experiment to report on: 'workspace' or a revision / experiment name")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="write here (default: print)")
+@click.option("--html", "as_html", is_flag=True, help="one self-contained HTML page (inline SVG charts)")
+@click.option("--metrics", default="metrics/eval.json", show_default=True)
+@click.option("--predictions", default="metrics/predictions.jsonl", show_default=True)
+@click.option("--train-metrics", default="metrics/train.json", show_default=True)
+@click.option("--validation", default="data/processed/validation.jsonl", show_default=True,
+              help="for the question text of flipped items")
+@params_option
+@user_errors
+def command(baseline, current, out, as_html, metrics, predictions, train_metrics, validation, params_path):
+    """Report an experiment against a BASELINE: metric deltas with 95% intervals, params changed, flips.
+
+    BASELINE and --current are git revisions, branches, tags, DVC experiment names, or
+    'workspace'. Accuracy deltas come with a paired bootstrap interval and McNemar's p over the
+    items both sides scored; then the params that differ, accuracy by question type, the items
+    that flipped, and the plots to compare with `dvc plots diff`.
+
+    \b
+    Examples:
+      gabarito report main                          # markdown on stdout
+      gabarito report HEAD~1 --html --out report.html
+      gabarito report main --current exp-lora-r32   # an experiment of `dvc exp show`
+    """
+    import yaml
+
+    from stages.params import load_section
+
+    paths = {"metrics": metrics, "predictions": predictions, "train": train_metrics, "params": params_path,
+             "validation": validation}
+    sides = [load_side(reader(ref), label=ref, **paths) for ref in (baseline, current)]
+    e = load_section("evaluate", params_path)
+    dvc_yaml = Path("dvc.yaml")
+    plots = plot_files(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))) if dvc_yaml.is_file() else []
+    rep = build_report(*sides, labels=(baseline, current), bootstrap_samples=e.bootstrap_samples, seed=e.seed,
+                       plots=plots, baseline_rev=baseline, current_rev=current)
+    text = render_html(rep) if as_html else render_markdown(rep)
+    if out:
+        io.write_text(out, text)
+        log(f"report: {baseline} -> {current} written to {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+# --- command: gabarito compare ---
+# beside report: both read experiments through ``reader`` and compare them item by item with stats.flipped
+@click.command("compare")
+@click.argument("a")
+@click.argument("b")
+@click.option("--model", type=click.Choice(["base", "finetuned"]), default="finetuned", show_default=True)
+@click.option("--mode", default="letter", show_default=True, help="evaluation mode to compare")
+@click.option("--path", default="metrics/predictions.jsonl", show_default=True,
+              help="predictions file inside each experiment")
+@user_errors
+def compare_command(a, b, model, mode, path):
+    """List the validation items that flipped between two experiments A and B.
+
+    A and B are predictions files, or git revisions / DVC experiment names whose
+    metrics/predictions.jsonl is read through DVC.
+
+    \b
+    Examples:
+      gabarito compare HEAD~1 workspace        # last commit against the working tree
+      gabarito compare main exp-lora-r32       # a branch against an experiment
+      gabarito compare old.jsonl new.jsonl
+    """
+    rows = flipped(load_predictions(a, path), load_predictions(b, path), model=model, mode=mode)
+    for line in describe_flips(rows, a=a, b=b, model=model, mode=mode):
+        click.echo(line)

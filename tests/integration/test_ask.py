@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from stages import ask
-from stages.evaluate import predict, score_letters
+from stages.scoring import predict, score_letters
 from stages.io import InputError
 from stages.params import EvaluateParams, QuantizationParams
 from tests.cli_runner import invoke

@@ -77,7 +77,7 @@ def test_letter_7b_small_shape_scores_every_item_on_cpu(repo_root):
 
 
 def test_letter_7b_synthetic_items_are_the_drawn_length_and_score_one_token_per_letter(repo_root, monkeypatch):
-    from stages.evaluate import letter_token_ids
+    from stages.scoring import letter_token_ids
 
     bench = _module(repo_root, "eval_letter_7b", monkeypatch)
     assert bench.VALIDATION_ITEMS == 2985 and bench.TARGET_SECONDS == 120

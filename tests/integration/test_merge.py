@@ -140,7 +140,7 @@ def test_parity_passes_with_the_default_tolerance(tiny_base, adapter, merged, va
 def test_parity_fails_with_a_clear_message_when_the_merged_model_drifts(tiny_base, adapter, records, tmp_path):
     from peft import PeftModel
 
-    from stages.evaluate import predict
+    from stages.scoring import predict
     from stages.modeling import load_4bit, load_tokenizer
     from stages.params import EvaluateParams
 
@@ -173,7 +173,7 @@ def test_parity_fails_with_a_clear_message_when_the_merged_model_drifts(tiny_bas
 def test_answers_that_flip_both_ways_fail_parity_though_accuracy_holds(tiny_base, adapter, records, tmp_path):
     from peft import PeftModel
 
-    from stages.evaluate import predict
+    from stages.scoring import predict
     from stages.merge import load_dense
     from stages.modeling import load_4bit, load_tokenizer
     from stages.params import EvaluateParams

@@ -7,7 +7,9 @@ import math
 import pytest
 
 from stages import evaluate as ev
-from stages.evaluate import INVENTED, NONE, OPTION_TEXT, SEVERAL, VALID, parse_answer
+from stages import scoring as sc
+from stages import stats as st
+from stages.scoring import INVENTED, NONE, OPTION_TEXT, SEVERAL, VALID, parse_answer
 from stages.io import InputError
 from stages.params import EvaluateParams
 
@@ -145,43 +147,43 @@ def test_the_report_shows_a_missing_valid_only_accuracy_as_a_dash(repo_root):
 
 
 def test_bootstrap_interval_is_seeded_and_narrows_with_n():
-    small = ev.bootstrap_ci([True, False] * 10, 2000, seed=1)
-    large = ev.bootstrap_ci([True, False] * 1000, 2000, seed=1)
-    assert small == ev.bootstrap_ci([True, False] * 10, 2000, seed=1)
+    small = st.bootstrap_ci([True, False] * 10, 2000, seed=1)
+    large = st.bootstrap_ci([True, False] * 1000, 2000, seed=1)
+    assert small == st.bootstrap_ci([True, False] * 10, 2000, seed=1)
     assert small[0] < large[0] < 0.5 < large[1] < small[1]
-    assert ev.bootstrap_ci([True] * 30, 500, seed=0) == (1.0, 1.0)
+    assert st.bootstrap_ci([True] * 30, 500, seed=0) == (1.0, 1.0)
 
 
 def test_mcnemar_exact_p_value():
     # base right on 2 items the fine-tuned misses, fine-tuned right on 10 the base misses
     base = [True] * 2 + [False] * 10 + [True] * 5
     ft = [False] * 2 + [True] * 10 + [True] * 5
-    out = ev.mcnemar(base, ft)
+    out = st.mcnemar(base, ft)
     assert out["only_base_correct"] == 2 and out["only_finetuned_correct"] == 10
     expected = 2 * sum(math.comb(12, i) for i in range(3)) / 2 ** 12
     assert out["p_value"] == round(expected, 6) == 0.038574
-    assert ev.mcnemar([True, False], [True, False])["p_value"] == 1.0
+    assert st.mcnemar([True, False], [True, False])["p_value"] == 1.0
 
 
 def test_expected_calibration_error():
     conf = [0.95, 0.95, 0.95, 0.95, 0.55, 0.55]
     correct = [True, True, True, False, True, False]
-    ece, curve = ev.expected_calibration_error(conf, correct, bins=10)
+    ece, curve = st.expected_calibration_error(conf, correct, bins=10)
     # bin 9: conf .95 acc .75 (4 items); bin 5: conf .55 acc .5 (2 items)
     assert ece == pytest.approx(abs(0.75 - 0.95) * 4 / 6 + abs(0.5 - 0.55) * 2 / 6)
     assert [(r["bin"], r["count"]) for r in curve] == [(5, 2), (9, 4)]
-    assert ev.expected_calibration_error([1.0], [True], 10)[0] == 0.0
+    assert st.expected_calibration_error([1.0], [True], 10)[0] == 0.0
 
 
 def test_open_question_metrics():
     ref = "Seis horas diárias e trinta horas semanais."
-    assert ev.exact_match("seis horas diarias e trinta horas semanais", ref) == 1.0
-    assert ev.exact_match("seis horas", ref) == 0.0
-    assert ev.token_f1("seis horas diárias", ref) == pytest.approx(2 * 1.0 * (3 / 7) / (1 + 3 / 7))
-    assert ev.token_f1("nada a ver", ref) == 0.0
+    assert sc.exact_match("seis horas diarias e trinta horas semanais", ref) == 1.0
+    assert sc.exact_match("seis horas", ref) == 0.0
+    assert sc.token_f1("seis horas diárias", ref) == pytest.approx(2 * 1.0 * (3 / 7) / (1 + 3 / 7))
+    assert sc.token_f1("nada a ver", ref) == 0.0
     # LCS "seis horas semanais" (3 of 3 predicted, 3 of 7 reference)
-    assert ev.rouge_l("seis horas semanais", ref) == pytest.approx(2 * 1.0 * (3 / 7) / (1 + 3 / 7))
-    assert ev.rouge_l("semanais horas seis", ref) < ev.rouge_l("seis horas semanais", ref)
+    assert sc.rouge_l("seis horas semanais", ref) == pytest.approx(2 * 1.0 * (3 / 7) / (1 + 3 / 7))
+    assert sc.rouge_l("semanais horas seis", ref) < sc.rouge_l("seis horas semanais", ref)
 
 
 def _rec(id_, user):
@@ -202,7 +204,7 @@ def test_letter_tokens_follow_the_answer_prefix(tiny_base):
     from stages.modeling import load_tokenizer
 
     tok = load_tokenizer(tiny_base)
-    prefix, letters = ev.letter_token_ids(tok, "Alternativa", L)
+    prefix, letters = sc.letter_token_ids(tok, "Alternativa", L)
     assert len(set(letters)) == 4
     for letter, tid in zip(L, letters):
         assert tok(f"Alternativa {letter}", add_special_tokens=False)["input_ids"] == prefix + [tid]
@@ -213,5 +215,29 @@ def test_flipped_items_between_two_runs():
          {"id": "2", "model": "finetuned", "mode": "letter", "correct": False, "prediction": "B", "label": "C"},
          {"id": "3", "model": "finetuned", "mode": "letter", "correct": True, "prediction": "D", "label": "D"}]
     b = [{**a[0], "correct": False, "prediction": "B"}, {**a[1], "correct": True, "prediction": "C"}, a[2]]
-    rows = ev.flipped(a, b, model="finetuned", mode="letter")
+    rows = st.flipped(a, b, model="finetuned", mode="letter")
     assert [(r["id"], r["change"], r["a"], r["b"]) for r in rows] == [("1", "broken", "A", "B"), ("2", "fixed", "B", "C")]
+
+
+def test_plot_files_are_the_plots_dvc_yaml_declares(repo_root):
+    import yaml
+
+    plots = {"confusion": [{"model": "base", "actual": "A", "predicted": "B"},
+                           {"model": "finetuned", "actual": "A", "predicted": "A"}],
+             "accuracy_by_type": [{"model": "base", "type": "cause", "accuracy": 0.5},
+                                  {"model": "finetuned", "type": "cause", "accuracy": 1.0}],
+             "calibration": [{"model": "base/letter", "bin": 2, "confidence": 0.25, "accuracy": 0.0, "count": 1}]}
+    files = ev.plot_files(plots)
+    declared = [p for entry in yaml.safe_load((repo_root / "dvc.yaml").read_text())["plots"] for p in entry
+                if p.startswith("metrics/plots/")]
+    assert sorted(f"metrics/plots/{name}" for name in files) == sorted(declared)
+    assert files["confusion_base.json"] == [plots["confusion"][0]]
+    assert files["by_type_finetuned.json"] == [plots["accuracy_by_type"][1]]
+    assert files["calibration.json"] == plots["calibration"]
+
+
+def test_headline_lines():
+    m = {"accuracy": 0.5, "accuracy_valid": None, "invalid_rate": 1.0, "n": 4}
+    assert ev.headline({"base": m, "finetuned": {**m, "accuracy_valid": 0.75}}, ["generate", "letter"]) == [
+        "base (generate): accuracy 50.00% (valid-only -), invalid 100.00%, n=4",
+        "finetuned (generate): accuracy 50.00% (valid-only 75.00%), invalid 100.00%, n=4"]

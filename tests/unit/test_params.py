@@ -10,8 +10,17 @@ import yaml
 
 from stages import params as P
 from stages.io import InputError
+from stages.profile import apply_profile
 
-PROFILES = ("params.yaml", "profiles/offline.yaml", "profiles/thesis.yaml")
+PROFILES = ("offline", "thesis")
+
+
+def _profile_file(repo_root, tmp_path, name: str):
+    """params.yaml as `make profile PROFILE=name` writes it, in tmp_path."""
+    text, _ = apply_profile(name, repo_root / "params.yaml", repo_root / "profiles")
+    path = tmp_path / f"{name}.params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def _write_yaml(tmp_path, data, name="params.yaml"):
@@ -42,14 +51,45 @@ def _rename(repo_root, tmp_path, section: str, dotted: str, new_key: str):
 
 
 # --- the shipped files ---------------------------------------------------------------------------
-def test_params_yaml_is_byte_identical_to_offline_profile(repo_root):
-    # `make profile PROFILE=offline` copies the profile over params.yaml: it must restore the default
-    assert (repo_root / "params.yaml").read_bytes() == (repo_root / "profiles/offline.yaml").read_bytes()
+def _flat(d: dict, prefix: str = "") -> dict:
+    """Dotted keys of nested sections; ``ingest.urls`` (a mapping value, not a section) stays one value."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k != "urls":
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
 
 
-@pytest.mark.parametrize("rel", PROFILES)
-def test_every_section_loads(repo_root, rel):
-    path = repo_root / rel
+def test_typed_defaults_are_the_shipped_values(repo_root):
+    """Every section built from its defaults is params.yaml as shipped, key for key: a key left out of
+    params.yaml (or of a profile) then means what the shipped file says, not another value."""
+    shipped = _flat(yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8")))
+    defaults = _flat({name: model().model_dump() for name, model in P.SECTIONS.items()})
+    assert set(defaults) == set(shipped), "params.yaml spells out every field, and no other key"
+    differ = {k: (defaults[k], shipped[k]) for k in shipped
+              if defaults[k] != shipped[k] or isinstance(defaults[k], bool) != isinstance(shipped[k], bool)}
+    assert differ == {}, "field default (stages/params.py) != params.yaml: {default, shipped}"
+
+
+def test_a_partial_section_takes_the_shipped_values_for_the_rest():
+    s = P.parse_section("synthesize", {"llm": {"model": "other"}})
+    assert (s.llm.temperature, s.llm.max_tokens, s.llm.concurrency, s.llm.timeout_s) == (0.3, 1024, 4, 120.0)
+    t = P.parse_section("train", {"lora": {"r": 4}})
+    assert (t.lora.lora_alpha, t.lora.lora_dropout, t.sft.learning_rate) == (32, 0.0, 3e-3)
+    assert P.parse_section("merge", {}).dtype == "float32"
+
+
+def test_the_default_revision_pins_only_the_default_hub_model():
+    assert P.parse_section("base_model", {"source": "hub"}).revision == "3bac358730f8806e5c3dc7c7e19eb36e045bf720"
+    with pytest.raises(InputError, match="must pin a commit of some/model"):
+        P.parse_section("base_model", {"source": "hub", "hub_id": "some/model"})
+    assert P.parse_section("base_model", {"source": "hub", "hub_id": "some/model", "revision": "abc"}).revision == "abc"
+
+
+def test_every_section_loads(repo_root):
+    path = repo_root / "params.yaml"
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert set(raw) == set(P.SECTIONS), "every section is spelled out in the file"
     loaded = P.load_all(path)
@@ -87,8 +127,14 @@ def test_offline_profile_values(repo_root):
     assert s.llm.temperature == pytest.approx(0.3) and s.llm.max_tokens == 1024
 
 
-def test_thesis_profile_values(repo_root):
-    p = P.load_all(repo_root / "profiles/thesis.yaml")
+@pytest.mark.parametrize("name", PROFILES)
+def test_every_profile_loads(repo_root, tmp_path, name):
+    loaded = P.load_all(_profile_file(repo_root, tmp_path, name))
+    assert list(loaded) == list(P.SECTIONS)
+
+
+def test_thesis_profile_values(repo_root, tmp_path):
+    p = P.load_all(_profile_file(repo_root, tmp_path, "thesis"))
     assert p["ingest"].source == "hub" and p["ingest"].hub_id == "allenai/cosmos_qa"
     assert p["base_model"].source == "hub"
     assert p["base_model"].hub_id == "HuggingFaceH4/zephyr-7b-beta"
@@ -101,20 +147,16 @@ def test_thesis_profile_values(repo_root):
     assert p["train"].sft.bf16 is True and p["train"].sft.fp16 is False
 
 
-@pytest.mark.parametrize("rel", PROFILES)
-def test_profiles_differ_only_in_values(repo_root, rel):
-    """Same sections and keys in every profile: only values differ, never the shape."""
-    def keys(d, prefix=""):
-        out = set()
-        for k, v in d.items():
-            out.add(prefix + k)
-            if isinstance(v, dict) and k != "urls":
-                out |= keys(v, prefix + k + ".")
-        return out
-
-    ref = yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8"))
-    other = yaml.safe_load((repo_root / rel).read_text(encoding="utf-8"))
-    assert keys(other) == keys(ref)
+def test_profile_files_list_only_what_differs(repo_root):
+    """A profile is an overlay: a key that repeats the shipped value is noise (and would hide a change
+    of the shipped value from whoever reads the profile)."""
+    shipped = _flat(yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8")))
+    files = sorted((repo_root / "profiles").glob("*.yaml"))
+    assert [f.name for f in files] == ["thesis.yaml"], "offline is the shipped params.yaml: no file for it"
+    for f in files:
+        overlay = _flat(yaml.safe_load(f.read_text(encoding="utf-8")))
+        same = [k for k, v in overlay.items() if k in shipped and shipped[k] == v]
+        assert same == [], f"{f.name} repeats shipped values"
 
 
 def test_load_section_reads_one_section(repo_root):
@@ -335,7 +377,7 @@ def test_top_level_list_is_an_input_error(tmp_path):
 
 # --- base_model ----------------------------------------------------------------------------------
 def test_hub_without_revision_is_rejected(repo_root, tmp_path):
-    data = yaml.safe_load((repo_root / "profiles/thesis.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(_profile_file(repo_root, tmp_path, "thesis").read_text(encoding="utf-8"))
     data["base_model"]["revision"] = None
     with pytest.raises(InputError) as exc:
         P.load_all(_write_yaml(tmp_path, data))
@@ -383,10 +425,10 @@ def test_tiny_good_shapes_accepted():
 
 
 # --- knob names are the libraries' own -----------------------------------------------------------
-@pytest.mark.parametrize("rel", ("params.yaml", "profiles/thesis.yaml"))
-def test_lora_knobs_are_peft_lora_config_fields(repo_root, rel):
+@pytest.mark.parametrize("name", PROFILES)
+def test_lora_knobs_are_peft_lora_config_fields(repo_root, tmp_path, name):
     peft = pytest.importorskip("peft")
-    lora = P.load_section("train", repo_root / rel).lora
+    lora = P.load_section("train", _profile_file(repo_root, tmp_path, name)).lora
     cfg = peft.LoraConfig(**lora.model_dump())
     assert cfg.r == lora.r
     assert cfg.lora_alpha == lora.lora_alpha
@@ -396,13 +438,13 @@ def test_lora_knobs_are_peft_lora_config_fields(repo_root, rel):
     assert str(getattr(cfg.task_type, "value", cfg.task_type)) == "CAUSAL_LM"
 
 
-@pytest.mark.parametrize(("rel", "dtype"), [("params.yaml", "float32"), ("profiles/thesis.yaml", "bfloat16")])
-def test_quantization_knobs_are_bitsandbytes_config_fields(repo_root, rel, dtype):
+@pytest.mark.parametrize(("name", "dtype"), [("offline", "float32"), ("thesis", "bfloat16")])
+def test_quantization_knobs_are_bitsandbytes_config_fields(repo_root, tmp_path, name, dtype):
     transformers = pytest.importorskip("transformers")
     torch = pytest.importorskip("torch")
     import inspect
 
-    q = P.load_section("train", repo_root / rel).quantization
+    q = P.load_section("train", _profile_file(repo_root, tmp_path, name)).quantization
     accepted = set(inspect.signature(transformers.BitsAndBytesConfig.__init__).parameters)
     assert set(q.model_dump()) <= accepted
     cfg = transformers.BitsAndBytesConfig(**q.model_dump())

@@ -10,9 +10,11 @@ from html.parser import HTMLParser
 import pytest
 
 from stages import report as rp
-from stages.evaluate import VALID, summarize
+from stages.evaluate import summarize
 from stages.io import InputError
 from stages.params import EvaluateParams
+from stages.scoring import VALID
+from stages.stats import paired_bootstrap_ci
 
 N = 100
 IDS = [f"q{i:03d}" for i in range(N)]
@@ -95,11 +97,11 @@ def test_accuracy_delta_with_paired_interval_and_mcnemar(sides):
 def test_paired_interval_is_seeded_and_far_narrower_than_unpaired():
     a = [k in BASELINE_RIGHT for k in range(N)]
     b = [k in CURRENT_RIGHT for k in range(N)]
-    ci = rp.paired_bootstrap_ci(a, b, 2000, seed=3)
-    assert ci == rp.paired_bootstrap_ci(a, b, 2000, seed=3)
+    ci = paired_bootstrap_ci(a, b, 2000, seed=3)
+    assert ci == paired_bootstrap_ci(a, b, 2000, seed=3)
     # independent per-run 95% intervals at n=100 are ~+-0.1 each; the paired one is not their sum
     assert ci[1] - ci[0] < 0.25
-    assert rp.paired_bootstrap_ci(a, a, 500, seed=0) == (0.0, 0.0)
+    assert paired_bootstrap_ci(a, a, 500, seed=0) == (0.0, 0.0)
 
 
 def test_only_items_on_both_sides_are_paired(sides):
@@ -288,3 +290,17 @@ def test_plot_files_come_from_dvc_yaml(repo_root):
     assert rp.plot_files({}) == []
     files = rp.plot_files(yaml.safe_load((repo_root / "dvc.yaml").read_text()))
     assert "metrics/plots/calibration.json" in files
+
+
+def test_compare_lines_and_a_predictions_file(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"id": "1", "model": "finetuned", "mode": "letter", "correct": true, "prediction": "A", '
+                    '"label": "A"}\n', encoding="utf-8")
+    assert rp.load_predictions(str(path), "ignored") == [{"id": "1", "model": "finetuned", "mode": "letter",
+                                                          "correct": True, "prediction": "A", "label": "A"}]
+    rows = [{"id": "1", "label": "A", "a": "A", "b": None, "change": "broken"},
+            {"id": "2", "label": "C", "a": "B", "b": "C", "change": "fixed"}]
+    assert rp.describe_flips(rows, a="main", b="workspace", model="finetuned", mode="letter") == [
+        "2 items flipped (finetuned, letter): 1 fixed, 1 broken in workspace",
+        "  broken  1                    label A  main: A  workspace: -",
+        "  fixed   2                    label C  main: B  workspace: C"]
