@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 import yaml
@@ -22,10 +24,6 @@ def params(repo_root):
     return yaml.safe_load((repo_root / "params.yaml").read_text())
 
 
-# shared plumbing, deliberately not listed as deps (see the note at the top of dvc.yaml)
-PLUMBING = {"stages/io.py", "stages/params.py", "stages/cli.py"}
-
-
 def _paths(entries):
     for entry in entries or []:
         yield next(iter(entry)) if isinstance(entry, dict) else entry
@@ -40,7 +38,7 @@ def test_every_cmd_calls_an_existing_subcommand_with_existing_options(dvc):
     for name, stage in dvc.items():
         argv = shlex.split(stage["cmd"])
         assert argv[0] == "gabarito", name
-        command = main.commands.get(argv[1])
+        command = main.get_command(None, argv[1])
         assert command is not None, f"{name}: no subcommand {argv[1]}"
         known = {opt for p in command.params for opt in getattr(p, "opts", [])}
         used = [a for a in argv[2:] if a.startswith("--")]
@@ -66,20 +64,57 @@ def test_every_dep_exists_or_is_produced_by_a_stage(dvc, repo_root):
             assert produced or (repo_root / dep).exists(), f"{name}: dep {dep} neither exists nor is produced"
 
 
-def test_each_stage_depends_on_its_own_module_and_the_llm_engine_where_used(dvc, repo_root):
+def project_imports(path: Path, root: Path) -> set[str]:
+    """The project modules (``stages/*.py``) a file imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "stages":
+            found |= {f"stages/{a.name}.py" for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
+            found.add(f"stages/{node.module.split('.')[1]}.py")
+        elif isinstance(node, ast.Import):
+            found |= {f"stages/{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith("stages.")}
+    return {m for m in found if (root / m).is_file()}
+
+
+def code_of(entry: str, root: Path) -> set[str]:
+    """Every project module whose code can run from ``entry``: the transitive closure of imports."""
+    seen, todo = set(), [entry]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += project_imports(root / module, root)
+    return seen
+
+
+def stage_code(cmd: str, root: Path) -> set[str]:
+    """The project code a dvc.yaml ``cmd`` runs: cli.py's group, and the subcommand's module."""
+    from stages.cli import COMMANDS
+
+    argv = shlex.split(cmd)
+    module = COMMANDS[argv[1]].split(":")[0].replace(".", "/") + ".py"
+    return code_of("stages/cli.py", root) | code_of(module, root)
+
+
+def test_each_stage_lists_exactly_the_project_code_it_runs(dvc, repo_root):
+    """Editing a module reruns the stages that run it, and no others. No exemptions: editing
+    io.py or params.py reruns everything, which is right, since their code shapes every output."""
     for name, stage in dvc.items():
-        deps = set(_paths(stage.get("deps")))
-        modules = [d for d in deps if d.startswith("stages/")]
-        assert modules, f"{name}: lists no stage module"
-        for module in modules:
-            source = (repo_root / module).read_text()
-            # every stage module it imports, shared plumbing aside, must be a dependency too
-            for imported in set(re.findall(r"from stages\.(\w+) import|from stages import (\w+)", source)):
-                dep = f"stages/{''.join(imported)}.py"
-                if dep not in PLUMBING:
-                    assert dep in deps, f"{name}: {module} imports {dep}, which is not in its deps"
+        listed = {d for d in _paths(stage.get("deps")) if d.startswith("stages/")}
+        runs = stage_code(stage["cmd"], repo_root)
+        assert not runs - listed, f"{name}: runs {sorted(runs - listed)} without listing it in deps"
+        assert not listed - runs, f"{name}: lists {sorted(listed - runs)}, which it never runs"
         for prompt in re.findall(r"prompts/\S+", stage["cmd"]):
-            assert prompt in deps, f"{name}: reads {prompt} without listing it"
+            assert prompt in _paths(stage.get("deps")), f"{name}: reads {prompt} without listing it"
+
+
+def test_the_import_scan_sees_lazy_and_package_imports(tmp_path):
+    (tmp_path / "stages").mkdir()
+    for name, body in {"a": "from stages import b\n", "b": "def f():\n    from stages.c import x\n",
+                       "c": "import stages.d\n", "d": "import os\n", "e": ""}.items():
+        (tmp_path / "stages" / f"{name}.py").write_text(body)
+    assert code_of("stages/a.py", tmp_path) == {f"stages/{m}.py" for m in "abcd"}
 
 
 def test_ci_runs_the_test_command_written_in_the_readme(repo_root):
