@@ -19,6 +19,7 @@ import click
 
 from stages import io
 from stages.clikit import log, params_option, require_output, user_errors
+from stages.io import InputError
 from stages.params import CleanParams, load_section
 
 # characters OCR and PDF text layers leave behind that carry no meaning in Portuguese prose
@@ -31,7 +32,10 @@ SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 # between them allowed) that touches no letter or digit is decoration: it is dropped, the item kept.
 # Without this, "~" (a math symbol, not punctuation) sank a real item under min_clean_char_ratio.
 # "f***" or "..." are not touched: the first touches a letter, "." is not decoration.
-DECORATION = re.compile(r"(?<!\w)[~*=_#+•·°¤¨¸♪♫★☆♥❤♡✿❀^-](?:[ \t]*[~*=_#+•·°¤¨¸♪♫★☆♥❤♡✿❀^-]){2,}(?!\w)")
+# Not "_": "prazo de ___ dias" is a blank to fill in, not decoration. Not a run that ends in an arrow
+# head ("----->", "<====="): that is an arrow, and it points somewhere.
+_DECO = "~*=#+•·°¤¨¸♪♫★☆♥❤♡✿❀^-"
+DECORATION = re.compile(rf"(?<![\w<{re.escape(_DECO)}])[{re.escape(_DECO)}](?:[ \t]*[{re.escape(_DECO)}]){{2,}}+(?![\w>])")
 
 
 def strip_decoration(text: str) -> str:
@@ -216,6 +220,13 @@ def require_kept(n_in: dict[str, int], train: list[dict], validation: list[dict]
     for split, kept in (("train", train), ("validation", validation)):
         require_output(f"clean ({split})", n_in.get(split, 0), len(kept), what_in=f"{split} item(s)",
                        what_out="kept", hint=hint)
+        if not kept and sum(n_in.values()):
+            # nothing came in for this split at all: training on nothing, or scoring on nothing (an
+            # accuracy of 0.0 over n=0), must not be cached as a success either
+            came = ", ".join(f"{s} {n}" for s, n in sorted(n_in.items())) or "none"
+            raise InputError(f"clean: no {split} items came in (items per split: {came}). The pipeline needs "
+                             "both train and validation items: give some items split "
+                             f"'{split}' (Cosmos QA's CSVs per split, the Q&A files' documents) and rerun.")
 
 
 def split_sizes(mcq: list[dict], open_qa: list[dict]) -> dict[str, int]:

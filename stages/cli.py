@@ -66,3 +66,7 @@ def main():
       gabarito ingest --help     # one stage's options
     """
     die_with_parent()  # a SIGTERM that reaches only dvc must not leave this stage running
+
+
+if __name__ == "__main__":  # python -m stages.cli, as the tests start it in a process of its own
+    main()

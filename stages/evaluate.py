@@ -290,8 +290,12 @@ def command(validation, train_path, base, adapter, prompts, predictions, metrics
 
     params = load_all(params_path)
     p, fmt, q = params["evaluate"], params["format"], params["train"].quantization
+    records = io.read_jsonl(validation)
+    if not records:  # an accuracy over n=0 is no measurement: fail instead of caching 0.0
+        raise InputError(f"{validation}: no validation items to score. Upstream, clean and format must leave "
+                         "some in the validation split (see metrics/clean.json).")
     result, preds, plots = evaluate(
-        io.read_jsonl(validation), base, adapter, p, q, letters=fmt.letters, answer_prefix=fmt.answer_prefix,
+        records, base, adapter, p, q, letters=fmt.letters, answer_prefix=fmt.answer_prefix,
         prompts_file=load_prompts(prompts), train=io.read_jsonl(train_path))
     io.write_jsonl(predictions, preds)
     io.write_json(metrics, result)

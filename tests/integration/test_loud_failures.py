@@ -220,3 +220,30 @@ def test_clean_on_a_full_disk_keeps_the_old_folder(tmp_path, full_disk):
     assert f"Error: {old}: no space left on the device" in proc.stderr
     assert (old / "train.jsonl").read_text() == "previous train\n"
     assert [p.name for p in full_disk.iterdir()] == ["clean"]
+
+
+@pytest.mark.parametrize("present, missing", [("train", "validation"), ("validation", "train")])
+def test_clean_with_a_split_that_never_came_in_fails(tmp_path, present, missing):
+    """A train-only (or validation-only) input used to pass clean with 'validation 0', and evaluate then
+    wrote an accuracy of 0.0 over no items."""
+    jsonl(tmp_path / "mcq.jsonl", [mcq("a1", present), mcq("a2", present)])
+    jsonl(tmp_path / "open.jsonl", [])
+    (tmp_path / "params.yaml").write_text("clean: {}\n")
+    result = invoke(["clean", "--mcq", "mcq.jsonl", "--open", "open.jsonl", "--out-dir", "clean",
+                     "--metrics", "clean.json"], tmp_path)
+    assert result.exit_code == 1, result.output
+    assert f"clean: no {missing} items came in (items per split: {present} 2)" in result.output
+
+
+def test_evaluate_with_no_validation_items_fails_before_loading_a_model(tmp_path, repo_root):
+    jsonl(tmp_path / "validation.jsonl", [])
+    jsonl(tmp_path / "train.jsonl", [])
+    (tmp_path / "nobase").mkdir()
+    (tmp_path / "noadapter").mkdir()
+    result = invoke(["evaluate", "--validation", "validation.jsonl", "--train", "train.jsonl", "--base", "nobase",
+                     "--adapter", "noadapter", "--prompts", str(repo_root / "prompts/chat.v1.yaml"),
+                     "--predictions", "p.jsonl", "--metrics", "eval.json", "--plots-dir", "plots",
+                     "--report", "report.md", "--params", str(repo_root / "params.yaml")], tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "validation.jsonl: no validation items to score" in result.output
+    assert not (tmp_path / "eval.json").exists()

@@ -511,6 +511,9 @@ def test_decoration_inside_a_line_goes_and_the_words_around_it_stay():
 @pytest.mark.parametrize("text", [
     "Ele disse f***, e saiu.",        # touches letters: a word, not decoration
     "Espere... talvez amanhã.",        # '.' is not decoration
+    "O prazo é de ___ dias úteis.",    # a blank to fill in
+    "Entrada -----> saída",            # an arrow points somewhere
+    "saída <===== entrada",
     "1 + 1 = 2, e -3 < 0",              # single symbols between words
     "a--b e c -- d",                    # two dashes are punctuation
     "nome_de_arquivo__v2.txt",
