@@ -1,7 +1,8 @@
 """gabarito: a DVC pipeline from raw exam-style material to a fine-tuned Portuguese QA model.
 
-Each pipeline stage is a module here with plain functions (records in, records out) and a thin
-click command in :mod:`stages.cli` that dvc.yaml calls.
+One module per pipeline stage, each ending with its own click command; ``stages.cli`` only assembles
+them into the ``gabarito`` group. Every stage runs this file too, so dvc.yaml lists it in every
+stage's deps.
 """
 
 __version__ = "0.1.0"

@@ -65,7 +65,8 @@ def test_every_dep_exists_or_is_produced_by_a_stage(dvc, repo_root):
 
 
 def project_imports(path: Path, root: Path) -> set[str]:
-    """The project modules (``stages/*.py``) a file imports, at the top or inside a function."""
+    """The project modules (``stages/*.py``) a file imports, at the top or inside a function; importing
+    any of them runs the package's ``stages/__init__.py`` first."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module == "stages":
@@ -74,7 +75,8 @@ def project_imports(path: Path, root: Path) -> set[str]:
             found.add(f"stages/{node.module.split('.')[1]}.py")
         elif isinstance(node, ast.Import):
             found |= {f"stages/{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith("stages.")}
-    return {m for m in found if (root / m).is_file()}
+    found = {m for m in found if (root / m).is_file()}
+    return found | {"stages/__init__.py"} if found else found
 
 
 def code_of(entry: str, root: Path) -> set[str]:
@@ -114,7 +116,8 @@ def test_the_import_scan_sees_lazy_and_package_imports(tmp_path):
     for name, body in {"a": "from stages import b\n", "b": "def f():\n    from stages.c import x\n",
                        "c": "import stages.d\n", "d": "import os\n", "e": ""}.items():
         (tmp_path / "stages" / f"{name}.py").write_text(body)
-    assert code_of("stages/a.py", tmp_path) == {f"stages/{m}.py" for m in "abcd"}
+    (tmp_path / "stages" / "__init__.py").write_text("")
+    assert code_of("stages/a.py", tmp_path) == {f"stages/{m}.py" for m in "abcd"} | {"stages/__init__.py"}
 
 
 def test_ci_runs_the_test_command_written_in_the_readme(repo_root):
