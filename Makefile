@@ -66,7 +66,7 @@ push: setup
 
 ## back: go back to the params, dvc.lock, metrics and outputs of a commit (make back REV=HEAD~1; default HEAD)
 back: setup
-	$(BIN)/python scripts/back.py $(or $(REV),HEAD)
+	$(BIN)/python scripts/back.py $(or $(REV),HEAD) $(if $(FORCE),--force)
 
 ## clean-venv: remove the virtual environment
 clean-venv:

@@ -105,3 +105,47 @@ def test_back_to_what_the_remote_holds_restores_it_without_rebuilding(env, clone
     assert "restored from the cache and the remote: model, prep.txt" in back.stderr
     assert "every output is the recorded version" in back.stderr and "dvc repro" not in back.stderr
     assert run(env, ["git", "status", "--porcelain"], clone).stdout == ""
+
+
+def test_back_refuses_to_destroy_an_output_in_no_cache_and_changes_nothing(env, clone):  # noqa: F811
+    """A run killed before DVC committed its output (or a hand edit) leaves a workspace copy that is in
+    no cache: going back would delete it, so nothing is touched unless --force says so."""
+    (clone / "model" / "weights.bin").write_text("an unsaved run\n")
+    before = run(env, ["git", "status", "--porcelain"], clone).stdout
+    back = run(env, [*BACK, "HEAD~1"], clone, ok=False)
+    assert back.returncode == 1
+    assert "not going back: model differ from dvc.lock and are in no cache" in back.stderr
+    assert weights(clone) == "an unsaved run\n"
+    assert run(env, ["git", "status", "--porcelain"], clone).stdout == before  # params, dvc.lock as they were
+    forced = run(env, [*BACK, "HEAD~1", "--force"], clone)
+    assert weights(clone) == "prepared 1 on a\n", forced.stderr
+
+
+PAYING = '''\
+import yaml
+x = yaml.safe_load(open("params.yaml"))["x"]
+lines = open("ledger.txt").read().splitlines() if __import__("os").path.exists("ledger.txt") else []
+if f"paid {x}" not in lines:
+    open("ledger.txt", "a").write(f"paid {x}\\n")
+open("out.txt", "w").write(f"answer {x}\\n")
+'''
+
+
+def test_back_leaves_a_persistent_ledger_as_it_is(env, tmp_path):  # noqa: F811
+    """The ledger of paid API calls is newer than any commit: going back must not swap it for an older
+    copy (the next run would pay again for what the newer one holds)."""
+    repo = tmp_path / "p"
+    repo.mkdir()
+    (repo / "pay.py").write_text(PAYING)
+    (repo / "dvc.yaml").write_text("stages:\n  pay:\n    cmd: python pay.py\n    deps: [pay.py]\n    params: [x]\n"
+                                   "    outs:\n      - out.txt\n      - ledger.txt:\n          persist: true\n")
+    run(env, ["git", "init", "-q", "-b", "main"], repo)
+    run(env, ["dvc", "init", "-q"], repo)
+    for x in (1, 2):
+        (repo / "params.yaml").write_text(f"x: {x}\n")
+        run(env, ["dvc", "repro", "-q"], repo)
+        run(env, ["git", "add", "-A"], repo)
+        run(env, ["git", "commit", "-qm", f"v{x}"], repo)
+    back = run(env, [*BACK, "HEAD~1"], repo)
+    assert (repo / "out.txt").read_text() == "answer 1\n", back.stderr
+    assert (repo / "ledger.txt").read_text() == "paid 1\npaid 2\n"
