@@ -18,7 +18,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import click
 
@@ -205,16 +205,27 @@ def _is_set(env: Mapping[str, str], name: str) -> bool:
     return bool(env.get(name, "").strip())
 
 
-def check_openai_key(env: Mapping[str, str] | None = None) -> dict:
-    """Whether OPENAI_API_KEY is set (never any part of it), and OPENAI_BASE_URL, which is not secret."""
+def check_openai_key(env: Mapping[str, str] | None = None, needed_by: Sequence[str] = ()) -> dict:
+    """Whether OPENAI_API_KEY is set (never any part of it), and OPENAI_BASE_URL, which is not secret.
+    ``needed_by``: the active params' settings that call the API (e.g. "translate.provider=openai");
+    without a key those stages fail, so doctor does too."""
     env = os.environ if env is None else env
     endpoint = (f"; OPENAI_BASE_URL {redact_url(env['OPENAI_BASE_URL'].strip())}" if _is_set(env, "OPENAI_BASE_URL")
                 else "; OPENAI_BASE_URL not set (the OpenAI API)")
     if _is_set(env, "OPENAI_API_KEY"):
         return row("openai api key", OK, "OPENAI_API_KEY set" + endpoint)
+    how = "export it in your shell or in a git-ignored .env you source (a local server accepts any key)."
+    if needed_by:
+        return row("openai api key", FAIL, "OPENAI_API_KEY not set" + endpoint,
+                   f"the active params call the API ({', '.join(needed_by)}): {how}")
     return row("openai api key", WARN, "OPENAI_API_KEY not set" + endpoint,
-               "the offline profile needs no key; translate/synthesize with provider openai or batch do: export "
-               "it in your shell or in a git-ignored .env you source (a local server accepts any key).")
+               "the active params call no API; translate/synthesize with provider openai or batch do: " + how)
+
+
+def api_settings(params: Mapping[str, object]) -> list[str]:
+    """The settings in loaded params whose stages call an OpenAI-compatible API."""
+    return [f"{name}.provider={params[name].provider}" for name in ("translate", "synthesize")
+            if name in params and params[name].provider in ("openai", "batch")]
 
 
 def check_hf_token(env: Mapping[str, str] | None = None) -> dict:
@@ -279,7 +290,8 @@ def check_dvc_remote(root: str | Path) -> dict:
 # --- all checks, summary, table --------------------------------------------------------------------
 def run_all(*, root: str | Path, download_gb: float, model_dir: str | Path | None = None,
             env: Mapping[str, str] | None = None, tesseract: str = "tesseract", ocr_lang: str = "por",
-            train: TrainParams | None = None, params_name: str = "params.yaml") -> list[dict]:
+            train: TrainParams | None = None, params_name: str = "params.yaml",
+            api_needed_by: Sequence[str] = ()) -> list[dict]:
     """Every check, in the order a person fixes them. ``model_dir``: where the base model is downloaded
     (default: the Hugging Face hub cache); ``download_gb``: ``base_model.download_gb``; ``train``: the
     active params' train section, checked against this machine (the "profile" row) when given."""
@@ -292,7 +304,7 @@ def run_all(*, root: str | Path, download_gb: float, model_dir: str | Path | Non
         *([("profile", lambda: check_profile(train, params_name))] if train is not None else []),
         ("bitsandbytes", check_bitsandbytes),
         ("tesseract", lambda: check_tesseract(tesseract, ocr_lang)),
-        ("openai api key", lambda: check_openai_key(env)),
+        ("openai api key", lambda: check_openai_key(env, api_needed_by)),
         ("hf token", lambda: check_hf_token(env)),
         ("disk", lambda: check_disk(model_dir, download_gb)),
         ("dvc remote", lambda: check_dvc_remote(root)),
@@ -349,6 +361,6 @@ def command(params_path):
 
     params = load_all(params_path)
     rows = run_all(root=".", download_gb=params["base_model"].download_gb, ocr_lang=params["extract"].ocr_lang,
-                   train=params["train"], params_name=params_path)
+                   train=params["train"], params_name=params_path, api_needed_by=api_settings(params))
     click.echo(render(rows))
     sys.exit(overall(rows))

@@ -92,10 +92,23 @@ def test_tesseract_missing_binary_or_language():
 def test_keys_unset_warn():
     rows = [doctor.check_openai_key({}), doctor.check_hf_token({})]
     assert [r["status"] for r in rows] == [WARN, WARN]
-    assert "OPENAI_API_KEY not set" in rows[0]["detail"] and "offline profile" in rows[0]["hint"]
+    assert "OPENAI_API_KEY not set" in rows[0]["detail"] and "the active params call no API" in rows[0]["hint"]
     assert rows[1]["detail"] == "HF_TOKEN not set"
     # blank is not set
     assert doctor.check_openai_key({"OPENAI_API_KEY": "  "})["status"] == WARN
+
+
+def test_a_missing_key_fails_when_the_active_params_call_the_api(repo_root):
+    from stages.params import load_all
+
+    offline = load_all(repo_root / "params.yaml")
+    assert doctor.api_settings(offline) == []
+    thesis_like = {**offline, "translate": offline["translate"].model_copy(update={"provider": "openai"})}
+    needed = doctor.api_settings(thesis_like)
+    assert needed == ["translate.provider=openai"]
+    r = doctor.check_openai_key({}, needed)
+    assert r["status"] == FAIL and "the active params call the API (translate.provider=openai)" in r["hint"]
+    assert doctor.check_openai_key({"OPENAI_API_KEY": "x" * 20}, needed)["status"] == OK
 
 
 def test_keys_set_are_never_shown():
