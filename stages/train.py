@@ -226,7 +226,8 @@ def _callbacks(p: TrainParams, live, fingerprint: str | None = None):
                 control.should_training_stop = True
 
     class Throughput(TrainerCallback):
-        """Adds tokens/s and peak memory to every log line (so DVCLive plots them)."""
+        """Adds tokens/s and peak memory to every log line, and prints them: they are wall-clock
+        figures, so they stay out of the DVC outputs (see WALL_CLOCK)."""
 
         def __init__(self):
             self.last = (time.monotonic(), 0)
@@ -248,6 +249,10 @@ def _callbacks(p: TrainParams, live, fingerprint: str | None = None):
             if state.log_history and state.log_history[-1].get("step") == state.global_step:
                 state.log_history[-1].update({k: logs[k] for k in ("tokens_per_second", "peak_memory_mb")
                                               if k in logs})
+            if state.is_world_process_zero and "loss" in logs:
+                speed = f", {logs['tokens_per_second']:,.0f} tokens/s" if "tokens_per_second" in logs else ""
+                log(f"train: step {state.global_step}/{state.max_steps}, loss {logs['loss']:.4f}{speed}, "
+                    f"peak memory {logs['peak_memory_mb']:,.0f} MB")
 
     class LogBeforeSave(TrainerCallback):
         """Log the running loss at every checkpoint (and at the last step). The Trainer keeps the loss of
@@ -293,7 +298,7 @@ def _callbacks(p: TrainParams, live, fingerprint: str | None = None):
 
             live.step = int(entry["step"])
             for key, value in entry.items():
-                if key != "step" and Metric.could_log(value):
+                if key != "step" and not is_wall_clock(key) and Metric.could_log(value):
                     live.log_metric(standardize_metric_name(key, "dvclive.huggingface"), value)
             live.make_summary()
 
@@ -304,6 +309,17 @@ def _callbacks(p: TrainParams, live, fingerprint: str | None = None):
     if live is not None:
         callbacks.append(LiveHistory())  # after Throughput, which adds to the logs it reads
     return callbacks, signals
+
+
+# Figures that measure the machine, not the run: seconds, rates and peak memory differ from one run
+# to the next. metrics/train_live is a DVC output (dvc.lock records its hash), so they stay out of it
+# and out of metrics/train.json, and two runs on one machine give the same dvc.lock; the stage prints
+# them as it goes, and benchmarks/ measure speed properly.
+WALL_CLOCK = ("runtime", "per_second", "peak_memory")
+
+
+def is_wall_clock(key: str) -> bool:
+    return any(part in key for part in WALL_CLOCK)
 
 
 def run_mean_loss(log_history: list[dict], resumed_from: int, steps: int, this_run_mean: float) -> float:
@@ -561,7 +577,7 @@ def command(train_path, validation, base, out, checkpoints, live_dir, metrics, p
       dvc repro train
       dvc exp run -S train.lora.r=32     # an experiment with another LoRA rank
       dvc exp run -S train.launch.num_processes=2   # DDP on 2 GPUs
-      dvc plots show metrics/train_live/plots/metrics   # loss, eval loss, lr, tokens/s
+      dvc plots show metrics/train_live/plots/metrics   # loss, eval loss, lr, grad norm
     """
     import shlex
     import sys

@@ -197,7 +197,9 @@ def test_early_stopping_keeps_the_best_checkpoint(formatted, tiny_base, tmp_path
     assert metrics["stopped_early"] is True and metrics["steps"] < 40 and metrics["steps"] % 2 == 0
     assert metrics["eval_examples"] == 6 and metrics["best_eval_loss"] is not None
     live = json.loads((tmp_path / "live/metrics.json").read_text())
-    assert {"train", "eval"} <= set(live) and "tokens_per_second" in live and "peak_memory_mb" in live
+    assert {"train", "eval"} <= set(live) and "loss" in live and "learning_rate" in live
+    # wall-clock figures would change dvc.lock on every run: printed, never stored
+    assert not [k for k in json.dumps(live).split('"') if "per_second" in k or "runtime" in k or "peak_memory" in k]
 
 
 def test_a_resume_at_the_last_step_reports_the_run_s_loss_and_history(formatted, tiny_base, tmp_path):
