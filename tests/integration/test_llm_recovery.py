@@ -60,3 +60,42 @@ def test_a_short_key_leaves_every_reply_intact(fake_openai, workdir, monkeypatch
     assert "***" not in (d / "out.jsonl").read_text() + (d / "ledger/translate.jsonl").read_text()
     # the key still went to the server as the credential
     assert {v for r in fake_openai.requests for h, v in r["headers"].items() if h.lower() == "authorization"} == {f"Bearer {key}"}
+
+
+# --- 2. synthesize with nothing kept fails, after writing why ---------------------------------------
+PAGE = ("Art. 3º A jornada de estágio não poderá ultrapassar seis horas diárias e trinta horas semanais.\n\n"
+        "Art. 4º O estagiário terá seguro contra acidentes pessoais contratado pela universidade.")
+OFF_TOPIC = [{"Pergunta": "Quanto custa o restaurante universitário?",
+              "Resposta": "O almoço custa dois reais e cinquenta centavos."},
+             {"Pergunta": "Onde fica a biblioteca central?", "Resposta": "Ao lado do ginásio poliesportivo."}]
+
+
+def synthesize(d: Path, provider: str):
+    _write_jsonl(d / "pages.jsonl", [{"doc": "reg.pdf", "page": 2, "method": "text", "status": "ok", "text": PAGE}])
+    (d / "qa").mkdir(exist_ok=True)
+    (d / "qa/pairs.json").write_text(json.dumps(OFF_TOPIC, ensure_ascii=False), encoding="utf-8")
+    (d / "params.yaml").write_text(yaml.safe_dump({"synthesize": {
+        "provider": provider, "llm": {"model": "m", "max_retries": 0, "timeout_s": 5}}}))
+    return CliRunner().invoke(main, [
+        "synthesize", "--pages", "pages.jsonl", "--qa-dir", "qa", "--prompt", str(ROOT / "prompts/synthesize.v2.txt"),
+        "--ledger", "ledger.jsonl", "--out", "pairs.jsonl", "--rejected", "rejected.jsonl",
+        "--metrics", "metrics.json", "--params", "params.yaml", "--no-progress"])
+
+
+@pytest.mark.parametrize("provider", ["dataset", "openai"])
+def test_synthesize_that_keeps_no_pair_fails_naming_the_counts_and_the_rejects(fake_openai, workdir, provider):
+    d = workdir
+    fake_openai.responder = lambda req: Reply(content=json.dumps({"pares": [
+        {"pergunta": p["Pergunta"], "resposta": p["Resposta"], "trecho": "-", "distratores": []}
+        for p in OFF_TOPIC]}, ensure_ascii=False))
+    result = synthesize(d, provider)
+    text = _output(result)
+    assert result.exit_code == 1, text
+    assert "synthesize: 2 pairs in, 0 pairs kept out. Every pair was rejected (ungrounded: 2); each one, with " \
+           "its reason, is in rejected.jsonl." in text
+    assert "Traceback" not in text
+    rejected = [json.loads(ln) for ln in (d / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["question"], r["reason"]) for r in rejected] == [(p["Pergunta"], "ungrounded") for p in OFF_TOPIC]
+    # nothing DVC could cache as a result
+    assert not (d / "pairs.jsonl").exists() and not (d / "metrics.json").exists()
+    assert fake_openai.chat_calls == (1 if provider == "openai" else 0)
