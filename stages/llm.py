@@ -680,6 +680,28 @@ def check_failures(stage: str, failures: list[dict], jobs: int, max_share: float
         f"paid for again: fix the cause and rerun. {retry}"))
 
 
+def retry_advice(stage: str, results: dict[str, dict], what: str = "items") -> str:
+    """What a rerun of ``stage`` does with its failed ``results``, and the ways to ask again the
+    ones the ledger keeps as final (replies that failed validation after their re-asks).
+
+    ``dvc repro`` cannot pass --retry-failed, so the param is the way through DVC; the flag needs a
+    ``dvc commit`` afterwards, since DVC did not run the stage itself.
+    """
+    failed = [e for e in results.values() if e["status"] != "ok"]
+    final = sum(not e.get("transient") for e in failed)
+    advice = []
+    if len(failed) > final:
+        advice.append(f"{what.capitalize()} that failed on the network, the API's limits or a refused request "
+                      "are asked again on the next run.")
+    if final:
+        advice.append(
+            f"{final} {what} failed validation after their re-asks and are kept in the ledger as final: to ask "
+            f"them again set {stage}.retry_failed: true (`dvc exp run -S {stage}.retry_failed=true`, or edit "
+            f"params.yaml and `dvc repro`), or run `gabarito {stage} ... --retry-failed` and then "
+            f"`dvc commit {stage}`.")
+    return " ".join(advice)
+
+
 def _clip(text: str, limit: int = 300) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -145,6 +145,10 @@ class TranslateParams(Section):
     fallback_to_api: bool = True
     dataset_hub_id: Optional[str] = None
     dataset_hub_revision: Optional[str] = None
+    # ask again the items whose replies failed validation (kept in the ledger as final); not part of
+    # any job key, so `dvc exp run -S translate.retry_failed=true` reruns the stage and re-asks only those.
+    # The --retry-failed flag does the same for one run.
+    retry_failed: bool = False
     llm: LLMParams = Field(default_factory=LLMParams)
 
 
@@ -162,6 +166,8 @@ class SynthesizeParams(Section):
     validation_docs_share: float = Field(default=0.5, ge=0.0, lt=1.0)
     multiple_choice: bool = True
     seed: int = 0
+    # ask again the chunks whose replies failed validation (see TranslateParams.retry_failed)
+    retry_failed: bool = False
     llm: SynthesizeLLMParams = Field(default_factory=SynthesizeLLMParams)
 
     @model_validator(mode="after")

@@ -346,15 +346,17 @@ def command(pages, qa_dir, prompt, ledger, out, rejected, metrics, retry_failed,
     Examples:
       dvc repro synthesize
       OPENAI_API_KEY=... dvc exp run -S synthesize.provider=openai
+      dvc exp run -S synthesize.retry_failed=true   # ask again chunks whose replies failed validation
     """
     from stages import io
-    from stages.llm import Engine, Ledger, check_failures
+    from stages.llm import Engine, Ledger, check_failures, retry_advice
     from stages.params import load_section
 
     p = load_section("synthesize", params_path)
     page_records = io.read_jsonl(pages)
     template = Path(prompt).read_text(encoding="utf-8")
     failed: list[dict] = []
+    results: dict[str, dict] = {}
     jobs = 0
     with Ledger(ledger) as led:  # locked while open: one writer
         engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
@@ -363,12 +365,12 @@ def command(pages, qa_dir, prompt, ledger, out, rejected, metrics, retry_failed,
         else:
             chunks = chunk_pages(page_records, p.chunk_tokens, p.chunk_overlap_tokens)
             jobs = len(chunks)
+            # the flag for one run, the param for `dvc repro` / `dvc exp run -S synthesize.retry_failed=true`
             results = engine.run([build_job(c, template, p.pairs_per_chunk) for c in chunks],
-                                 retry_failed=retry_failed, batch=p.provider == "batch")
+                                 retry_failed=retry_failed or p.retry_failed, batch=p.provider == "batch")
             kept, bad, failed = ground_results(chunks, results, page_records, p, where=led.where)
     check_failures("synthesize", failed, jobs, p.llm.max_failure_share, setting="synthesize.llm.max_failure_share",
-                   retry="Chunks that failed on the network or the API's limits are asked again; those whose "
-                         "replies failed validation only with --retry-failed.")
+                   retry=retry_advice("synthesize", results, "chunks"))
     records, bad, summary = finish(kept, bad, page_records, p)
     # the rejects first: when nothing is kept they are what says why
     io.write_jsonl(rejected, bad)

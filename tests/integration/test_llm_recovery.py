@@ -99,3 +99,38 @@ def test_synthesize_that_keeps_no_pair_fails_naming_the_counts_and_the_rejects(f
     # nothing DVC could cache as a result
     assert not (d / "pairs.jsonl").exists() and not (d / "metrics.json").exists()
     assert fake_openai.chat_calls == (1 if provider == "openai" else 0)
+
+
+# --- 3. validation failures: a way out that `dvc repro` can take ------------------------------------
+def test_validation_failures_are_asked_again_through_the_param_paying_only_for_them(fake_openai, workdir):
+    d = workdir
+    items = setup_translate(d, 20)
+    bad = {2, 9, 17}  # 3/20 = 15% > 5%: the stage fails
+    fake_openai.responder = lambda req: (Reply(content="{}") if item_number(request_payload(req)) in bad
+                                         else good_reply(req))
+    result = translate(d)
+    text = _output(result)
+    assert result.exit_code == 1, text
+    assert "3/20 LLM jobs failed" in text
+    assert ("3 items failed validation after their re-asks and are kept in the ledger as final: to ask them again "
+            "set translate.retry_failed: true (`dvc exp run -S translate.retry_failed=true`, or edit params.yaml "
+            "and `dvc repro`), or run `gabarito translate ... --retry-failed` and then `dvc commit translate`."
+            ) in " ".join(text.split())
+
+    # the server is healthy again: what `dvc repro` reruns is final, so nothing is asked
+    fake_openai.responder = good_reply
+    calls = fake_openai.chat_calls
+    again = translate(d)
+    assert again.exit_code == 1 and fake_openai.chat_calls == calls, _output(again)
+
+    # the param (what `dvc exp run -S translate.retry_failed=true` writes) asks again only the three
+    params = yaml.safe_load((d / "params.yaml").read_text())
+    params["translate"]["retry_failed"] = True
+    (d / "params.yaml").write_text(yaml.safe_dump(params))
+    fake_openai.requests.clear()
+    fixed = translate(d)
+    assert fixed.exit_code == 0, _output(fixed)
+    assert sorted(ids_asked(fake_openai)) == [f"item{i:02d}" for i in sorted(bad)]
+    assert [r["id"] for r in out_records(d)] == [it["id"] for it in items]
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert (metrics["api_calls"], metrics["cache_hits"], metrics["failures"]) == (3, 17, 0)
