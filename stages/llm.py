@@ -231,8 +231,36 @@ class Ledger:
                 raise InputError(f"{where}: ledger line with status {status!r}, expected 'ok' or 'failed'. {fix}")
             if status == "ok" and not isinstance(entry.get("result"), dict):
                 raise InputError(f"{where}: ledger line with status 'ok' but no 'result' object. {fix}")
+        else:
+            self._check_batch_line(entry, where)
         # a ledger written before replies were scrubbed may hold the key: it must not reach the outputs
         return openai_client.scrub_record(entry)
+
+    # the Batch API's bookkeeping lines: kind -> (fields with their types, statuses the engine writes)
+    _BATCH_LINES = {
+        "batch": ({"batch_id": str, "keys": list, "status": str},
+                  ("submitted", "completed", "failed", "expired", "cancelled")),
+        "upload": ({"file_id": str, "keys": list, "status": str}, ("uploaded", "batched")),
+        "batch_reply": ({"job_key": str, "raw": str, "finish": str}, None),
+    }
+
+    def _check_batch_line(self, entry: dict, where: str) -> None:
+        """A batch/upload/batch_reply line with every field the engine reads, of the right type: a
+        malformed one is a file:line message here, not a KeyError in the middle of a run."""
+        kind = entry["kind"]
+        if kind not in self._BATCH_LINES:
+            raise InputError(f"{where}: ledger line of unknown kind {kind!r}, expected one of "
+                             f"{', '.join(self._BATCH_LINES)} (or no kind, for a job). Remove that line and rerun.")
+        fields, statuses = self._BATCH_LINES[kind]
+        fix = "Remove that line and rerun (the items it recorded are then sent again)."
+        bad = [f"'{name}' ({'a list of texts' if typ is list else 'a text'})" for name, typ in fields.items()
+               if not isinstance(entry.get(name), typ)
+               or (typ is list and not all(isinstance(k, str) for k in entry[name]))]
+        if bad:
+            raise InputError(f"{where}: {kind} line without a valid {', '.join(bad)}. {fix}")
+        if statuses and entry["status"] not in statuses:
+            raise InputError(f"{where}: {kind} line with status {entry['status']!r}, expected one of "
+                             f"{', '.join(statuses)}. {fix}")
 
     def where(self, key: str) -> str:
         """"path:line" of the entry for ``key`` (for messages about a bad stored result)."""

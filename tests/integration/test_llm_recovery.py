@@ -134,3 +134,34 @@ def test_validation_failures_are_asked_again_through_the_param_paying_only_for_t
     assert [r["id"] for r in out_records(d)] == [it["id"] for it in items]
     metrics = json.loads((d / "metrics.json").read_text())
     assert (metrics["api_calls"], metrics["cache_hits"], metrics["failures"]) == (3, 17, 0)
+
+
+# --- 4. malformed batch bookkeeping lines: file:line, not KeyError ----------------------------------
+@pytest.mark.parametrize(("line", "message"), [
+    ('{"key": "batch:zzz", "kind": "batch"}',
+     "batch line without a valid 'batch_id' (a text), 'keys' (a list of texts), 'status' (a text)"),
+    ('{"key": "batch:b", "kind": "batch", "batch_id": "b", "keys": ["k"], "status": "weird"}',
+     "batch line with status 'weird', expected one of submitted, completed, failed, expired, cancelled"),
+    ('{"key": "upload:f", "kind": "upload", "file_id": "f", "keys": [1], "status": "uploaded"}',
+     "upload line without a valid 'keys' (a list of texts)"),
+    ('{"key": "reply:k", "kind": "batch_reply", "job_key": "k"}',
+     "batch_reply line without a valid 'raw' (a text), 'finish' (a text)"),
+    ('{"key": "x", "kind": "mystery"}', "ledger line of unknown kind 'mystery'"),
+])
+def test_a_malformed_batch_line_is_named_by_file_and_line(fake_openai, workdir, line, message):
+    d = workdir
+    setup_translate(d, 2)
+    params = yaml.safe_load((d / "params.yaml").read_text())
+    params["translate"]["provider"] = "batch"
+    (d / "params.yaml").write_text(yaml.safe_dump(params))
+    ledger = d / "ledger/translate.jsonl"
+    ledger.parent.mkdir()
+    ledger.write_text('{"key": "upload:file-9", "kind": "upload", "file_id": "file-9", "keys": ["a"], '
+                      '"status": "batched"}\n' + line + "\n")
+    fake_openai.responder = good_reply
+    result = translate(d)
+    text = _output(result)
+    assert result.exit_code == 1, text
+    assert f"Error: {ledger}:2: {message}" in text and "Remove that line and rerun" in text
+    assert "Traceback" not in text and "KeyError" not in text
+    assert fake_openai.requests == []  # stopped before anything was sent
