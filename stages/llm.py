@@ -183,6 +183,7 @@ class Ledger:
             raise
         self._dirty = threading.Event()
         self._closed = False
+        self._sync_error: OSError | None = None
         self._syncer = threading.Thread(target=self._sync_loop, name="ledger-fsync", daemon=True)
         self._syncer.start()
 
@@ -272,15 +273,31 @@ class Ledger:
             if self._closed:
                 return
             self._dirty.clear()
-            os.fsync(self._fh.fileno())
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as exc:  # reported by the next put or by close, naming the ledger
+                self._sync_error = exc
+                return
+
+    def _named(self, exc: OSError) -> OSError:
+        """``exc`` naming the ledger: a write() that hits a full disk names no file, and "no space
+        left" must say which file could not take the line."""
+        return OSError(exc.errno, exc.strerror, str(self.path))
 
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)
 
     def put(self, entry: dict) -> None:
+        if self._sync_error is not None:
+            raise self._named(self._sync_error) from self._sync_error
         entry = openai_client.scrub_record(entry)
-        self._fh.write(dumps(entry) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(dumps(entry) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            # what reached the file is every earlier line and maybe part of this one: the torn part is
+            # cut off when the ledger is next opened, and only this call is made again
+            raise self._named(exc) from exc
         self.entries[entry["key"]] = entry
         self.lines[entry["key"]] = self._next_line
         self._next_line += 1
@@ -292,15 +309,28 @@ class Ledger:
         self._closed = True
         self._dirty.set()
         self._syncer.join()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()  # releases the lock
+        try:
+            try:
+                if self._sync_error is not None:
+                    raise self._sync_error
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            finally:
+                self._fh.close()  # releases the lock, even when the last flush failed
+        except OSError as exc:
+            raise self._named(exc) from exc
 
     def __enter__(self) -> "Ledger":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # the error already raised (a full disk in put, say) is the one to report
+            self.close()
+        except OSError:
+            pass
 
 
 class Engine:

@@ -165,3 +165,54 @@ def test_a_malformed_batch_line_is_named_by_file_and_line(fake_openai, workdir, 
     assert f"Error: {ledger}:2: {message}" in text and "Remove that line and rerun" in text
     assert "Traceback" not in text and "KeyError" not in text
     assert fake_openai.requests == []  # stopped before anything was sent
+
+
+# --- 5. a full disk under the ledger ------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 KiB tmpfs (mounting needs root; skipped where it is not allowed); ``grow()`` frees it."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "--lazy", str(mnt)], check=True)  # lazy: a file left open does not keep it
+
+
+def long_reply(req) -> Reply:
+    # ~6 KB a ledger line: the 64 KiB disk is full after about ten
+    n = item_number(request_payload(req))
+    tr = translation(n)
+    tr["contexto"] += " Eu não sabia o que fazer com a minha vida." * 140
+    return Reply(content=json.dumps(tr, ensure_ascii=False))
+
+
+def test_a_full_disk_under_the_ledger_names_the_ledger_and_the_rerun_pays_only_for_the_rest(
+        fake_openai, workdir, small_disk):
+    d = workdir
+    items = setup_translate(d, 20, concurrency=1)
+    ledger = small_disk / "translate.jsonl"
+    args = [a if a != str(d / "ledger/translate.jsonl") else str(ledger) for a in _translate_args(d, d / "none.jsonl")]
+    fake_openai.responder = long_reply
+    result = CliRunner().invoke(main, args)
+    text = _output(result)
+    assert result.exit_code == 1, text
+    assert f"Error: {ledger}: no space left on the device" in text, text
+    assert "an output file" not in text and "nothing half written" not in text and "Traceback" not in text
+    assert not (d / "out.jsonl").exists()
+    complete = ledger.read_text(encoding="utf-8").count("\n")
+    assert 0 < complete < 20
+    asked = fake_openai.chat_calls
+
+    subprocess.run(["mount", "-o", "remount,size=1m", str(small_disk)], check=True)  # space freed
+    rerun = CliRunner().invoke(main, args)
+    assert rerun.exit_code == 0, _output(rerun)
+    assert [r["id"] for r in out_records(d)] == [it["id"] for it in items]
+    # every complete line was kept: the rerun asks only for the rest (the item whose line did not fit,
+    # and one call that may have been in flight at concurrency 1, were paid for twice)
+    assert fake_openai.chat_calls - asked == 20 - complete
+    assert complete + 1 <= asked <= complete + 2
