@@ -6,7 +6,9 @@
   ledger entries are scrubbed of it and of any Authorization value, in case a server echoes them).
 - Runs calls concurrently under a semaphore, retries transient failures (connection errors,
   timeouts, 408/409/429/5xx) with exponential backoff and jitter, honouring ``Retry-After``, and
-  stops the stage at once on 401/403/404, which no retry can fix. A 400 is about one request (an
+  stops the stage at once on 401/403/404, which no retry can fix. A circuit breaker stops sending
+  when ``abort_after_consecutive_failures`` jobs in a row gave up on such transient errors (the API
+  looks down): the jobs not sent are not recorded as failures, so the rerun asks them. A 400 is about one request (an
   item over the model's context window, say): that item fails, naming its id, and the others go on.
   Key resolution, error messages, Retry-After and secret scrubbing are ``stages.openai_client``'s.
 - Asks for JSON (a JSON schema where supported) and validates each reply with the caller's
@@ -38,7 +40,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stages import openai_client
-from stages.io import InputError, dumps
+from stages.io import InputError, dumps, redact_url
 from stages.params import LLMParams
 
 
@@ -47,6 +49,11 @@ CONNECTIONS_PER_CLIENT = 16
 
 class FatalAPIError(InputError):
     """The endpoint refused in a way no retry can fix (bad key, unknown model, bad base_url)."""
+
+
+class APIDown(InputError):
+    """``abort_after_consecutive_failures`` jobs in a row failed on the network or the server's limits:
+    the stage stops sending instead of spending every item's retries on an endpoint that is down."""
 
 
 class ItemRejected(Exception):
@@ -348,6 +355,7 @@ class Engine:
         self._limiter = RateLimiter(params.requests_per_minute, params.tokens_per_minute)
         self._bar = None
         self._batch = False
+        self._down = asyncio.Event()  # the circuit breaker tripped: no new job, no further retry
 
     @property
     def gen(self) -> dict:
@@ -407,7 +415,7 @@ class Engine:
             except openai.APIError as exc:
                 if not openai_client.transient(exc):  # 401, 403, 404: no retry, and no other item can succeed
                     raise FatalAPIError(self._fatal_message(exc, client)) from None
-                if attempt >= self.params.max_retries:
+                if attempt >= self.params.max_retries or self._down.is_set():  # down: no more retries
                     raise
                 attempt += 1
                 await self._backoff(exc, attempt)
@@ -470,7 +478,9 @@ class Engine:
                     return {"key": key, "id": job.id, "status": "failed", "transient": True, "raw": last_raw,
                             "reason": str(exc)}
                 except Exception as exc:  # retries exhausted on a transient error: not final, not cached
-                    return {"key": key, "id": job.id, "status": "failed", "transient": True, "raw": last_raw,
+                    # "unreachable": what the circuit breaker counts (no answer, a 5xx or 429 after retries)
+                    return {"key": key, "id": job.id, "status": "failed", "transient": True, "unreachable": True,
+                            "raw": last_raw,
                             "reason": openai_client.scrub(f"gave up after {self.params.max_retries} retries: "
                                                           f"{type(exc).__name__}: {exc}")}
             last_raw = raw
@@ -526,10 +536,17 @@ class Engine:
         sem = asyncio.Semaphore(self.params.concurrency)
         # set on a fatal error: jobs still queued on the semaphore must not spend another call
         stop = asyncio.Event()
+        # the circuit breaker: jobs that gave up on transient errors in a row, and the last of them
+        limit = self.params.abort_after_consecutive_failures
+        streak: list[dict] = []
+        skipped: list[str] = []
 
         async def one(i: int, job: Job, key: str, first) -> None:
             async with sem:
                 if stop.is_set():
+                    return
+                if self._down.is_set():  # not attempted: not in the ledger, so the rerun asks it
+                    skipped.append(job.id)
                     return
                 try:
                     entry = await self._run_job(clients[i % len(clients)], job, key, first)
@@ -540,6 +557,12 @@ class Engine:
                 self.ledger.put(entry)  # event-loop thread only: one writer, no duplicate lines
             results[job.id] = entry
             self._tick()
+            if entry.get("unreachable"):
+                streak.append(entry)
+                if limit is not None and len(streak) >= limit:
+                    self._down.set()
+            else:  # any answer (a result, an invalid reply, a 400) means the API is there
+                streak.clear()
 
         tasks = [asyncio.create_task(one(i, job, key, first)) for i, (job, key, first) in enumerate(todo)]
         try:
@@ -549,11 +572,28 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        if self._down.is_set():
+            raise APIDown(self._down_message(clients[0], streak, skipped, results))
+
+    def _down_message(self, client, streak: list[dict], skipped: list[str], results: dict[str, dict]) -> str:
+        where = redact_url(str(getattr(client, "base_url", "") or "the API"))
+        given_up = sum(1 for e in results.values() if e.get("unreachable"))
+        answered = sum(1 for e in results.values() if not e.get("transient"))
+        last = streak[-1]
+        return openai_client.scrub(
+            f"the API at {where} looks down: {len(streak)} jobs in a row failed on the network or the server's "
+            f"limits after their retries (llm.abort_after_consecutive_failures = "
+            f"{self.params.abort_after_consecutive_failures}). Last error ({last['id']}): {_clip(last['reason'])}\n"
+            f"Stopped sending: {len(skipped)} jobs were not attempted and {given_up} gave up; neither is recorded "
+            f"as a failure, and the {answered} answered this run are in the ledger. Check the endpoint "
+            "(llm.base_url / OPENAI_BASE_URL), the network, the provider's status page or your quota (429), "
+            "then rerun: only what the ledger lacks is asked.")
 
     async def _run(self, jobs: list[Job], retry_failed: bool, batch: bool) -> dict[str, dict]:
         results, todo = self._partition(jobs, retry_failed)
         if not todo:
             return results
+        self._down = asyncio.Event()  # each run starts with the breaker closed
         client = self._client or self._make_client()
         self._bar = _progress(len(jobs), initial=len(jobs) - len(todo), enabled=self.progress)
         started = time.monotonic()

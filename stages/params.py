@@ -109,6 +109,9 @@ class LLMParams(Section):
     # share of the stage's LLM jobs that may fail (after retries and re-asks) before the stage exits
     # non-zero; an outage fails them all, so an exit 0 with an empty output cannot happen
     max_failure_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    # circuit breaker: after this many jobs in a row gave up on transient errors (no connection,
+    # timeouts, 5xx, 429, after their max_retries), stop sending and fail the stage (None: never)
+    abort_after_consecutive_failures: Optional[int] = Field(default=20, ge=1)
 
     @field_validator("base_url")
     @classmethod

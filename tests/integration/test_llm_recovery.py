@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -216,3 +217,104 @@ def test_a_full_disk_under_the_ledger_names_the_ledger_and_the_rerun_pays_only_f
     # and one call that may have been in flight at concurrency 1, were paid for twice)
     assert fake_openai.chat_calls - asked == 20 - complete
     assert complete + 1 <= asked <= complete + 2
+
+
+# --- 6. a circuit breaker when the API is down ----------------------------------------------------------
+class DroppingServer:
+    """A loopback port that accepts each connection and closes it at once (an API behind a dead
+    proxy): the client gets a connection error; ``accepted`` counts the attempts."""
+
+    def __init__(self):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def close(self):
+        self.sock.close()
+
+
+N, K, RETRIES, CONCURRENCY = 100, 5, 1, 4
+
+
+@pytest.mark.parametrize("down", ["500", "429", "dropped"])
+def test_with_the_api_down_the_breaker_bounds_the_calls_and_a_healthy_rerun_completes(
+        fake_openai, workdir, monkeypatch, down):
+    d = workdir
+    items = setup_translate(d, N, abort_after_consecutive_failures=K, max_retries=RETRIES, concurrency=CONCURRENCY)
+    dropping = DroppingServer()
+    if down == "dropped":
+        monkeypatch.setenv("OPENAI_BASE_URL", dropping.base_url)
+    status = 429 if down == "429" else 500
+    fake_openai.responder = lambda req: Reply(status=status, headers={"retry-after": "0"},
+                                              error={"error": {"message": "upstream unavailable", "type": "server_error"}})
+    try:
+        result = translate(d)
+    finally:
+        dropping.close()
+    text = _output(result)
+    assert result.exit_code == 1, text
+    calls = dropping.accepted if down == "dropped" else fake_openai.chat_calls
+    # bounded by the breaker, not by the items: N x (1 + max_retries) = 200 without it
+    assert calls <= (K + CONCURRENCY) * (1 + RETRIES), calls
+    where = dropping.base_url if down == "dropped" else fake_openai.base_url
+    flat = " ".join(text.split())
+    # K in a row tripped it; the jobs in flight then ended too, without further retries
+    m = re.search(rf"the API at {re.escape(where)}/ looks down: (\d+) jobs in a row failed on the network or the "
+                  rf"server's limits after their retries \(llm.abort_after_consecutive_failures = {K}\)\. "
+                  r"Last error \(item\d\d\): gave up after 1 retries: ", flat)
+    assert m and K <= int(m.group(1)) < K + CONCURRENCY, flat
+    assert ("APIConnectionError" if down == "dropped" else ("RateLimitError" if down == "429" else
+                                                             "InternalServerError")) in flat
+    assert "jobs were not attempted" in flat and "Traceback" not in text
+    assert not (d / "out.jsonl").exists()
+    # nothing recorded as a failure: the ledger is empty, so the rerun asks every item
+    assert (d / "ledger/translate.jsonl").read_text() == ""
+
+    fake_openai.requests.clear()
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    fake_openai.responder = good_reply
+    rerun = translate(d)
+    assert rerun.exit_code == 0, _output(rerun)
+    assert sorted(ids_asked(fake_openai)) == [it["id"] for it in items]
+    assert [r["id"] for r in out_records(d)] == [it["id"] for it in items]
+
+
+def test_a_null_breaker_lets_every_item_spend_its_retries(fake_openai, workdir):
+    d = workdir
+    setup_translate(d, 12, abort_after_consecutive_failures=None, max_retries=RETRIES, concurrency=CONCURRENCY)
+    fake_openai.responder = lambda req: Reply(status=500, headers={"retry-after": "0"})
+    result = translate(d)
+    text = _output(result)
+    assert result.exit_code == 1 and "12/12 LLM jobs failed" in text and "looks down" not in text, text
+    assert fake_openai.chat_calls == 12 * (1 + RETRIES)
+
+
+def test_answers_between_failures_keep_the_breaker_closed(fake_openai, workdir):
+    # every other item fails on 500s: never K in a row, so every item is tried (the share decides)
+    d = workdir
+    setup_translate(d, 20, abort_after_consecutive_failures=2, max_retries=0, concurrency=1)
+    fake_openai.responder = lambda req: (Reply(status=500) if item_number(request_payload(req)) % 2
+                                         else good_reply(req))
+    result = translate(d)
+    text = _output(result)
+    assert result.exit_code == 1 and "10/20 LLM jobs failed" in text and "looks down" not in text, text
+    assert fake_openai.chat_calls == 20
