@@ -6,10 +6,11 @@
   ledger entries are scrubbed of it and of any Authorization value, in case a server echoes them).
 - Runs calls concurrently under a semaphore, retries transient failures (connection errors,
   timeouts, 408/409/429/5xx) with exponential backoff and jitter, honouring ``Retry-After``, and
-  stops the stage at once on 401/403/404, which no retry can fix. A circuit breaker stops sending
-  when ``abort_after_consecutive_failures`` jobs in a row gave up on such transient errors (the API
-  looks down): the jobs not sent are not recorded as failures, so the rerun asks them. A 400 is about one request (an
+  stops the stage at once on 401/403/404, which no retry can fix. A 400 is about one request (an
   item over the model's context window, say): that item fails, naming its id, and the others go on.
+  A circuit breaker stops sending when ``abort_after_consecutive_failures`` jobs in a row gave up on
+  transient errors (the API looks down) and fails the stage; jobs not sent are not recorded as
+  failures, so the rerun asks them.
   Key resolution, error messages, Retry-After and secret scrubbing are ``stages.openai_client``'s.
 - Asks for JSON (a JSON schema where supported) and validates each reply with the caller's
   validator, never ``eval``. An invalid reply is re-asked with the validation error, up to
@@ -174,6 +175,10 @@ class Ledger:
 
     Every entry is scrubbed of the API key and any Authorization value before it is stored: a
     server may echo request headers into a reply, and the ledger goes to the DVC cache and remote.
+
+    A write that fails (a full disk) raises OSError naming the ledger: every complete line stays,
+    and a line torn by it is cut off on the next open. Batch bookkeeping lines are checked on open
+    like job lines, so a malformed one is a file:line message.
     """
 
     def __init__(self, path: str | Path):

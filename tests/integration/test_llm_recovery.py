@@ -71,12 +71,12 @@ OFF_TOPIC = [{"Pergunta": "Quanto custa o restaurante universitário?",
              {"Pergunta": "Onde fica a biblioteca central?", "Resposta": "Ao lado do ginásio poliesportivo."}]
 
 
-def synthesize(d: Path, provider: str):
+def synthesize(d: Path, provider: str, **extra):
     _write_jsonl(d / "pages.jsonl", [{"doc": "reg.pdf", "page": 2, "method": "text", "status": "ok", "text": PAGE}])
     (d / "qa").mkdir(exist_ok=True)
     (d / "qa/pairs.json").write_text(json.dumps(OFF_TOPIC, ensure_ascii=False), encoding="utf-8")
     (d / "params.yaml").write_text(yaml.safe_dump({"synthesize": {
-        "provider": provider, "llm": {"model": "m", "max_retries": 0, "timeout_s": 5}}}))
+        "provider": provider, "llm": {"model": "m", "max_retries": 0, "timeout_s": 5}, **extra}}))
     return CliRunner().invoke(main, [
         "synthesize", "--pages", "pages.jsonl", "--qa-dir", "qa", "--prompt", str(ROOT / "prompts/synthesize.v2.txt"),
         "--ledger", "ledger.jsonl", "--out", "pairs.jsonl", "--rejected", "rejected.jsonl",
@@ -135,6 +135,29 @@ def test_validation_failures_are_asked_again_through_the_param_paying_only_for_t
     assert [r["id"] for r in out_records(d)] == [it["id"] for it in items]
     metrics = json.loads((d / "metrics.json").read_text())
     assert (metrics["api_calls"], metrics["cache_hits"], metrics["failures"]) == (3, 17, 0)
+
+
+def test_synthesize_asks_a_chunk_whose_reply_failed_validation_again_through_the_param(fake_openai, workdir):
+    d = workdir
+    fake_openai.responder = lambda req: Reply(content="{}")
+    result = synthesize(d, "openai")
+    text = " ".join(_output(result).split())
+    assert result.exit_code == 1 and "synthesize: 1/1 LLM jobs failed" in text, text
+    assert "1 chunks failed validation after their re-asks and are kept in the ledger as final" in text
+    assert "synthesize.retry_failed: true (`dvc exp run -S synthesize.retry_failed=true`" in text
+    assert "`gabarito synthesize ... --retry-failed` and then `dvc commit synthesize`" in text
+    asked = fake_openai.chat_calls  # 1 + max_reasks
+
+    fake_openai.responder = lambda req: Reply(content=json.dumps({"pares": [{
+        "pergunta": "Qual é a jornada máxima de estágio?", "resposta": "Seis horas diárias e trinta horas semanais.",
+        "trecho": "não poderá ultrapassar seis horas diárias e trinta horas semanais", "distratores": []}]},
+        ensure_ascii=False))
+    assert synthesize(d, "openai").exit_code == 1 and fake_openai.chat_calls == asked  # final: not asked
+    fixed = synthesize(d, "openai", retry_failed=True)
+    assert fixed.exit_code == 0, _output(fixed)
+    assert fake_openai.chat_calls == asked + 1
+    kept = [json.loads(ln) for ln in (d / "pairs.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [k["question"] for k in kept if k["kind"] == "open"] == ["Qual é a jornada máxima de estágio?"]
 
 
 # --- 4. malformed batch bookkeeping lines: file:line, not KeyError ----------------------------------
