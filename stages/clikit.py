@@ -27,7 +27,8 @@ def user_errors(fn):
     """Turn bad input a person can fix (InputError) and a full disk into a clean message.
 
     Outputs are written through ``io.atomic_path``, so when a write fails the previous output is
-    still in place; the message says so.
+    still in place; the message says so. (The LLM ledgers are appended to instead: every complete
+    line stays, and a line torn by the full disk is cut off when the ledger is next opened.)
     """
 
     @functools.wraps(fn)
@@ -42,8 +43,7 @@ def user_errors(fn):
             where = exc.filename or "an output file"
             raise click.ClickException(
                 f"{where}: no space left on the device ({exc.strerror}). Free some space (or point "
-                "the output elsewhere) and rerun; outputs already in place were kept, nothing half "
-                "written was left behind.") from None
+                "the output elsewhere) and rerun; outputs already in place were kept.") from None
 
     return wrapper
 

@@ -132,11 +132,21 @@ def read_json(path: str | Path) -> Any:
 
 _KEYLIKE = re.compile(r"\bsk-[\w*.-]{4,}")  # sk-..., sk-proj-..., masked sk-abc***wxyz
 
+# The bare key is replaced wherever it occurs only when it is this long. Real keys are long random
+# strings (OpenAI's sk-... 51+ characters, Azure OpenAI's 32, vLLM/LiteLLM tokens usually 32+), and a
+# 16-character random string does not occur in prose by chance. Short values are the placeholders
+# local servers take ("local", "ollama", "EMPTY", README's OPENAI_API_KEY=local): replacing those
+# everywhere would cut "local" out of "localidade" in every stored reply. A short key is still
+# scrubbed where it stands as a credential (Authorization, Bearer, api-key values:
+# openai_client.scrub), whatever its length.
+MIN_BARE_KEY_CHARS = 16
+
 
 def scrub(text: str, key: str | None) -> str:
-    """``text`` without the key, and without anything that looks like a key or a masked one: for
-    messages that quote an API's error body, which some servers echo the key (or its tail) into."""
-    if key:
+    """``text`` without the key (when it is at least MIN_BARE_KEY_CHARS long), and without anything
+    that looks like a key or a masked one: for messages that quote an API's error body, which some
+    servers echo the key (or its tail) into."""
+    if key and len(key) >= MIN_BARE_KEY_CHARS:
         text = text.replace(key, "***")
     return _KEYLIKE.sub("***", text)
 

@@ -8,6 +8,9 @@
   timeouts, 408/409/429/5xx) with exponential backoff and jitter, honouring ``Retry-After``, and
   stops the stage at once on 401/403/404, which no retry can fix. A 400 is about one request (an
   item over the model's context window, say): that item fails, naming its id, and the others go on.
+  A circuit breaker stops sending when ``abort_after_consecutive_failures`` jobs in a row gave up on
+  transient errors (the API looks down) and fails the stage; jobs not sent are not recorded as
+  failures, so the rerun asks them.
   Key resolution, error messages, Retry-After and secret scrubbing are ``stages.openai_client``'s.
 - Asks for JSON (a JSON schema where supported) and validates each reply with the caller's
   validator, never ``eval``. An invalid reply is re-asked with the validation error, up to
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stages import openai_client
-from stages.io import InputError, dumps
+from stages.io import InputError, dumps, redact_url
 from stages.params import LLMParams
 
 
@@ -47,6 +50,11 @@ CONNECTIONS_PER_CLIENT = 16
 
 class FatalAPIError(InputError):
     """The endpoint refused in a way no retry can fix (bad key, unknown model, bad base_url)."""
+
+
+class APIDown(InputError):
+    """``abort_after_consecutive_failures`` jobs in a row failed on the network or the server's limits:
+    the stage stops sending instead of spending every item's retries on an endpoint that is down."""
 
 
 class ItemRejected(Exception):
@@ -167,6 +175,10 @@ class Ledger:
 
     Every entry is scrubbed of the API key and any Authorization value before it is stored: a
     server may echo request headers into a reply, and the ledger goes to the DVC cache and remote.
+
+    A write that fails (a full disk) raises OSError naming the ledger: every complete line stays,
+    and a line torn by it is cut off on the next open. Batch bookkeeping lines are checked on open
+    like job lines, so a malformed one is a file:line message.
     """
 
     def __init__(self, path: str | Path):
@@ -183,6 +195,7 @@ class Ledger:
             raise
         self._dirty = threading.Event()
         self._closed = False
+        self._sync_error: OSError | None = None
         self._syncer = threading.Thread(target=self._sync_loop, name="ledger-fsync", daemon=True)
         self._syncer.start()
 
@@ -231,8 +244,36 @@ class Ledger:
                 raise InputError(f"{where}: ledger line with status {status!r}, expected 'ok' or 'failed'. {fix}")
             if status == "ok" and not isinstance(entry.get("result"), dict):
                 raise InputError(f"{where}: ledger line with status 'ok' but no 'result' object. {fix}")
+        else:
+            self._check_batch_line(entry, where)
         # a ledger written before replies were scrubbed may hold the key: it must not reach the outputs
         return openai_client.scrub_record(entry)
+
+    # the Batch API's bookkeeping lines: kind -> (fields with their types, statuses the engine writes)
+    _BATCH_LINES = {
+        "batch": ({"batch_id": str, "keys": list, "status": str},
+                  ("submitted", "completed", "failed", "expired", "cancelled")),
+        "upload": ({"file_id": str, "keys": list, "status": str}, ("uploaded", "batched")),
+        "batch_reply": ({"job_key": str, "raw": str, "finish": str}, None),
+    }
+
+    def _check_batch_line(self, entry: dict, where: str) -> None:
+        """A batch/upload/batch_reply line with every field the engine reads, of the right type: a
+        malformed one is a file:line message here, not a KeyError in the middle of a run."""
+        kind = entry["kind"]
+        if kind not in self._BATCH_LINES:
+            raise InputError(f"{where}: ledger line of unknown kind {kind!r}, expected one of "
+                             f"{', '.join(self._BATCH_LINES)} (or no kind, for a job). Remove that line and rerun.")
+        fields, statuses = self._BATCH_LINES[kind]
+        fix = "Remove that line and rerun (the items it recorded are then sent again)."
+        bad = [f"'{name}' ({'a list of texts' if typ is list else 'a text'})" for name, typ in fields.items()
+               if not isinstance(entry.get(name), typ)
+               or (typ is list and not all(isinstance(k, str) for k in entry[name]))]
+        if bad:
+            raise InputError(f"{where}: {kind} line without a valid {', '.join(bad)}. {fix}")
+        if statuses and entry["status"] not in statuses:
+            raise InputError(f"{where}: {kind} line with status {entry['status']!r}, expected one of "
+                             f"{', '.join(statuses)}. {fix}")
 
     def where(self, key: str) -> str:
         """"path:line" of the entry for ``key`` (for messages about a bad stored result)."""
@@ -244,15 +285,31 @@ class Ledger:
             if self._closed:
                 return
             self._dirty.clear()
-            os.fsync(self._fh.fileno())
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as exc:  # reported by the next put or by close, naming the ledger
+                self._sync_error = exc
+                return
+
+    def _named(self, exc: OSError) -> OSError:
+        """``exc`` naming the ledger: a write() that hits a full disk names no file, and "no space
+        left" must say which file could not take the line."""
+        return OSError(exc.errno, exc.strerror, str(self.path))
 
     def get(self, key: str) -> dict | None:
         return self.entries.get(key)
 
     def put(self, entry: dict) -> None:
+        if self._sync_error is not None:
+            raise self._named(self._sync_error) from self._sync_error
         entry = openai_client.scrub_record(entry)
-        self._fh.write(dumps(entry) + "\n")
-        self._fh.flush()
+        try:
+            self._fh.write(dumps(entry) + "\n")
+            self._fh.flush()
+        except OSError as exc:
+            # what reached the file is every earlier line and maybe part of this one: the torn part is
+            # cut off when the ledger is next opened, and only this call is made again
+            raise self._named(exc) from exc
         self.entries[entry["key"]] = entry
         self.lines[entry["key"]] = self._next_line
         self._next_line += 1
@@ -264,15 +321,28 @@ class Ledger:
         self._closed = True
         self._dirty.set()
         self._syncer.join()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()  # releases the lock
+        try:
+            try:
+                if self._sync_error is not None:
+                    raise self._sync_error
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            finally:
+                self._fh.close()  # releases the lock, even when the last flush failed
+        except OSError as exc:
+            raise self._named(exc) from exc
 
     def __enter__(self) -> "Ledger":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # the error already raised (a full disk in put, say) is the one to report
+            self.close()
+        except OSError:
+            pass
 
 
 class Engine:
@@ -290,6 +360,7 @@ class Engine:
         self._limiter = RateLimiter(params.requests_per_minute, params.tokens_per_minute)
         self._bar = None
         self._batch = False
+        self._down = asyncio.Event()  # the circuit breaker tripped: no new job, no further retry
 
     @property
     def gen(self) -> dict:
@@ -349,7 +420,7 @@ class Engine:
             except openai.APIError as exc:
                 if not openai_client.transient(exc):  # 401, 403, 404: no retry, and no other item can succeed
                     raise FatalAPIError(self._fatal_message(exc, client)) from None
-                if attempt >= self.params.max_retries:
+                if attempt >= self.params.max_retries or self._down.is_set():  # down: no more retries
                     raise
                 attempt += 1
                 await self._backoff(exc, attempt)
@@ -412,7 +483,9 @@ class Engine:
                     return {"key": key, "id": job.id, "status": "failed", "transient": True, "raw": last_raw,
                             "reason": str(exc)}
                 except Exception as exc:  # retries exhausted on a transient error: not final, not cached
-                    return {"key": key, "id": job.id, "status": "failed", "transient": True, "raw": last_raw,
+                    # "unreachable": what the circuit breaker counts (no answer, a 5xx or 429 after retries)
+                    return {"key": key, "id": job.id, "status": "failed", "transient": True, "unreachable": True,
+                            "raw": last_raw,
                             "reason": openai_client.scrub(f"gave up after {self.params.max_retries} retries: "
                                                           f"{type(exc).__name__}: {exc}")}
             last_raw = raw
@@ -468,10 +541,17 @@ class Engine:
         sem = asyncio.Semaphore(self.params.concurrency)
         # set on a fatal error: jobs still queued on the semaphore must not spend another call
         stop = asyncio.Event()
+        # the circuit breaker: jobs that gave up on transient errors in a row, and the last of them
+        limit = self.params.abort_after_consecutive_failures
+        streak: list[dict] = []
+        skipped: list[str] = []
 
         async def one(i: int, job: Job, key: str, first) -> None:
             async with sem:
                 if stop.is_set():
+                    return
+                if self._down.is_set():  # not attempted: not in the ledger, so the rerun asks it
+                    skipped.append(job.id)
                     return
                 try:
                     entry = await self._run_job(clients[i % len(clients)], job, key, first)
@@ -482,6 +562,12 @@ class Engine:
                 self.ledger.put(entry)  # event-loop thread only: one writer, no duplicate lines
             results[job.id] = entry
             self._tick()
+            if entry.get("unreachable"):
+                streak.append(entry)
+                if limit is not None and len(streak) >= limit:
+                    self._down.set()
+            else:  # any answer (a result, an invalid reply, a 400) means the API is there
+                streak.clear()
 
         tasks = [asyncio.create_task(one(i, job, key, first)) for i, (job, key, first) in enumerate(todo)]
         try:
@@ -491,11 +577,28 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        if self._down.is_set():
+            raise APIDown(self._down_message(clients[0], streak, skipped, results))
+
+    def _down_message(self, client, streak: list[dict], skipped: list[str], results: dict[str, dict]) -> str:
+        where = redact_url(str(getattr(client, "base_url", "") or "the API"))
+        given_up = sum(1 for e in results.values() if e.get("unreachable"))
+        answered = sum(1 for e in results.values() if not e.get("transient"))
+        last = streak[-1]
+        return openai_client.scrub(
+            f"the API at {where} looks down: {len(streak)} jobs in a row failed on the network or the server's "
+            f"limits after their retries (llm.abort_after_consecutive_failures = "
+            f"{self.params.abort_after_consecutive_failures}). Last error ({last['id']}): {_clip(last['reason'])}\n"
+            f"Stopped sending: {len(skipped)} jobs were not attempted and {given_up} gave up; neither is recorded "
+            f"as a failure, and the {answered} answered this run are in the ledger. Check the endpoint "
+            "(llm.base_url / OPENAI_BASE_URL), the network, the provider's status page or your quota (429), "
+            "then rerun: only what the ledger lacks is asked.")
 
     async def _run(self, jobs: list[Job], retry_failed: bool, batch: bool) -> dict[str, dict]:
         results, todo = self._partition(jobs, retry_failed)
         if not todo:
             return results
+        self._down = asyncio.Event()  # each run starts with the breaker closed
         client = self._client or self._make_client()
         self._bar = _progress(len(jobs), initial=len(jobs) - len(todo), enabled=self.progress)
         started = time.monotonic()
@@ -678,6 +781,28 @@ def check_failures(stage: str, failures: list[dict], jobs: int, max_share: float
         f"{stage}: {len(failures)}/{jobs} LLM jobs failed ({len(failures) / jobs:.1%}, more than {setting} "
         f"= {max_share:.1%}). First reasons:\n  {shown}{more}\nWhat succeeded is in the ledger and is not "
         f"paid for again: fix the cause and rerun. {retry}"))
+
+
+def retry_advice(stage: str, results: dict[str, dict], what: str = "items") -> str:
+    """What a rerun of ``stage`` does with its failed ``results``, and the ways to ask again the
+    ones the ledger keeps as final (replies that failed validation after their re-asks).
+
+    ``dvc repro`` cannot pass --retry-failed, so the param is the way through DVC; the flag needs a
+    ``dvc commit`` afterwards, since DVC did not run the stage itself.
+    """
+    failed = [e for e in results.values() if e["status"] != "ok"]
+    final = sum(not e.get("transient") for e in failed)
+    advice = []
+    if len(failed) > final:
+        advice.append(f"{what.capitalize()} that failed on the network, the API's limits or a refused request "
+                      "are asked again on the next run.")
+    if final:
+        advice.append(
+            f"{final} {what} failed validation after their re-asks and are kept in the ledger as final: to ask "
+            f"them again set {stage}.retry_failed: true (`dvc exp run -S {stage}.retry_failed=true`, or edit "
+            f"params.yaml and `dvc repro`), or run `gabarito {stage} ... --retry-failed` and then "
+            f"`dvc commit {stage}`.")
+    return " ".join(advice)
 
 
 def _clip(text: str, limit: int = 300) -> str:

@@ -3,8 +3,9 @@ and synthesize) and hosted fine-tuning (stages/openai_ft.py).
 
 - ``credentials``: the key only ever from ``$OPENAI_API_KEY``; the endpoint from params, else
   ``$OPENAI_BASE_URL``, else OpenAI.
-- ``scrub`` / ``scrub_record``: the key's value, and any ``Authorization``/``Bearer`` value, out of
-  a text or a record before it is shown or stored. A server may echo request headers into an error
+- ``scrub`` / ``scrub_record``: the key's value (when long enough to be a secret), and any
+  ``Authorization``/``Bearer``/``api-key`` value whatever its length, out of a text or a record
+  before it is shown or stored. A server may echo request headers into an error
   body or even into a reply's content, and ledgers, failures files and logs go to the DVC cache
   and remote.
 - ``describe_error``: one readable, secret-free message for an exception of the openai client.
@@ -28,9 +29,10 @@ from stages.io import scrub as scrub_key
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 
-# "Authorization: Bearer X", "authorization": "X", 'Bearer X' as a header dump or a JSON string
-# (escaped quotes included) shows them: the value is replaced, the name kept so a reader sees what was there
-_AUTH_VALUE = re.compile(r"""(?i)((?:proxy-)?authorization\\?["']?\s*[:=]\s*\\?["']?\s*)(?:bearer\s+|basic\s+)?[^\s"'\\,;}]+""")
+# "Authorization: Bearer X", "authorization": "X", "api-key: X" (Azure OpenAI's header), "x-api-key"
+# as a header dump or a JSON string (escaped quotes included) shows them: the value is replaced,
+# whatever its length, the name kept so a reader sees what was there
+_AUTH_VALUE = re.compile(r"""(?i)((?:proxy-)?authorization\\?["']?\s*[:=]\s*\\?["']?\s*|\b(?:x-)?api[-_]key\\?["']?\s*[:=]\s*\\?["']?\s*)(?:bearer\s+|basic\s+)?[^\s"'\\,;}]+""")
 # a bare "Bearer X" only when X looks like a credential (8+ token characters, a digit among them),
 # so that prose such as "the bearer of bad news" stays as it is
 _BEARER = re.compile(r"(?i)\b(bearer\s+)(?=[\w.~+/=-]*\d)[\w.~+/=-]{8,}")
@@ -50,11 +52,18 @@ def credentials(base_url: str | None, *, hint: str = "") -> tuple[str, str | Non
 
 def scrub(text: str, key: str | None = None) -> str:
     """``text`` without the API key (the one given, else ``$OPENAI_API_KEY``), anything that looks
-    like an OpenAI key, and the value of any Authorization/Bearer it quotes."""
+    like an OpenAI key, and the value of any Authorization/Bearer/api-key it quotes.
+
+    The bare key is replaced everywhere only when it is long enough to be a secret
+    (io.MIN_BARE_KEY_CHARS): a placeholder such as ``local`` is taken out where it stands as a
+    credential ("Bearer local", "api-key: local"), not out of every word that contains it."""
     if not text:
         return text
-    text = scrub_key(text, key if key is not None else os.environ.get(KEY_ENV))
+    key = key if key is not None else os.environ.get(KEY_ENV)
+    text = scrub_key(text, key)
     text = _AUTH_VALUE.sub(r"\1***", text)
+    if key:  # "Bearer <the key>", however short, even with no header name before it
+        text = re.sub(r"(?i)\b(bearer\s+)" + re.escape(key) + r"(?![\w.~+/=-])", r"\1***", text)
     return _BEARER.sub(r"\1***", text)
 
 

@@ -109,6 +109,9 @@ class LLMParams(Section):
     # share of the stage's LLM jobs that may fail (after retries and re-asks) before the stage exits
     # non-zero; an outage fails them all, so an exit 0 with an empty output cannot happen
     max_failure_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    # circuit breaker: after this many jobs in a row gave up on transient errors (no connection,
+    # timeouts, 5xx, 429, after their max_retries), stop sending and fail the stage (None: never)
+    abort_after_consecutive_failures: Optional[int] = Field(default=20, ge=1)
 
     @field_validator("base_url")
     @classmethod
@@ -145,6 +148,10 @@ class TranslateParams(Section):
     fallback_to_api: bool = True
     dataset_hub_id: Optional[str] = None
     dataset_hub_revision: Optional[str] = None
+    # ask again the items whose replies failed validation (kept in the ledger as final); not part of
+    # any job key, so `dvc exp run -S translate.retry_failed=true` reruns the stage and re-asks only those.
+    # The --retry-failed flag does the same for one run.
+    retry_failed: bool = False
     llm: LLMParams = Field(default_factory=LLMParams)
 
 
@@ -162,6 +169,8 @@ class SynthesizeParams(Section):
     validation_docs_share: float = Field(default=0.5, ge=0.0, lt=1.0)
     multiple_choice: bool = True
     seed: int = 0
+    # ask again the chunks whose replies failed validation (see TranslateParams.retry_failed)
+    retry_failed: bool = False
     llm: SynthesizeLLMParams = Field(default_factory=SynthesizeLLMParams)
 
     @model_validator(mode="after")

@@ -19,6 +19,8 @@ four options, label) so regulation questions are trained and scored like the res
 
 When more than ``synthesize.llm.max_failure_share`` of the chunks' LLM jobs fail, the stage exits 1
 naming them and writes nothing (DVC caches nothing); the ledger keeps every paid reply for the rerun.
+Pairs in and none kept (every one ungrounded, say) also exits 1, after writing the rejected file
+that says why.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Callable
 import click
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.clikit import log, params_option, user_errors
+from stages.clikit import log, params_option, require_output, user_errors
 from stages.io import InputError, read_json
 from stages.llm import InvalidReply, Job, parse_json_object
 
@@ -312,6 +314,15 @@ def ground_results(chunks: list[dict], results: dict[str, dict], pages: list[dic
     return kept, bad, failed
 
 
+def nothing_kept_hint(summary: dict, rejected: str, provider: str) -> str:
+    """What a stage that kept no pair says: why its pairs were rejected, where, and what to check."""
+    reasons = ", ".join(f"{k}: {v}" for k, v in summary["rejected_by_reason"].items())
+    check = ("that the Q&A files in --qa-dir are about these PDFs" if provider == "dataset"
+             else "the replies in the rejected file against their chunks")
+    return (f"Every pair was rejected ({reasons}); each one, with its reason, is in {rejected}. Check {check}, "
+            "or lower synthesize.min_grounding / synthesize.span_min_grounding if the answers are right.")
+
+
 # --- command: gabarito synthesize --------------------------------------------------------------------
 @click.command("synthesize")
 @click.option("--pages", type=click.Path(dir_okay=False, exists=True), required=True)
@@ -335,15 +346,17 @@ def command(pages, qa_dir, prompt, ledger, out, rejected, metrics, retry_failed,
     Examples:
       dvc repro synthesize
       OPENAI_API_KEY=... dvc exp run -S synthesize.provider=openai
+      dvc exp run -S synthesize.retry_failed=true   # ask again chunks whose replies failed validation
     """
     from stages import io
-    from stages.llm import Engine, Ledger, check_failures
+    from stages.llm import Engine, Ledger, check_failures, retry_advice
     from stages.params import load_section
 
     p = load_section("synthesize", params_path)
     page_records = io.read_jsonl(pages)
     template = Path(prompt).read_text(encoding="utf-8")
     failed: list[dict] = []
+    results: dict[str, dict] = {}
     jobs = 0
     with Ledger(ledger) as led:  # locked while open: one writer
         engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
@@ -352,15 +365,18 @@ def command(pages, qa_dir, prompt, ledger, out, rejected, metrics, retry_failed,
         else:
             chunks = chunk_pages(page_records, p.chunk_tokens, p.chunk_overlap_tokens)
             jobs = len(chunks)
+            # the flag for one run, the param for `dvc repro` / `dvc exp run -S synthesize.retry_failed=true`
             results = engine.run([build_job(c, template, p.pairs_per_chunk) for c in chunks],
-                                 retry_failed=retry_failed, batch=p.provider == "batch")
+                                 retry_failed=retry_failed or p.retry_failed, batch=p.provider == "batch")
             kept, bad, failed = ground_results(chunks, results, page_records, p, where=led.where)
     check_failures("synthesize", failed, jobs, p.llm.max_failure_share, setting="synthesize.llm.max_failure_share",
-                   retry="Chunks that failed on the network or the API's limits are asked again; those whose "
-                         "replies failed validation only with --retry-failed.")
+                   retry=retry_advice("synthesize", results, "chunks"))
     records, bad, summary = finish(kept, bad, page_records, p)
-    io.write_jsonl(out, records)
+    # the rejects first: when nothing is kept they are what says why
     io.write_jsonl(rejected, bad)
+    require_output("synthesize", summary["generated"], summary["kept"], what_in="pairs", what_out="pairs kept",
+                   hint=nothing_kept_hint(summary, rejected, p.provider))
+    io.write_jsonl(out, records)
     io.write_json(metrics, {**engine.metrics(), **summary})
     log(f"synthesize: kept {summary['kept']} pairs ({summary['kept_validation']} in validation), "
         f"{summary['multiple_choice']} multiple-choice items, rejected {len(bad)} -> {out}")

@@ -299,9 +299,10 @@ def command(items, translations, prompt, ledger, out, failures, metrics_path, re
       dvc repro translate                        # as the pipeline runs it
       OPENAI_API_KEY=sk-... dvc repro translate  # with the API for what the dataset lacks
       gabarito translate ... --retry-failed      # call again only for earlier failures
+      dvc exp run -S translate.retry_failed=true # the same, through DVC
     """
     from stages import io
-    from stages.llm import Engine, Ledger, check_failures
+    from stages.llm import Engine, Ledger, check_failures, retry_advice
     from stages.params import load_section
 
     p = load_section("translate", params_path)
@@ -316,20 +317,21 @@ def command(items, translations, prompt, ledger, out, failures, metrics_path, re
     done, missing = route(records, table, source, fallback_to_api=p.fallback_to_api, api=api_configured())
     template = Path(prompt).read_text(encoding="utf-8")
     failed: list[dict] = []
+    results: dict[str, dict] = {}
     # opened (and created) even when nothing is sent: it is a declared output. Locked while open.
     with Ledger(ledger) as led:
         engine = Engine(p.llm, template=template, ledger=led, progress=not no_progress)
         if missing:
-            results = engine.run([build_job(it, template) for it in missing], retry_failed=retry_failed,
-                                 batch=p.provider == "batch")
+            # the flag for one run, the param for `dvc repro` / `dvc exp run -S translate.retry_failed=true`
+            results = engine.run([build_job(it, template) for it in missing],
+                                 retry_failed=retry_failed or p.retry_failed, batch=p.provider == "batch")
             api_done, failed = collect(missing, results, by=translated_by(p.provider, p.llm.model), where=led.where)
             done += api_done
     # the failures file is written either way (it says why); the translations only when the stage passes
     io.write_jsonl(failures, failed)
     check_failures("translate", failed, len(missing), p.llm.max_failure_share,
                    setting="translate.llm.max_failure_share",
-                   retry=f"Items that failed on the network or the API's limits are asked again; those whose "
-                         f"replies failed validation only with --retry-failed. Reasons: {failures}")
+                   retry=f"{retry_advice('translate', results)} Reasons: {failures}")
     require_output("translate", len(records), len(done), what_in="items", what_out="translations",
                    hint=f"See {failures}.")
     done = in_input_order(records, done)

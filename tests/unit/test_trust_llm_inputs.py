@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from stages import openai_client as oc
 from stages.ingest import parse_csv
+from stages import io as sio
 from stages.io import InputError
 from stages.params import LLMParams, OpenAIFinetuneParams
 
@@ -41,6 +42,32 @@ def test_scrub_keeps_prose_and_records_keep_their_shape():
 def test_scrub_uses_the_environment_key_by_default(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SENTINEL)
     assert oc.scrub(f"key {SENTINEL} here") == "key *** here"
+
+
+@pytest.mark.parametrize("key", ["local", "e", "EMPTY", "token-abc123"])
+def test_a_short_placeholder_key_leaves_replies_intact(key):
+    # README tells local-server users OPENAI_API_KEY=local: the word must survive in every reply
+    reply = json.dumps({"contexto": "A localidade tem uma escola; ela é EMPTY token-abc123 de verdade."},
+                       ensure_ascii=False)
+    assert oc.scrub(reply, key) == reply
+    assert oc.scrub_record({"raw": reply, "n": 1}, key) == {"raw": reply, "n": 1}
+
+
+@pytest.mark.parametrize("key", ["local", "e", SENTINEL])
+@pytest.mark.parametrize(("text", "scrubbed"), [
+    ("Authorization: Bearer {k}", "Authorization: ***"),
+    ('{{"authorization": "Bearer {k}", "host": "x"}}', '{{"authorization": "***", "host": "x"}}'),
+    ("api-key: {k}", "api-key: ***"),
+    ('{{"x-api-key": "{k}"}}', '{{"x-api-key": "***"}}'),
+    ("sent with Bearer {k} to the server", "sent with Bearer *** to the server"),
+])
+def test_header_style_values_are_scrubbed_whatever_the_key_length(key, text, scrubbed):
+    assert oc.scrub(text.format(k=key), key) == scrubbed.format()
+
+
+def test_a_long_key_is_scrubbed_wherever_it_stands():
+    assert oc.scrub(f"a{SENTINEL}b and {SENTINEL}", SENTINEL) == "a***b and ***"
+    assert len(SENTINEL) >= sio.MIN_BARE_KEY_CHARS
 
 
 # --- Retry-After and create-then-find ----------------------------------------------------------------------
