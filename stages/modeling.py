@@ -254,10 +254,11 @@ def gguf_architecture(path: Path) -> str:
         raise InputError(f"{path}: not a readable GGUF file ({type(exc).__name__}: {exc}).") from None
     field = reader.fields.get("general.architecture")
     arch = bytes(field.parts[field.data[0]]).decode("utf-8") if field is not None else "(none)"
-    if arch not in GGUF_SUPPORTED_ARCHITECTURES:
+    supported = set(GGUF_SUPPORTED_ARCHITECTURES) - {"general", "tokenizer"}  # metadata groups, not models
+    if arch not in supported:
         raise InputError(
             f"{path}: architecture '{arch}' cannot be loaded by transformers' GGUF loader (it loads: "
-            f"{', '.join(sorted(GGUF_SUPPORTED_ARCHITECTURES))}). Use a GGUF of one of those, or the model's "
+            f"{', '.join(sorted(supported))}). Use a GGUF of one of those, or the model's "
             "Hugging Face folder (base_model.source: local) or hub id (source: hub).")
     return arch
 
