@@ -263,6 +263,26 @@ def gguf_architecture(path: Path) -> str:
     return arch
 
 
+def adopt_end_of_turn(tokenizer, probe: list[dict]) -> str | None:
+    """When the template closes the assistant turn with a special token that is not the EOS (Gemma's
+    <end_of_turn>, ChatML's <|im_end|> in a tokenizer whose EOS is <|endoftext|>), make that token the
+    EOS: training then learns to emit it and generation stops at it. Returns the token adopted."""
+    prompt = tokenizer.apply_chat_template(probe[:-1], tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(probe, tokenize=False)
+    if not full.startswith(prompt):
+        return None  # split_prompt_completion says why
+    rest = full[len(prompt):]
+    at = rest.find(probe[-1]["content"])
+    after = rest[at + len(probe[-1]["content"]):] if at >= 0 else ""
+    if not after or (tokenizer.eos_token and after.startswith(tokenizer.eos_token)):
+        return None
+    special = sorted((t.content for t in tokenizer.added_tokens_decoder.values() if t.special), key=len, reverse=True)
+    end = next((t for t in special if after.startswith(t)), None)
+    if end is not None:
+        tokenizer.eos_token = end
+    return end
+
+
 def check_chat_template(tokenizer, prompts: dict[str, str], where: str) -> None:
     """The base's chat template must exist and isolate the answer (format cuts the prompt there)."""
     from stages.chat_format import split_prompt_completion
@@ -275,6 +295,7 @@ def check_chat_template(tokenizer, prompts: dict[str, str], where: str) -> None:
              {"role": "user", "content": prompts["user_mcq"]},
              {"role": "assistant", "content": "A"}]
     try:
+        adopt_end_of_turn(tokenizer, probe)
         split_prompt_completion(tokenizer, probe)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
@@ -308,8 +329,9 @@ def load_gguf(path: Path, prompts: dict[str, str], dtype: str = "float32"):
     return model, tokenizer
 
 
-def check_local_dir(folder: Path, prompts: dict[str, str]) -> None:
-    """A model folder must be a Hugging Face save of a causal LM with a usable chat template."""
+def check_local_dir(folder: Path, prompts: dict[str, str]):
+    """A model folder must be a Hugging Face save of a causal LM with a usable chat template. Returns
+    its tokenizer when the end of turn was adopted as EOS (to be saved over the copied one), else None."""
     from transformers import AutoConfig, AutoTokenizer
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -326,7 +348,10 @@ def check_local_dir(folder: Path, prompts: dict[str, str]) -> None:
                          "can load (AutoModelForCausalLM); gabarito fine-tunes decoder-only chat models.")
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
         raise InputError(f"{folder}: no weights (*.safetensors) next to config.json.")
-    check_chat_template(AutoTokenizer.from_pretrained(str(folder)), prompts, str(folder))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    eos = tokenizer.eos_token
+    check_chat_template(tokenizer, prompts, str(folder))
+    return tokenizer if tokenizer.eos_token != eos else None
 
 
 def sha256(path: Path) -> str:
@@ -360,11 +385,13 @@ def write_local_base(p: BaseModelParams, prompts: dict[str, str], out: str | Pat
         folder = Path(p.local_dir).expanduser()
         if not folder.is_dir():
             raise InputError(f"base_model.local_dir {p.local_dir}: no such folder.")
-        check_local_dir(folder, prompts)
+        adopted = check_local_dir(folder, prompts)
         files = sorted(f for f in folder.iterdir() if f.is_file() and not f.name.startswith("."))
         with io.atomic_path(out, directory=True) as tmp:
             for f in files:
                 shutil.copyfile(f, tmp / f.name)
+            if adopted is not None:
+                adopted.save_pretrained(str(tmp))
             io.write_json(tmp / SOURCE, {"source": "local", "files": {f.name: sha256(f) for f in files}})
         log(f"base-model: {len(files)} file(s) from {folder} -> {out}")
         return

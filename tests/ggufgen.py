@@ -15,7 +15,7 @@ NO_SYSTEM = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System
 
 
 def write_gguf(path: Path, *, arch: str = "llama", chat_template: str | None = CHATML, hidden: int = 32,
-               layers: int = 1, heads: int = 4, ff: int = 64) -> Path:
+               layers: int = 1, heads: int = 4, ff: int = 64, eos_id: int = 2) -> Path:
     import gguf
     import numpy as np
     from tokenizers import pre_tokenizers
@@ -41,7 +41,7 @@ def write_gguf(path: Path, *, arch: str = "llama", chat_template: str | None = C
     w.add_token_types([3] * len(specials) + [1] * (len(chars) + len(merged)))
     w.add_token_merges([f"Ġ {m[1]}" for m in merged])
     w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
+    w.add_eos_token_id(eos_id)
     w.add_unk_token_id(0)
     w.add_pad_token_id(0)
     if chat_template:

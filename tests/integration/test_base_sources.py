@@ -146,3 +146,15 @@ def test_a_local_folder_that_cannot_be_a_base_fails_clearly(tmp_path, repo_root)
 def test_a_local_source_must_say_where(tmp_path, repo_root, section, message):
     out = base_model(tmp_path, repo_root, section)
     assert out.exit_code == 1 and message in out.output and "Traceback" not in out.output, out.output
+
+
+def test_an_end_of_turn_that_is_not_the_eos_becomes_the_eos(tmp_path, repo_root):
+    """The GGUF's EOS is <|endoftext|>, its ChatML template ends turns with <|im_end|>: that token is
+    what training must learn and generation stop at, so models/base's tokenizer has it as EOS."""
+    gguf = write_gguf(tmp_path / "eot.gguf", eos_id=0)
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(str(tmp_path), gguf_file=gguf.name).eos_token == "<|endoftext|>"
+    out = base_model(tmp_path, repo_root, {"source": "gguf", "gguf_path": str(gguf)})
+    assert out.exit_code == 0, out.output
+    check_flows(tmp_path / "base", repo_root)
