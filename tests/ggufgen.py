@@ -15,7 +15,7 @@ NO_SYSTEM = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System
 
 
 def write_gguf(path: Path, *, arch: str = "llama", chat_template: str | None = CHATML, hidden: int = 32,
-               layers: int = 1, heads: int = 4, ff: int = 64, eos_id: int = 2) -> Path:
+               layers: int = 1, heads: int = 4, ff: int = 64, eos_id: int = 2, pad_id: int | None = 0) -> Path:
     import gguf
     import numpy as np
     from tokenizers import pre_tokenizers
@@ -43,7 +43,8 @@ def write_gguf(path: Path, *, arch: str = "llama", chat_template: str | None = C
     w.add_bos_token_id(1)
     w.add_eos_token_id(eos_id)
     w.add_unk_token_id(0)
-    w.add_pad_token_id(0)
+    if pad_id is not None:
+        w.add_pad_token_id(pad_id)
     if chat_template:
         w.add_chat_template(chat_template)
     rng = np.random.default_rng(0)

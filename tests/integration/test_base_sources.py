@@ -38,6 +38,7 @@ def check_flows(base: Path, repo_root: Path) -> None:
     from stages.train import IGNORE, tokenize_example
 
     tok = load_tokenizer(base)
+    assert tok.pad_token_id is not None  # batches pad with it (the tokenizer may ship none)
     [rec] = format_records([mcq_record()], tok, load_prompts(repo_root / "prompts/chat.v1.yaml"),
                            letters=list("ABCD"), answer_prefix="Alternativa", include_open=False)
     assert rec["prompt"].endswith("<|im_start|>assistant\n")
@@ -54,7 +55,7 @@ def check_flows(base: Path, repo_root: Path) -> None:
 
 
 def test_a_gguf_file_becomes_models_base(tmp_path, repo_root):
-    gguf = write_gguf(tmp_path / "models" / "tiny.Q8.gguf")
+    gguf = write_gguf(tmp_path / "models" / "tiny.Q8.gguf", pad_id=None)  # no pad token, like Zephyr's
     out = base_model(tmp_path, repo_root, {"source": "gguf", "gguf_path": str(gguf)})
     assert out.exit_code == 0, out.output
     base = tmp_path / "base"
