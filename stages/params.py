@@ -215,13 +215,35 @@ class TinyModelParams(Section):
 
 
 class BaseModelParams(Section):
-    source: Literal["tiny", "hub"] = "tiny"
+    source: Literal["tiny", "hub", "local", "gguf"] = "tiny"
     hub_id: str = "HuggingFaceH4/zephyr-7b-beta"
     revision: Optional[str] = "3bac358730f8806e5c3dc7c7e19eb36e045bf720"  # zephyr-7b-beta, pinned
+    # source: local -- a Hugging Face save (config.json, weights, tokenizer with a chat template)
+    local_dir: Optional[str] = None
+    # source: gguf -- a .gguf file (LM Studio, Ollama, llama.cpp), dequantized by transformers' loader;
+    # either a path, or a pip package that ships the file (gguf_package + gguf_file, found without
+    # importing the package)
+    gguf_path: Optional[str] = None
+    gguf_package: Optional[str] = None
+    gguf_file: Optional[str] = None
     # approximate download size of the hub model's weights, for `gabarito doctor`'s disk check (0: the
     # tiny model downloads nothing; the thesis profile sets 15 for Zephyr-7B in bf16)
     download_gb: float = Field(default=0.0, ge=0)
     tiny: TinyModelParams = Field(default_factory=TinyModelParams)
+
+    @model_validator(mode="after")
+    def _local_sources_named(self):
+        if self.source == "local" and not self.local_dir:
+            raise ValueError("base_model.local_dir must name a model folder when source is 'local'")
+        if self.source == "gguf":
+            packaged = bool(self.gguf_package) or bool(self.gguf_file)
+            if bool(self.gguf_path) == packaged:
+                raise ValueError("base_model source 'gguf' needs either gguf_path (a .gguf file) or gguf_package "
+                                 "and gguf_file (a pip package that ships one), not both")
+            if packaged and not (self.gguf_package and self.gguf_file):
+                raise ValueError("base_model.gguf_package and base_model.gguf_file go together: the package "
+                                 "and the name of the .gguf file inside it")
+        return self
 
     @model_validator(mode="after")
     def _hub_needs_revision(self):
