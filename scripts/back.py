@@ -9,6 +9,9 @@
 3. `dvc checkout` of the outputs whose recorded version is now in the cache, and only those:
    `dvc checkout` (with or without --allow-missing) deletes the workspace copy of an output it cannot
    restore, and fails, so on a clone whose cache and remote lack an output nothing would be left.
+   Persistent outputs that are there (the API ledgers, training checkpoints) are left as they are:
+   they hold paid-for or in-progress work newer than any commit, which the stages reuse.
+   Before any of this, outputs that differ from dvc.lock and are in no cache stop it (--force drops them).
 4. `dvc repro` rebuilds the rest. What it rebuilds is bit-identical to the recorded version when the
    stage is deterministic on any machine; training is not (its floats depend on the CPU, BLAS and the
    thread count), so a retrained adapter gets this machine's hash in dvc.lock, and the message says so.
@@ -43,11 +46,30 @@ def in_cache(out) -> bool:
     return all(cache.exists(hash_info.value) for _, _, hash_info in tree)
 
 
+def kept_as_is(out) -> bool:
+    """A persistent output that is there (the ledger of paid API calls, training checkpoints) is left as
+    it is: it holds work newer than any commit, and the stages reuse it rather than redo it."""
+    return bool(out.persist) and out.exists
+
+
+def unsaved(repo) -> list[str]:
+    """Outputs whose workspace copy differs from dvc.lock and is in no cache: checking out another
+    version would destroy it (a run killed before DVC committed it, a hand edit)."""
+    lost = []
+    for out in repo.index.outs:
+        if not out.use_cache or kept_as_is(out) or not out.exists or not out.hash_info:
+            continue
+        if out.workspace_status() and not out.cache.exists(out.get_hash().value):
+            lost.append(str(out))
+    return sorted(lost)
+
+
 def split_outputs(repo) -> tuple[list[str], list[str]]:
-    """(outputs whose recorded version the cache holds, outputs it does not), cached outputs only."""
+    """(outputs whose recorded version the cache holds, outputs it does not), cached outputs only;
+    persistent outputs that are there are neither."""
     restorable, lost = [], []
     for out in repo.index.outs:
-        if not out.use_cache or not out.hash_info:
+        if not out.use_cache or not out.hash_info or kept_as_is(out):
             continue
         (restorable if in_cache(out) else lost).append(str(out))
     return sorted(restorable), sorted(lost)
@@ -65,9 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("rev", nargs="?", default="HEAD", help="git revision to go back to (default HEAD)")
     parser.add_argument("--paths", nargs="+", default=PATHS, help="files git restores (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="discard outputs that are in no cache")
     args = parser.parse_args(argv)
 
     from dvc.repo import Repo
+
+    # before anything is touched: a half-switched workspace is worse than no switch at all
+    with Repo(".") as repo:
+        at_risk = unsaved(repo)
+    if at_risk and not args.force:
+        say(f"not going back: {', '.join(at_risk)} differ from dvc.lock and are in no cache, so going back "
+            "would delete them. Keep them with `dvc commit` (then `make push`), or discard them with "
+            "`python scripts/back.py REV --force` (make back REV=... FORCE=1). Nothing was changed.")
+        return 1
 
     paths = [p for p in args.paths
              if subprocess.run(["git", "cat-file", "-e", f"{args.rev}:{p}"], capture_output=True).returncode == 0]
@@ -86,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         restorable, lost = split_outputs(repo)
         recorded = {str(o): o.hash_info.value for o in repo.index.outs if str(o) in lost}
     if restorable:
-        dvc("checkout", *restorable)
+        dvc("checkout", "--force", *restorable)  # what was unsaved was named above and given up by --force
         say(f"restored from the cache{' and the remote' if has_remote else ''}: {', '.join(restorable)}")
     if not lost:
         say("done: every output is the recorded version")
