@@ -461,8 +461,15 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML: {exc}") from None
+    check_sections(data, str(path))
+    return data
+
+
+def check_sections(data: Any, source: str) -> None:
+    """``data`` is a mapping whose keys are params sections; else an InputError naming ``source``, with
+    the closest valid name for each unknown section. Used for params.yaml and for profiles."""
     if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)}), "
+        raise InputError(f"{source}: expected a mapping of sections ({', '.join(SECTIONS)}), "
                          f"got a {type(data).__name__}.")
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
@@ -470,8 +477,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         for key in unknown:
             close = difflib.get_close_matches(key, list(SECTIONS), n=1)
             hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise InputError(f"{path}: unknown section(s) {', '.join(hints)}; valid: {', '.join(SECTIONS)}")
-    return data
+        raise InputError(f"{source}: unknown section(s) {', '.join(hints)}; valid: {', '.join(SECTIONS)}")
 
 
 def load_section(name: str, path: str | Path = "params.yaml") -> Section:

@@ -37,7 +37,7 @@ from pydantic import BaseModel
 from stages import io
 from stages.clikit import log, params_option, user_errors
 from stages.io import InputError
-from stages.params import SECTIONS, parse_section
+from stages.params import SECTIONS, check_sections, parse_section
 
 OFFLINE = "offline"  # the shipped params: the typed defaults, no overlay file
 PROFILE_LINE = re.compile(r"^# profile: (\S+)(.*)$", re.M)
@@ -78,16 +78,7 @@ def merge_profile(overlay: Any, source: str) -> dict[str, dict]:
     load them. An unknown section or key is an InputError naming it, with the closest valid name."""
     if overlay is None:
         overlay = {}
-    if not isinstance(overlay, dict):
-        raise InputError(f"{source}: expected a mapping of sections ({', '.join(SECTIONS)}), "
-                         f"got a {type(overlay).__name__}.")
-    unknown = sorted(set(overlay) - set(SECTIONS))
-    if unknown:
-        hints = []
-        for key in unknown:
-            close = difflib.get_close_matches(key, list(SECTIONS), n=1)
-            hints.append(f"'{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise InputError(f"{source}: unknown section(s) {', '.join(hints)}; valid: {', '.join(SECTIONS)}")
+    check_sections(overlay, source)
     base = defaults()
     merged = {}
     for name, model in SECTIONS.items():

@@ -81,3 +81,20 @@ def formatted(tiny_base):
                          letters=list("ABCD"), answer_prefix="Alternativa", include_open=False)
     return ([r for r, s in zip(out, recs) if s["split"] == "train"][:16],
             [r for r, s in zip(out, recs) if s["split"] == "validation"][:6])
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A real 64 KiB tmpfs, for full-disk tests (mounting needs root; skipped where it is not allowed)."""
+    import subprocess
+
+    mnt = tmp_path / "tiny_fs"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "--lazy", str(mnt)], check=True)  # lazy: a file left open does not keep it

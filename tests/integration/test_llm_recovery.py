@@ -192,19 +192,6 @@ def test_a_malformed_batch_line_is_named_by_file_and_line(fake_openai, workdir, 
 
 
 # --- 5. a full disk under the ledger ------------------------------------------------------------------
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 64 KiB tmpfs (mounting needs root; skipped where it is not allowed); ``grow()`` frees it."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "--lazy", str(mnt)], check=True)  # lazy: a file left open does not keep it
 
 
 def long_reply(req) -> Reply:
@@ -216,10 +203,10 @@ def long_reply(req) -> Reply:
 
 
 def test_a_full_disk_under_the_ledger_names_the_ledger_and_the_rerun_pays_only_for_the_rest(
-        fake_openai, workdir, small_disk):
+        fake_openai, workdir, tiny_tmpfs):
     d = workdir
     items = setup_translate(d, 20, concurrency=1)
-    ledger = small_disk / "translate.jsonl"
+    ledger = tiny_tmpfs / "translate.jsonl"
     args = [a if a != str(d / "ledger/translate.jsonl") else str(ledger) for a in _translate_args(d, d / "none.jsonl")]
     fake_openai.responder = long_reply
     result = CliRunner().invoke(main, args)
@@ -232,7 +219,7 @@ def test_a_full_disk_under_the_ledger_names_the_ledger_and_the_rerun_pays_only_f
     assert 0 < complete < 20
     asked = fake_openai.chat_calls
 
-    subprocess.run(["mount", "-o", "remount,size=1m", str(small_disk)], check=True)  # space freed
+    subprocess.run(["mount", "-o", "remount,size=1m", str(tiny_tmpfs)], check=True)  # space freed
     rerun = CliRunner().invoke(main, args)
     assert rerun.exit_code == 0, _output(rerun)
     assert [r["id"] for r in out_records(d)] == [it["id"] for it in items]

@@ -173,24 +173,11 @@ def test_doctor_fails_the_thesis_profile_on_a_machine_without_cuda(repo_root, mo
 
 
 # --- a full disk ---------------------------------------------------------------------------------------
-@pytest.fixture
-def full_disk(tmp_path):
-    """A real 64 KiB tmpfs (mounting needs root; skipped where it is not allowed)."""
-    mnt = tmp_path / "full"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
-def test_ingest_on_a_full_disk_is_a_message_and_the_old_output_stays(tmp_path, full_disk):
+def test_ingest_on_a_tiny_tmpfs_is_a_message_and_the_old_output_stays(tmp_path, tiny_tmpfs):
     (tmp_path / "params.yaml").write_text("ingest: {source: local}\n")
-    out = full_disk / "cosmosqa_en.jsonl"
+    out = tiny_tmpfs / "cosmosqa_en.jsonl"
     out.write_text("previous output\n")
     # the bundled sample is ~170 KB as JSONL: it cannot fit in the 64 KiB disk
     proc = run_cli(["ingest", "--local-dir", str(ROOT / "data/raw/cosmosqa"), "--out", str(out)], tmp_path)
@@ -198,10 +185,10 @@ def test_ingest_on_a_full_disk_is_a_message_and_the_old_output_stays(tmp_path, f
     assert "Traceback" not in proc.stderr
     assert f"Error: {out}: no space left on the device" in proc.stderr
     assert out.read_text() == "previous output\n"
-    assert [p.name for p in full_disk.iterdir()] == ["cosmosqa_en.jsonl"]  # no half-written temp file
+    assert [p.name for p in tiny_tmpfs.iterdir()] == ["cosmosqa_en.jsonl"]  # no half-written temp file
 
 
-def test_clean_on_a_full_disk_keeps_the_old_folder(tmp_path, full_disk):
+def test_clean_on_a_tiny_tmpfs_keeps_the_old_folder(tmp_path, tiny_tmpfs):
     from stages.ingest import load_local
     from stages.translate import join_dataset, load_translations
 
@@ -210,7 +197,7 @@ def test_clean_on_a_full_disk_keeps_the_old_folder(tmp_path, full_disk):
     jsonl(tmp_path / "mcq.jsonl", pt)
     jsonl(tmp_path / "open.jsonl", [])
     (tmp_path / "params.yaml").write_text("clean: {}\n")
-    old = full_disk / "clean"
+    old = tiny_tmpfs / "clean"
     old.mkdir()
     (old / "train.jsonl").write_text("previous train\n")
     proc = run_cli(["clean", "--mcq", "mcq.jsonl", "--open", "open.jsonl", "--out-dir", str(old),
@@ -219,7 +206,7 @@ def test_clean_on_a_full_disk_keeps_the_old_folder(tmp_path, full_disk):
     assert "Traceback" not in proc.stderr
     assert f"Error: {old}: no space left on the device" in proc.stderr
     assert (old / "train.jsonl").read_text() == "previous train\n"
-    assert [p.name for p in full_disk.iterdir()] == ["clean"]
+    assert [p.name for p in tiny_tmpfs.iterdir()] == ["clean"]
 
 
 @pytest.mark.parametrize("present, missing", [("train", "validation"), ("validation", "train")])
