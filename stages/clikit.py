@@ -57,15 +57,63 @@ def params_option(fn):
                         type=click.Path(dir_okay=False), help="params file to read")(fn)
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies.
+# shells that may stand between dvc and the stage: dvc runs `$SHELL -c "<cmd>"`, or `/bin/sh -c` when
+# SHELL is unset; bash execs a lone command, but dash (Debian's /bin/sh) stays as the stage's parent
+_SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "ash", "busybox", "fish"})
+_WATCH_EVERY_S = 0.2  # how often the watchdog looks at the process that started the shell
 
-    `dvc repro` runs each stage as a child. A SIGTERM or SIGKILL that reaches only dvc (a closed SSH
-    session, `kill PID`, a job scheduler) would otherwise leave the stage running; the rerun then
-    starts beside it and pays the same API calls twice. PR_SET_PDEATHSIG is Linux-only; elsewhere
-    this does nothing and the ledger's lock still refuses a second writer.
+
+def _proc_stat(pid: int) -> tuple[str, str, int, str] | None:
+    """(name, state, parent pid, start time) of a live process from /proc, or None once it is gone."""
+    try:
+        data = open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace").read()
+    except OSError:
+        return None
+    name, rest = data[data.index("(") + 1:data.rindex(")")], data[data.rindex(")") + 2:].split()
+    return name, rest[0], int(rest[1]), rest[19]  # fields 3 (state), 4 (ppid), 22 (starttime)
+
+
+def _first_non_shell_ancestor() -> tuple[int, str] | None:
+    """The (pid, start time) of the process above the shell(s) this one was started by, or None when
+    the parent is not a shell (PR_SET_PDEATHSIG already covers the parent itself)."""
+    pid, hops = os.getppid(), 0
+    while hops < 8:
+        stat = _proc_stat(pid)
+        if stat is None or pid <= 1:
+            return None
+        name, _, ppid, start = stat
+        if name not in _SHELLS:
+            return (pid, start) if hops else None
+        pid, hops = ppid, hops + 1
+    return None
+
+
+def _watch(pid: int, start: str) -> None:
+    import time
+
+    while True:
+        stat = _proc_stat(pid)
+        if stat is None or stat[3] != start or stat[1] in ("Z", "X"):  # gone, reused, or a zombie
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        time.sleep(_WATCH_EVERY_S)
+
+
+def die_with_parent() -> None:
+    """End this process (SIGTERM) when the ``dvc`` that started it dies.
+
+    `dvc repro` runs each stage as a child, through a shell. A SIGTERM or SIGKILL that reaches only
+    dvc (a closed SSH session, `kill PID`, a job scheduler) would otherwise leave the stage running;
+    the rerun then starts beside it and pays the same API calls twice. PR_SET_PDEATHSIG covers the
+    direct parent. When that parent is a shell that did not exec the command (dash, Debian's
+    /bin/sh, which dvc uses when SHELL is unset), the shell outlives dvc too, so a daemon thread
+    also watches the first ancestor that is not a shell. Linux-only; elsewhere this does nothing and
+    the ledger's lock still refuses a second writer.
+
+    Armed only under dvc (which sets DVC_STAGE for every command it runs): a stage a person starts
+    by hand, say under `nohup`, keeps the lifetime they gave it.
     """
-    if not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux") or not os.environ.get("DVC_STAGE"):
         return
     try:
         import ctypes
@@ -77,7 +125,13 @@ def die_with_parent() -> None:
             return
         if os.getppid() != parent:  # the parent died before prctl took effect
             os.kill(os.getpid(), signal.SIGTERM)
-    except (OSError, AttributeError):
+            return
+        above = _first_non_shell_ancestor()
+        if above is not None:
+            import threading
+
+            threading.Thread(target=_watch, args=above, name="die-with-dvc", daemon=True).start()
+    except (OSError, AttributeError, ValueError, IndexError):
         return
 
 

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.fake_openai import FakeOpenAI, Reply
@@ -123,7 +124,10 @@ def paid_twice(answers: Counter) -> int:
     return sum(n - 1 for n in answers.values() if n > 1)
 
 
-def test_sigterm_to_dvc_alone_ends_the_stage_and_the_rerun_pays_at_most_the_calls_in_flight(tmp_path):
+# dvc runs a stage as `$SHELL -c CMD` (/bin/sh when SHELL is unset, as under CI): bash execs the lone
+# command, so the stage's parent is dvc; dash stays in between, so the stage must watch dvc itself
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash", None])
+def test_sigterm_to_dvc_alone_ends_the_stage_and_the_rerun_pays_at_most_the_calls_in_flight(tmp_path, shell):
     # 100 items at 4 in flight and 0.25 s a reply: ~6 s of calls, so a stage that outlived dvc would
     # still be running when the wait below ends (the stage's own death takes well under a second)
     n_items, concurrency = 100, 4
@@ -138,6 +142,9 @@ def test_sigterm_to_dvc_alone_ends_the_stage_and_the_rerun_pays_at_most_the_call
 
     with FakeOpenAI(slow) as server:
         env = make_env(tmp_path, server, "local")
+        env.pop("SHELL", None)
+        if shell:
+            env["SHELL"] = shell
         repo = make_repo(tmp_path, env, [make_item(i) for i in range(n_items)],
                          {"translate": {"provider": "openai", "llm": llm(concurrency=concurrency)}})
         log = open(tmp_path / "dvc1.log", "w")
