@@ -263,14 +263,16 @@ class FormatParams(Section):
     include_pdf_qa: bool = True
     # the assistant's answer for multiple choice, e.g. "Alternativa B"
     answer_prefix: str = "Alternativa"
-    # one per option (every item has four); capitals, as answers are parsed and scored in capitals
-    letters: list[str] = Field(default_factory=lambda: ["A", "B", "C", "D"])
+    # the option letters in order; an item with n options uses the first n (2 to 10 options per item),
+    # capitals, as answers are parsed and scored in capitals
+    letters: list[str] = Field(default_factory=lambda: list("ABCDEFGHIJ"))
 
     @field_validator("letters")
     @classmethod
-    def _four_capital_letters(cls, letters: list[str]) -> list[str]:
-        if len(letters) != 4 or len(set(letters)) != 4 or not all(len(x) == 1 and "A" <= x <= "Z" for x in letters):
-            raise ValueError(f"give four different capital letters A-Z, one per option; got {letters}")
+    def _capital_letters(cls, letters: list[str]) -> list[str]:
+        if not 2 <= len(letters) <= 26 or len(set(letters)) != len(letters) \
+                or not all(len(x) == 1 and "A" <= x <= "Z" for x in letters):
+            raise ValueError(f"give 2 or more different capital letters A-Z, in order; got {letters}")
         return letters
 
 

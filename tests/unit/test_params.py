@@ -282,9 +282,9 @@ def test_several_errors_reported_together(tmp_path):
         ("synthesize", "seed", "zero", "synthesize.seed", "valid integer"),
         ("clean", "min_clean_char_ratio", -0.1, "clean.min_clean_char_ratio", "greater than or equal to 0"),
         ("evaluate", "batch_size", 0, "evaluate.batch_size", "greater than or equal to 1"),
-        ("format", "letters", ["a", "b", "c", "d"], "format.letters", "four different capital letters"),
-        ("format", "letters", ["A", "B", "C"], "format.letters", "four different capital letters"),
-        ("format", "letters", ["A", "B", "C", "C"], "format.letters", "four different capital letters"),
+        ("format", "letters", ["a", "b", "c", "d"], "format.letters", "different capital letters"),
+        ("format", "letters", ["A"], "format.letters", "2 or more different capital letters"),
+        ("format", "letters", ["A", "B", "C", "C"], "format.letters", "different capital letters"),
         ("base_model", "source", "cloud", "base_model.source", "'tiny', 'hub', 'local' or 'gguf'"),
     ],
 )
