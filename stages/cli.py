@@ -14,9 +14,10 @@ import click
 
 from stages.clikit import die_with_parent
 
-# subcommand -> "module:object". dvc.yaml's stages call the first nine; the rest are for people.
+# subcommand -> "module:object". dvc.yaml's stages call the first ten; the rest are for people.
 COMMANDS = {
     "ingest": "stages.ingest:command",
+    "mcq": "stages.mcq:command",
     "extract": "stages.extract:command",
     "translate": "stages.translate:command",
     "synthesize": "stages.synthesize:command",

@@ -171,14 +171,22 @@ def load_urls(urls: dict[str, str], splits: Iterable[str], *, timeout: float) ->
             raise InputError(f"params.yaml: ingest.urls has no URL for split '{split}'.")
         if not url.startswith(("http://", "https://")):
             raise InputError(f"params.yaml: ingest.urls.{split} must be an http(s) URL, got {redact_url(url)!r}.")
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                text = resp.read().decode("utf-8-sig")
-        except OSError as exc:
-            raise InputError(f"{redact_url(url)}: download failed ({exc}). Check the URL and your network.") from None
         name = redact_url(url.split("?")[0])
-        records += parse_file(text, split=split, name=name)
+        records += parse_file(download_text(url, timeout=timeout), split=split, name=name)
     return records
+
+
+def download_text(url: str, *, timeout: float) -> str:
+    """The UTF-8 text at an http(s) URL (a byte-order mark dropped); a failure is an InputError without
+    the URL's credentials. Shared with the mcq stage's url sources."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.read().decode("utf-8-sig")
+    except OSError as exc:
+        raise InputError(f"{redact_url(url)}: download failed ({exc}). Check the URL and your network.") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{redact_url(url)}: not UTF-8 text ({exc.reason} at byte {exc.start}). "
+                         "Save the file as UTF-8 and serve it again.") from None
 
 
 def load_hub(hub_id: str, revision: str | None, splits: Iterable[str]) -> list[dict]:

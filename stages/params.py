@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
+                      model_validator)
 
 from stages.io import InputError
 
@@ -32,6 +33,17 @@ _SECRET_QUERY_KEYS = {"sig", "signature", "x-amz-signature", "x-amz-credential",
                       "x-goog-signature", "x-goog-credential", "token", "access_token", "api_key", "apikey", "key"}
 
 
+def url_credential(url: str) -> str | None:
+    """What in ``url`` is a credential (a user name or password, a signing query key), or None."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    secret = sorted({k for k, _ in parse_qsl(parts.query) if k.lower() in _SECRET_QUERY_KEYS})
+    if secret:
+        return f"its query has {', '.join(secret)}"
+    return "it has a user name or password" if "@" in parts.netloc else None
+
+
 class IngestParams(Section):
     source: Literal["local", "hub", "url"] = "local"
     hub_id: str = "allenai/cosmos_qa"
@@ -45,18 +57,76 @@ class IngestParams(Section):
     @field_validator("urls")
     @classmethod
     def _no_credentials_in_urls(cls, urls: dict[str, str]) -> dict[str, str]:
-        from urllib.parse import parse_qsl, urlsplit
-
         for split, url in urls.items():
-            parts = urlsplit(url)
-            secret = sorted({k for k, _ in parse_qsl(parts.query) if k.lower() in _SECRET_QUERY_KEYS})
-            if "@" in parts.netloc or secret:
-                what = f"its query has {', '.join(secret)}" if secret else "it has a user name or password"
+            what = url_credential(url)
+            if what:
                 raise ValueError(
                     f"the URL for '{split}' carries a credential ({what}); params.yaml and dvc.lock are "
                     "committed, so it would be too. Download the file yourself into data/raw and use "
                     "source: local.")
         return urls
+
+
+# --- mcq: the user's own multiple-choice files ------------------------------------------------------
+class MCQSource(Section):
+    """One entry of ``mcq.sources``: exactly one of ``path`` (a JSONL or CSV file), ``url`` (http(s),
+    no credentials) or ``hub`` (a dataset id, or a local folder, read with ``datasets`` at ``revision``)."""
+
+    path: Optional[str] = None
+    url: Optional[str] = None
+    hub: Optional[str] = None
+    revision: Optional[str] = None        # hub: the commit to read (pinned, as base_model.revision)
+    splits: Optional[list[str]] = None    # hub: the dataset's splits to read (None: train)
+    source: Optional[str] = None          # the items' source name (None: the file or dataset's name)
+    language: Optional[Literal["pt", "en"]] = None  # items without a language (None: mcq.default_language)
+
+    @model_serializer(mode="wrap")
+    def _only_what_is_set(self, handler):
+        # an entry dumps as it is written in params.yaml ({path: ...}), so the shipped list compares equal
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+    @model_validator(mode="after")
+    def _one_place(self):
+        given = [k for k in ("path", "url", "hub") if getattr(self, k)]
+        if len(given) != 1:
+            raise ValueError(f"each mcq source needs exactly one of path, url or hub; got {given or 'none'}")
+        if self.url:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"url must be an http(s) URL, got {self.url.split('?')[0]!r}")
+            what = url_credential(self.url)
+            if what:
+                raise ValueError(f"the url carries a credential ({what}); params.yaml and dvc.lock are committed, "
+                                 "so it would be too. Download the file yourself into data/raw/mcq and give its path.")
+        if self.hub and not self.revision:
+            raise ValueError(f"hub {self.hub!r} needs a revision (a commit sha): the same params must read the same items")
+        if not self.hub and (self.revision or self.splits):
+            raise ValueError("revision and splits go with a hub source only")
+        return self
+
+    def name(self) -> str:
+        """The items' source name: ``source``, else the file's stem or the dataset's last path part."""
+        if self.source:
+            return self.source
+        where = self.path or (self.url or "").split("?")[0] or self.hub or ""
+        return Path(where.rstrip("/")).stem or where
+
+
+class MCQParams(Section):
+    # a mixture, as alignment-handbook's dataset_mixer: every entry's items, each keeping its source
+    sources: list[MCQSource] = Field(default_factory=lambda: [MCQSource(path="data/raw/mcq/exemplo.jsonl")])
+    default_language: Literal["pt", "en"] = "pt"
+    # items without a split: validation for about this share, by a seeded hash of the id (stages.items)
+    validation_share: float = Field(default=0.2, ge=0.0, lt=1.0)
+    seed: int = 0
+    download_timeout_s: float = Field(default=60.0, gt=0)  # url sources; seconds without a byte
+
+    @model_validator(mode="after")
+    def _distinct_names(self):
+        names = [s.name() for s in self.sources]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two sources are named {', '.join(twice)}: give one a different 'source'")
+        return self
 
 
 # --- extract -------------------------------------------------------------------------------------
@@ -409,6 +479,7 @@ class OpenAIFinetuneParams(Section):
 
 SECTIONS: dict[str, type[Section]] = {
     "ingest": IngestParams,
+    "mcq": MCQParams,
     "extract": ExtractParams,
     "translate": TranslateParams,
     "synthesize": SynthesizeParams,
