@@ -60,6 +60,13 @@ class Rows:
     entry: MCQSource
     rows: list[tuple[str, dict]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    name: str = ""  # the file name its problems start with ("prova.csv:12: ..."), for their order
+
+
+def _line_of(problem: str, name: str) -> int:
+    """The line a ``name:line: ...`` problem names (0 for a problem of the whole source)."""
+    m = re.match(rf"{re.escape(name)}:(\d+): ", problem) if name else None
+    return int(m.group(1)) if m else 0
 
 
 # --- reading: JSONL, CSV, hub rows ------------------------------------------------------------------
@@ -271,12 +278,12 @@ def build(sources: list[Rows], p: MCQParams) -> tuple[list[dict], dict, list[str
         name = src.entry.name()
         stats = {"read": len(src.rows) + len(src.errors), "kept": 0, "duplicates": 0, "problems": 0,
                  "by_split": {}, "by_options": {}, "by_language": {}}
-        problems += src.errors
+        found = list(src.errors)  # this source's problems, put in line order below
         bad = len(src.errors)
         for where, row in src.rows:
             rec, errs = check_row(row, where, source=name, language=src.entry.language or p.default_language)
             if errs:
-                problems += errs
+                found += errs
                 bad += 1
                 continue
             if rec["id"] in seen:
@@ -285,7 +292,7 @@ def build(sources: list[Rows], p: MCQParams) -> tuple[list[dict], dict, list[str
                     stats["duplicates"] += 1
                 else:
                     bad += 1
-                    problems.append(f"{where}: id {rec['id']!r} is also at {first_where} with different content. "
+                    found.append(f"{where}: id {rec['id']!r} is also at {first_where} with different content. "
                                     "Ids must be unique: give one of them another id, or remove the copy.")
                 continue
             seen[rec["id"]] = (where, rec)
@@ -297,6 +304,7 @@ def build(sources: list[Rows], p: MCQParams) -> tuple[list[dict], dict, list[str
             _count(stats["by_options"], str(len(rec["answers"])))
             _count(stats["by_language"], rec["language"])
         stats["problems"] = bad
+        problems += sorted(found, key=lambda msg: _line_of(msg, src.name))
         if not src.rows and not src.errors:
             problems.append(f"{name}: no items. A configured source must hold at least one: add items, or remove "
                             "the entry from mcq.sources.")
@@ -339,10 +347,11 @@ def read_entry(entry: MCQSource, *, timeout: float) -> Rows:
             if not path.is_file():
                 out.errors.append(f"{path}: file not found (mcq.sources). Put the file there or fix the path.")
                 return out
-            out.rows, out.errors = file_rows(path.read_text(encoding="utf-8-sig"), str(path))
+            out.name = str(path)
+            out.rows, out.errors = file_rows(path.read_text(encoding="utf-8-sig"), out.name)
         elif entry.url:
-            name = redact_url(entry.url.split("?")[0])
-            out.rows, out.errors = file_rows(download_text(entry.url, timeout=timeout), name)
+            out.name = redact_url(entry.url.split("?")[0])
+            out.rows, out.errors = file_rows(download_text(entry.url, timeout=timeout), out.name)
         else:
             out.rows = hub_rows(entry)
     except UnicodeDecodeError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, get_args, get_origin
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
@@ -501,8 +501,12 @@ def _suggest(bad: str, model: type[BaseModel]) -> str:
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     """Follow a pydantic error location down nested sections to the model that owns its last key."""
     for key in loc[:-1]:
+        if isinstance(key, int):  # an entry of a list of sections (mcq.sources.0): the item's model, below
+            continue
         field = model.model_fields.get(key) if isinstance(key, str) else None
         ann = getattr(field, "annotation", None)
+        if get_origin(ann) is list and get_args(ann):
+            ann = get_args(ann)[0]
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return None
         model = ann

@@ -1,0 +1,288 @@
+"""stages/mcq.py: the user's multiple-choice files checked row by row, mixed, de-duplicated and split."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from stages import mcq as M
+from stages.io import InputError
+from stages.items import hash_split
+from stages.params import MCQParams, MCQSource, parse_section
+
+
+def _row(i="q1", **kw) -> dict:
+    row = {"id": i, "question": "Quanto é 2 + 2?", "options": ["3", "4", "5", "6", "22"], "answer": "B"}
+    row.update(kw)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _jsonl(*rows) -> str:
+    return "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in rows)
+
+
+def _build(*sources, **params):
+    """build() over (name, text) files, as the command reads them."""
+    p = MCQParams(**{"sources": [], **params})
+    rows = []
+    for name, text in sources:
+        r = M.Rows(MCQSource(path=name), name=name)
+        r.rows, r.errors = M.file_rows(text, name)
+        rows.append(r)
+    return M.build(rows, p)
+
+
+# --- one row -----------------------------------------------------------------------------------------
+def test_a_good_row_becomes_the_shared_record():
+    rec, errs = M.check_row(_row(context="Aritmética.", subject="matemática", split="test"), "f.jsonl:1",
+                            source="prova", language="pt")
+    assert errs == []
+    assert rec == {"id": "q1", "split": "test", "context": "Aritmética.", "question": "Quanto é 2 + 2?",
+                   "answers": ["3", "4", "5", "6", "22"], "label": 1, "question_type": "other",
+                   "none_correct": False, "source": "prova", "language": "pt", "subject": "matemática"}
+
+
+@pytest.mark.parametrize("answer,label", [("A", 0), ("e", 4), (" C ", 2), (0, 0), (4, 4), ("3", 3)])
+def test_answer_is_a_letter_or_a_zero_based_index(answer, label):
+    assert M.parse_answer(answer, 5) == (label, None)
+
+
+@pytest.mark.parametrize("answer,says", [
+    ("F", "outside the 5 options (letters A-E)"), (5, "outside the 5 options (indices 0-4"),
+    (-1, "outside the 5 options"), ("AB", "neither a letter"), (True, "neither a letter"), (1.0, "neither a letter")])
+def test_an_answer_outside_the_options_is_named(answer, says):
+    label, problem = M.parse_answer(answer, 5)
+    assert label is None and says in problem
+
+
+def test_english_rows_get_ingests_question_type_and_none_correct():
+    rec, _ = M.check_row(_row(question="Why did she leave?", options=["Rain", "None of the above"], answer=1),
+                         "f:1", source="s", language="en")
+    assert (rec["question_type"], rec["none_correct"], rec["language"]) == ("cause", True, "en")
+    rec, _ = M.check_row(_row(options=["1", "Nenhuma das alternativas"], answer="B"), "f:1", source="s", language="pt")
+    assert (rec["question_type"], rec["none_correct"]) == ("other", True)
+
+
+def test_row_fields_override_the_source_defaults():
+    rec, _ = M.check_row(_row(language="en", source="own"), "f:1", source="file", language="pt")
+    assert (rec["language"], rec["source"]) == ("en", "own")
+
+
+# --- every problem of a file, each with its file:line ----------------------------------------------
+BAD_FILE = _jsonl(
+    _row("ok1"),
+    {"id": "m1", "question": "Sem alternativas?", "answer": "A"},                        # 2: missing options
+    _row("m2", answer=None),                                                           # 3: missing answer
+    _row("o1", answer="F"),                                                            # 4: letter outside
+    _row("o2", answer=7),                                                              # 5: index outside
+    _row("f1", options=["só uma"], answer="A"),                                        # 6: fewer than 2
+    _row("f2", options=[str(i) for i in range(11)], answer=0),                         # 7: more than 10
+    '{"id": "j1", "question": ',                                                        # 8: bad JSON
+    _row("s1", split="dev"),                                                           # 9: unknown split
+    _row("l1", language="es"),                                                         # 10: unknown language
+    _row("ok1", question="Outra pergunta?"),                                           # 11: id, other content
+    _row("u1", anwser="B"),                                                            # 12: unknown field
+    _row("e1", options=["a", "", "c"]),                                                # 13: empty option
+    _row("r1", options=["Sim", "sim ", "Não"]),                                        # 14: repeated option
+    _row("q0", question=""),                                                           # 15: empty question
+)
+
+
+def test_every_problem_of_a_file_is_reported_together_with_its_line():
+    records, metrics, problems = _build(("prova.jsonl", BAD_FILE))
+    expected = {
+        2: "missing field 'options'", 3: "missing field 'answer'", 4: "answer 'F' is outside the 5 options",
+        5: "answer 7 is outside the 5 options", 6: "1 option(s); an item needs 2 to 10",
+        7: "11 option(s); an item needs 2 to 10", 8: "not valid JSON", 9: "split 'dev' is unknown",
+        10: "language 'es' is unknown", 11: "id 'ok1' is also at prova.jsonl:1 with different content",
+        12: "unknown field 'anwser' (did you mean 'answer'?)", 13: "option(s) B empty",
+        14: "option(s) B repeat an earlier option", 15: "missing field 'question'"}
+    assert len(problems) == len(expected)
+    assert problems[6].startswith("prova.jsonl:8: ")  # in line order, reading and checking problems alike
+    for line, says in expected.items():
+        assert any(p.startswith(f"prova.jsonl:{line}: ") and says in p for p in problems), (line, problems)
+    assert [r["id"] for r in records] == ["ok1"]
+    assert metrics["sources"]["prova"] | {} == {
+        "read": 15, "kept": 1, "duplicates": 0, "problems": 14, "by_split": {hash_split("ok1", seed=0, validation_share=0.2): 1},
+        "by_options": {"5": 1}, "by_language": {"pt": 1}}
+
+
+def test_the_message_lists_twenty_problems_and_counts_the_rest():
+    text = _jsonl(*[_row(f"x{i}", answer="Z") for i in range(25)])
+    _, _, problems = _build(("big.jsonl", text))
+    message = M.problem_message(problems)
+    assert message.startswith("mcq: 25 problem(s)") and "nothing was written" in message
+    assert "big.jsonl:20:" in message and "big.jsonl:21:" not in message and message.endswith("... and 5 more")
+
+
+def test_an_identical_repeated_row_is_kept_once_and_counted():
+    records, metrics, problems = _build(("a.jsonl", _jsonl(_row("q1"), _row("q2"), _row("q1"))))
+    assert problems == [] and [r["id"] for r in records] == ["q1", "q2"]
+    assert metrics["duplicates"] == 1 and metrics["sources"]["a"]["duplicates"] == 1
+
+
+def test_an_id_repeated_across_sources_with_other_content_names_both_places():
+    _, _, problems = _build(("a.jsonl", _jsonl(_row("q1"))), ("b.jsonl", _jsonl(_row("q1", answer="C"))))
+    assert problems == ["b.jsonl:1: id 'q1' is also at a.jsonl:1 with different content. Ids must be unique: "
+                        "give one of them another id, or remove the copy."]
+
+
+def test_an_empty_source_is_a_problem():
+    _, _, problems = _build(("vazio.jsonl", "\n"))
+    assert problems == ["vazio: no items. A configured source must hold at least one: add items, or remove the "
+                        "entry from mcq.sources."]
+
+
+# --- CSV -----------------------------------------------------------------------------------------------
+CSV = ("id,context,question,option_a,option_b,option_c,option_d,option_e,answer,subject\n"
+       'c1,,"Quanto é 25% de R$ 24,00?","R$ 4,00","R$ 6,00","R$ 8,00","R$ 12,00","R$ 18,00",B,matemática\n'
+       "c2,Um texto.,Qual bioma tem o mandacaru?,Amazônia,Pampa,Caatinga,Pantanal,,2,geografia\n")
+
+
+def test_csv_rows_take_options_left_to_right_and_may_leave_the_last_empty():
+    records, _, problems = _build(("p.csv", CSV))
+    assert problems == []
+    assert [(r["id"], r["answers"], r["label"], r["context"], r["subject"]) for r in records] == [
+        ("c1", ["R$ 4,00", "R$ 6,00", "R$ 8,00", "R$ 12,00", "R$ 18,00"], 1, "", "matemática"),
+        ("c2", ["Amazônia", "Pampa", "Caatinga", "Pantanal"], 2, "Um texto.", "geografia")]
+
+
+def test_csv_problems_name_their_lines():
+    text = ("id,question,option_a,option_b,option_c,answer\n"
+            "a,Q?,x,y,z,D\n"              # 2: answer outside three options
+            "b,Q?,x,,z,A\n"               # 3: a gap among the options
+            'c,"Q, ok?",x,y\n'            # 4: too few fields
+            "d,Q?,x,y,z,B\n")
+    records, _, problems = _build(("p.csv", text))
+    assert [r["id"] for r in records] == ["d"]
+    assert problems == ["p.csv:2: answer 'D' is outside the 3 options (letters A-C).",
+                        "p.csv:3: option(s) B empty (in CSV, fill option_a, option_b, ... left to right).",
+                        "p.csv:4: expected 6 fields, got 4 (an unquoted comma?)."]
+
+
+@pytest.mark.parametrize("header,says", [
+    ("id,question,option_a,option_c,answer", "option columns must run option_a, option_b, ... without a gap"),
+    ("id,question,option_a,option_b,answr", "unknown column 'answr' (did you mean 'answer'?)"),
+    ("id,question,option_a,answer", "missing column(s) option_b"),
+])
+def test_csv_header_problems(header, says):
+    _, _, problems = _build(("p.csv", header + "\n"))
+    assert any(p.startswith("p.csv:1: ") and says in p for p in problems), problems
+
+
+def test_a_csv_quote_never_closed_stops_that_file_with_its_line():
+    text = 'id,question,option_a,option_b,answer\na,Q?,x,y,A\nb,"Q?,x,y,A\n'
+    _, _, problems = _build(("p.csv", text))
+    assert len(problems) == 1 and problems[0].startswith("p.csv:3: malformed CSV")
+
+
+def test_other_file_types_are_refused():
+    assert M.file_rows("x", "prova.txt") == ([], ["prova.txt: expected a .jsonl or .csv file."])
+
+
+# --- the mixture, the split, the languages ------------------------------------------------------------
+def test_two_sources_mix_in_order_each_keeping_its_name():
+    records, metrics, problems = _build(("dir/enem.jsonl", _jsonl(_row("e1"), _row("e2", language="en"))),
+                                        ("dir/oab.csv", CSV))
+    assert problems == []
+    assert [(r["id"], r["source"]) for r in records] == [("e1", "enem"), ("e2", "enem"), ("c1", "oab"), ("c2", "oab")]
+    assert metrics["items"] == 4 and metrics["by_options"] == {"4": 1, "5": 3}
+    assert metrics["by_language"] == {"en": 1, "pt": 3}
+    assert (metrics["sources"]["enem"]["by_language"], metrics["sources"]["oab"]["by_options"]) == \
+        ({"en": 1, "pt": 1}, {"4": 1, "5": 1})
+
+
+def test_items_without_a_split_are_hash_split_deterministically_with_the_share():
+    text = _jsonl(*[_row(f"item-{i}") for i in range(1000)], _row("t", split="test"), _row("v", split="validation"))
+    records, metrics, _ = _build(("a.jsonl", text), validation_share=0.25, seed=7)
+    again, _, _ = _build(("a.jsonl", text), validation_share=0.25, seed=7)
+    assert records == again
+    assert all(r["split"] == hash_split(r["id"], seed=7, validation_share=0.25) for r in records[:1000])
+    assert 200 <= metrics["by_split"]["validation"] - 1 <= 300  # 250 expected; the hash is fair, not exact
+    assert (records[-2]["split"], records[-1]["split"]) == ("test", "validation")  # a given split is kept
+    other_seed, _, _ = _build(("a.jsonl", text), validation_share=0.25, seed=8)
+    assert [r["split"] for r in other_seed] != [r["split"] for r in records]
+
+
+def test_an_items_split_does_not_depend_on_the_other_items():
+    alone, _, _ = _build(("a.jsonl", _jsonl(_row("item-5"))), validation_share=0.5)
+    among, _, _ = _build(("a.jsonl", _jsonl(*[_row(f"item-{i}") for i in range(10)])), validation_share=0.5)
+    assert alone[0]["split"] == next(r["split"] for r in among if r["id"] == "item-5")
+
+
+def test_languages_route_to_two_outputs():
+    p = MCQParams(sources=[], default_language="en")
+    rows = M.Rows(MCQSource(path="a.jsonl", language="pt"))
+    rows.rows, _ = M.file_rows(_jsonl(_row("a"), _row("b", language="en")), "a.jsonl")
+    rows_default = M.Rows(MCQSource(path="b.jsonl"))
+    rows_default.rows, _ = M.file_rows(_jsonl(_row("c")), "b.jsonl")
+    records, _, _ = M.build([rows, rows_default], p)
+    pt, en = M.by_language(records)
+    assert [r["id"] for r in pt] == ["a"] and [r["id"] for r in en] == ["b", "c"]
+
+
+def test_no_sources_is_empty_and_says_so():
+    records, metrics, problems = M.build([], MCQParams(sources=[]))
+    assert (records, problems, metrics["items"]) == ([], [], 0)
+    assert metrics["notes"] == ["no sources configured (mcq.sources is empty): both outputs are empty"]
+
+
+def test_a_split_left_empty_is_noted():
+    _, metrics, _ = _build(("a.jsonl", _jsonl(_row("a", split="train"))))
+    assert metrics["notes"] == ["no validation items from these sources"]
+
+
+# --- params --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("entry,says", [
+    ({"path": "a.jsonl", "url": "https://x/a.jsonl"}, "exactly one of path, url or hub"),
+    ({}, "exactly one of path, url or hub"),
+    ({"url": "ftp://x/a.jsonl"}, "must be an http(s) URL"),
+    ({"url": "https://x/a.jsonl?X-Amz-Signature=abc"}, "carries a credential (its query has X-Amz-Signature)"),
+    ({"url": "https://me:pw@x/a.jsonl"}, "carries a credential (it has a user name or password)"),
+    ({"hub": "me/prova"}, "needs a revision"),
+    ({"path": "a.jsonl", "revision": "abc"}, "go with a hub source only"),
+    ({"path": "a.jsonl", "language": "es"}, "language"),
+    ({"path": "a.jsonl", "sorce": "x"}, "did you mean 'source'"),
+])
+def test_a_bad_source_entry_is_refused_by_params(entry, says):
+    with pytest.raises(InputError, match=re.escape(says)):
+        parse_section("mcq", {"sources": [entry]})
+
+
+def test_two_sources_with_one_name_are_refused():
+    with pytest.raises(InputError, match="two sources are named prova"):
+        parse_section("mcq", {"sources": [{"path": "a/prova.jsonl"}, {"path": "b/prova.csv"}]})
+    parse_section("mcq", {"sources": [{"path": "a/prova.jsonl"}, {"path": "b/prova.csv", "source": "prova-b"}]})
+
+
+def test_source_names_default_to_the_file_or_dataset():
+    assert [MCQSource(**e).name() for e in ({"path": "data/raw/mcq/enem_2023.csv"},
+                                            {"url": "https://x.org/d/oab.jsonl?v=2"},
+                                            {"hub": "me/vestibular", "revision": "abc"},
+                                            {"path": "x.jsonl", "source": "mine"})] == \
+        ["enem_2023", "oab", "vestibular", "mine"]
+
+
+# --- the bundled sample and the README's examples ---------------------------------------------------
+def test_the_bundled_sample_is_ten_five_option_portuguese_items(repo_root):
+    p = parse_section("mcq", {})
+    assert [s.path for s in p.sources] == ["data/raw/mcq/exemplo.jsonl"]
+    rows = M.read_entry(MCQSource(path=str(repo_root / p.sources[0].path)), timeout=1)
+    records, metrics, problems = M.build([rows], p)
+    assert problems == [] and len(records) == 10
+    assert metrics["by_options"] == {"5": 10} and metrics["by_language"] == {"pt": 10}
+    assert metrics["by_split"] == {"train": 7, "validation": 3}
+    assert sum(bool(r["context"]) for r in records) == 4 and len({r["subject"] for r in records}) >= 4
+
+
+def test_the_readme_examples_parse(repo_root):
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Bring your own exam", 1)[1].split("\n## ", 1)[0]
+    jsonl = re.search(r"```jsonl\n(.*?)```", section, re.S).group(1)
+    csv_text = re.search(r"```csv\n(.*?)```", section, re.S).group(1)
+    records, _, problems = _build(("readme.jsonl", jsonl), ("readme.csv", csv_text))
+    assert problems == []
+    assert [(r["id"], len(r["answers"]), r["label"]) for r in records] == [("p1-q07", 5, 0), ("p1-q08", 5, 1),
+                                                                          ("p1-q09", 4, 2)]
