@@ -8,7 +8,8 @@
 Providers (``synthesize.provider``):
   dataset  import Q&A files people already have (``[{"Pergunta": ..., "Resposta": ...}]``, or
            ``question``/``answer`` keys) and keep only pairs whose answer is grounded in the
-           extracted text, each tagged with the page that supports it.
+           extracted text, each tagged with the page that supports it; a pair with ``doc`` is
+           grounded against that PDF only.
   openai   the LLM writes ``pairs_per_chunk`` pairs per chunk (cut by tokens at article boundaries)
            through :mod:`stages.llm`, each with its supporting span and three distractors; the same
            grounding filter then applies against the chunk (``batch`` uses the Batch API).
@@ -20,7 +21,7 @@ four options, label) so regulation questions are trained and scored like the res
 When more than ``synthesize.llm.max_failure_share`` of the chunks' LLM jobs fail, the stage exits 1
 naming them and writes nothing (DVC caches nothing); the ledger keeps every paid reply for the rerun.
 Pairs in and none kept (every one ungrounded, say) also exits 1, after writing the rejected file
-that says why.
+that says why. A PDF that yields no pair is named in the log and in the metrics' ``docs_without_pairs``.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def pair_id(doc: str, question: str) -> str:
 
 
 def load_qa_files(qa_dir: str | Path) -> list[dict]:
-    """Read every *.json list of Q&A pairs under qa_dir, in file-name order."""
+    """Read every *.json list of Q&A pairs under qa_dir, in file-name order.
+
+    A pair may name its PDF (``"doc": "regulamento_estagio.pdf"``, or ``"Documento"``; the file name as
+    extract records it, ``.pdf`` optional): it is then grounded against that document only, so it cannot
+    land on another PDF that happens to share its words (and in that PDF's split)."""
     qa_dir = Path(qa_dir)
     files = sorted(qa_dir.glob("*.json")) if qa_dir.is_dir() else [qa_dir]
     if not files or not files[0].exists():
@@ -84,17 +89,41 @@ def load_qa_files(qa_dir: str | Path) -> list[dict]:
             if not isinstance(q, str) or not isinstance(a, str):
                 raise InputError(f"{file}[{i}]: each entry needs text fields Pergunta and Resposta "
                                  "(or question and answer).")
-            pairs.append({"question": q.strip(), "answer": a.strip(), "source": f"{file.name}[{i}]"})
+            pair = {"question": q.strip(), "answer": a.strip(), "source": f"{file.name}[{i}]"}
+            doc = obj.get("doc", obj.get("Documento"))
+            if doc is not None:
+                if not isinstance(doc, str) or not doc.strip():
+                    raise InputError(f"{file}[{i}]: \"doc\" must name a PDF (its file name, e.g. "
+                                     f"\"regulamento.pdf\"), got {doc!r}. Fix it, or leave it out to match any PDF.")
+                pair["doc"] = doc.strip()
+            pairs.append(pair)
     return pairs
+
+
+def _doc_named(name: str, docs: set[str]) -> str | None:
+    """The document a pair's ``doc`` names: the file name as extract records it, ``.pdf`` optional."""
+    if name in docs:
+        return name
+    return next((d for d in sorted(docs) if Path(d).stem == name), None)
 
 
 def ground_pairs(pairs: list[dict], pages: list[dict], min_grounding: float) -> tuple[list[dict], list[dict]]:
     """Attach each pair to its best-supporting page; reject pairs below ``min_grounding``."""
     page_words = [(p, set(content_words(p["text"]))) for p in pages if p["status"] == "ok"]
+    docs = {p["doc"] for p in pages}
     kept, rejected = [], []
     for pair in pairs:
+        candidates = page_words
+        if "doc" in pair:  # a pair that names its PDF is grounded there, or nowhere
+            doc = _doc_named(pair["doc"], docs)
+            if doc is None:
+                rejected.append({**pair, "reason": f"unknown_doc: no extracted PDF is named {pair['doc']!r} "
+                                 f"(PDFs: {', '.join(sorted(docs)) or 'none'}; one that failed extraction is in "
+                                 "metrics/extract.json)", "grounding": 0.0})
+                continue
+            candidates = [(p, w) for p, w in page_words if p["doc"] == doc]
         best, best_score = None, -1.0
-        for page, words in page_words:
+        for page, words in candidates:
             score = grounding(pair["answer"], words)
             if score > best_score:
                 best, best_score = page, score
@@ -314,6 +343,27 @@ def ground_results(chunks: list[dict], results: dict[str, dict], pages: list[dic
     return kept, bad, failed
 
 
+def docs_without_pairs(pages: list[dict], records: list[dict], rejected: list[dict], provider: str) -> dict[str, str]:
+    """doc -> what to do, for each extracted PDF that yields no pair: it would otherwise reach training as
+    nothing, and nothing would say so."""
+    with_pairs = {r["doc"] for r in records}
+    with_text = {p["doc"] for p in pages if p["status"] == "ok"}
+    out = {}
+    for doc in sorted({p["doc"] for p in pages} - with_pairs):
+        named = sum(r.get("doc") in (doc, Path(doc).stem) for r in rejected)
+        if doc not in with_text:
+            out[doc] = "no page of it has text (see metrics/extract.json for why); no pair can be grounded in it"
+        elif provider == "dataset":
+            out[doc] = ((f"{named} pair(s) naming it were rejected (see the rejected file); " if named else
+                         "no Q&A pair is grounded in it; ")
+                        + f"add pairs about it to a Q&A file in the --qa-dir folder, with \"doc\": \"{doc}\", or let an "
+                        "LLM write them (synthesize.provider: openai, with OPENAI_API_KEY or a local server)")
+        else:
+            out[doc] = ("every pair the LLM wrote for it was rejected or dropped (see the rejected file); check "
+                        "its text in data/interim/pages.jsonl, or lower synthesize.min_grounding")
+    return out
+
+
 def nothing_kept_hint(summary: dict, rejected: str, provider: str) -> str:
     """What a stage that kept no pair says: why its pairs were rejected, where, and what to check."""
     reasons = ", ".join(f"{k}: {v}" for k, v in summary["rejected_by_reason"].items())
@@ -377,6 +427,12 @@ def command(pages, qa_dir, prompt, ledger, out, rejected, metrics, retry_failed,
     require_output("synthesize", summary["generated"], summary["kept"], what_in="pairs", what_out="pairs kept",
                    hint=nothing_kept_hint(summary, rejected, p.provider))
     io.write_jsonl(out, records)
-    io.write_json(metrics, {**engine.metrics(), **summary})
+    for r in bad:
+        if r["reason"].startswith("unknown_doc"):
+            log(f"synthesize: {r['source']}: {r['reason']}")
+    idle = docs_without_pairs(page_records, records, bad, p.provider)
+    for doc, hint in idle.items():
+        log(f"synthesize: {doc} yields no pairs: {hint}")
+    io.write_json(metrics, {**engine.metrics(), **summary, "docs_without_pairs": idle})
     log(f"synthesize: kept {summary['kept']} pairs ({summary['kept_validation']} in validation), "
         f"{summary['multiple_choice']} multiple-choice items, rejected {len(bad)} -> {out}")

@@ -12,8 +12,8 @@ import pytest
 from stages.io import InputError
 from stages.params import SynthesizeParams
 from stages.pdftext import count_tokens
-from stages.synthesize import (chunk_pages, content_words, drop_near_duplicates, finish, ground_generated,
-                               ground_pairs, grounding, load_qa_files, pair_id, split_documents,
+from stages.synthesize import (chunk_pages, content_words, docs_without_pairs, drop_near_duplicates, finish,
+                               ground_generated, ground_pairs, grounding, load_qa_files, pair_id, split_documents,
                                to_multiple_choice)
 
 UNRELATED = ("Biblioteca Central", "Restaurante Universitário", "atividades complementares")
@@ -121,6 +121,90 @@ def test_load_qa_files_names_file_and_index_of_a_bad_entry(tmp_path, entry):
         load_qa_files(tmp_path)
     assert str(exc.value).startswith(f"{path}[1]: ")
     assert "Pergunta" in str(exc.value) and "Resposta" in str(exc.value)
+
+
+# --- the doc field: a pair grounded against its own PDF ----------------------------------------------
+# a.pdf says it word for word; b.pdf, the PDF the pair is about, says most of it (4 of 5 words: 0.8)
+TWIN_PAGES = [
+    {"doc": "a.pdf", "page": 1, "status": "ok",
+     "text": "O prazo para o trancamento da matrícula é de 30 dias após o início do semestre letivo."},
+    {"doc": "b.pdf", "page": 3, "status": "ok",
+     "text": "Art. 2º O pedido de trancamento da matrícula tem limite de 30 dias corridos."},
+]
+TWIN = {"question": "Qual é o prazo para trancar a matrícula?",
+        "answer": "O prazo de trancamento da matrícula é de 30 dias."}
+
+
+def test_a_pair_naming_its_doc_is_grounded_and_split_by_that_doc_only():
+    params = SynthesizeParams(validation_docs_share=0.5, multiple_choice=False)
+    splits = split_documents(["a.pdf", "b.pdf"], 0.5, params.seed)
+    assert splits["a.pdf"] != splits["b.pdf"]
+    other = {"question": "Quem concede o trancamento?", "answer": "O prazo para o trancamento é de 30 dias.",
+             "source": "qa.json[1]"}  # keeps a.pdf among the split documents
+    loose, _ = ground_pairs([{**TWIN, "source": "qa.json[0]"}, other], TWIN_PAGES, 0.6)
+    assert [(k["doc"], k["grounding"]) for k in loose] == [("a.pdf", 1.0), ("a.pdf", 1.0)]  # the wrong PDF
+
+    named, rejected = ground_pairs([{**TWIN, "source": "qa.json[0]", "doc": "b.pdf"}, other], TWIN_PAGES, 0.6)
+    assert rejected == []
+    assert (named[0]["doc"], named[0]["page"], named[0]["grounding"]) == ("b.pdf", 3, 0.8)
+    assert named[0]["id"] == pair_id("b.pdf", TWIN["question"])
+    records, _, _ = finish(named, [], TWIN_PAGES, params)
+    assert [(r["doc"], r["split"]) for r in records] == [("b.pdf", splits["b.pdf"]), ("a.pdf", splits["a.pdf"])]
+
+
+def test_a_pair_naming_its_doc_is_not_rescued_by_another_pdf():
+    pages = [TWIN_PAGES[0], {"doc": "b.pdf", "page": 1, "status": "ok", "text": "Outro assunto, sem prazo algum."}]
+    kept, rejected = ground_pairs([{**TWIN, "source": "qa.json[0]", "doc": "b"}], pages, 0.6)  # ".pdf" optional
+    assert kept == [] and rejected[0]["reason"] == "ungrounded" and rejected[0]["doc"] == "b"
+
+
+def test_a_pair_naming_an_unknown_doc_is_rejected_with_the_pdfs_there_are():
+    kept, rejected = ground_pairs([{**TWIN, "source": "qa.json[0]", "doc": "c.pdf"}], TWIN_PAGES, 0.6)
+    assert kept == []
+    assert rejected[0]["reason"] == ("unknown_doc: no extracted PDF is named 'c.pdf' (PDFs: a.pdf, b.pdf; one that "
+                                     "failed extraction is in metrics/extract.json)")
+
+
+def test_load_qa_files_reads_the_doc_field(tmp_path):
+    (tmp_path / "qa.json").write_text(json.dumps([{"Pergunta": "Q1?", "Resposta": "A1.", "Documento": " b.pdf "},
+                                                  {"question": "Q2?", "answer": "A2.", "doc": "a.pdf"},
+                                                  {"question": "Q3?", "answer": "A3."}]), encoding="utf-8")
+    assert [p.get("doc") for p in load_qa_files(tmp_path)] == ["b.pdf", "a.pdf", None]
+    (tmp_path / "qa.json").write_text(json.dumps([{"question": "Q?", "answer": "A.", "doc": 3}]), encoding="utf-8")
+    with pytest.raises(InputError, match=r"qa.json\[0\]: \"doc\" must name a PDF"):
+        load_qa_files(tmp_path)
+
+
+# --- a PDF that yields no pairs is named, with what to do ---------------------------------------------
+def test_docs_without_pairs_say_what_to_do():
+    pages = [*TWIN_PAGES, {"doc": "scan.pdf", "page": 1, "status": "empty", "text": ""}]
+    records = [{"doc": "a.pdf"}]
+    out = docs_without_pairs(pages, records, [], "dataset")
+    assert list(out) == ["b.pdf", "scan.pdf"]
+    assert out["b.pdf"].startswith("no Q&A pair is grounded in it; add pairs about it to a Q&A file in the "
+                                   '--qa-dir folder, with "doc": "b.pdf", or let an LLM write them')
+    assert out["scan.pdf"].startswith("no page of it has text")
+    rejected = [{"doc": "b", "reason": "ungrounded"}]
+    assert docs_without_pairs(pages, records, rejected, "dataset")["b.pdf"].startswith(
+        "1 pair(s) naming it were rejected")
+    assert docs_without_pairs(pages, records, [], "openai")["b.pdf"].startswith("every pair the LLM wrote for it")
+    assert docs_without_pairs(pages, [{"doc": "a.pdf"}, {"doc": "b.pdf"}, {"doc": "scan.pdf"}], [], "dataset") == {}
+
+
+def test_the_command_names_a_pdf_without_pairs_in_its_log_and_metrics(tmp_path, repo_root):
+    from tests.cli_runner import invoke
+
+    (tmp_path / "pages.jsonl").write_text("".join(json.dumps(p) + "\n" for p in TWIN_PAGES), encoding="utf-8")
+    (tmp_path / "qa").mkdir()
+    (tmp_path / "qa/qa.json").write_text(json.dumps([{**TWIN, "doc": "a.pdf"}]), encoding="utf-8")
+    (tmp_path / "params.yaml").write_text("synthesize:\n  multiple_choice: false\n", encoding="utf-8")
+    result = invoke(["synthesize", "--pages", "pages.jsonl", "--qa-dir", "qa", "--prompt",
+                     str(repo_root / "prompts/synthesize.v2.txt"), "--ledger", "ledger.jsonl", "--out", "out.jsonl",
+                     "--rejected", "rejected.jsonl", "--metrics", "metrics.json", "--no-progress"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "synthesize: b.pdf yields no pairs: no Q&A pair is grounded in it" in result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics["docs_without_pairs"]) == ["b.pdf"]
 
 
 def test_load_qa_files_other_errors(tmp_path):
