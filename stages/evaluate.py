@@ -217,13 +217,16 @@ def plot_files(plots: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 def headline_metrics(metrics: dict, modes: list[str]) -> dict:
     """metrics/headline.json: the few numbers `dvc metrics show` / `dvc exp show` should lead with, copied
-    from eval.json (never recomputed): per model and mode accuracy and invalid rate, the item count, and
-    fine-tuned minus base accuracy per mode. eval.json keeps every detail and its keys, so old runs diff."""
+    from eval.json (never recomputed): per mode, each model's accuracy and invalid rate and fine-tuned
+    minus base accuracy; the item count. Mode first (``letter.finetuned.accuracy``), so no column has
+    the name of one of eval.json's (``finetuned.letter.accuracy``): dvc would then prefix both with
+    their file, and eval.json's columns keep their names, so old runs and README's commands still match."""
     out: dict = {"n": metrics["base"]["n"]}
-    for name in ("base", "finetuned"):
-        out[name] = {mode: {k: metrics[name][mode][k] for k in ("accuracy", "invalid_rate")} for mode in modes}
-    out["finetuned_minus_base"] = {
-        mode: round(metrics["finetuned"][mode]["accuracy"] - metrics["base"][mode]["accuracy"], 6) for mode in modes}
+    for mode in modes:
+        out[mode] = {name: {k: metrics[name][mode][k] for k in ("accuracy", "invalid_rate")}
+                     for name in ("base", "finetuned")}
+        out[mode]["finetuned_minus_base"] = round(
+            metrics["finetuned"][mode]["accuracy"] - metrics["base"][mode]["accuracy"], 6)
     return out
 
 

@@ -73,19 +73,36 @@ def test_headline_numbers_are_eval_json_numbers(tmp_path):
     io.write_json(path, ev.headline_metrics(metrics, P.modes))
     head = json.loads(path.read_text())
     assert head == {"n": 4,
-                    "base": {"letter": {"accuracy": 0.5, "invalid_rate": 0.0},
-                             "generate": {"accuracy": 0.0, "invalid_rate": 1.0}},
-                    "finetuned": {"letter": {"accuracy": 0.75, "invalid_rate": 0.0},
-                                  "generate": {"accuracy": 0.75, "invalid_rate": 0.25}},
-                    "finetuned_minus_base": {"letter": 0.25, "generate": 0.75}}
+                    "letter": {"base": {"accuracy": 0.5, "invalid_rate": 0.0},
+                               "finetuned": {"accuracy": 0.75, "invalid_rate": 0.0},
+                               "finetuned_minus_base": 0.25},
+                    "generate": {"base": {"accuracy": 0.0, "invalid_rate": 1.0},
+                                 "finetuned": {"accuracy": 0.75, "invalid_rate": 0.25},
+                                 "finetuned_minus_base": 0.75}}
     for name in ("base", "finetuned"):
         for mode in P.modes:
             for key in ("accuracy", "invalid_rate"):
-                assert head[name][mode][key] == metrics[name][mode][key]  # copied, exactly
+                assert head[mode][name][key] == metrics[name][mode][key]  # copied, exactly
             assert head["n"] == metrics[name][mode]["n"]
     for mode in P.modes:
-        assert head["finetuned_minus_base"][mode] == round(
+        assert head[mode]["finetuned_minus_base"] == round(
             metrics["finetuned"][mode]["accuracy"] - metrics["base"][mode]["accuracy"], 6)
+
+
+def flat(d: dict, prefix: str = "") -> set[str]:
+    """Column names as dvc metrics show / dvc exp show make them (dotted paths to the leaves)."""
+    out = set()
+    for key, value in d.items():
+        out |= flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+    return out
+
+
+def test_no_headline_column_has_the_name_of_an_eval_json_column(repo_root):
+    """A name in both files makes dvc prefix both columns with the file name, renaming eval.json's
+    (README's `dvc exp show --keep 'finetuned.letter.accuracy$'` would match nothing)."""
+    ev_cols = flat(detailed_metrics()) | flat(json.loads((repo_root / "metrics/eval.json").read_text()))
+    head_cols = flat(ev.headline_metrics(detailed_metrics(), P.modes))
+    assert head_cols and not head_cols & ev_cols
 
 
 def test_dvc_yaml_declares_the_headline_file_evaluate_writes(repo_root):
