@@ -7,6 +7,7 @@ checks are on marks: two loss lines on one chart, the calibration diagonal, n be
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -24,6 +25,10 @@ from stages import io
 from tests.unit.test_plots_data import P, RECORDS, predictions
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "plots.py"
+_spec = importlib.util.spec_from_file_location("plots_script", SCRIPT)
+plots_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(plots_script)
+VL = plots_script.vega_lite_version()  # the vega-lite the page carries draws the specs here too
 TRAIN_LOSS = [(10, 3.0), (20, 2.5), (30, 2.0)]
 EVAL_LOSS = [(15, 2.8), (30, 2.2)]
 
@@ -75,7 +80,7 @@ def marks(spec: dict) -> list[dict]:
             for value in node:
                 walk(value)
 
-    walk(vl_convert.vegalite_to_scenegraph(spec, vl_version="5.21"))
+    walk(vl_convert.vegalite_to_scenegraph(spec, vl_version=VL))
     return out
 
 
@@ -92,7 +97,7 @@ def legend_labels(spec: dict) -> set[str]:
             for value in node:
                 walk(value)
 
-    walk(vl_convert.vegalite_to_scenegraph(spec, vl_version="5.21"))
+    walk(vl_convert.vegalite_to_scenegraph(spec, vl_version=VL))
     return out
 
 
@@ -137,12 +142,7 @@ def page_parts(html: str) -> tuple[list[str], list[str]]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """The offline template, built once for this module by the function the script calls (~3 s)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("plots_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ensure_template(tmp_path_factory.mktemp("dvc"))
+    return plots_script.ensure_template(tmp_path_factory.mktemp("dvc"))
 
 
 def seeded(repo: Path, template: Path) -> Path:
