@@ -50,6 +50,14 @@ merge: setup
 	$(BIN)/gabarito merge --base models/base --adapter models/adapter \
 	  --validation data/processed/validation.jsonl --out models/merged --report metrics/merge.json
 
+## plots: draw dvc.yaml's plots into dvc_plots/index.html, vega inlined: opens offline (plain `dvc plots show` needs a CDN)
+plots: setup
+	$(BIN)/python scripts/plots.py
+
+## plots-diff: the same for `dvc plots diff` (make plots-diff REV=main: the workspace against main; default HEAD)
+plots-diff: setup
+	$(BIN)/python scripts/plots.py --diff $(REV)
+
 ## doctor: check GPU/CUDA, bitsandbytes, tesseract, API key (set or not), disk and the DVC remote
 doctor: setup
 	$(BIN)/gabarito doctor
@@ -74,4 +82,4 @@ back: setup
 clean-venv:
 	rm -rf $(VENV)
 
-.PHONY: help setup system-deps repro test profile merge doctor gpu-checks gpu-wheels push back clean-venv
+.PHONY: help setup system-deps repro test profile merge plots plots-diff doctor gpu-checks gpu-wheels push back clean-venv

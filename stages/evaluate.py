@@ -3,7 +3,7 @@
     gabarito evaluate --validation data/processed/validation.jsonl --train data/processed/train.jsonl \\
         --base models/base --adapter models/adapter --prompts prompts/chat.v1.yaml \\
         --predictions metrics/predictions.jsonl --metrics metrics/eval.json --plots-dir metrics/plots \\
-        --report metrics/report.md
+        --report metrics/report.md --headline metrics/headline.json
 
 Modes (``evaluate.modes``: letter, loglik, generate; see stages/scoring.py) run for both models,
 on the exact training prompt.
@@ -174,17 +174,22 @@ def evaluate(records: list[dict], base: str | Path, adapter: str | Path, p: Eval
 
 # --- plots -------------------------------------------------------------------------------------------
 def plot_data(records: list[dict], predictions: list[dict], p: EvaluateParams) -> dict[str, list[dict]]:
-    """Rows for `dvc plots`: confusion matrix, accuracy by question type, calibration curve."""
-    types = {r["id"]: r.get("question_type", "other") for r in records}
+    """Rows for `dvc plots`: confusion matrix, accuracy with n by question type and by source (the primary
+    mode), calibration curve. ``n`` goes with every accuracy: 1/1 and 40/40 are both 100%."""
+    groups = {"type": {r["id"]: r.get("question_type", "other") for r in records},
+              # records from before sources existed (or a file that names none) are counted, as "unknown"
+              "source": {r["id"]: r.get("source") or "unknown" for r in records}}
     primary = p.modes[0]
     confusion = [{"model": pr["model"], "actual": pr["label"], "predicted": pr["prediction"] or "invalid"}
                  for pr in predictions if pr["mode"] == primary]
-    by_type: dict[tuple[str, str], list[bool]] = {}
-    for pr in predictions:
-        if pr["mode"] == primary:
-            by_type.setdefault((pr["model"], types[pr["id"]]), []).append(pr["correct"])
-    accuracy_by_type = [{"model": m, "type": t, "accuracy": round(sum(v) / len(v), 6)}
-                        for (m, t), v in sorted(by_type.items())]
+    accuracy_by: dict[str, list[dict]] = {}
+    for key, group_of in groups.items():
+        cells: dict[tuple[str, str], list[bool]] = {}
+        for pr in predictions:
+            if pr["mode"] == primary:
+                cells.setdefault((pr["model"], group_of[pr["id"]]), []).append(pr["correct"])
+        accuracy_by[key] = [{"model": m, key: g, "accuracy": round(sum(v) / len(v), 6), "n": len(v)}
+                            for (m, g), v in sorted(cells.items())]
     calibration = []
     for name in ("base", "finetuned"):
         for mode in p.modes:
@@ -193,18 +198,36 @@ def plot_data(records: list[dict], predictions: list[dict], p: EvaluateParams) -
                 _, curve = expected_calibration_error([max(pr["probs"]) for pr in preds],
                                                       [pr["correct"] for pr in preds], p.calibration_bins)
                 calibration += [{"model": f"{name}/{mode}", **row} for row in curve]
-    return {"confusion": confusion, "accuracy_by_type": accuracy_by_type, "calibration": calibration}
+    return {"confusion": confusion, "accuracy_by_type": accuracy_by["type"],
+            "accuracy_by_source": accuracy_by["source"], "calibration": calibration}
 
 
 def plot_files(plots: dict[str, list[dict]]) -> dict[str, list[dict]]:
     """The files of the plots folder (name -> rows), as dvc.yaml's ``plots`` section names them: a
-    confusion matrix and accuracy by type per model, one calibration file for every model and mode."""
+    confusion matrix and accuracy by type and by source per model, one calibration file for every
+    model and mode (dvc.yaml draws it with the y = x diagonal, .dvc/plots/calibration.json)."""
     files = {}
     for name in ("base", "finetuned"):
         files[f"confusion_{name}.json"] = [r for r in plots["confusion"] if r["model"] == name]
         files[f"by_type_{name}.json"] = [r for r in plots["accuracy_by_type"] if r["model"] == name]
+        files[f"by_source_{name}.json"] = [r for r in plots["accuracy_by_source"] if r["model"] == name]
     files["calibration.json"] = plots["calibration"]
     return files
+
+
+def headline_metrics(metrics: dict, modes: list[str]) -> dict:
+    """metrics/headline.json: the few numbers `dvc metrics show` / `dvc exp show` should lead with, copied
+    from eval.json (never recomputed): per mode, each model's accuracy and invalid rate and fine-tuned
+    minus base accuracy; the item count. Mode first (``letter.finetuned.accuracy``), so no column has
+    the name of one of eval.json's (``finetuned.letter.accuracy``): dvc would then prefix both with
+    their file, and eval.json's columns keep their names, so old runs and README's commands still match."""
+    out: dict = {"n": metrics["base"]["n"]}
+    for mode in modes:
+        out[mode] = {name: {k: metrics[name][mode][k] for k in ("accuracy", "invalid_rate")}
+                     for name in ("base", "finetuned")}
+        out[mode]["finetuned_minus_base"] = round(
+            metrics["finetuned"][mode]["accuracy"] - metrics["base"][mode]["accuracy"], 6)
+    return out
 
 
 # --- report ------------------------------------------------------------------------------------------
@@ -274,16 +297,19 @@ def headline(metrics: dict, modes: list[str]) -> list[str]:
 @click.option("--metrics", type=click.Path(dir_okay=False), required=True)
 @click.option("--plots-dir", type=click.Path(file_okay=False), required=True)
 @click.option("--report", type=click.Path(dir_okay=False), required=True)
+@click.option("--headline", "headline_path", type=click.Path(dir_okay=False), required=True,
+              help="a few of the metrics, for `dvc metrics show` / `dvc exp show`")
 @params_option
 @user_errors
-def command(validation, train_path, base, adapter, prompts, predictions, metrics, plots_dir, report, params_path):
+def command(validation, train_path, base, adapter, prompts, predictions, metrics, plots_dir, report, headline_path,
+            params_path):
     """Score base and fine-tuned models on validation; metrics, predictions, plots and a report.
 
     \b
     Examples:
       dvc repro evaluate
-      dvc metrics show                 # headline numbers
-      dvc plots show                   # confusion matrix, accuracy by type, calibration
+      dvc metrics show metrics/headline.json   # the headline numbers
+      make plots                               # confusion, accuracy by type and source, calibration (offline)
     """
     from stages.chat_format import load_prompts
     from stages.params import load_all
@@ -299,6 +325,7 @@ def command(validation, train_path, base, adapter, prompts, predictions, metrics
         prompts_file=load_prompts(prompts), train=io.read_jsonl(train_path))
     io.write_jsonl(predictions, preds)
     io.write_json(metrics, result)
+    io.write_json(headline_path, headline_metrics(result, p.modes))
     with io.atomic_path(plots_dir, directory=True) as tmp:
         for name, rows in plot_files(plots).items():
             io.write_json(tmp / name, rows)

@@ -230,7 +230,8 @@ def test_evaluate_with_no_validation_items_fails_before_loading_a_model(tmp_path
     result = invoke(["evaluate", "--validation", "validation.jsonl", "--train", "train.jsonl", "--base", "nobase",
                      "--adapter", "noadapter", "--prompts", str(repo_root / "prompts/chat.v1.yaml"),
                      "--predictions", "p.jsonl", "--metrics", "eval.json", "--plots-dir", "plots",
-                     "--report", "report.md", "--params", str(repo_root / "params.yaml")], tmp_path)
+                     "--report", "report.md", "--headline", "headline.json", "--params",
+                     str(repo_root / "params.yaml")], tmp_path)
     assert result.exit_code == 1, result.output
     assert "validation.jsonl: no validation items to score" in result.output
     assert not (tmp_path / "eval.json").exists()

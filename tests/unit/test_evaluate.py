@@ -226,6 +226,8 @@ def test_plot_files_are_the_plots_dvc_yaml_declares(repo_root):
                            {"model": "finetuned", "actual": "A", "predicted": "A"}],
              "accuracy_by_type": [{"model": "base", "type": "cause", "accuracy": 0.5},
                                   {"model": "finetuned", "type": "cause", "accuracy": 1.0}],
+             "accuracy_by_source": [{"model": "base", "source": "enem", "accuracy": 0.5, "n": 2},
+                                    {"model": "finetuned", "source": "enem", "accuracy": 1.0, "n": 2}],
              "calibration": [{"model": "base/letter", "bin": 2, "confidence": 0.25, "accuracy": 0.0, "count": 1}]}
     files = ev.plot_files(plots)
     declared = [p for entry in yaml.safe_load((repo_root / "dvc.yaml").read_text())["plots"] for p in entry
@@ -233,6 +235,7 @@ def test_plot_files_are_the_plots_dvc_yaml_declares(repo_root):
     assert sorted(f"metrics/plots/{name}" for name in files) == sorted(declared)
     assert files["confusion_base.json"] == [plots["confusion"][0]]
     assert files["by_type_finetuned.json"] == [plots["accuracy_by_type"][1]]
+    assert files["by_source_base.json"] == [plots["accuracy_by_source"][0]]
     assert files["calibration.json"] == plots["calibration"]
 
 

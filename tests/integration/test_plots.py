@@ -1,0 +1,186 @@
+"""dvc.yaml's plot definitions, drawn by real `dvc` in a temp repo from files evaluate's own writers make,
+and the page `make plots` writes (scripts/plots.py): vega inlined, no CDN, so it opens offline.
+
+The specs dvc fills are drawn with vl-convert (the same vega-lite the page carries) into scenegraphs, so the
+checks are on marks: two loss lines on one chart, the calibration diagonal, n beside each bar.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import vl_convert
+import yaml
+
+from stages import evaluate as ev
+from stages import io
+from tests.unit.test_plots_data import P, RECORDS, predictions
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "plots.py"
+_spec = importlib.util.spec_from_file_location("plots_script", SCRIPT)
+plots_script = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(plots_script)
+VL = plots_script.vega_lite_version()  # the vega-lite the page carries draws the specs here too
+TRAIN_LOSS = [(10, 3.0), (20, 2.5), (30, 2.0)]
+EVAL_LOSS = [(15, 2.8), (30, 2.2)]
+
+
+@pytest.fixture
+def repo(tmp_path, repo_root) -> tuple[Path, dict]:
+    """A git+dvc repo holding only dvc.yaml's plots, the templates in .dvc/plots and small metric files."""
+    home = tmp_path / "home"
+    (home / "dvc-global").mkdir(parents=True)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DVC_", "GIT_"))},
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(home),
+           "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
+           "DVC_NO_ANALYTICS": "1", "DVC_GLOBAL_CONFIG_DIR": str(home / "dvc-global"),
+           "DVC_SYSTEM_CONFIG_DIR": str(home / "dvc-system"), "DVC_SITE_CACHE_DIR": str(home / "dvc-site"),
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    sh(["git", "init", "-q"], repo, env)
+    sh(["dvc", "init", "-q"], repo, env)
+    shutil.copytree(repo_root / ".dvc/plots", repo / ".dvc/plots")
+    plots = yaml.safe_load((repo_root / "dvc.yaml").read_text())["plots"]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}))
+    for name, rows in ev.plot_files(ev.plot_data(RECORDS, predictions(), P)).items():
+        io.write_json(repo / "metrics/plots" / name, rows)
+    live = repo / "metrics/train_live/plots/metrics"  # as DVCLive writes them (stages/train.py)
+    io.write_text(live / "loss.tsv", "step\tloss\n" + "".join(f"{s}\t{v}\n" for s, v in TRAIN_LOSS))
+    io.write_text(live / "eval/loss.tsv", "step\tloss\n" + "".join(f"{s}\t{v}\n" for s, v in EVAL_LOSS))
+    return repo, env
+
+
+def sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"{cmd}: {proc.stdout}{proc.stderr}"
+    return proc
+
+
+def marks(spec: dict) -> list[dict]:
+    """The mark groups of the spec drawn by vl-convert: [{marktype, name, items}] (axes, legends left out)."""
+    out = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("marktype") and node.get("role") == "mark":
+                out.append(node)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(vl_convert.vegalite_to_scenegraph(spec, vl_version=VL))
+    return out
+
+
+def legend_labels(spec: dict) -> set[str]:
+    out = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("role") == "legend-label":
+                out.update(item["text"] for item in node["items"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(vl_convert.vegalite_to_scenegraph(spec, vl_version=VL))
+    return out
+
+
+def test_plot_definitions_draw_both_losses_the_calibration_diagonal_and_n(repo):
+    repo, env = repo
+    shown = json.loads(sh(["dvc", "plots", "show", "--json"], repo, env).stdout)
+    assert shown.get("errors") is None, shown["errors"]
+    specs = {name: entries[0]["content"] for name, entries in shown["data"].items()}
+
+    # train and eval loss: one chart, one line each, against the global step
+    loss = specs["loss"]
+    assert loss["encoding"]["x"]["field"] == "step"
+    lines = [m for m in marks(loss) if m["marktype"] == "line"]
+    assert sorted(len(m["items"]) for m in lines) == sorted([len(EVAL_LOSS), len(TRAIN_LOSS)])
+    assert {"train", "eval"} <= legend_labels(loss)
+
+    # calibration: the y = x diagonal across the whole plot, and a line per model and mode
+    cal = specs["metrics/plots/calibration.json"]
+    rules = [item for m in marks(cal) if m["marktype"] == "rule" for item in m["items"]]
+    assert [{k: r[k] for k in ("x", "y", "x2", "y2")} for r in rules] == [
+        {"x": 0, "y": cal["height"], "x2": cal["width"], "y2": 0}]
+    assert {"base/letter", "finetuned/letter"} <= legend_labels(cal)
+
+    # accuracy by source (and by type): one bar per group, its n beside it
+    src = specs["metrics/plots/by_source_finetuned.json"]
+    assert sorted(item["text"] for m in marks(src) if m["marktype"] == "text" for item in m["items"]) == [
+        "n=1", "n=1", "n=2"]
+    assert sum(len(m["items"]) for m in marks(src) if m["marktype"] == "rect") == 3
+    by_type = specs["metrics/plots/by_type_base.json"]
+    assert sorted(item["text"] for m in marks(by_type) if m["marktype"] == "text" for item in m["items"]) == [
+        "n=2", "n=2"]
+
+
+def page_parts(html: str) -> tuple[list[str], list[str]]:
+    """(<script> opening tags, bodies of the scripts that are not dvc's per-plot vegaEmbed calls)."""
+    tags = re.findall(r"<script\b[^>]*>", html, flags=re.I)
+    bodies = [b for b in re.findall(r"<script\b[^>]*>(.*?)</script>", html, flags=re.S | re.I)
+              if "vegaEmbed('#" not in b]
+    return tags, bodies
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """The offline template, built once for this module by the function the script calls (~3 s)."""
+    return plots_script.ensure_template(tmp_path_factory.mktemp("dvc"))
+
+
+def seeded(repo: Path, template: Path) -> Path:
+    """Give the repo the template as the script caches it (.dvc/tmp/plots/, same name)."""
+    (repo / ".dvc/tmp/plots").mkdir(parents=True, exist_ok=True)
+    shutil.copy(template, repo / ".dvc/tmp/plots" / template.name)
+    return repo
+
+
+def test_make_plots_page_carries_vega_inline_and_loads_nothing(repo, template):
+    repo, env = repo
+    made = sh([sys.executable, str(SCRIPT), "--out", "out"], seeded(repo, template), env)
+    assert "bundling" not in made.stderr  # built once per vl-convert version, then reused
+    html = (repo / "out/index.html").read_text(encoding="utf-8")
+    tags, bodies = page_parts(html)
+    assert not [t for t in tags if "src" in t.lower()], tags  # no <script src=...>: nothing from a CDN
+    assert "cdn.jsdelivr" not in html and not re.search(r"""src\s*=\s*["']?https?:""", html)
+    assert len(bodies) == 1 and len(bodies[0]) > 500_000  # the libraries, inline
+    assert "window.vegaEmbed=" in bodies[0] and f'"{vl_convert.get_vega_version()}"' in bodies[0]
+    # every plot: loss, the 2 files of the DVCLive folder, 2 confusion, 2 by type, 2 by source, calibration
+    assert html.count("vegaEmbed('#") == 10
+
+    # the libraries parse and define vegaEmbed, which each plot's <div> calls (no browser here: node)
+    if shutil.which("node"):
+        probe = "globalThis.window=globalThis;(0,eval)(require('fs').readFileSync(0,'utf8'));" \
+                "process.stdout.write(typeof window.vegaEmbed)"
+        out = subprocess.run(["node", "-e", probe], input=bodies[0], capture_output=True, text=True, timeout=60)
+        assert out.stdout == "function", out.stderr
+
+
+def test_make_plots_diff_page_is_offline_too_and_draws_both_revisions(repo, template):
+    repo, env = repo
+    sh(["git", "add", "-A"], repo, env)
+    sh(["git", "commit", "-qm", "plots"], repo, env)
+    cal = repo / "metrics/plots/calibration.json"
+    io.write_json(cal, [{**row, "accuracy": 1.0} for row in json.loads(cal.read_text())])
+    sh([sys.executable, str(SCRIPT), "--diff", "HEAD", "--out", "out"], seeded(repo, template), env)
+    html = (repo / "out/index.html").read_text(encoding="utf-8")
+    tags, bodies = page_parts(html)
+    assert not [t for t in tags if "src" in t.lower()] and len(bodies) == 1
+    assert '"rev": "HEAD"' in html and '"rev": "workspace"' in html
