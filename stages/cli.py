@@ -14,10 +14,11 @@ import click
 
 from stages.clikit import die_with_parent
 
-# subcommand -> "module:object". dvc.yaml's stages call the first nine; the rest are for people.
+# subcommand -> "module:object". dvc.yaml's stages call the first ten; the rest are for people.
 COMMANDS = {
     "ingest": "stages.ingest:command",
     "extract": "stages.extract:command",
+    "exams": "stages.exams:command",
     "translate": "stages.translate:command",
     "synthesize": "stages.synthesize:command",
     "clean": "stages.clean:command",
