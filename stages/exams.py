@@ -174,7 +174,10 @@ def exam_lines(pages: list[dict], p) -> list[tuple[int, str]]:
             line = " ".join(raw.split())
             if not line:
                 out.append((page["page"], ""))
-            elif not is_marginal(line, repeated, p) and \
+            elif is_marginal(line, repeated, p):
+                continue
+            # mostly symbols: OCR noise, unless it opens a question or an alternative ("(A) 3/8.")
+            elif EXAM_UNIT.match(line) or \
                     sum(c.isalnum() for c in line) >= p.junk_min_alnum_share * len(line.replace(" ", "")):
                 out.append((page["page"], line))
     return out
@@ -198,6 +201,12 @@ def _join(paragraphs: list[list[str]]) -> str:
 def parse_questions(lines: list[tuple[int, str]], subjects: dict[str, str]) -> list[dict]:
     """Questions in order: ``{number, page, question, options: [texts], subject}``."""
     headings = {_norm(h): s for h, s in subjects.items()}
+    merged: list[tuple[int, str]] = []
+    for page, line in lines:  # a heading wrapped over two lines of a narrow column is one heading
+        if merged and merged[-1][1] and line and _norm(f"{merged[-1][1]} {line}") in headings:
+            merged[-1] = (merged[-1][0], f"{merged[-1][1]} {line}")
+        else:
+            merged.append((page, line))
     questions: list[dict] = []
     cur: dict | None = None
     subject = None
@@ -207,7 +216,7 @@ def parse_questions(lines: list[tuple[int, str]], subjects: dict[str, str]) -> l
             questions.append({"number": cur["number"], "page": cur["page"], "subject": cur["subject"],
                               "question": _join(cur["stem"]), "options": [_join(o) for o in cur["options"]]})
 
-    for page, line in lines:
+    for page, line in merged:
         target = None if cur is None else (cur["options"][-1] if cur["options"] else cur["stem"])
         if not line:
             if target is not None and target[-1]:
