@@ -253,3 +253,17 @@ def test_the_sample_generator_reproduces_the_committed_pdfs(repo_root, tmp_path)
 
     for path in build(tmp_path):
         assert path.read_bytes() == (repo_root / "data/raw/exams" / path.name).read_bytes(), path.name
+
+
+def test_a_one_column_born_digital_exam_reads_as_is(tmp_path):
+    """The column reader finds no gutter on a one-column page and keeps pdfium's order."""
+    text_pdf(tmp_path / "simulado.pdf", [
+        "SIMULADO DE FÍSICA\n\n01. Um corpo em queda livre, perto da superfície da Terra, tem aceleração de cerca de\n"
+        "A) 1 m/s²\nB) 5 m/s²\nC) 10 m/s²\nD) 50 m/s²\n\n"
+        "02. A unidade de força no Sistema Internacional é o\nA) joule\nB) watt\nC) pascal\nD) newton"])
+    (tmp_path / "simulado.gabarito.csv").write_text("questao;resposta\n1;C\n2;D\n", encoding="utf-8")
+    items, report = read_exam(tmp_path / "simulado.pdf", tmp_path / "simulado.gabarito.csv", ExamsParams())
+    assert [(i["id"], i["question"], i["answers"], i["label"]) for i in items] == [
+        ("simulado-q01", "Um corpo em queda livre, perto da superfície da Terra, tem aceleração de cerca de",
+         ["1 m/s²", "5 m/s²", "10 m/s²", "50 m/s²"], 2),
+        ("simulado-q02", "A unidade de força no Sistema Internacional é o", ["joule", "watt", "pascal", "newton"], 3)]
