@@ -118,7 +118,8 @@ def parse_key_text(pages: list[dict], name: str, annulled_marks: list[str]) -> d
     if not key:
         raise InputError(f"{name}: no answer found: expected pairs of a question number and a letter "
                          "(\"01 C\", \"1 - C\", \"01 | ANULADA\"). Is it the answer key? A scan too poor "
-                         f"to read? Or write the key as a CSV ({name.rsplit('.', 1)[0]}.csv, columns questao,resposta).")
+                         f"to read? Or write the key as a CSV ({name.rsplit('.', 1)[0]}.csv, "
+                         "columns questao,resposta).")
     return key
 
 
