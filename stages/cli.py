@@ -19,6 +19,7 @@ COMMANDS = {
     "ingest": "stages.ingest:command",
     "mcq": "stages.mcq:command",
     "extract": "stages.extract:command",
+    "exams": "stages.exams:command",
     "translate": "stages.translate:command",
     "synthesize": "stages.synthesize:command",
     "clean": "stages.clean:command",

@@ -153,6 +153,45 @@ class ExtractParams(Section):
     junk_min_alnum_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
+# --- exams: exam PDFs and their answer keys --------------------------------------------------------
+class ExamPDFParams(ExtractParams):
+    """Reading an exam PDF: extract's knobs, with tesseract's automatic page segmentation, which finds
+    the columns of a scanned two-column booklet (``--psm 6`` reads one block and interleaves them)."""
+
+    tesseract_config: str = "--psm 3"
+
+
+ENEM_AREAS = {
+    "LINGUAGENS, CÓDIGOS E SUAS TECNOLOGIAS": "linguagens",
+    "CIÊNCIAS HUMANAS E SUAS TECNOLOGIAS": "ciencias_humanas",
+    "CIÊNCIAS DA NATUREZA E SUAS TECNOLOGIAS": "ciencias_natureza",
+    "MATEMÁTICA E SUAS TECNOLOGIAS": "matematica",
+}
+FIGURE_WORDS = ["figura", "figuras", "gráfico", "gráficos", "imagem", "imagens", "charge", "tirinha",
+                "tirinhas", "mapa", "mapas", "infográfico", "ilustração", "fotografia", "esquema",
+                "tabela abaixo", "tabela a seguir", "quadro abaixo", "quadro a seguir"]
+
+
+class ExamsParams(Section):
+    language: Literal["pt", "en"] = "pt"
+    # items are split by a seeded hash of their id (stages.items.hash_split): an item keeps its split
+    # when questions or exams are added
+    seed: int = 0
+    validation_share: float = Field(default=0.2, ge=0.0, le=1.0)
+    # a question whose text names one of these words (whole words, case ignored) refers to a picture the
+    # text layer does not carry: flagged needs_figure, and left out unless include_figure_questions
+    include_figure_questions: bool = False
+    figure_words: list[str] = Field(default_factory=lambda: list(FIGURE_WORDS))
+    # an answer-key entry that is one of these (case ignored) marks the question annulled: skipped
+    annulled_marks: list[str] = Field(default_factory=lambda: ["ANULADA", "ANULADO", "*", "X"])
+    # a line that is exactly one of these headings (case and spacing ignored) sets the subject of the
+    # questions after it
+    subjects: dict[str, str] = Field(default_factory=lambda: dict(ENEM_AREAS))
+    # read born-digital two-column pages column by column (stages.extract.column_text)
+    columns: bool = True
+    pdf: ExamPDFParams = Field(default_factory=ExamPDFParams)
+
+
 # --- LLM calls (shared by translate and synthesize) -----------------------------------------------
 class LLMParams(Section):
     model: str = "gpt-4o-mini"
@@ -481,6 +520,7 @@ SECTIONS: dict[str, type[Section]] = {
     "ingest": IngestParams,
     "mcq": MCQParams,
     "extract": ExtractParams,
+    "exams": ExamsParams,
     "translate": TranslateParams,
     "synthesize": SynthesizeParams,
     "clean": CleanParams,

@@ -62,9 +62,11 @@ def _key(line: str) -> str:
     return re.sub(r"\d+", "#", " ".join(line.split()))
 
 
-def repeated_lines(pages: list[str], p: ExtractParams | None = None) -> set[str]:
+def repeated_lines(pages: list[str], p: ExtractParams | None = None, *, never: re.Pattern = STARTS_UNIT) -> set[str]:
     """Keys of lines among the ``p.header_lines`` at the top or bottom of at least
-    ``p.header_min_share`` of the pages (two at least)."""
+    ``p.header_min_share`` of the pages (two at least). A line ``never`` matches is never a running
+    header: an article here, a question or an alternative in an exam ("QUESTÃO 07" atop every page
+    reads as "questão #", like a page header)."""
     p = p or ExtractParams()
     edge = p.header_lines
     if len(pages) < 2 or edge == 0:
@@ -73,7 +75,7 @@ def repeated_lines(pages: list[str], p: ExtractParams | None = None) -> set[str]
     for i, text in enumerate(pages):
         lines = [ln for ln in text.splitlines() if ln.strip()]
         for ln in lines[:edge] + lines[-edge:]:
-            if STARTS_UNIT.match(ln.strip()):  # an article is never a running header
+            if never.match(ln.strip()):  # an article is never a running header
                 continue
             key = _key(ln)
             for gkey, members in groups:
@@ -90,6 +92,12 @@ def repeated_lines(pages: list[str], p: ExtractParams | None = None) -> set[str]
 def _is_repeated(line: str, keys: set[str], similarity: float) -> bool:
     key = _key(line)
     return key in keys or any(difflib.SequenceMatcher(None, key, k).ratio() >= similarity for k in keys)
+
+
+def is_marginal(line: str, repeated: set[str], p: ExtractParams | None = None) -> bool:
+    """A page number, or a running header/footer among ``repeated`` (from :func:`repeated_lines`)."""
+    p = p or ExtractParams()
+    return bool(PAGE_NUMBER.match(line)) or bool(repeated and _is_repeated(line, repeated, p.header_similarity))
 
 
 def clean_page(text: str, repeated: set[str], p: ExtractParams | None = None) -> str:
@@ -112,7 +120,7 @@ def clean_page(text: str, repeated: set[str], p: ExtractParams | None = None) ->
         line = re.sub(r"[ \t]+", " ", line).strip()
         if not line:  # nothing but junk
             continue
-        if PAGE_NUMBER.match(line) or (repeated and _is_repeated(line, repeated, p.header_similarity)):
+        if is_marginal(line, repeated, p):
             continue
         letters = sum(c.isalnum() for c in line)
         if letters < p.junk_min_alnum_share * len(line.replace(" ", "")):  # mostly symbols: OCR noise

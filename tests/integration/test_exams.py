@@ -1,0 +1,269 @@
+"""`gabarito exams` on exam PDFs the tests generate: a two-column born-digital booklet, a scanned
+vestibular read by real tesseract, answer keys as PDF and CSV, and the bundled ENEM-style sample."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+import yaml
+
+from stages.exams import read_exam
+from stages.params import ExamsParams
+from tests.cli_runner import invoke
+from tests.examgen import key_pdf, two_column_pdf
+from tests.pdfgen import scanned_pdf, text_pdf
+
+needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
+
+HEADER = "EXAME NACIONAL DE TESTE 2025 – 1º DIA – CADERNO AZUL"
+FOOTER = "Página {page} de {pages}"
+
+P1_LEFT = """CIÊNCIAS HUMANAS E SUAS TECNOLOGIAS
+QUESTÃO 01
+A vila cresceu à beira do rio porque a água trazia os barcos, e os barcos traziam o sal, o tecido e as notícias de longe.
+
+Segundo o texto, a vila cresceu à beira do rio por causa
+(A) da pesca abundante.
+(B) do transporte fluvial.
+(C) das terras férteis.
+(D) do clima ameno.
+(E) da defesa militar.
+
+QUESTÃO 02
+Observe a charge publicada em um jornal de 1920.
+
+A crítica da charge dirige-se
+(A) ao voto de cabresto.
+(B) à imigração.
+(C) à industrialização.
+(D) ao café.
+(E) à urbanização."""
+
+P1_RIGHT = """QUESTÃO 03
+Qual era o principal produto de exportação do Brasil no século XIX?
+(A) Ouro.
+(B) Açúcar.
+(C) Café.
+(D) Borracha.
+(E) Algodão.
+
+QUESTÃO 04
+Uma cooperativa de agricultores decidiu dividir a colheita igualmente entre as famílias associadas.
+Essa decisão expressa o princípio da
+(A) concorrência.
+(B) hierarquia.
+(C) especialização."""
+
+P2_LEFT = """(D) solidariedade.
+(E) propriedade.
+
+QUESTÃO 05
+O sertão nordestino tem clima
+(A) equatorial.
+(B) semiárido.
+(C) temperado.
+(D) polar.
+(E) subtropical.
+
+MATEMÁTICA E SUAS TECNOLOGIAS
+QUESTÃO 06
+Quanto é 7 x 8?
+(A) 54
+(B) 56
+(C) 58
+(D) 64"""
+
+P2_RIGHT = """QUESTÃO 07
+Uma caixa tem 12 lápis e outra tem o dobro. Quantos lápis há nas duas caixas jun-
+tas?
+(A) 24
+(B) 36
+(C) 48
+(D) 30
+(E) 18"""
+
+KEY = [(1, "B"), (2, "A"), (3, "ANULADA"), (4, "D"), (6, "E"), (7, "B")]
+
+
+def make_enem(folder):
+    two_column_pdf(folder / "enem_teste.pdf", [(P1_LEFT, P1_RIGHT), (P2_LEFT, P2_RIGHT)],
+                   title="EXAME NACIONAL DE TESTE", header=HEADER, footer=FOOTER)
+    key_pdf(folder / "enem_teste.gabarito.pdf", KEY, title="GABARITO – CADERNO 1 – AZUL", cell="{n:02d} | {a}")
+
+
+def test_two_column_exam_joins_its_key_pdf(tmp_path):
+    make_enem(tmp_path)
+    items, report = read_exam(tmp_path / "enem_teste.pdf", tmp_path / "enem_teste.gabarito.pdf", ExamsParams())
+    assert [(i["id"], i["page"], i["label"], i.get("subject")) for i in items] == [
+        ("enem_teste-q01", 1, 1, "ciencias_humanas"), ("enem_teste-q04", 1, 3, "ciencias_humanas"),
+        ("enem_teste-q07", 2, 1, "matematica")]
+    q1, q4, q7 = items
+    assert q1["question"] == ("A vila cresceu à beira do rio porque a água trazia os barcos, e os barcos traziam o "
+                              "sal, o tecido e as notícias de longe.\nSegundo o texto, a vila cresceu à beira do "
+                              "rio por causa")
+    assert q1["answers"] == ["da pesca abundante.", "do transporte fluvial.", "das terras férteis.",
+                             "do clima ameno.", "da defesa militar."]
+    # split across the page break: its last two alternatives are on page 2
+    assert q4["answers"] == ["concorrência.", "hierarquia.", "especialização.", "solidariedade.", "propriedade."]
+    assert q7["question"] == "Uma caixa tem 12 lápis e outra tem o dobro. Quantos lápis há nas duas caixas juntas?"
+    assert q7["answers"] == ["24", "36", "48", "30", "18"]
+    assert {(i["source"], i["doc"], i["language"], i["context"], i["question_type"], i["needs_figure"])
+            for i in items} == {("enem_teste", "enem_teste.pdf", "pt", "", "exam", False)}
+    assert report == {
+        "doc": "enem_teste.pdf", "key": "enem_teste.gabarito.pdf", "pages": 2, "pages_ocr": 0,
+        "found": 7, "joined": 3, "key_without_question": [],
+        "skipped": {"annulled": {"count": 1, "questions": [3]},
+                    "key letter outside the alternatives found": {"count": 1, "questions": [6]},
+                    "needs figure": {"count": 1, "questions": [2]},
+                    "no answer in key": {"count": 1, "questions": [5]}}}
+
+
+def test_pdfium_stream_order_interleaves_the_columns(tmp_path):
+    """Without the column reader, the booklet (drawn row by row) reads as halves of lines side by side."""
+    make_enem(tmp_path)
+    _, report = read_exam(tmp_path / "enem_teste.pdf", tmp_path / "enem_teste.gabarito.pdf",
+                          ExamsParams(columns=False))
+    assert (report["found"], report["joined"], report["key_without_question"]) == (3, 1, [3, 4, 7])
+
+
+def test_figure_questions_are_kept_when_asked(tmp_path):
+    make_enem(tmp_path)
+    items, report = read_exam(tmp_path / "enem_teste.pdf", tmp_path / "enem_teste.gabarito.pdf",
+                              ExamsParams(include_figure_questions=True))
+    q2 = [i for i in items if i["id"] == "enem_teste-q02"]
+    assert [(i["needs_figure"], i["label"], i["question"]) for i in q2] == [
+        (True, 0, "Observe a charge publicada em um jornal de 1920.\nA crítica da charge dirige-se")]
+    assert "needs figure" not in report["skipped"] and report["joined"] == 4
+
+
+VESTIBULAR = """UNIVERSIDADE DO VALE – VESTIBULAR 2025
+
+1. Qual é o maior planeta do Sistema Solar?
+a) Marte
+b) Júpiter
+c) Saturno
+d) Terra
+
+2. A capital do estado de Minas Gerais é
+a) Uberlândia
+b) Juiz de Fora
+c) Belo Horizonte
+d) Ouro Preto
+
+3. Quantos lados tem um hexágono?
+a) cinco
+b) seis
+c) sete
+d) oito
+"""
+
+
+@needs_tesseract
+def test_scanned_vestibular_is_read_by_ocr_and_joined_with_a_csv_key(tmp_path):
+    scanned_pdf(tmp_path / "vestibular.pdf", [VESTIBULAR], footer="Página {page} de {pages}")
+    (tmp_path / "vestibular.gabarito.csv").write_text("questao,resposta\n1,B\n2,C\n3,*\n", encoding="utf-8")
+    items, report = read_exam(tmp_path / "vestibular.pdf", tmp_path / "vestibular.gabarito.csv", ExamsParams())
+    assert [(i["id"], i["question"], i["answers"], i["label"], i["page"]) for i in items] == [
+        ("vestibular-q01", "Qual é o maior planeta do Sistema Solar?", ["Marte", "Júpiter", "Saturno", "Terra"], 1, 1),
+        ("vestibular-q02", "A capital do estado de Minas Gerais é",
+         ["Uberlândia", "Juiz de Fora", "Belo Horizonte", "Ouro Preto"], 2, 1)]
+    assert (report["pages_ocr"], report["found"], report["joined"], report["skipped"]) == (
+        1, 3, 2, {"annulled": {"count": 1, "questions": [3]}})
+
+
+def test_the_command_writes_items_and_the_report_and_logs_each_exam(tmp_path, repo_root):
+    make_enem(tmp_path / "exams")
+    result = invoke(["exams", "--exam-dir", "exams", "--out", "out/items.jsonl", "--report", "out/exams.json",
+                     "--params", str(repo_root / "params.yaml")], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert ("[gabarito] exams: enem_teste.pdf: 7 found, 3 joined; skipped: annulled 1 (q03); key letter outside "
+            "the alternatives found 1 (q06); needs figure 1 (q02); no answer in key 1 (q05)") in result.output
+    lines = (tmp_path / "out/items.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x)["id"] for x in lines] == ["enem_teste-q01", "enem_teste-q04", "enem_teste-q07"]
+    metrics = json.loads((tmp_path / "out/exams.json").read_text(encoding="utf-8"))
+    assert (metrics["exams"], metrics["found"], metrics["joined"]) == (1, 7, 3)
+    assert metrics["skipped"] == {"annulled": 1, "key letter outside the alternatives found": 1, "needs figure": 1,
+                                  "no answer in key": 1}
+    first = (tmp_path / "out/items.jsonl").read_bytes()
+    assert invoke(["exams", "--exam-dir", "exams", "--out", "out/items.jsonl", "--report", "out/exams.json",
+                   "--params", str(repo_root / "params.yaml")], cwd=tmp_path).exit_code == 0
+    assert (tmp_path / "out/items.jsonl").read_bytes() == first
+
+
+def _run(tmp_path, repo_root):
+    return invoke(["exams", "--exam-dir", "exams", "--out", "items.jsonl", "--report", "exams.json",
+                   "--params", str(repo_root / "params.yaml")], cwd=tmp_path)
+
+
+def test_an_exam_without_its_key_is_an_error_naming_the_key_expected(tmp_path, repo_root):
+    text_pdf(tmp_path / "exams" / "prova.pdf", ["QUESTÃO 01\nQuanto é 2 + 2?\n(A) 3\n(B) 4"])
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1
+    assert "prova.pdf: no answer key. Put it beside the exam as prova.gabarito.pdf" in result.output
+    assert "or prova.gabarito.csv (columns questao,resposta)" in result.output
+    assert not (tmp_path / "items.jsonl").exists()
+
+
+def test_a_key_without_its_exam_is_an_error(tmp_path, repo_root):
+    (tmp_path / "exams").mkdir()
+    (tmp_path / "exams" / "prova.gabarito.csv").write_text("questao,resposta\n1,A\n", encoding="utf-8")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1 and "an answer key without its exam: expected prova.pdf beside it" in result.output
+
+
+def test_a_pdf_with_text_but_no_questions_fails_loudly(tmp_path, repo_root):
+    text_pdf(tmp_path / "exams" / "ata.pdf", ["Ata da reunião do conselho, realizada em março, com a presença de "
+                                              "todos os membros, que aprovaram o calendário."])
+    (tmp_path / "exams" / "ata.gabarito.csv").write_text("questao,resposta\n1,A\n", encoding="utf-8")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1 and "ata.pdf: no numbered question found in 1 page(s) of text" in result.output
+
+
+def test_a_bad_csv_key_row_names_the_file_and_line(tmp_path, repo_root):
+    make_enem(tmp_path / "exams")
+    (tmp_path / "exams" / "enem_teste.gabarito.pdf").unlink()
+    (tmp_path / "exams" / "enem_teste.gabarito.csv").write_text("questao,resposta\n1,B\n2,Z\n", encoding="utf-8")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1
+    assert "enem_teste.gabarito.csv:3: resposta 'Z' is neither a letter A-J nor an annulled mark" in result.output
+
+
+def test_the_bundled_sample_is_read_in_seconds_and_matches_its_source(repo_root):
+    start = time.monotonic()
+    items, report = read_exam(repo_root / "data/raw/exams/amostra_enem.pdf",
+                              repo_root / "data/raw/exams/amostra_enem.gabarito.pdf", ExamsParams())
+    assert time.monotonic() - start < 10  # born-digital: no OCR
+    assert report["pages_ocr"] == 0 and report["key_without_question"] == []
+    assert (report["found"], report["joined"]) == (34, 31)
+    assert report["skipped"] == {"annulled": {"count": 1, "questions": [19]},
+                                 "needs figure": {"count": 2, "questions": [8, 26]}}
+    source = yaml.safe_load((repo_root / "scripts/exam_sample.yaml").read_text(encoding="utf-8"))
+    questions = [(q, sec["heading"]) for sec in source["sections"] for q in sec["questions"]]
+    expected = [(f"amostra_enem-q{n:02d}", "\n".join(" ".join(par.split()) for par in q["text"].split("\n\n")),
+                 [str(o) for o in q["options"]], "ABCDE".index(q["answer"]), ExamsParams().subjects[heading])
+                for n, (q, heading) in enumerate(questions, 1) if n not in (8, 19, 26)]
+    assert [(i["id"], i["question"], i["answers"], i["label"], i["subject"]) for i in items] == expected
+
+
+def test_the_sample_generator_reproduces_the_committed_pdfs(repo_root, tmp_path):
+    from scripts.make_exam_sample import build
+
+    for path in build(tmp_path):
+        assert path.read_bytes() == (repo_root / "data/raw/exams" / path.name).read_bytes(), path.name
+
+
+def test_a_one_column_born_digital_exam_reads_as_is(tmp_path):
+    """The column reader finds no gutter on a one-column page and keeps pdfium's order."""
+    text_pdf(tmp_path / "simulado.pdf", [
+        "SIMULADO DE FÍSICA\n\n01. Um corpo em queda livre, perto da superfície da Terra, tem aceleração de cerca de\n"
+        "A) 1 m/s²\nB) 5 m/s²\nC) 10 m/s²\nD) 50 m/s²\n\n"
+        "02. A unidade de força no Sistema Internacional é o\nA) joule\nB) watt\nC) pascal\nD) newton"])
+    (tmp_path / "simulado.gabarito.csv").write_text("questao;resposta\n1;C\n2;D\n", encoding="utf-8")
+    items, report = read_exam(tmp_path / "simulado.pdf", tmp_path / "simulado.gabarito.csv", ExamsParams())
+    assert [(i["id"], i["question"], i["answers"], i["label"]) for i in items] == [
+        ("simulado-q01", "Um corpo em queda livre, perto da superfície da Terra, tem aceleração de cerca de",
+         ["1 m/s²", "5 m/s²", "10 m/s²", "50 m/s²"], 2),
+        ("simulado-q02", "A unidade de força no Sistema Internacional é o", ["joule", "watt", "pascal", "newton"], 3)]

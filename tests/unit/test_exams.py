@@ -1,0 +1,130 @@
+"""stages/exams.py's plain functions: answer keys, question parsing, figure words, pairing, joining."""
+
+from __future__ import annotations
+
+import pytest
+
+from stages.exams import (ANNULLED, exam_lines, figure_pattern, join_exam, pair_files, parse_key_csv,
+                          parse_key_text, parse_questions)
+from stages.io import InputError
+from stages.params import ExamsParams
+
+MARKS = ["ANULADA", "ANULADO", "*", "X"]
+
+
+def _pages(*texts):
+    return [{"page": i, "text": t} for i, t in enumerate(texts, 1)]
+
+
+def test_key_pairs_in_every_common_layout():
+    text = ("GABARITO – CADERNO 1 – AZUL – 2025 (questões 1 a 45)\n"
+            "01 C   02 A   03 ANULADA   04 E\n"
+            "5 - B  6 – D  7. A  8: *\n"
+            "09 | x | 10 | J\n"
+            "11) Anulado")
+    assert parse_key_text(_pages(text), "k.pdf", MARKS) == {
+        1: "C", 2: "A", 3: ANNULLED, 4: "E", 5: "B", 6: "D", 7: "A", 8: ANNULLED, 9: ANNULLED, 10: "J", 11: ANNULLED}
+
+
+def test_a_key_number_with_two_answers_and_a_key_with_none_are_errors():
+    with pytest.raises(InputError, match=r"k.pdf page 2: question 4 has two answers \(C, D\)"):
+        parse_key_text(_pages("04 C", "04 D"), "k.pdf", MARKS)
+    with pytest.raises(InputError, match="k.pdf: no answer found"):
+        parse_key_text(_pages("Resultado final do concurso"), "k.pdf", MARKS)
+
+
+def test_csv_key_comma_or_semicolon_and_annulled_marks():
+    assert parse_key_csv("questao,resposta\n1,b\n2,ANULADA\n\n3,X\n", "k.csv", MARKS) == {1: "B", 2: ANNULLED, 3: ANNULLED}
+    assert parse_key_csv("\ufeffQuestao;Resposta\n01;E\n", "k.csv", MARKS) == {1: "E"}
+    with pytest.raises(InputError, match="k.csv:1: expected the columns questao,resposta; got numero,letra"):
+        parse_key_csv("numero,letra\n1,A\n", "k.csv", MARKS)
+    with pytest.raises(InputError, match="k.csv:2: questao 'um' is not a question number"):
+        parse_key_csv("questao,resposta\num,A\n", "k.csv", MARKS)
+
+
+def test_questions_numbered_in_every_style_with_alternatives_in_letter_order():
+    lines = [(1, x) for x in [
+        "Leia as instruções antes de começar.",        # before the first question: not a question
+        "Questão 1", "Quanto é 1 + 1?", "a) 1", "b) 2",
+        "2. Quais são verdadeiras?", "1. O Sol é uma estrela.",  # not question 3: a list in the stem
+        "A. só a primeira", "B. nenhuma", "C. todas",
+        "QUESTÃO Nº 7 – Escolha a cor do céu:", "(A) azul", "(C) verde", "(B) cinza",  # (C) out of order
+        "07) não é a questão 8"]]
+    assert parse_questions(lines, {}) == [
+        {"number": 1, "page": 1, "subject": None, "question": "Quanto é 1 + 1?", "options": ["1", "2"]},
+        {"number": 2, "page": 1, "subject": None, "question": "Quais são verdadeiras? 1. O Sol é uma estrela.",
+         "options": ["só a primeira", "nenhuma", "todas"]},
+        {"number": 7, "page": 1, "subject": None, "question": "Escolha a cor do céu:",
+         "options": ["azul (C) verde", "cinza 07) não é a questão 8"]}]
+
+
+def test_ten_alternatives_at_most_and_a_question_across_pages_keeps_its_first_page():
+    lines = [(3, "QUESTÃO 05"), (3, "Escolha."), *[(3 if k < 6 else 4, f"({c}) op{c}") for k, c in enumerate("ABCDEFGHIJ")],
+             (4, "(K) continua a J")]
+    (q,) = parse_questions(lines, {})
+    assert (q["page"], len(q["options"]), q["options"][-1]) == (3, 10, "opJ (K) continua a J")
+
+
+def test_paragraph_gaps_hyphens_and_headings_that_wrap():
+    lines = [(1, "CIÊNCIAS DA NATUREZA E"), (1, "SUAS TECNOLOGIAS"), (1, "QUESTÃO 01"), (1, "Um texto que se"),
+             (1, "divide em li-"), (1, "nhas."), (1, ""), (1, "Qual é a pergunta?"), (1, "(A) esta"), (1, "(B) aquela")]
+    (q,) = parse_questions(lines, {"Ciências da Natureza e suas Tecnologias": "natureza"})
+    assert (q["question"], q["subject"]) == ("Um texto que se divide em linhas.\nQual é a pergunta?", "natureza")
+
+
+def test_running_headers_go_but_a_question_number_atop_every_page_stays():
+    stems = {1: "Quanto vale a razão?", 2: "Qual é a cor do céu?", 3: "Onde nasce o rio?"}
+    pages = _pages(*[f"PROVA DE TESTE 2025 – CADERNO {n}\nQUESTÃO 0{n}\n{stems[n]}\n(A) 3/8.\n(B) x\n{n}"
+                     for n in (1, 2, 3)])
+    lines = exam_lines(pages, ExamsParams().pdf)
+    assert [x for _, x in lines][:5] == ["QUESTÃO 01", "Quanto vale a razão?", "(A) 3/8.", "(B) x", "QUESTÃO 02"]
+    assert len(lines) == 12
+
+
+def test_figure_words_are_whole_words_or_phrases():
+    figure = figure_pattern(ExamsParams().figure_words)
+    assert figure.search("Observe o GRÁFICO abaixo")
+    assert figure.search("de acordo com a tabela\na seguir")
+    assert not figure.search("em sentido figurado, a palavra")
+    assert not figure.search("a tabela de preços")
+
+
+def _q(number, options=("a", "b", "c", "d", "e"), question="Qual?"):
+    return {"number": number, "page": 1, "subject": None, "question": question, "options": list(options)}
+
+
+def test_join_skips_each_question_under_its_reason():
+    questions = [_q(1), _q(2), _q(3, options=("a", "b", "c", "d")), _q(4, question="Veja a figura."), _q(5),
+                 _q(6, options=("a",)), _q(7, options=("a", "", "c")), _q(1)]
+    key = {1: "A", 3: "E", 4: "B", 5: ANNULLED, 6: "A", 7: "C", 9: "D"}
+    items, report = join_exam(questions, key, exam="p", doc="p.pdf", p=ExamsParams())
+    assert [(i["id"], i["label"]) for i in items] == [("p-q01", 0)]
+    assert report == {"found": 8, "joined": 1, "key_without_question": [9], "skipped": {
+        "annulled": {"count": 1, "questions": [5]},
+        "empty question or alternative (a picture?)": {"count": 1, "questions": [7]},
+        "fewer than 2 alternatives found": {"count": 1, "questions": [6]},
+        "key letter outside the alternatives found": {"count": 1, "questions": [3]},
+        "needs figure": {"count": 1, "questions": [4]},
+        "no answer in key": {"count": 1, "questions": [2]},
+        "number found twice": {"count": 1, "questions": [1]}}}
+
+
+def test_splits_follow_the_seeded_hash_of_the_id():
+    from stages.items import hash_split
+
+    questions = [_q(n) for n in range(1, 41)]
+    p = ExamsParams(validation_share=0.5, seed=3)
+    items, _ = join_exam(questions, {n: "B" for n in range(1, 41)}, exam="p", doc="p.pdf", p=p)
+    assert [i["split"] for i in items] == [hash_split(f"p-q{n:02d}", seed=3, validation_share=0.5) for n in range(1, 41)]
+    assert 10 < sum(i["split"] == "validation" for i in items) < 30
+
+
+def test_pairing_by_name(tmp_path):
+    for name in ("a.pdf", "a.gabarito.pdf", "b.pdf", "b.gabarito.csv", "notas.txt"):
+        (tmp_path / name).write_bytes(b"")
+    pairs, other = pair_files(tmp_path)
+    assert [(e.name, k.name) for e, k in pairs] == [("a.pdf", "a.gabarito.pdf"), ("b.pdf", "b.gabarito.csv")]
+    assert other == ["notas.txt"]
+    (tmp_path / "a.gabarito.csv").write_bytes(b"")
+    with pytest.raises(InputError, match=r"a.pdf: two answer keys \(a.gabarito.pdf, a.gabarito.csv\); keep one"):
+        pair_files(tmp_path)
