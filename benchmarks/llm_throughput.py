@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--sequential-items", type=int, default=40)
     ap.add_argument("--ledger-size", type=int, default=35600)
     args = ap.parse_args()
-    template = (ROOT / "prompts/translate.v1.txt").read_text(encoding="utf-8")
+    template = (ROOT / "prompts/translate.v2.txt").read_text(encoding="utf-8")
 
     queue = mp.Queue()
     proc = mp.Process(target=serve, args=(args.latency, queue), daemon=True)

@@ -4,7 +4,8 @@
         --base models/base --prompts prompts/chat.v1.yaml --out-dir data/processed
 
 Each example becomes ``messages`` (system in Portuguese, user with context/question/options,
-assistant ``Alternativa X``) plus ``prompt`` and ``completion`` strings cut from the rendered
+assistant ``Alternativa X``; an item with n options is lettered with the first n of
+``format.letters``, and an item without a passage shows no context line) plus ``prompt`` and ``completion`` strings cut from the rendered
 template: the prompt ends where the assistant's answer starts, so training puts the loss on the
 completion only (answer + EOS) and evaluation uses the very same prompt. The same messages are also
 exported in OpenAI's chat fine-tuning JSONL.
@@ -20,9 +21,14 @@ import yaml
 from stages import io
 from stages.clikit import log, params_option, require_output, user_errors
 from stages.io import InputError
+from stages.items import option_letters
 from stages.params import load_section
 
 PROMPT_KEYS = ("system_mcq", "user_mcq", "system_open", "user_open")
+# keys of a multiple-choice record that travel into data/processed: evaluation re-renders the question
+# with its options permuted, and reports per type, source, language and option count
+MCQ_KEYS = ("context", "question", "answers", "label", "question_type", "none_correct", "source", "language",
+            "subject", "doc", "page")
 
 
 def load_prompts(path: str | Path) -> dict[str, str]:
@@ -34,9 +40,20 @@ def load_prompts(path: str | Path) -> dict[str, str]:
     return {k: data[k] for k in PROMPT_KEYS}
 
 
+def mcq_user(template: str, *, context: str, question: str, options: str) -> str:
+    """The user turn. An item without a passage (context "") shows no context block: the template's
+    lines holding ``{context}`` are left out, rather than "Contexto: " followed by nothing."""
+    if not context:
+        template = "\n".join(line for line in template.split("\n") if "{context}" not in line)
+    return template.format(context=context, question=question, options=options)
+
+
 def mcq_messages(rec: dict, prompts: dict[str, str], letters: list[str], answer_prefix: str) -> list[dict]:
+    """System, user and assistant turns of a multiple-choice item. ``letters``: ``format.letters`` (the
+    alphabet); an item with n answers is lettered with its first n (``items.option_letters``)."""
+    letters = option_letters(len(rec["answers"]), letters)
     options = "\n".join(f"{letter}) {answer}" for letter, answer in zip(letters, rec["answers"]))
-    user = prompts["user_mcq"].format(context=rec["context"], question=rec["question"], options=options)
+    user = mcq_user(prompts["user_mcq"], context=rec["context"], question=rec["question"], options=options)
     return [{"role": "system", "content": prompts["system_mcq"]},
             {"role": "user", "content": user},
             {"role": "assistant", "content": f"{answer_prefix} {letters[rec['label']]}"}]
@@ -80,8 +97,7 @@ def format_records(records: list[dict], tokenizer, prompts: dict[str, str], *, l
                 "completion": completion}
         if rec["kind"] == "mcq":
             # the parts of the question travel too, so evaluation can re-render it with options permuted
-            item.update({k: rec[k] for k in ("context", "question", "answers", "label", "question_type",
-                                             "none_correct") if k in rec})
+            item.update({k: rec[k] for k in MCQ_KEYS if k in rec})
         else:
             item["reference"] = rec["answer"]
         out.append(item)

@@ -1,12 +1,14 @@
 """Normalize, validate, de-duplicate and leak-check every record before it can reach training.
 
-    gabarito clean --mcq data/interim/cosmosqa_pt.jsonl --open data/interim/pdf_qa.jsonl \\
+    gabarito clean --mcq data/interim/cosmosqa_pt.jsonl [--mcq more.jsonl ...] --open data/interim/pdf_qa.jsonl \\
         --out-dir data/interim/clean --metrics metrics/clean.json
 
 Rejected rows go to ``quarantine.jsonl`` with their reason; nothing is dropped silently. Checks, in
 order: text normalization (Unicode NFC, whitespace, control and OCR junk characters), schema
-(non-empty context and question, four non-empty distinct answers, label 0-3), duplicates (same
-normalized content), and leakage (a training item equal to a validation item, by id or content).
+(a question; a context that is either empty, for items without a passage, or long enough; 2 to
+``len(format.letters)`` non-empty distinct answers; a label among them), duplicates (same normalized
+content, or the same id twice in a split), and leakage (a training item equal to a validation item,
+by id or content). Every other key of a record (source, language, subject, doc, page...) is kept.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ import click
 from stages import io
 from stages.clikit import log, params_option, require_output, user_errors
 from stages.io import InputError
-from stages.params import CleanParams, load_section
+from stages.items import MIN_OPTIONS
+from stages.params import CleanParams, FormatParams, load_section
+
+# the most options an item may have: one letter each (format.letters); the command passes the
+# params.yaml value, this default (the params default) is for callers that take the defaults
+MAX_OPTIONS = len(FormatParams().letters)
 
 # characters OCR and PDF text layers leave behind that carry no meaning in Portuguese prose
 JUNK = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffd\u200b-\u200f\u2028\u2029\ufeff]")
@@ -69,22 +76,40 @@ def mcq_hash(rec: dict) -> str:
     return content_hash(rec["context"], rec["question"], *rec["answers"])
 
 
-def check_mcq(rec: dict, p: CleanParams) -> str | None:
-    """Return the reason a multiple-choice record is unusable, or None."""
+def question_hash(rec: dict) -> str:
+    """The question whatever the order of its answers: passage and question. Without a passage, the
+    answers (sorted) join in: exams share stems like "Assinale a alternativa correta." that are
+    different questions."""
+    if rec["context"]:
+        return content_hash(rec["context"], rec["question"])
+    return content_hash("", rec["question"], *sorted(" ".join(a.casefold().split()) for a in rec["answers"]))
+
+
+def check_mcq(rec: dict, p: CleanParams, max_options: int = MAX_OPTIONS) -> str | None:
+    """Return the reason a multiple-choice record is unusable, or None. An item has 2 to
+    ``max_options`` answers (one letter of ``format.letters`` each)."""
+    if not isinstance(rec.get("context"), str):
+        return "schema: context must be text (empty for an item without a passage)"
     answers = rec.get("answers")
-    if not isinstance(answers, list) or len(answers) != 4:
-        return "schema: need exactly 4 answers"
+    if not isinstance(answers, list):
+        return "schema: answers must be a list"
+    if len(answers) < MIN_OPTIONS:
+        return f"schema: fewer than {MIN_OPTIONS} answers"
+    if len(answers) > max_options:
+        return f"schema: more than {max_options} answers (one letter of format.letters each)"
     label = rec.get("label")
     # an int: 1.0 and True equal 1 in Python, and would then fail as list indices in format
-    if type(label) is not int or label not in (0, 1, 2, 3):
-        return f"schema: label {label!r} outside 0-3"
-    if len(rec.get("context", "")) < p.min_context_chars:
+    if type(label) is not int or not 0 <= label < len(answers):
+        return f"schema: label {label!r} outside 0-{len(answers) - 1}"
+    # an empty context is an item without a passage (an exam question carries it in the question);
+    # a short one is a passage cut off
+    if rec.get("context") and len(rec["context"]) < p.min_context_chars:
         return f"schema: context shorter than {p.min_context_chars} characters"
     if len(rec.get("question", "")) < p.min_question_chars:
         return f"schema: question shorter than {p.min_question_chars} characters"
     if any(not a for a in answers):
         return "schema: empty answer"
-    if len({a.casefold() for a in answers}) < 4:
+    if len({a.casefold() for a in answers}) < len(answers):
         return "schema: two answers are the same"
     for field in ("context", "question"):
         if clean_char_ratio(rec[field]) < p.min_clean_char_ratio:
@@ -109,7 +134,10 @@ def _text(value) -> str:
 
 def normalize_mcq(rec: dict) -> dict:
     answers = rec.get("answers")
-    return {**rec, "context": _text(rec.get("context")), "question": _text(rec.get("question")),
+    # a context that is not text stays as it is, for check_mcq to name (empty is an item without a passage)
+    context = rec.get("context")
+    return {**rec, "context": _text(context) if isinstance(context, str) else context,
+            "question": _text(rec.get("question")),
             "answers": [_text(a) for a in answers] if isinstance(answers, list) else answers}
 
 
@@ -117,8 +145,9 @@ def normalize_open(rec: dict) -> dict:
     return {**rec, "question": _text(rec.get("question")), "answer": _text(rec.get("answer"))}
 
 
-def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple[list[dict], list[dict], list[dict]]:
-    """Return (train, validation, quarantine).
+def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams, *,
+                  max_options: int = MAX_OPTIONS) -> tuple[list[dict], list[dict], list[dict]]:
+    """Return (train, validation, quarantine). ``max_options``: ``len(format.letters)``.
 
     ``open_qa`` holds what synthesize made of the PDFs: open questions, and multiple-choice items
     (``kind: mcq``) that join the Cosmos QA ones. Each keeps the split synthesize gave its document
@@ -135,9 +164,10 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple
     # so the validation set never loses an item to its training twin
     valid: list[dict] = []
     seen: dict[tuple[str, str], str] = {}
+    seen_ids: set[tuple[str, str]] = set()
     for raw in mcq:
         rec = {**normalize_mcq(raw), "kind": "mcq"}
-        reason = check_mcq(rec, p)
+        reason = check_mcq(rec, p, max_options)
         if reason is None and rec.get("split") not in ("train", "validation"):
             reason = f"split {rec.get('split')!r} not used (only train and validation are)"
         if reason:
@@ -147,20 +177,24 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple
         if key in seen:
             reject(rec, f"duplicate of {seen[key]}")
             continue
+        # two sources (--mcq files) may reuse an id for different items: predictions are keyed by id
+        if (rec["split"], rec["id"]) in seen_ids:
+            reject(rec, "duplicate id: another item in this split has it")
+            continue
         seen[key] = rec["id"]
+        seen_ids.add((rec["split"], rec["id"]))
         valid.append(rec)
 
     validation = [r for r in valid if r["split"] == "validation"]
     val_ids = {r["id"] for r in validation}
     val_hashes = {mcq_hash(r) for r in validation}
     # the same passage+question with answers reordered still leaks the answer
-    val_questions = {content_hash(r["context"], r["question"]) for r in validation}
+    val_questions = {question_hash(r) for r in validation}
     train = []
     for rec in valid:
         if rec["split"] != "train":
             continue
-        if rec["id"] in val_ids or mcq_hash(rec) in val_hashes or \
-                content_hash(rec["context"], rec["question"]) in val_questions:
+        if rec["id"] in val_ids or mcq_hash(rec) in val_hashes or question_hash(rec) in val_questions:
             reject(rec, "leak: also in validation")
             continue
         train.append(rec)
@@ -191,12 +225,32 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams) -> tuple
     return train, validation, quarantine
 
 
+def mcq_counts(train: list[dict], validation: list[dict]) -> tuple[dict, dict, list[str]]:
+    """Kept multiple-choice items per source and split, per option count, and the splits left with none."""
+    by_source: dict[str, dict[str, int]] = {}
+    by_options: dict[str, int] = {}
+    for split, recs in (("train", train), ("validation", validation)):
+        for r in recs:
+            if r["kind"] != "mcq":
+                continue
+            counts = by_source.setdefault(str(r.get("source", "unknown")), {"train": 0, "validation": 0})
+            counts[split] += 1
+            by_options[str(len(r["answers"]))] = by_options.get(str(len(r["answers"])), 0) + 1
+    empty = [s for s, recs in (("train", train), ("validation", validation)) if not any(r["kind"] == "mcq" for r in recs)]
+    return (dict(sorted(by_source.items())), dict(sorted(by_options.items(), key=lambda kv: int(kv[0]))), empty)
+
+
 def summarize(train: list[dict], validation: list[dict], quarantine: list[dict]) -> dict:
     reasons: dict[str, int] = {}
     for q in quarantine:
         key = q["reason"].split(" of ")[0] if q["reason"].startswith("duplicate") else q["reason"]
         reasons[key] = reasons.get(key, 0) + 1
+    by_source, by_options, no_mcq = mcq_counts(train, validation)
     return {
+        "mcq_by_source": by_source,
+        "mcq_by_option_count": by_options,
+        # a split with only open questions: no accuracy on it (validation) or no letters learnt (train)
+        "splits_without_mcq": no_mcq,
         "train_mcq": sum(r["kind"] == "mcq" for r in train),
         "train_open": sum(r["kind"] == "open" for r in train),
         "validation": len(validation),
@@ -239,7 +293,8 @@ def split_sizes(mcq: list[dict], open_qa: list[dict]) -> dict[str, int]:
 
 # --- command: gabarito clean ---------------------------------------------------------------------
 @click.command("clean")
-@click.option("--mcq", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--mcq", type=click.Path(dir_okay=False, exists=True), required=True, multiple=True,
+              help="multiple-choice items (JSONL); repeat for several sources")
 @click.option("--open", "open_path", type=click.Path(dir_okay=False, exists=True), required=True)
 @click.option("--out-dir", type=click.Path(file_okay=False), required=True)
 @click.option("--metrics", type=click.Path(dir_okay=False), required=True)
@@ -254,8 +309,10 @@ def command(mcq, open_path, out_dir, metrics, params_path):
       jq -r .reason data/interim/clean/quarantine.jsonl | sort | uniq -c   # why items were dropped
     """
     p = load_section("clean", params_path)
-    mcq_records, open_records = io.read_jsonl(mcq), io.read_jsonl(open_path)
-    train, validation, quarantine = clean_records(mcq_records, open_records, p)
+    max_options = len(load_section("format", params_path).letters)
+    mcq_records = [rec for path in mcq for rec in io.read_jsonl(path)]
+    open_records = io.read_jsonl(open_path)
+    train, validation, quarantine = clean_records(mcq_records, open_records, p, max_options=max_options)
     # written even when the stage then fails: the quarantine is where the reasons are
     with io.atomic_path(out_dir, directory=True) as tmp:
         io.write_jsonl(tmp / "train.jsonl", train)
@@ -265,4 +322,9 @@ def command(mcq, open_path, out_dir, metrics, params_path):
     io.write_json(metrics, summary)
     require_kept(split_sizes(mcq_records, open_records), train, validation, summary,
                  quarantine_path=f"{out_dir}/quarantine.jsonl", metrics_path=metrics)
-    log(f"clean: train {len(train)}, validation {len(validation)}, quarantined {len(quarantine)} -> {out_dir}")
+    for split in summary["splits_without_mcq"]:
+        log(f"clean: warning: the {split} split has no multiple-choice item left (open questions only): "
+            + ("accuracy cannot be measured. " if split == "validation" else "the model learns no answer letters. ")
+            + f"Give some multiple-choice items split '{split}' (see {out_dir}/quarantine.jsonl for the rejected).")
+    log(f"clean: train {len(train)}, validation {len(validation)}, quarantined {len(quarantine)} -> {out_dir}"
+        + f"; multiple-choice per source {summary['mcq_by_source']}")

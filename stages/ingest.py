@@ -9,8 +9,10 @@ Sources (``ingest.source`` in params.yaml):
   hub    ``ingest.hub_id`` (``allenai/cosmos_qa``) at ``ingest.hub_revision`` via ``datasets``
 
 Every record leaves as ``{id, split, context, question, answers: [4], label, question_type,
-none_correct}``: the type (cause, effect, fact, counterfactual, other) and whether the correct
-answer is "None of the above" are read off the English text, for evaluation by type.
+none_correct, source: "cosmosqa", language: "en"}`` (the multiple-choice record of
+:mod:`stages.items`): the type (cause, effect, fact, counterfactual, other) and whether the correct
+answer is "None of the above" are read off the English text, for evaluation by type; ``source``
+names it among the other multiple-choice sources, and ``language`` sends it through translation.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from stages.io import parse_jsonl as jsonl_lines
 from stages.params import IngestParams, load_section
 
 COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
+# every Cosmos QA item's ``source`` (metrics are reported per source) and ``language`` (translated to pt)
+SOURCE, LANGUAGE = "cosmosqa", "en"
 # Cosmos QA's GitHub release calls the validation file "valid"
 SPLIT_ALIASES = {"validation": ("validation", "valid", "dev"), "train": ("train",), "test": ("test",)}
 
@@ -80,6 +84,8 @@ def normalize_row(row: dict, *, split: str, where: str) -> dict:
         "label": label,
         "question_type": question_type(str(row["question"] or "")),
         "none_correct": bool(NONE_OF_THE_ABOVE.match(answers[label])),
+        "source": SOURCE,
+        "language": LANGUAGE,
     }
 
 

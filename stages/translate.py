@@ -1,7 +1,7 @@
-"""Translate Cosmos QA items EN -> PT-BR, each item (context, question, four answers) as one object.
+"""Translate multiple-choice items EN -> PT-BR, each item (context, question, its 2-10 answers) as one object.
 
-    gabarito translate --items data/interim/cosmosqa_en.jsonl --translations data/raw/cosmosqa_pt \\
-        --prompt prompts/translate.v1.txt --ledger data/interim/ledger/translate.jsonl \\
+    gabarito translate --items data/interim/cosmosqa_en.jsonl [--items more.jsonl ...] \\
+        --translations data/raw/cosmosqa_pt --prompt prompts/translate.v2.txt --ledger data/interim/ledger/translate.jsonl \\
         --out data/interim/cosmosqa_pt.jsonl --failures data/interim/translate_failures.jsonl \\
         --metrics metrics/translate.json
 
@@ -13,6 +13,11 @@ Providers (``translate.provider``):
 
 The label never goes to the model: it is copied, so it cannot change.
 
+``--items`` may be given several times (Cosmos QA, the user's own files): the records are taken in
+the order given, and an id may appear in only one of them. An item whose ``language`` is ``pt`` is
+already Portuguese: it passes through untouched (``translated_by: original``), with no API call and
+no lookup in the translations. An item without ``language`` is English (the Cosmos QA layout).
+
 When more than ``translate.llm.max_failure_share`` of the items sent to the API fail (an outage, a
 429 storm, an item the API refuses), the stage exits 1 naming them: the translations are not
 written, so DVC caches nothing, while the ledger keeps every paid reply for the rerun.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import unicodedata
 from pathlib import Path
 from typing import Callable
@@ -43,16 +49,28 @@ EN_WORDS = frozenset(
     "so just because when what would will could".split()
 )
 
-SCHEMA = {
-    "type": "object",
-    "properties": {
-        "contexto": {"type": "string"},
-        "pergunta": {"type": "string"},
-        "alternativas": {"type": "array", "items": {"type": "string"}, "minItems": 4, "maxItems": 4},
-    },
-    "required": ["contexto", "pergunta", "alternativas"],
-    "additionalProperties": False,
-}
+# an item's language: pt passes through, en is translated (an item without one is English: Cosmos QA)
+LANGUAGES = ("pt", "en")
+ORIGINAL = "original"  # translated_by of an item that was Portuguese already
+# keys of the multiple-choice record carried over from the English item (the rest is the translation)
+CARRIED = ("question_type", "none_correct", "source", "subject", "doc", "page")
+# the placeholders of the prompt file's user part
+ITEM_JSON, N_OPTIONS = "{{item_json}}", "{{n_options}}"
+
+
+def schema(n_answers: int) -> dict:
+    """The reply's JSON schema (structured outputs): exactly as many alternatives as the item has."""
+    return {
+        "type": "object",
+        "properties": {
+            "contexto": {"type": "string"},
+            "pergunta": {"type": "string"},
+            "alternativas": {"type": "array", "items": {"type": "string"},
+                             "minItems": n_answers, "maxItems": n_answers},
+        },
+        "required": ["contexto", "pergunta", "alternativas"],
+        "additionalProperties": False,
+    }
 
 
 class Translation(BaseModel):
@@ -78,13 +96,19 @@ def language_votes(text: str) -> tuple[int, int]:
 def check_translation(item: dict, tr: dict) -> None:
     """Raise InvalidReply when a translation breaks the item's invariants."""
     answers = tr["answers"]
-    if len(answers) != 4:
-        raise InvalidReply(f"são necessárias exatamente 4 alternativas, vieram {len(answers)}")
+    n = len(item["answers"])
+    if len(answers) != n:
+        raise InvalidReply(f"são necessárias exatamente {n} alternativas, vieram {len(answers)}")
     empty = [i for i, a in enumerate(answers) if not a.strip()]
     if empty:
-        raise InvalidReply(f"alternativa(s) vazia(s): {', '.join('ABCD'[i] for i in empty)}")
-    if not tr["context"].strip() or not tr["question"].strip():
-        raise InvalidReply("contexto e pergunta não podem ser vazios")
+        raise InvalidReply(f"alternativa(s) vazia(s): {', '.join(string.ascii_uppercase[i] for i in empty)}")
+    if not tr["question"].strip():
+        raise InvalidReply("a pergunta não pode ser vazia")
+    # an item without a passage (an exam question carries it inside the question) keeps none
+    if item["context"].strip() and not tr["context"].strip():
+        raise InvalidReply("o contexto não pode ser vazio")
+    if not item["context"].strip() and tr["context"].strip():
+        raise InvalidReply("o contexto veio vazio na questão: devolva o contexto vazio")
     en_distinct = len({_fold(a) for a in item["answers"]})
     if len({_fold(a) for a in answers}) < en_distinct:
         raise InvalidReply("duas alternativas ficaram iguais: cada alternativa deve ser traduzida separadamente")
@@ -105,7 +129,7 @@ def validator(item: dict):
             parsed = Translation.model_validate(obj)
         except ValidationError as exc:
             raise InvalidReply("o JSON deve ter exatamente as chaves contexto, pergunta e alternativas "
-                               f"(lista de 4 textos): {exc.errors()[0]['msg']}") from None
+                               f"(lista de {len(item['answers'])} textos): {exc.errors()[0]['msg']}") from None
         tr = {"context": parsed.contexto, "question": parsed.pergunta, "answers": parsed.alternativas}
         check_translation(item, tr)
         return tr
@@ -121,17 +145,19 @@ def build_job(item: dict, template: str) -> Job:
         id=item["id"],
         key_input={"id": item["id"], **payload},
         messages=[{"role": "system", "content": system.strip()},
-                  {"role": "user", "content": user.replace("{{item_json}}", dumps(payload)).strip()}],
+                  {"role": "user", "content": user.replace(N_OPTIONS, str(len(item["answers"])))
+                                                  .replace(ITEM_JSON, dumps(payload)).strip()}],
         validate=validator(item),
         schema_name="traducao",
-        schema=SCHEMA,
+        schema=schema(len(item["answers"])),
     )
 
 
 def load_translations(path: str | Path) -> dict[str, dict]:
     """Translations keyed by id from a JSONL file or a folder of them.
 
-    Each line: ``{"id", "context", "question", "answers": [4]}``; ``answer0..answer3`` are accepted too.
+    Each line: ``{"id", "context", "question", "answers": [n]}``; ``answer0``, ``answer1``, ... are
+    accepted too.
     """
     path = Path(path)
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
@@ -165,15 +191,25 @@ def load_translations_hub(hub_id: str, revision: str | None) -> dict[str, dict]:
     return out
 
 
+def _answer_columns(rec: dict) -> list | None:
+    """answer0, answer1, ... while they run (a CSV-shaped translation), or None without answer0."""
+    answers = []
+    while f"answer{len(answers)}" in rec:
+        answers.append(rec[f"answer{len(answers)}"])
+    return answers or None
+
+
 def _translation_record(rec: dict, *, where: str) -> dict:
     answers = rec.get("answers")
-    if answers is None and all(f"answer{i}" in rec for i in range(4)):
-        answers = [rec[f"answer{i}"] for i in range(4)]
-    missing = [k for k in ("id", "context", "question") if not rec.get(k)]
+    if answers is None:
+        answers = _answer_columns(rec)
+    # an empty context is a translation too: items without a passage (exam questions) have none
+    missing = [k for k in ("id", "context", "question")
+               if not (isinstance(rec.get(k), str) if k == "context" else rec.get(k))]
     if missing or not isinstance(answers, list):
         raise InputError(
-            f"{where}: a translation needs id, context, question and answers (a list of 4) or "
-            f"answer0..answer3; missing {', '.join(missing) or 'answers'}."
+            f"{where}: a translation needs id, context, question and answers (a list, one text per option) or "
+            f"answer0, answer1, ...; missing {', '.join(missing) or 'answers'}."
         )
     if not all(isinstance(a, str) and a.strip() for a in answers):
         raise InputError(f"{where}: every answer must be a non-empty text; fix the translation of {rec['id']!r}.")
@@ -181,10 +217,47 @@ def _translation_record(rec: dict, *, where: str) -> dict:
 
 
 def merge(item: dict, tr: dict, *, by: str) -> dict:
-    """The translated item: the label and the tags read off the English text are carried over."""
-    tags = {k: item[k] for k in ("question_type", "none_correct") if k in item}
+    """The translated item: the label, the tags read off the English text and the item's source,
+    subject, doc and page are carried over; its language is now pt."""
+    tags = {k: item[k] for k in CARRIED if k in item}
     return {"id": item["id"], "split": item["split"], "label": item["label"], "context": tr["context"],
-            "question": tr["question"], "answers": tr["answers"], "translated_by": by, **tags}
+            "question": tr["question"], "answers": tr["answers"], "translated_by": by, **tags, "language": "pt"}
+
+
+def pass_through(items: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(Portuguese items as they came, with ``translated_by: original``; English items to translate).
+    An item without ``language`` is English, as Cosmos QA's are."""
+    original, english = [], []
+    for item in items:
+        if item.get("language", "en") == "pt":
+            original.append({**item, "translated_by": ORIGINAL})
+        else:
+            english.append(item)
+    return original, english
+
+
+def read_items(paths: list[str | Path]) -> list[dict]:
+    """The records of every ``--items`` file, in the order given; an id in two places is an error
+    naming both (the translation, and everything after it, is joined by id), as is a language other
+    than pt or en."""
+    records: list[dict] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        for lineno, rec in read_jsonl_lines(path):
+            where = f"{path}:{lineno}"
+            key = rec.get("id") if isinstance(rec, dict) else None
+            if not isinstance(key, str) or not key:
+                raise InputError(f"{where}: an item needs a non-empty text id.")
+            if key in seen:
+                raise InputError(f"{where}: id {key!r} is also at {seen[key]}. Ids must be unique across every "
+                                 "--items file: rename one of them at its source.")
+            if rec.get("language", "en") not in LANGUAGES:
+                raise InputError(f"{where}: item {key!r} has language {rec['language']!r}; translate takes "
+                                 f"{' or '.join(LANGUAGES)} (pt passes through, en is translated). Fix it at its "
+                                 "source.")
+            seen[key] = where
+            records.append(rec)
+    return records
 
 
 def join_dataset(items: list[dict], translations: dict[str, dict], source: str) -> tuple[list[dict], list[dict]]:
@@ -195,9 +268,9 @@ def join_dataset(items: list[dict], translations: dict[str, dict], source: str) 
         if tr is None:
             missing.append(item)
             continue
-        if len(tr["answers"]) != 4:
+        if len(tr["answers"]) != len(item["answers"]):
             raise InputError(f"{source}: translation of {item['id']!r} has {len(tr['answers'])} answers, "
-                             "expected 4. Fix that line.")
+                             f"expected {len(item['answers'])} (as the item has). Fix that line.")
         done.append(merge(item, tr, by="dataset"))
     return done, missing
 
@@ -251,10 +324,11 @@ def collect(missing: list[dict], results: dict[str, dict], *, by: str,
             continue
         tr = entry["result"]
         answers = tr.get("answers")
+        n = len(it["answers"])
         if not (isinstance(tr.get("context"), str) and isinstance(tr.get("question"), str)
-                and isinstance(answers, list) and len(answers) == 4 and all(isinstance(a, str) for a in answers)):
+                and isinstance(answers, list) and len(answers) == n and all(isinstance(a, str) for a in answers)):
             raise InputError(f"{where(entry['key'])}: the stored translation of {it['id']!r} needs context, "
-                             "question and answers (a list of 4 texts). Remove that line (its call is made "
+                             f"question and answers (a list of {n} texts). Remove that line (its call is made "
                              "again) and rerun.")
         done.append(merge(it, tr, by=by))
     return done, failed
@@ -267,13 +341,17 @@ def in_input_order(items: list[dict], done: list[dict]) -> list[dict]:
 
 
 def metrics(engine_metrics: dict, items: list[dict], done: list[dict], failed: list[dict]) -> dict:
+    """``translated`` counts every item that leaves in Portuguese, ``original`` those that came in
+    Portuguese (no call, no lookup)."""
     return {**engine_metrics, "items": len(items), "translated": len(done), "failures": len(failed),
-            "from_dataset": sum(r["translated_by"] == "dataset" for r in done)}
+            "from_dataset": sum(r["translated_by"] == "dataset" for r in done),
+            "original": sum(r["translated_by"] == ORIGINAL for r in done)}
 
 
 # --- command: gabarito translate ---------------------------------------------------------------------
 @click.command("translate")
-@click.option("--items", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--items", type=click.Path(dir_okay=False, exists=True), required=True, multiple=True,
+              help="multiple-choice items (JSONL); repeat for several files, read in the order given")
 @click.option("--translations", type=click.Path(exists=True), required=True,
               help="existing translations (provider dataset)")
 @click.option("--prompt", type=click.Path(dir_okay=False, exists=True), required=True)
@@ -286,7 +364,9 @@ def metrics(engine_metrics: dict, items: list[dict], done: list[dict], failed: l
 @params_option
 @user_errors
 def command(items, translations, prompt, ledger, out, failures, metrics_path, retry_failed, no_progress, params_path):
-    """Translate Cosmos QA items EN -> PT-BR (existing translations first, then the API).
+    """Translate multiple-choice items EN -> PT-BR (existing translations first, then the API).
+
+    Items with language pt pass through untouched: no call, no lookup.
 
     \b
     Providers (translate.provider in params.yaml):
@@ -306,15 +386,18 @@ def command(items, translations, prompt, ledger, out, failures, metrics_path, re
     from stages.params import load_section
 
     p = load_section("translate", params_path)
-    records = io.read_jsonl(items)
+    records = read_items(items)
+    original, english = pass_through(records)
     table, source = None, ""
-    if p.provider == "dataset":
+    # a run of Portuguese items only needs no translations at all (a hub dataset would mean the network)
+    if p.provider == "dataset" and english:
         if p.dataset_hub_id:
             source = f"{p.dataset_hub_id}@{p.dataset_hub_revision or 'main'}"
             table = load_translations_hub(p.dataset_hub_id, p.dataset_hub_revision)
         else:
             source, table = translations, load_translations(translations)
-    done, missing = route(records, table, source, fallback_to_api=p.fallback_to_api, api=api_configured())
+    done, missing = route(english, table, source, fallback_to_api=p.fallback_to_api, api=api_configured())
+    done += original
     template = Path(prompt).read_text(encoding="utf-8")
     failed: list[dict] = []
     results: dict[str, dict] = {}
@@ -337,4 +420,5 @@ def command(items, translations, prompt, ledger, out, failures, metrics_path, re
     done = in_input_order(records, done)
     io.write_jsonl(out, done)
     io.write_json(metrics_path, metrics(engine.metrics(), records, done, failed))
-    log(f"translate: {len(done)}/{len(records)} items -> {out}" + (f"; {len(failed)} failed -> {failures}" if failed else ""))
+    log(f"translate: {len(done)}/{len(records)} items ({len(original)} already Portuguese, passed through) -> {out}"
+        + (f"; {len(failed)} failed -> {failures}" if failed else ""))

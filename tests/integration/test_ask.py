@@ -99,6 +99,29 @@ def test_answer_agrees_with_evaluate_letter_mode(finetuned, formatted, prompts):
         assert max(abs(a - b) for a, b in zip(probs, batch_probs)) < 1e-5
 
 
+FIVE = {"context": "", "question": "Qual cidade é a capital do Brasil desde 1960?",
+        "answers": ["Rio de Janeiro", "Salvador", "São Paulo", "Recife", "Brasília"]}
+ALPHABET = list("ABCDEFGHIJ")  # format.letters
+
+
+def test_five_options_are_asked_as_format_renders_them_and_scored_over_a_to_e(finetuned, prompts):
+    from stages.chat_format import format_records
+
+    model, tokenizer = finetuned
+    [rec] = format_records([{**FIVE, "id": "q5", "kind": "mcq", "label": 4}], tokenizer, prompts, letters=ALPHABET,
+                           answer_prefix=PREFIX, include_open=False)
+    built = ask.build_prompt(tokenizer, context="", question=FIVE["question"], options=FIVE["answers"],
+                             prompts=prompts, letters=ALPHABET, answer_prefix=PREFIX)
+    assert built == rec["prompt"] and "E) Brasília" in built and "Contexto" not in built
+    result = ask.answer(model, tokenizer, context="", question=FIVE["question"], options=FIVE["answers"],
+                        prompts=prompts, letters=ALPHABET, answer_prefix=PREFIX)
+    assert list(result["probabilities"]) == list("ABCDE")
+    assert abs(sum(result["probabilities"].values()) - 1) < 1e-5
+    want = score_letters(model, tokenizer, [built], answer_prefix=PREFIX, letters=list("ABCDE"), batch_size=1)[0]
+    assert max(abs(result["probabilities"][k] - p) for k, p in zip("ABCDE", want)) < 1e-6
+    assert result["option"] == FIVE["answers"][result["index"]] and result["letter"] == "ABCDE"[result["index"]]
+
+
 def test_adapter_is_applied_and_base_alone_works(finetuned, base_only, formatted, prompts):
     from peft import PeftModel
 
@@ -120,8 +143,8 @@ def test_missing_adapter_is_a_clear_error(tiny_base, tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"options": ["um", "dois", "três"]}, "expected exactly 4 options \\(A, B, C, D\\), got 3"),
-    ({"options": ["um", "dois", "três", "quatro", "cinco"]}, "expected exactly 4 options"),
+    ({"options": ["um"]}, "expected 2 to 4 options \\(A to D, one --option each, in order\\), got 1"),
+    ({"options": ["um", "dois", "três", "quatro", "cinco"]}, "expected 2 to 4 options .*, got 5"),
     ({"question": "   "}, "the question is empty: write it after 'Pergunta:'"),
     ({"options": ["um", " ", "três", ""]}, "option\\(s\\) B, D empty"),
 ])
@@ -167,9 +190,12 @@ def test_parse_block_forms_people_type():
 @pytest.mark.parametrize("text, message", [
     ("Contexto: x\nA) a\nB) b\nC) c\nD) d", "no question: add a line 'Pergunta: ...'"),
     ("Pergunta: Qual?\nA) a\nB) b\nD) d", "missing option\\(s\\) C\\)"),
-    ("Pergunta: Qual?\nA) a\nB) b\nC) c\nD) d\nE) e", "option E\\) is not one of A, B, C, D"),
+    ("Pergunta: Qual?\nA) a\nB) b\nC) c\nD) d\nK) k", "option K\\) is not one of A, B, C, D, E, F, G, H, I, J"),
     ("Pergunta: Qual?\nA) a\nB) b\nB) c\nD) d", "option B\\) appears twice"),
-    ("Pergunta: Qual?\nB) b\nA) a\nC) c\nD) d", "options out of order \\(B, A, C, D\\)"),
+    ("Pergunta: Qual?\nA) a\nC) c\nB) b\nD) d", "options out of order \\(A, C, B, D\\): write them A, B, C, D"),
+    # before the first option only A) starts one: "B) b" is still the question's text
+    ("Pergunta: Qual?\nB) b\nA) a\nC) c\nD) d", "missing option\\(s\\) B\\)"),
+    ("Pergunta: Qual?\nA) só uma", "missing option\\(s\\) B\\)"),
     ("Pergunta: Qual?\nA) a\nB) \nC) c\nD) d", "option\\(s\\) B empty"),
     ("Pergunta:   \nA) a\nB) b\nC) c\nD) d", "the question is empty"),
     ("Pergunta: Qual?\nContexto: x\nA) a\nB) b\nC) c\nD) d", "'Contexto:' must come before 'Pergunta:'"),
@@ -240,15 +266,33 @@ def test_ask_command_reads_a_file_and_answers_interactively(cli_args, formatted,
     result = invoke([*cli_args, "--file", "q.txt"], tmp_path)
     assert result.exit_code == 0, result.output
     assert result.output.count("Answer: ") == 2
-    typed = "\n".join(["um contexto", recs[0]["question"], *recs[0]["answers"], "", ""]) + "\n"
+    # an empty option ends the options, an empty question the session
+    typed = "\n".join(["um contexto", recs[0]["question"], *recs[0]["answers"], "", "", ""]) + "\n"
     session = invoke(cli_args, tmp_path, input=typed)
     assert session.exit_code == 0, session.output
     assert session.output.count("Answer: ") == 1
 
 
 def test_ask_command_bad_input_is_a_message(cli_args, tmp_path):
-    result = invoke([*cli_args, "--question", "Por quê?", "--option", "a", "--option", "b"], tmp_path)
-    assert result.exit_code == 1 and "expected exactly 4 options" in result.output and "Traceback" not in result.output
+    result = invoke([*cli_args, "--question", "Por quê?", "--option", "a"], tmp_path)
+    assert result.exit_code == 1 and "expected 2 to 10 options (A to J" in result.output
+    assert "Traceback" not in result.output
     missing = invoke([*cli_args, "--base", str(tmp_path / "nope"), "--question", "x", *["--option", "y"] * 4],
                       tmp_path)
     assert missing.exit_code == 1 and "no base model here" in missing.output
+
+
+def test_ask_command_takes_five_options_given_or_typed(cli_args, tmp_path):
+    import json
+
+    opts = [x for o in FIVE["answers"] for x in ("--option", o)]
+    given = invoke([*cli_args, "--json", "--question", FIVE["question"], *opts], tmp_path)
+    assert given.exit_code == 0, given.output
+    got = json.loads(given.output.strip().splitlines()[-1])
+    assert list(got["probabilities"]) == list("ABCDE") and got["options"] == FIVE["answers"]
+    # typed: five options, then an empty one ends them (an empty one before the second is asked again)
+    typed = "\n".join(["", FIVE["question"], FIVE["answers"][0], "", *FIVE["answers"][1:], "", "", ""]) + "\n"
+    session = invoke(cli_args, tmp_path, input=typed)
+    assert session.exit_code == 0, session.output
+    assert "A question needs at least 2 options." in session.output
+    assert session.output.count("Answer: ") == 1 and "E) Brasília" in session.output and "F)" in session.output

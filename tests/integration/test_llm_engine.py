@@ -23,7 +23,7 @@ from stages.translate import build_job
 from tests.fake_openai import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
-PROMPT = ROOT / "prompts/translate.v1.txt"
+PROMPT = ROOT / "prompts/translate.v2.txt"
 TEMPLATE = PROMPT.read_text(encoding="utf-8")
 
 
@@ -561,3 +561,51 @@ def test_cli_translate_401_is_a_clean_error(fake_openai, workdir):
     assert result.exit_code == 1
     assert "OPENAI_API_KEY" in text and "Traceback" not in text
     assert not (d / "out.jsonl").exists()
+
+
+def test_cli_translate_portuguese_items_pass_through_with_no_call_and_no_dataset(fake_openai, workdir):
+    """--items twice: Portuguese items (a user's exam) skip the API and the translations; English
+    ones (Cosmos QA) are translated; the output keeps the order of the files."""
+    d = workdir
+    pt = [{"id": f"enem{i}", "split": "validation", "label": 4, "context": "", "language": "pt", "source": "enem",
+           "subject": "história", "question": f"Qual alternativa completa a frase {i}?",
+           "answers": ["um", "dois", "três", "quatro", "cinco"]} for i in range(2)]
+    _write_jsonl(d / "pt.jsonl", pt)
+    _write_jsonl(d / "items.jsonl", [{**make_item(0), "language": "en", "source": "cosmosqa"}])
+    empty = d / "no_translations"
+    empty.mkdir()  # load_translations would refuse it ("no .jsonl translation files"): it is never read
+    (d / "params.yaml").write_text(yaml.safe_dump(
+        {"translate": {"provider": "openai", "llm": {"model": "test-model", "max_retries": 1, "timeout_s": 5}}}))
+    fake_openai.responder = good_reply
+    args = _translate_args(d, empty)
+
+    # Portuguese items only, provider dataset: no request, no translations read
+    (d / "params_ds.yaml").write_text(yaml.safe_dump({"translate": {"provider": "dataset"}}))
+    only_pt = [a if a != str(d / "items.jsonl") else str(d / "pt.jsonl") for a in args]
+    only_pt[only_pt.index("--params") + 1] = str(d / "params_ds.yaml")
+    result = CliRunner().invoke(main, only_pt)
+    assert result.exit_code == 0, _output(result)
+    assert len(fake_openai.requests) == 0
+    out = [json.loads(line) for line in (d / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert out == [{**it, "translated_by": "original"} for it in pt]
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert (metrics["items"], metrics["translated"], metrics["original"], metrics["api_calls"]) == (2, 2, 2, 0)
+
+    # both files, provider openai: one request, for the English item only
+    both = args[:args.index("--items") + 2] + ["--items", str(d / "pt.jsonl")] + args[args.index("--items") + 2:]
+    result = CliRunner().invoke(main, both)
+    assert result.exit_code == 0, _output(result)
+    assert [item_number(request_payload(r["json"])) for r in fake_openai.requests] == [0]
+    out = [json.loads(line) for line in (d / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["translated_by"], r["language"], r["source"]) for r in out] == [
+        ("item00", "openai:test-model", "pt", "cosmosqa"), ("enem0", "original", "pt", "enem"),
+        ("enem1", "original", "pt", "enem")]
+    metrics = json.loads((d / "metrics.json").read_text())
+    assert (metrics["items"], metrics["original"], metrics["api_calls"]) == (3, 2, 1)
+
+    # the same id in both files: an error naming both, before any call
+    _write_jsonl(d / "pt.jsonl", [{**pt[0], "id": "item00"}])
+    result = CliRunner().invoke(main, both)
+    assert result.exit_code == 1
+    assert f"{d / 'pt.jsonl'}:1: id 'item00' is also at {d / 'items.jsonl'}:1" in _output(result)
+    assert len(fake_openai.requests) == 1

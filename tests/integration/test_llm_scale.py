@@ -21,7 +21,7 @@ from tests.fake_openai import Reply
 from tests.integration.test_llm_engine import item_number, make_item, request_payload, translation
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = (ROOT / "prompts/translate.v1.txt").read_text(encoding="utf-8")
+TEMPLATE = (ROOT / "prompts/translate.v2.txt").read_text(encoding="utf-8")
 
 
 def good(req: dict) -> Reply:
@@ -311,7 +311,7 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path, fake_openai):
     (tmp_path / "params.yaml").write_text(json.dumps({"translate": {"provider": "openai", "llm": {
         "model": "test-model", "concurrency": concurrency, "max_retries": 1, "timeout_s": 5}}}))
     cmd = [sys.executable, "-m", "stages.cli", "translate", "--items", "items.jsonl", "--translations", "tr",
-           "--prompt", str(ROOT / "prompts/translate.v1.txt"), "--ledger", "ledger.jsonl", "--out", "out.jsonl",
+           "--prompt", str(ROOT / "prompts/translate.v2.txt"), "--ledger", "ledger.jsonl", "--out", "out.jsonl",
            "--failures", "failures.jsonl", "--metrics", "metrics.json", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

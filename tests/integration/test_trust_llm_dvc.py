@@ -33,10 +33,10 @@ BIN = Path(sys.executable).parent
 
 DVC_YAML = {"stages": {
     "translate": {
-        "cmd": "gabarito translate --items data/items.jsonl --translations data/tr --prompt prompts/translate.v1.txt "
+        "cmd": "gabarito translate --items data/items.jsonl --translations data/tr --prompt prompts/translate.v2.txt "
                "--ledger ledger/translate.jsonl --out out/pt.jsonl --failures out/translate_failures.jsonl "
                "--metrics metrics/translate.json --no-progress",
-        "deps": ["data/items.jsonl", "data/tr", "prompts/translate.v1.txt"],
+        "deps": ["data/items.jsonl", "data/tr", "prompts/translate.v2.txt"],
         "params": ["translate"],
         "outs": ["out/pt.jsonl", "out/translate_failures.jsonl", {"ledger/translate.jsonl": {"persist": True}}],
         "metrics": [{"metrics/translate.json": {"cache": False}}],
@@ -86,7 +86,7 @@ def make_repo(tmp_path: Path, env: dict, items: list[dict], params: dict) -> Pat
     (repo / "data/pages.jsonl").write_text(json.dumps(
         {"doc": "reg.pdf", "page": 1, "status": "ok", "method": "text", "quality": 1.0, "text": PAGE},
         ensure_ascii=False) + "\n")
-    for name in ("translate.v1.txt", "synthesize.v2.txt"):
+    for name in ("translate.v2.txt", "synthesize.v2.txt"):
         shutil.copy(ROOT / "prompts" / name, repo / "prompts" / name)
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     (repo / "dvc.yaml").write_text(yaml.safe_dump(DVC_YAML, sort_keys=False))

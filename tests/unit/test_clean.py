@@ -121,9 +121,11 @@ def test_content_hash_folds_case_and_whitespace_only():
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"answers": ["um", "dois", "três"]}, "schema: need exactly 4 answers"),
-        ({"answers": ["um", "dois", "três", "quatro", "cinco"]}, "schema: need exactly 4 answers"),
-        ({"answers": "um dois três quatro"}, "schema: need exactly 4 answers"),
+        ({"answers": ["um"]}, "schema: fewer than 2 answers"),
+        ({"answers": []}, "schema: fewer than 2 answers"),
+        ({"answers": [f"opção {i}" for i in range(11)]}, "schema: more than 10 answers (one letter of format.letters each)"),
+        ({"answers": "um dois três quatro"}, "schema: answers must be a list"),
+        ({"answers": None}, "schema: answers must be a list"),
         ({"answers": ["um", "", "três", "quatro"]}, "schema: empty answer"),
         ({"answers": ["um", " \u200b ", "três", "quatro"]}, "schema: empty answer"),   # empty after cleaning
         ({"label": 7}, "schema: label 7 outside 0-3"),
@@ -135,7 +137,9 @@ def test_content_hash_folds_case_and_whitespace_only():
         ({"answers": ["Sim", "Não", "sim", "Talvez"]}, "schema: two answers are the same"),
         ({"answers": ["Sim", "Não", "  Sim ", "Talvez"]}, "schema: two answers are the same"),
         ({"context": "curto"}, "schema: context shorter than 20 characters"),
-        ({"context": ""}, "schema: context shorter than 20 characters"),
+        ({"answers": ["um", "dois", "três", "quatro", "cinco"], "label": 5}, "schema: label 5 outside 0-4"),
+        ({"answers": ["um", "dois"], "label": 2}, "schema: label 2 outside 0-1"),
+        ({"answers": ["um", "dois", "três", "quatro", "Um"], "label": 0}, "schema: two answers are the same"),
         ({"question": "Oi?"}, "schema: question shorter than 5 characters"),
         ({"context": "\u25a0\u25a1\u25a0\u25a1\u25a0\u25a1\u25a0\u25a1 texto quebrado \u25a0\u25a1\u25a0\u25a1"},
          "junk: context is mostly non-text characters"),
@@ -363,6 +367,8 @@ def test_pdf_items_join_the_mcq_pipeline_and_open_questions_keep_their_split():
         "train_mcq": 2, "train_open": 2, "validation": 3, "validation_mcq": 2, "validation_open": 1,
         "quarantined": 4,
         "quarantine_reasons": {"duplicate": 1, "leak: also in validation": 2, "schema: label 9 outside 0-3": 1},
+        "mcq_by_source": {"pdf": {"train": 1, "validation": 1}, "unknown": {"train": 1, "validation": 1}},
+        "mcq_by_option_count": {"4": 4}, "splits_without_mcq": [],
     }
 
 
@@ -389,7 +395,7 @@ def _mixed_batch():
         mcq("t1"),
         mcq("t2", label=3),
         {**mcq("t1"), "id": "t1dup"},                                           # duplicate of t1
-        mcq("t3", answers=["a", "b", "c"]),                                     # schema
+        mcq("t3", answers=["a"]),                                                # schema
         mcq("t4", label=7),                                                     # schema
         mcq("t5", answers=["igual", "Igual", "outra", "mais uma"]),             # schema
         {**mcq("t6"), "id": "v1", "split": "train"},                            # leak by id
@@ -413,7 +419,7 @@ def test_nothing_dropped_silently():
     assert [r["id"] for r in validation] == ["v1", "v2"]
     assert reasons(quarantine) == {
         "t1dup": "duplicate of t1",
-        "t3": "schema: need exactly 4 answers",
+        "t3": "schema: fewer than 2 answers",
         "t4": "schema: label 7 outside 0-3",
         "t5": "schema: two answers are the same",
         "v1": "leak: also in validation",
@@ -452,6 +458,9 @@ def test_summarize():
     mcqs, opens = _mixed_batch()
     summary = C.summarize(*C.clean_records(mcqs, opens, P))
     assert summary == {
+        "mcq_by_source": {"unknown": {"train": 2, "validation": 2}},
+        "mcq_by_option_count": {"4": 4},
+        "splits_without_mcq": [],
         "train_mcq": 2,
         "train_open": 2,
         "validation": 2,
@@ -463,7 +472,7 @@ def test_summarize():
             "leak: also in validation": 2,
             "schema: empty answer": 1,
             "schema: label 7 outside 0-3": 1,
-            "schema: need exactly 4 answers": 1,
+            "schema: fewer than 2 answers": 1,
             "schema: two answers are the same": 1,
         },
     }
@@ -472,7 +481,9 @@ def test_summarize():
 
 def test_summarize_empty():
     assert C.summarize([], [], []) == {"train_mcq": 0, "train_open": 0, "validation": 0, "validation_mcq": 0,
-                                       "validation_open": 0, "quarantined": 0, "quarantine_reasons": {}}
+                                       "validation_open": 0, "quarantined": 0, "quarantine_reasons": {},
+                                       "mcq_by_source": {}, "mcq_by_option_count": {},
+                                       "splits_without_mcq": ["train", "validation"]}
 
 
 def test_null_fields_are_quarantined_not_a_crash():
@@ -480,7 +491,9 @@ def test_null_fields_are_quarantined_not_a_crash():
     train, validation, quarantine = C.clean_records([bad], [{"id": "o1", "kind": "open", "question": None,
                                                              "answer": "x"}], P)
     assert train == validation == []
-    assert [(q["id"], q["reason"].split(":")[0]) for q in quarantine] == [("n1", "schema"), ("o1", "schema")]
+    assert [(q["id"], q["reason"]) for q in quarantine] == [
+        ("n1", "schema: context must be text (empty for an item without a passage)"),
+        ("o1", "schema: question shorter than 5 characters")]
 
 
 # --- decorative separators (blog posts are where Cosmos QA's contexts come from) -------------------
@@ -539,3 +552,82 @@ def test_the_bundled_sample_is_cleaned_as_before(repo_root, monkeypatch):
     monkeypatch.setattr(C, "strip_decoration", lambda text: text)
     assert C.clean_records(pt, [], P) == with_strip
     assert len(with_strip[0]) + len(with_strip[1]) + len(with_strip[2]) == len(pt)
+
+
+# --- any number of options, several sources ---------------------------------------------------------
+def five(id_, split="validation", **extra):
+    """A five-option Portuguese exam item: no passage, label E."""
+    return {"id": id_, "split": split, "context": "", "question": f"Assinale a alternativa correta ({id_}).",
+            "answers": ["Brasília", "Rio de Janeiro", "Salvador", "São Paulo", "Recife"], "label": 4,
+            "source": "enem", "language": "pt", "subject": "geografia", "doc": "enem.pdf", "page": 3, **extra}
+
+
+def test_two_to_ten_options_are_kept_with_every_extra_field():
+    two = {**mcq("t2", answers=["Sim", "Não"], label=1), "source": "cosmosqa"}
+    ten = {**mcq("t10", answers=[f"opção {i}" for i in range(10)], label=9), "source": "cosmosqa"}
+    train, validation, quarantine = C.clean_records([two, ten, five("e1")], [], P)
+    assert quarantine == []
+    assert [(r["id"], len(r["answers"]), r["label"]) for r in train] == [("t2", 2, 1), ("t10", 10, 9)]
+    # an empty context is an item without a passage: kept, and kept empty
+    assert validation == [{**five("e1"), "kind": "mcq"}]
+
+
+def test_the_option_bound_is_the_letters_given():
+    six = mcq("s6", answers=[f"opção {i}" for i in range(6)], label=5)
+    _, _, q = C.clean_records([six], [], P, max_options=5)
+    assert reasons(q) == {"s6": "schema: more than 5 answers (one letter of format.letters each)"}
+    train, _, q = C.clean_records([six], [], P, max_options=6)
+    assert [r["id"] for r in train] == ["s6"] and q == []
+
+
+def test_the_same_id_twice_in_a_split_is_quarantined_by_name():
+    a, b = mcq("x", split="validation"), {**five("x"), "question": "Outra pergunta sobre capitais?"}
+    _, validation, q = C.clean_records([a, b], [], P)
+    assert [r["question"] for r in validation] == [a["question"]]
+    assert reasons(q) == {"x": "duplicate id: another item in this split has it"}
+
+
+def test_items_without_passage_leak_only_with_the_same_answers():
+    """A stem like "Assinale a alternativa correta" is shared by different exam questions."""
+    stem = "Assinale a alternativa correta."
+    v = five("v1", question=stem)
+    other = five("t1", split="train", question=stem, answers=["Manaus", "Belém", "Natal", "Macapá", "Palmas"])
+    reordered = five("t2", split="train", question=stem, answers=list(reversed(v["answers"])), label=0)
+    train, validation, q = C.clean_records([v, other, reordered], [], P)
+    assert [r["id"] for r in train] == ["t1"]
+    assert reasons(q) == {"t2": "leak: also in validation"}
+
+
+def test_summary_counts_per_source_and_option_count_and_names_a_split_without_multiple_choice():
+    train, validation, q = C.clean_records(
+        [{**mcq("c1"), "source": "cosmosqa"}, five("e1", split="train"), five("e2", split="train", question="Outra?")],
+        [open_qa("p1", "Qual é a carga horária máxima?", "Seis horas.", split="validation")], P)
+    summary = C.summarize(train, validation, q)
+    assert summary["mcq_by_source"] == {"cosmosqa": {"train": 1, "validation": 0}, "enem": {"train": 2, "validation": 0}}
+    assert summary["mcq_by_option_count"] == {"4": 1, "5": 2}
+    assert summary["splits_without_mcq"] == ["validation"]
+
+
+def test_command_reads_several_mcq_files_and_says_a_split_has_no_multiple_choice(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    def write(name, recs):
+        (tmp_path / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+        return str(tmp_path / name)
+
+    cosmos = write("cosmos.jsonl", [{**mcq("c1"), "source": "cosmosqa"}, {**mcq("c2"), "source": "cosmosqa"}])
+    exams = write("exams.jsonl", [five("e1", split="train"), five("e2", split="train", question="Qual a capital?")])
+    opens = write("open.jsonl", [open_qa("p1", "Qual é a carga horária máxima?", "Seis horas.", split="validation")])
+    (tmp_path / "params.yaml").write_text("format:\n  letters: [A, B, C, D]\n")
+    result = CliRunner().invoke(C.command, ["--mcq", cosmos, "--mcq", exams, "--open", opens, "--out-dir",
+                                            str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json"),
+                                            "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 0, result.output
+    train = [json.loads(x) for x in (tmp_path / "out/train.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in train] == ["c1", "c2"]  # five options, but format.letters has four here
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["quarantine_reasons"] == {"schema: more than 4 answers (one letter of format.letters each)": 2}
+    assert metrics["splits_without_mcq"] == ["validation"]
+    assert "the validation split has no multiple-choice item left" in result.output

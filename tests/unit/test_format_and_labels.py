@@ -109,3 +109,51 @@ def test_hub_error_says_what_why_and_how_to_switch(monkeypatch):
     assert "second paragraph" not in str(err) and "base_model.source=tiny" in str(err)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert "HF_TOKEN" in str(hub_error("org/model", "abc123", OSError("x")))
+
+
+# --- any number of options; items without a passage ------------------------------------------------
+ALPHABET = list("ABCDEFGHIJ")  # format.letters
+ENEM = {"id": "enem-01", "split": "validation", "label": 4, "context": "", "source": "enem", "language": "pt",
+        "subject": "geografia", "doc": "enem.pdf", "page": 2,
+        "question": "Texto I: A capital do Brasil foi transferida em 1960.\nQual cidade passou a ser a capital?",
+        "answers": ["Rio de Janeiro", "Salvador", "São Paulo", "Recife", "Brasília"]}
+
+
+def test_a_five_option_portuguese_item_goes_through_clean_and_format_with_letters_a_to_e(tok, prompts):
+    from stages.clean import clean_records
+    from stages.params import CleanParams
+
+    _, validation, quarantine = clean_records([ENEM], [], CleanParams(), max_options=len(ALPHABET))
+    assert quarantine == []
+    [rec] = format_records(validation, tok, prompts, letters=ALPHABET, answer_prefix="Alternativa", include_open=True)
+    system, user, assistant = rec["messages"]
+    assert assistant == {"role": "assistant", "content": "Alternativa E"}
+    assert rec["completion"] == "Alternativa E</s>"
+    # no passage: no "Contexto:" line at all, the question opens the user turn
+    assert user["content"] == ("Pergunta: Texto I: A capital do Brasil foi transferida em 1960.\n"
+                               "Qual cidade passou a ser a capital?\n"
+                               "A) Rio de Janeiro\nB) Salvador\nC) São Paulo\nD) Recife\nE) Brasília")
+    assert "Contexto" not in rec["prompt"]
+    # what evaluation reports by (source, language, option count) and re-renders from travels along
+    assert {k: rec[k] for k in ("source", "language", "subject", "doc", "page", "label", "answers")} == {
+        "source": "enem", "language": "pt", "subject": "geografia", "doc": "enem.pdf", "page": 2, "label": 4,
+        "answers": ENEM["answers"]}
+    [line] = openai_export([rec])
+    assert line["messages"][-1]["content"] == "Alternativa E" and "E) Brasília" in line["messages"][1]["content"]
+
+
+def test_a_four_option_item_reads_the_same_with_the_whole_alphabet(tok, prompts):
+    """Cosmos QA's items keep A-D: format.letters A-J changes none of their bytes."""
+    four = format_records([MCQ], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=True)
+    ten = format_records([MCQ], tok, prompts, letters=ALPHABET, answer_prefix="Alternativa", include_open=True)
+    assert ten == four and "E)" not in ten[0]["prompt"]
+
+
+def test_letters_follow_the_option_count_and_refuse_more_options_than_letters(tok, prompts):
+    from stages.io import InputError
+
+    two = {**MCQ, "answers": ["Sim .", "Não ."], "label": 1}
+    [rec] = format_records([two], tok, prompts, letters=ALPHABET, answer_prefix="Alternativa", include_open=True)
+    assert rec["messages"][1]["content"].endswith("A) Sim .\nB) Não .") and rec["completion"] == "Alternativa B</s>"
+    with pytest.raises(InputError, match="an item has 5 options; gabarito takes 2 to 4"):
+        format_records([{**ENEM, "kind": "mcq"}], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=True)

@@ -51,9 +51,12 @@ def test_parse_csv_quoted_commas_quotes_and_newlines():
             "label": 2,
             "question_type": "cause",
             "none_correct": False,
+            "source": "cosmosqa",
+            "language": "en",
         },
         {"id": "q2", "split": "train", "context": "ctx two", "question": "question two",
-         "answers": ["a", "b", "c", "d"], "label": 0, "question_type": "other", "none_correct": False},
+         "answers": ["a", "b", "c", "d"], "label": 0, "question_type": "other", "none_correct": False,
+         "source": "cosmosqa", "language": "en"},
     ]
 
 
@@ -79,7 +82,8 @@ def test_parse_csv_columns_in_any_order_and_extra_columns_ignored():
     text = "label,answer3,answer2,answer1,answer0,question,context,id,extra\n3,d,c,b,a,q?,ctx,i9,junk\n"
     (rec,) = I.parse_csv(text, split="train", name="t.csv")
     assert rec == {"id": "i9", "split": "train", "context": "ctx", "question": "q?",
-                   "answers": ["a", "b", "c", "d"], "label": 3, "question_type": "other", "none_correct": False}
+                   "answers": ["a", "b", "c", "d"], "label": 3, "question_type": "other", "none_correct": False,
+                   "source": "cosmosqa", "language": "en"}
 
 
 def test_parse_csv_skips_blank_lines_and_strips_id():
@@ -164,9 +168,11 @@ def test_parse_jsonl():
     recs = I.parse_jsonl(_jsonl(rows) + "\n", split="validation", name="v.jsonl")
     assert recs == [
         {"id": "j1", "split": "validation", "context": "Contexto com acentuação", "question": "Why?",
-         "answers": ["w", "x", "y", "z"], "label": 2, "question_type": "cause", "none_correct": False},
+         "answers": ["w", "x", "y", "z"], "label": 2, "question_type": "cause", "none_correct": False,
+         "source": "cosmosqa", "language": "en"},
         {"id": "j2", "split": "validation", "context": "Some context.", "question": "Why?",
-         "answers": ["w", "x", "y", "z"], "label": 3, "question_type": "cause", "none_correct": False},
+         "answers": ["w", "x", "y", "z"], "label": 3, "question_type": "cause", "none_correct": False,
+         "source": "cosmosqa", "language": "en"},
     ]
 
 
@@ -288,7 +294,10 @@ def test_bundled_sample(repo_root):
     assert set(splits) == {"train", "validation"}
     assert splits["train"] > splits["validation"] > 0
     for r in recs:
-        assert set(r) == {"id", "split", "context", "question", "answers", "label", "question_type", "none_correct"}
+        assert set(r) == {"id", "split", "context", "question", "answers", "label", "question_type", "none_correct",
+                          "source", "language"}
+        # the multiple-choice record's source and language: reported per source, sent through translation
+        assert (r["source"], r["language"]) == ("cosmosqa", "en")
         assert len(r["answers"]) == 4 and all(a.strip() for a in r["answers"])
         assert r["label"] in (0, 1, 2, 3)
         assert r["context"].strip() and r["question"].strip()

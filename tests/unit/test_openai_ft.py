@@ -65,6 +65,26 @@ def test_the_exporters_lines_pass_in_memory_and_through_the_file(tmp_path):
     assert {k: v for k, v in from_file.items() if k != "file"} == {k: v for k, v in report.items() if k != "file"}
 
 
+def test_items_with_two_to_ten_options_export_and_pass(tmp_path):
+    """Each item is lettered by its own option count (an ENEM item A-E, a true/false A-B) and answered
+    with its own letter, and the export passes OpenAI's checks."""
+    prompts = load_prompts(ROOT / "prompts/chat.v1.yaml")
+    recs = [{"messages": mcq_messages({"context": "" if n % 2 else f"Contexto {n}: um texto qualquer.",
+                                       "question": f"Questão com {n} alternativas?",
+                                       "answers": [f"alternativa {i} de {n}" for i in range(n)], "label": n - 1},
+                                      prompts, list("ABCDEFGHIJ"), "Alternativa")}
+            for n in range(2, 11)]
+    records = openai_export(recs)
+    assert [r["messages"][-1]["content"] for r in records] == [f"Alternativa {x}" for x in "BCDEFGHIJ"]
+    five = records[3]["messages"][1]["content"]
+    assert five.endswith("\nD) alternativa 3 de 5\nE) alternativa 4 de 5") and "Contexto" not in five
+    path = tmp_path / "openai_train.jsonl"
+    write_jsonl(path, records)
+    report = ft.validate(ft.read_lines(path.read_text(encoding="utf-8")),
+                         params(min_examples=9, max_tokens_per_example=1000), name=str(path), counter=WORDS)
+    assert report["ok"] and report["valid_examples"] == 9 and report["errors"] == []
+
+
 # --- token and cost arithmetic ----------------------------------------------------------------------
 THREE = [
     # 3 messages x (3 + role 1) + content 2 + 3 + 1 + reply priming 3 = 21; assistant 1

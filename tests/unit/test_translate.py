@@ -8,8 +8,8 @@ import pytest
 
 from stages.io import InputError
 from stages.llm import InvalidReply, parse_json_object
-from stages.translate import (check_translation, join_dataset, load_translations, missing_error,
-                              validator)
+from stages.translate import (build_job, check_translation, collect, join_dataset, load_translations, merge,
+                              missing_error, pass_through, read_items, validator)
 
 ITEM = {
     "id": "x1", "split": "train", "label": 1,
@@ -47,7 +47,8 @@ def test_validator_accepts_fenced_reply():
     ({**GOOD, "answers": GOOD["answers"] + ["Outra alternativa qualquer ."]}, "exatamente 4 alternativas, vieram 5"),
     ({**GOOD, "answers": GOOD["answers"][:3] + ["   "]}, "alternativa(s) vazia(s): D"),
     ({**GOOD, "answers": ["", *GOOD["answers"][1:]]}, "alternativa(s) vazia(s): A"),
-    ({**GOOD, "context": "  "}, "contexto e pergunta não podem ser vazios"),
+    ({**GOOD, "context": "  "}, "o contexto não pode ser vazio"),
+    ({**GOOD, "question": " "}, "a pergunta não pode ser vazia"),
     # two answers merged into the same text (case and punctuation do not make them distinct)
     ({**GOOD, "answers": [GOOD["answers"][0], GOOD["answers"][0], *GOOD["answers"][2:]]}, "duas alternativas ficaram iguais"),
     ({**GOOD, "answers": [GOOD["answers"][0], "PORQUE precisavam de pão para a família!", *GOOD["answers"][2:]]},
@@ -135,7 +136,8 @@ def test_join_dataset_joins_by_id_and_reports_missing():
     assert [d["id"] for d in done] == ["it1", "it3"]
     assert [m["id"] for m in missing] == ["it2"]
     assert done[0] == {"id": "it1", "split": "validation", "label": 3, "context": GOOD["context"],
-                       "question": "Pergunta um?", "answers": GOOD["answers"], "translated_by": "dataset"}
+                       "question": "Pergunta um?", "answers": GOOD["answers"], "translated_by": "dataset",
+                       "language": "pt"}
     assert done[1]["label"] == 2 and done[1]["split"] == "validation"
 
 
@@ -203,7 +205,8 @@ def test_load_translations_bundled_file(repo_root):
 @pytest.mark.parametrize("bad, missing", [
     ({"id": "b", "context": "C", "answers": ["1", "2", "3", "4"]}, "missing question"),
     ({"id": "b", "context": "C", "question": "Q"}, "missing answers"),
-    ({"id": "b", "context": "C", "question": "Q", "answer0": "1", "answer1": "2", "answer2": "3"}, "missing answers"),
+    # answer columns run from answer0: without it there are none
+    ({"id": "b", "context": "C", "question": "Q", "answer1": "1", "answer2": "2", "answer3": "3"}, "missing answers"),
     ({"context": "C", "question": "Q", "answers": ["1", "2", "3", "4"]}, "missing id"),
     ({"id": "b", "context": "C", "question": "Q", "answers": "1 2 3 4"}, "missing answers"),
 ])
@@ -232,3 +235,90 @@ def test_a_missing_answer_is_an_error_not_the_text_none(tmp_path):
     _write_jsonl(tmp_path / "t.jsonl", [{"id": "x1", "context": "C", "question": "Q", "answers": ["a", None, "c", "d"]}])
     with pytest.raises(InputError, match=r"t\.jsonl:1: every answer must be a non-empty text.*'x1'"):
         load_translations(tmp_path / "t.jsonl")
+
+
+# --- any number of options; Portuguese items; several --items files ---------------------------------
+ITEM5 = {**ITEM, "id": "x5", "label": 4,
+         "answers": ITEM["answers"][:3] + ["Because it was a holiday .", "None of the above choices ."]}
+GOOD5 = {**GOOD, "answers": GOOD["answers"][:3] + ["Porque era feriado .", "Nenhuma das alternativas acima ."]}
+
+
+def test_a_five_option_item_is_asked_and_checked_for_five_alternatives():
+    job = build_job(ITEM5, "sistema\n---\nQuestão com {{n_options}} alternativas:\n{{item_json}}")
+    props = job.schema["properties"]["alternativas"]
+    assert (props["minItems"], props["maxItems"]) == (5, 5)
+    user = job.messages[1]["content"]
+    assert user.startswith("Questão com 5 alternativas:\n")
+    assert json.loads(user[user.index("{"):])["alternativas"] == ITEM5["answers"]
+    assert validator(ITEM5)(as_reply(GOOD5)) == GOOD5
+    with pytest.raises(InvalidReply, match="exatamente 5 alternativas, vieram 4"):
+        validator(ITEM5)(as_reply(GOOD))
+    with pytest.raises(InvalidReply, match="vazia\\(s\\): E"):
+        check_translation(ITEM5, {**GOOD5, "answers": GOOD5["answers"][:4] + [" "]})
+    # a four-option item keeps the schema of four
+    assert build_job(ITEM, "s\n---\n{{item_json}}").schema["properties"]["alternativas"]["maxItems"] == 4
+
+
+def test_the_bundled_prompt_names_the_option_count():
+    from pathlib import Path
+    template = (Path(__file__).resolve().parents[2] / "prompts/translate.v2.txt").read_text(encoding="utf-8")
+    user = build_job(ITEM5, template).messages[1]["content"]
+    assert "{{" not in user and "com 5 alternativas" in user and "exatamente 5 alternativas" in user
+
+
+def test_an_item_without_context_keeps_an_empty_context():
+    item = {**ITEM5, "context": ""}
+    assert check_translation(item, {**GOOD5, "context": ""}) is None
+    with pytest.raises(InvalidReply, match="devolva o contexto vazio"):
+        check_translation(item, GOOD5)
+
+
+def test_join_dataset_takes_n_answers_and_checks_the_count_against_the_item(tmp_path):
+    path = _write_jsonl(tmp_path / "t.jsonl", [
+        {"id": "x5", "context": "", "question": GOOD5["question"],
+         **{f"answer{i}": a for i, a in enumerate(GOOD5["answers"])}}])
+    table = load_translations(path)
+    assert table["x5"]["answers"] == GOOD5["answers"] and table["x5"]["context"] == ""
+    (done,), missing = join_dataset([ITEM5], table, str(path))
+    assert missing == [] and done["answers"] == GOOD5["answers"] and done["label"] == 4
+    with pytest.raises(InputError, match=r"'x1' has 5 answers, expected 4 \(as the item has\)"):
+        join_dataset([ITEM], {"x1": table["x5"]}, str(path))
+
+
+def test_merge_carries_source_subject_doc_page_and_sets_language_pt():
+    item = {**ITEM5, "source": "minhas_provas", "language": "en", "subject": "história", "doc": "p.pdf",
+            "page": 3, "question_type": "other", "stray": "not carried"}
+    rec = merge(item, GOOD5, by="dataset")
+    assert {k: rec[k] for k in ("source", "language", "subject", "doc", "page", "question_type")} == {
+        "source": "minhas_provas", "language": "pt", "subject": "história", "doc": "p.pdf", "page": 3,
+        "question_type": "other"}
+    assert "stray" not in rec
+
+
+def test_collect_checks_a_stored_translation_against_the_items_option_count():
+    ok = {"x5": {"status": "ok", "key": "k", "result": GOOD5}}
+    (done,), failed = collect([ITEM5], ok, by="openai:m", where=lambda k: f"ledger:{k}")
+    assert failed == [] and done["answers"] == GOOD5["answers"]
+    with pytest.raises(InputError, match=r"ledger:k: .*\(a list of 5 texts\)"):
+        collect([ITEM5], {"x5": {**ok["x5"], "result": GOOD}}, by="openai:m", where=lambda k: f"ledger:{k}")
+
+
+def test_pass_through_keeps_portuguese_items_untouched_and_english_ones_for_translation():
+    pt = {**GOOD5, "id": "p1", "split": "train", "label": 2, "language": "pt", "source": "enem"}
+    legacy = {k: v for k, v in ITEM.items()}  # no language: English, as Cosmos QA's are
+    original, english = pass_through([pt, {**ITEM5, "language": "en"}, legacy])
+    assert original == [{**pt, "translated_by": "original"}]
+    assert [e["id"] for e in english] == ["x5", "x1"]
+
+
+def test_read_items_concatenates_files_in_order_and_names_both_files_of_a_repeated_id(tmp_path):
+    a = _write_jsonl(tmp_path / "a.jsonl", [{**ITEM, "id": "a1"}, {**ITEM, "id": "a2"}])
+    b = _write_jsonl(tmp_path / "b.jsonl", [{**ITEM5, "id": "b1", "language": "pt"}])
+    assert [r["id"] for r in read_items([b, a])] == ["b1", "a1", "a2"]
+    c = _write_jsonl(tmp_path / "c.jsonl", [{**ITEM, "id": "c1"}, {**ITEM, "id": "a2"}])
+    with pytest.raises(InputError) as exc:
+        read_items([a, c])
+    assert str(exc.value).startswith(f"{c}:2: id 'a2' is also at {a}:2.")
+    d = _write_jsonl(tmp_path / "d.jsonl", [{**ITEM, "id": "d1", "language": "es"}])
+    with pytest.raises(InputError, match=rf"{d}:1: item 'd1' has language 'es'; translate takes pt or en"):
+        read_items([d])
