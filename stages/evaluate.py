@@ -247,11 +247,16 @@ def plot_files(plots: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 
 # --- report ------------------------------------------------------------------------------------------
-def render_report(metrics: dict, modes: list[str]) -> str:
-    """metrics/report.md: the tables a person reads after `dvc repro`."""
+def render_report(metrics: dict, modes: list[str], *, max_letter_share: float | None = None) -> str:
+    """metrics/report.md: the tables a person reads after `dvc repro`; with ``max_letter_share``
+    (evaluate.max_letter_share), the models that answer one letter too often are named first."""
     lines = ["# Evaluation report", "",
              "Accuracy counts invalid answers as wrong; *valid-only* divides by answered items. "
-             "CI is a 95% bootstrap interval.", "",
+             "CI is a 95% bootstrap interval.", ""]
+    if max_letter_share is not None:
+        lines += [f"**WARNING: {w}.**" for w in letter_warnings(metrics, modes, max_letter_share)]
+        lines += [""] if lines[-1] != "" else []
+    lines += [
              "| model | mode | n | accuracy | 95% CI | valid-only | invalid | ECE |",
              "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
     for name in ("base", "finetuned"):
@@ -386,7 +391,7 @@ def command(validation, train_path, base, adapter, prompts, predictions, metrics
     with io.atomic_path(plots_dir, directory=True) as tmp:
         for name, rows in plot_files(plots).items():
             io.write_json(tmp / name, rows)
-    io.write_text(report, render_report(result, p.modes))
+    io.write_text(report, render_report(result, p.modes, max_letter_share=p.max_letter_share))
     for line in headline(result, p.modes):
         log(f"evaluate: {line}")
     for line in letter_warnings(result, p.modes, p.max_letter_share):
