@@ -278,7 +278,7 @@ def render_report(metrics: dict, modes: list[str], *, max_letter_share: float | 
     for name in ("base", "finetuned"):
         bt = metrics[name][modes[0]]["by_type"]
         lines.append(f"| {name} | " + " | ".join(f"{bt[t]:.2%}" if t in bt else "-" for t in types) + " |")
-    for key, title in (("by_source", "source"), ("by_options", "options")):
+    for key, title in (("by_source", "source"), ("by_options", "option count")):
         rows = [(name, mode, group, g) for name in ("base", "finetuned") for mode in modes
                 for group, g in metrics[name][mode].get(key, {}).items()]
         if rows:
