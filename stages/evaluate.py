@@ -8,10 +8,17 @@
 Modes (``evaluate.modes``: letter, loglik, generate; see stages/scoring.py) run for both models,
 on the exact training prompt.
 
+Items may have any number of options (2 to 10): item letters are the first n of ``format.letters``.
+
 Metrics per model and mode: accuracy (invalid counted wrong), accuracy over answered items,
 invalid rate by category, n, a 95% bootstrap interval, accuracy by question type, calibration
-(ECE); per model: answer-position bias under cyclic permutations of the options (letter mode); and
-a McNemar test between base and fine-tuned. Open questions from PDFs (if any reach validation)
+(ECE); accuracy with n and interval per source (``by_source``; a record without ``source`` counts
+as "unknown") and per option count (``by_options``); the majority-letter baseline (always answer
+the most frequent gold letter) and the distribution of predicted letters, with
+``top_letter_warning`` (and a warning in the log) when one letter takes more than
+``evaluate.max_letter_share`` of the items. Per model: answer-position bias under cyclic
+permutations of the options (letter mode; see ``position_bias``); and a McNemar test between base
+and fine-tuned. Open questions from PDFs (if any reach validation)
 get exact match, token F1 and ROUGE-L.
 
 Sections: metrics of one mode / guard rails / running the models / plots / report / the command.
@@ -30,14 +37,23 @@ from stages import io
 from stages.clikit import log, params_option, user_errors
 from stages.io import InputError
 from stages.params import EvaluateParams, QuantizationParams
-from stages.scoring import (ANSWERED, CATEGORIES, OPTION_TEXT, VALID, check_prompts, exact_match, generate, predict,
-                            rouge_l, score_letters, token_f1)
-from stages.stats import bootstrap_ci, expected_calibration_error, mcnemar, percent
+from stages.scoring import (ANSWERED, CATEGORIES, OPTION_TEXT, VALID, check_prompts, exact_match, generate,
+                            item_letters, predict, rouge_l, score_letters, token_f1)
+from stages.stats import (accuracy_by, bootstrap_ci, expected_calibration_error, letter_distribution,
+                          majority_baseline, mcnemar, percent)
+
+UNKNOWN_SOURCE = "unknown"  # by_source's group for a record without ``source``
 
 
 # --- metrics of one model in one mode ----------------------------------------------------------------
-def summarize(records: list[dict], preds: list[dict], p: EvaluateParams) -> dict:
-    """Metrics of one model in one mode from its per-item predictions."""
+def option_count(rec: dict) -> str:
+    """by_options's group of a record: its number of options, as a string (a JSON key)."""
+    return str(len(rec["answers"])) if "answers" in rec else "unknown"
+
+
+def summarize(records: list[dict], preds: list[dict], p: EvaluateParams, *,
+              letters: list[str] | tuple[str, ...] = tuple("ABCDEFGHIJ")) -> dict:
+    """Metrics of one model in one mode from its per-item predictions (``letters``: format.letters)."""
     n = len(preds)
     correct = [pr["correct"] for pr in preds]
     counts = {c: sum(pr["category"] == c for pr in preds) for c in CATEGORIES}
@@ -61,6 +77,15 @@ def summarize(records: list[dict], preds: list[dict], p: EvaluateParams) -> dict
         if rec.get("none_correct"):
             by_type.setdefault("none_of_the_above", []).append(pr["correct"])
     out["by_type"] = {t: round(sum(v) / len(v), 6) for t, v in sorted(by_type.items())}
+    # the same resampling seed for every group: same inputs, same intervals
+    out["by_source"] = accuracy_by([r.get("source") or UNKNOWN_SOURCE for r in records], correct,
+                                   p.bootstrap_samples, p.seed)
+    out["by_options"] = accuracy_by([option_count(r) for r in records], correct, p.bootstrap_samples, p.seed)
+    # letters as far as the largest item goes (A-D for Cosmos QA alone, A-E with five-option items)
+    widest = max((len(r["answers"]) for r in records if "answers" in r), default=0)
+    shown = list(letters[:widest]) if widest else sorted({pr["label"] for pr in preds if pr.get("label")})
+    out["majority_baseline"] = majority_baseline([pr["label"] for pr in preds if pr.get("label")])
+    out.update(letter_distribution([pr.get("prediction") for pr in preds], shown, p.max_letter_share))
     if all(pr.get("probs") for pr in preds) and n:
         out["ece"], _ = expected_calibration_error([max(pr["probs"]) for pr in preds], correct, p.calibration_bins)
     return out
@@ -84,7 +109,8 @@ def check_no_leak(validation: list[dict], train: list[dict]) -> None:
 # --- running the models ------------------------------------------------------------------------------
 def permuted_prompts(records: list[dict], tokenizer, prompts_file: dict, shift: int, *, letters: list[str],
                      answer_prefix: str) -> tuple[list[str], list[int]]:
-    """Prompts with the options rotated by ``shift`` places, and where each correct answer now sits."""
+    """Prompts with the options rotated by ``shift`` places, and where each correct answer now sits.
+    ``letters`` is the alphabet; each item is written with its own first n letters."""
     from stages.chat_format import mcq_messages, split_prompt_completion
 
     out, labels = [], []
@@ -92,7 +118,8 @@ def permuted_prompts(records: list[dict], tokenizer, prompts_file: dict, shift: 
         k = len(rec["answers"])
         answers = [rec["answers"][(i - shift) % k] for i in range(k)]
         label = (rec["label"] + shift) % k
-        msgs = mcq_messages({**rec, "answers": answers, "label": label}, prompts_file, letters, answer_prefix)
+        msgs = mcq_messages({**rec, "answers": answers, "label": label}, prompts_file, item_letters(rec, letters),
+                            answer_prefix)
         out.append(split_prompt_completion(tokenizer, msgs)[0])
         labels.append(label)
     return out, labels
@@ -112,17 +139,29 @@ def score_open(model, tokenizer, records: list[dict], p: EvaluateParams, name: s
 
 
 def position_bias(model, tokenizer, records, prompts_file, p: EvaluateParams, *, letters, answer_prefix) -> dict:
-    """Letter-mode accuracy with the options rotated 0-3 places: a model that reads answers, not
-    positions, scores about the same under every rotation."""
-    accs = {}
-    for shift in range(len(letters)):
-        prompts, labels = permuted_prompts(records, tokenizer, prompts_file, shift, letters=letters,
+    """Letter-mode accuracy with the options rotated 0..n-1 places: a model that reads answers, not
+    positions, scores about the same under every rotation.
+
+    An item with n options has the n rotations 0..n-1; ``shift_s`` is the accuracy over the items
+    that have rotation s (all items for s below the smallest option count, only the five-option
+    ones for ``shift_4`` in a mix of four and five), and ``n_by_shift`` counts them. ``spread`` is
+    max - min over the rotations every item has, so it always compares the same items. With one
+    option count (Cosmos QA alone: 0-3 over every item) all of this is the plain per-rotation
+    accuracy and its spread."""
+    counts = [len(r["answers"]) for r in records]
+    accs, sizes = {}, {}
+    for shift in range(max(counts, default=0)):
+        subset = [r for r, k in zip(records, counts) if k > shift]
+        prompts, labels = permuted_prompts(subset, tokenizer, prompts_file, shift, letters=letters,
                                            answer_prefix=answer_prefix)
         probs = score_letters(model, tokenizer, prompts, answer_prefix=answer_prefix, letters=letters,
-                              batch_size=p.batch_size)
+                              batch_size=p.batch_size, counts=[len(r["answers"]) for r in subset])
         hits = [max(range(len(pr)), key=lambda i: (pr[i], -i)) == y for pr, y in zip(probs, labels)]
         accs[f"shift_{shift}"] = round(sum(hits) / len(hits), 6) if hits else 0.0
-    accs["spread"] = round(max(accs.values()) - min(accs.values()), 6) if accs else 0.0
+        sizes[f"shift_{shift}"] = len(hits)
+    common = [accs[f"shift_{s}"] for s in range(min(counts, default=0))]
+    accs["spread"] = round(max(common) - min(common), 6) if common else 0.0
+    accs["n_by_shift"] = sizes
     return accs
 
 
@@ -153,7 +192,7 @@ def evaluate(records: list[dict], base: str | Path, adapter: str | Path, p: Eval
         metrics[name] = {}
         for mode in p.modes:
             preds = predict(model, tokenizer, mcq, mode, p, letters=letters, answer_prefix=answer_prefix, name=name)
-            metrics[name][mode] = summarize(mcq, preds, p)
+            metrics[name][mode] = summarize(mcq, preds, p, letters=letters)
             predictions += preds
         # the primary mode's headline numbers at the top, for `dvc metrics diff` at a glance
         primary = metrics[name][p.modes[0]]
@@ -231,11 +270,16 @@ def headline_metrics(metrics: dict, modes: list[str]) -> dict:
 
 
 # --- report ------------------------------------------------------------------------------------------
-def render_report(metrics: dict, modes: list[str]) -> str:
-    """metrics/report.md: the tables a person reads after `dvc repro`."""
+def render_report(metrics: dict, modes: list[str], *, max_letter_share: float | None = None) -> str:
+    """metrics/report.md: the tables a person reads after `dvc repro`; with ``max_letter_share``
+    (evaluate.max_letter_share), the models that answer one letter too often are named first."""
     lines = ["# Evaluation report", "",
              "Accuracy counts invalid answers as wrong; *valid-only* divides by answered items. "
-             "CI is a 95% bootstrap interval.", "",
+             "CI is a 95% bootstrap interval.", ""]
+    if max_letter_share is not None:
+        lines += [f"**WARNING: {w}.**" for w in letter_warnings(metrics, modes, max_letter_share)]
+        lines += [""] if lines[-1] != "" else []
+    lines += [
              "| model | mode | n | accuracy | 95% CI | valid-only | invalid | ECE |",
              "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
     for name in ("base", "finetuned"):
@@ -257,10 +301,39 @@ def render_report(metrics: dict, modes: list[str]) -> str:
     for name in ("base", "finetuned"):
         bt = metrics[name][modes[0]]["by_type"]
         lines.append(f"| {name} | " + " | ".join(f"{bt[t]:.2%}" if t in bt else "-" for t in types) + " |")
+    for key, title in (("by_source", "source"), ("by_options", "option count")):
+        rows = [(name, mode, group, g) for name in ("base", "finetuned") for mode in modes
+                for group, g in metrics[name][mode].get(key, {}).items()]
+        if rows:
+            lines += ["", f"## Accuracy by {title}", "", f"| model | mode | {title} | n | accuracy | 95% CI |",
+                      "| --- | --- | --- | ---: | ---: | --- |"]
+            lines += [f"| {name} | {mode} | {group} | {g['n']} | {g['accuracy']:.2%} | "
+                      f"{g['ci95_low']:.2%}-{g['ci95_high']:.2%} |" for name, mode, group, g in rows]
+    if "majority_baseline" in metrics["base"][modes[0]]:
+        lines += ["", "## Predicted letters against the majority-letter baseline", "",
+                  "The baseline always answers the most frequent gold letter. A letter taking more than "
+                  "evaluate.max_letter_share of the items is flagged: the model answers by position.", "",
+                  "| model | mode | baseline | baseline accuracy | accuracy | predicted letters | top letter share | |",
+                  "| --- | --- | --- | ---: | ---: | --- | ---: | --- |"]
+        for name in ("base", "finetuned"):
+            for mode in modes:
+                m = metrics[name][mode]
+                mb, dist = m["majority_baseline"], m["predicted_letters"]
+                top = f"{m['top_letter']} {m['top_letter_share']:.2%}" if m["top_letter"] else "-"
+                lines.append(f"| {name} | {mode} | {mb['letter'] or '-'} | {mb['accuracy']:.2%} | {m['accuracy']:.2%} | "
+                             + " ".join(f"{x}:{c}" for x, c in dist.items())
+                             + f" | {top} | {'**warning**' if m['top_letter_warning'] else ''} |")
     if "position_bias" in metrics["base"]:
-        shifts = [k for k in metrics["base"]["position_bias"] if k.startswith("shift")]
-        lines += ["", "## Answer-position bias (letter mode, options rotated)", "",
-                  "| model | " + " | ".join(shifts) + " | spread |", "| --- |" + " ---: |" * (len(shifts) + 1)]
+        pb0 = metrics["base"]["position_bias"]
+        shifts = [k for k in pb0 if k.startswith("shift")]
+        sizes = pb0.get("n_by_shift", {})
+        mixed = len(set(sizes.values())) > 1
+        lines += ["", "## Answer-position bias (letter mode, options rotated)", ""]
+        if mixed:
+            lines += ["Items with n options are rotated 0..n-1 places; each column scores the items that have "
+                      "that rotation (n under the column). The spread compares the rotations every item has.", ""]
+        lines += ["| model | " + " | ".join(f"{s} (n={sizes[s]})" if mixed else s for s in shifts) + " | spread |",
+                  "| --- |" + " ---: |" * (len(shifts) + 1)]
         for name in ("base", "finetuned"):
             pb = metrics[name]["position_bias"]
             lines.append(f"| {name} | " + " | ".join(f"{pb[s]:.2%}" for s in shifts) + f" | {pb['spread']:.2%} |")
@@ -283,6 +356,22 @@ def headline(metrics: dict, modes: list[str]) -> list[str]:
     return [f"{name} ({modes[0]}): accuracy {m['accuracy']:.2%} (valid-only {percent(m['accuracy_valid'])}), "
             f"invalid {m['invalid_rate']:.2%}, n={m['n']}"
             for name, m in ((name, metrics[name]) for name in ("base", "finetuned"))]
+
+
+def letter_warnings(metrics: dict, modes: list[str], max_share: float) -> list[str]:
+    """One line per model and mode whose most predicted letter takes more than ``max_share`` of the items."""
+    out = []
+    for name in ("base", "finetuned"):
+        for mode in modes:
+            m = metrics[name][mode]
+            if m.get("top_letter_warning"):
+                count = m["predicted_letters"][m["top_letter"]]
+                out.append(f"{name} ({mode}) answers {m['top_letter']} on {count} of {m['n']} items "
+                           f"({m['top_letter_share']:.2%} > evaluate.max_letter_share {max_share}): it answers by "
+                           f"position, not by the question (majority-letter baseline: "
+                           f"{m['majority_baseline']['letter']} {m['majority_baseline']['accuracy']:.2%}, "
+                           f"accuracy {m['accuracy']:.2%})")
+    return out
 
 
 # --- command: gabarito evaluate ---
@@ -329,6 +418,8 @@ def command(validation, train_path, base, adapter, prompts, predictions, metrics
     with io.atomic_path(plots_dir, directory=True) as tmp:
         for name, rows in plot_files(plots).items():
             io.write_json(tmp / name, rows)
-    io.write_text(report, render_report(result, p.modes))
+    io.write_text(report, render_report(result, p.modes, max_letter_share=p.max_letter_share))
     for line in headline(result, p.modes):
         log(f"evaluate: {line}")
+    for line in letter_warnings(result, p.modes, p.max_letter_share):
+        log(f"evaluate: WARNING: {line}")

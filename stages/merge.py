@@ -151,6 +151,8 @@ def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_di
     bits) and a different kernel order separate the two. A big move means the wrong base, a broken
     adapter, a float16 overflow, or a base too sensitive to quantization for the original recipe.
 
+    ``letters`` is format.letters, the alphabet: each item is scored on its first n letters (n options).
+
     Returns n, accuracy_adapter, accuracy_merged, accuracy_diff, letter_agreement (share of items
     with the same predicted letter), max_prob_diff (largest change of any option's probability),
     parity_tolerance, dtype and ok. With ``strict``, raises ParityError when not ok.

@@ -479,6 +479,9 @@ class EvaluateParams(Section):
     bootstrap_samples: int = Field(default=1000, ge=10)
     calibration_bins: int = Field(default=10, ge=2)
     position_bias: bool = True
+    # warn (log and metrics' top_letter_warning) when one predicted letter takes more than this share of
+    # the items in a model/mode: the model answers by position, not by the question
+    max_letter_share: float = Field(default=0.5, gt=0.0, le=1.0)
     seed: int = 0
     torch_threads: int = Field(default=2, ge=1)
 

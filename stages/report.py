@@ -200,6 +200,11 @@ def _delta(a, b):
     return None
 
 
+def _group_order(group: str):
+    # option counts as numbers ("4" before "10"), sources by name
+    return (0, int(group), "") if group.isdigit() else (1, 0, group)
+
+
 def _truncate(text: str, width: int) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= width else text[: width - 1].rstrip() + "…"
@@ -225,6 +230,8 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
                          "items (`dvc pull` the predictions there, or rerun the evaluate stage).")
 
     accuracy, secondary, by_type, flips = [], [], [], []
+    groups: dict[str, list[dict]] = {"by_source": [], "by_options": []}
+    letters = []
     for model, mode in pairs:
         a, b = ma[model][mode], mb[model][mode]
         row = {"model": model, "mode": mode, "a": a["accuracy"], "b": b["accuracy"],
@@ -250,6 +257,24 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
             by_type.append({"model": model, "mode": mode, "rows": [
                 {"type": t, "a": ta.get(t), "b": tb.get(t), "delta": _delta(ta.get(t), tb.get(t))}
                 for t in sorted(set(ta) | set(tb))]})
+        for key in groups:  # per source / per option count: n and interval on each side (runs before issue 14: none)
+            ga, gb = a.get(key) or {}, b.get(key) or {}
+            if ga or gb:
+                groups[key].append({"model": model, "mode": mode, "rows": [
+                    {"group": g, "a": ga.get(g), "b": gb.get(g),
+                     "delta": _delta((ga.get(g) or {}).get("accuracy"), (gb.get(g) or {}).get("accuracy"))}
+                    for g in sorted(set(ga) | set(gb), key=_group_order)]})
+        for side, m in ((labels[0], a), (labels[1], b)):
+            if "majority_baseline" in m:
+                letters.append({"model": model, "mode": mode, "side": side, "n": m.get("n"),
+                                "accuracy": m["accuracy"], "baseline": m["majority_baseline"],
+                                "predicted_letters": m["predicted_letters"], "top_letter": m["top_letter"],
+                                "top_letter_share": m["top_letter_share"], "warning": m["top_letter_warning"]})
+                if m["top_letter_warning"]:
+                    count = m["predicted_letters"][m["top_letter"]]
+                    notes.append(f"Warning: in {side}, {model} ({mode}) answers {m['top_letter']} on {count} of "
+                                 f"{m.get('n')} items ({percent(m['top_letter_share'])}, more than "
+                                 "evaluate.max_letter_share): it answers by position, not by the question.")
         if pa is not None and pb is not None:
             # by id, like the pairing: the lists must not depend on the order of the predictions file
             rows = sorted(flipped(pa, pb, model=model, mode=mode), key=lambda r: r["id"])
@@ -274,6 +299,9 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
         "train": train,
         "params": params_diff(baseline.get("params"), current.get("params")),
         "by_type": by_type,
+        "by_source": groups["by_source"],
+        "by_options": groups["by_options"],
+        "letters": letters,
         "flipped": flips,
         "max_flipped": max_flipped,
         # `dvc plots diff A` compares A with the workspace: name the current side unless it is the workspace
@@ -337,6 +365,28 @@ def _table_rows(report: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     return out
 
 
+def _group_cell(g: dict | None) -> str:
+    if not g:
+        return "-"
+    return f"{percent(g['accuracy'])} (n={g['n']}, {percent(g['ci95_low'])}-{percent(g['ci95_high'])})"
+
+
+def _group_rows(block: dict) -> list[list[str]]:
+    return [[r["group"], _group_cell(r["a"]), _group_cell(r["b"]), _signed_pct(r["delta"])] for r in block["rows"]]
+
+
+GROUP_TITLES = {"by_source": ("Accuracy by source", "source"), "by_options": ("Accuracy by option count", "options")}
+
+
+def _letter_rows(report: dict) -> tuple[list[str], list[list[str]]]:
+    return (["model", "mode", "side", "n", "accuracy", "majority baseline", "predicted letters", "top letter", ""],
+            [[r["model"], r["mode"], r["side"], str(r["n"]), percent(r["accuracy"]),
+              f"{r['baseline']['letter'] or '-'} {percent(r['baseline']['accuracy'])}",
+              " ".join(f"{x}:{c}" for x, c in r["predicted_letters"].items()),
+              f"{r['top_letter']} {percent(r['top_letter_share'])}" if r["top_letter"] else "-",
+              "warning" if r["warning"] else ""] for r in report["letters"]])
+
+
 def _by_type_rows(block: dict) -> list[list[str]]:
     return [[r["type"], percent(r["a"]), percent(r["b"]), _signed_pct(r["delta"])] for r in block["rows"]]
 
@@ -388,6 +438,16 @@ def render_markdown(report: dict) -> str:
         for block in report["by_type"]:
             lines += [f"### {_md(block['model'])}, {_md(block['mode'])}", "",
                       *_md_table(["type", la, lb, "delta"], _by_type_rows(block), numeric_from=1), ""]
+    for key, (title, column) in GROUP_TITLES.items():
+        if report.get(key):
+            lines += [f"## {title} (n and 95% bootstrap interval per side)", ""]
+            for block in report[key]:
+                lines += [f"### {_md(block['model'])}, {_md(block['mode'])}", "",
+                          *_md_table([column, la, lb, "delta"], _group_rows(block)), ""]
+    if report.get("letters"):
+        lines += ["## Predicted letters and the majority-letter baseline", "",
+                  "The baseline always answers the most frequent gold letter; *warning*: one letter takes more "
+                  "than evaluate.max_letter_share of the items.", "", *_md_table(*_letter_rows(report)), ""]
     lines += ["## Plots", ""]
     if report["plots"]["command"]:
         lines += [f"{_md_code(report['plots']['command'])} draws these plots for both sides:", ""]
@@ -475,6 +535,16 @@ def render_html(report: dict) -> str:
             out += [f"<h3>{_e(name)}</h3>", _html_table(["type", la, lb, "delta"], _by_type_rows(block), numeric_from=1),
                     svg_bars(f"Accuracy by question type: {name}",
                              [(r["type"], r["a"], r["b"]) for r in block["rows"]], (la, lb))]
+    for key, (title, column) in GROUP_TITLES.items():
+        if report.get(key):
+            out.append(f"<h2>{_e(title)} (n and 95% bootstrap interval per side)</h2>")
+            for block in report[key]:
+                out += [f"<h3>{_e(block['model'])}, {_e(block['mode'])}</h3>",
+                        _html_table([column, la, lb, "delta"], _group_rows(block))]
+    if report.get("letters"):
+        out += ["<h2>Predicted letters and the majority-letter baseline</h2>",
+                '<p class="note">The baseline always answers the most frequent gold letter; <em>warning</em>: one '
+                "letter takes more than evaluate.max_letter_share of the items.</p>", _html_table(*_letter_rows(report))]
     out.append("<h2>Plots</h2>")
     if report["plots"]["command"]:
         out.append(f"<p><code>{_e(report['plots']['command'])}</code> draws these plots for both sides:</p>")

@@ -6,12 +6,13 @@ the modules that import it rerun only when scoring itself changes.
     from stages.scoring import parse_answer, predict, score_letters
 
 Modes (``evaluate.modes``; each scores a model on the exact training prompt):
-  letter    one forward pass per item: the logits of the four answer-letter tokens after the answer
-            prefix ("Alternativa"). Every item gets an answer and option probabilities.
+  letter    one forward pass per item: the logits of the answer-letter tokens after the answer prefix
+            ("Alternativa"), softmaxed over the item's own letters (A-D for four options, A-E for
+            five). Every item gets an answer and option probabilities.
   loglik    length-normalized log-likelihood of each option's text as the answer (the
             lm-evaluation-harness way); also gives option probabilities.
-  generate  batched greedy generation, parsed into one category: a valid letter A-D, an invented
-            letter (E and beyond), the text of an option without its letter (mapped when
+  generate  batched greedy generation, parsed into one category: a valid letter (one of the item's
+            own: A-E for five options), an invented letter (F and beyond there), the text of an option without its letter (mapped when
             unambiguous), several letters, or no answer (explanations, refusals, noise).
 
 Open questions (from PDFs) are scored against the reference by exact match, token F1 and ROUGE-L.
@@ -23,6 +24,7 @@ import re
 import unicodedata
 
 from stages.io import InputError
+from stages.items import option_letters
 from stages.params import EvaluateParams
 
 VALID, OPTION_TEXT, INVENTED, SEVERAL, NONE = "valid", "option_text", "invented_letter", "several_letters", "no_answer"
@@ -215,13 +217,24 @@ def _left_pad(seqs: list[list[int]], pad_id: int):
 
 
 def score_letters(model, tokenizer, prompts: list[str], *, answer_prefix: str, letters: list[str],
-                  batch_size: int) -> list[list[float]]:
-    """Probabilities of each letter, from one forward pass per item."""
+                  batch_size: int, counts: list[int] | None = None) -> list[list[float]]:
+    """Probabilities of each item's letters, from one forward pass per item.
+
+    ``letters`` is the alphabet (``format.letters``); item i has ``counts[i]`` options (default: every
+    letter) and its probabilities are a softmax over the first ``counts[i]`` letters' logits only, so
+    a four-option item gives no weight to "E". Letter tokens are looked up once, for as many letters
+    as the largest item needs: a tokenizer without a single token for "J" still scores A-E items.
+    """
     import torch
 
-    prefix_ids, letter_ids = letter_token_ids(tokenizer, answer_prefix, letters)
+    counts = list(counts) if counts is not None else [len(letters)] * len(prompts)
+    if len(counts) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(counts)} option counts")
+    if not prompts:
+        return []
+    prefix_ids, letter_ids = letter_token_ids(tokenizer, answer_prefix, list(letters[:max(counts)]))
     # one call tokenizes the whole list (the same ids as one prompt at a time; fewer Python round trips)
-    seqs = [ids + prefix_ids for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]] if prompts else []
+    seqs = [ids + prefix_ids for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     # batches of similar length waste less on padding; results go back in the original order
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     device = next(model.parameters()).device
@@ -235,8 +248,12 @@ def score_letters(model, tokenizer, prompts: list[str], *, answer_prefix: str, l
             # values and holds them to the end of the forward (~1.7 GB at batch 32 x 400 tokens on a 7B)
             logits = model(input_ids=ids.to(device), attention_mask=mask.to(device), logits_to_keep=1,
                            use_cache=False).logits[:, -1, :]
-        for i, row in zip(idx, torch.softmax(logits[:, letter_ids].float(), dim=-1).tolist()):
-            probs[i] = row
+        # rows with the same option count share one softmax over their first n letters
+        for n in sorted({counts[i] for i in idx}):
+            rows = [j for j, i in enumerate(idx) if counts[i] == n]
+            sub = logits[rows][:, letter_ids[:n]].float()
+            for j, row in zip(rows, torch.softmax(sub, dim=-1).tolist()):
+                probs[idx[j]] = row
     return probs
 
 
@@ -262,11 +279,11 @@ def score_loglik(model, tokenizer, prompts: list[str], options: list[list[str]],
             pos = torch.arange(width - len(cont), width)
             target = ids[i, pos].to(device)
             means.append(logp[i, pos - 1, target].mean().item())
-    k = len(options[0]) if options else 4
-    out = []
-    for i in range(0, len(means), k):
-        scores = torch.tensor(means[i:i + k])
+    out, at = [], 0
+    for opts in options:  # each item has its own number of options
+        scores = torch.tensor(means[at:at + len(opts)])
         out.append(torch.softmax(scores, dim=0).tolist())
+        at += len(opts)
     return out
 
 
@@ -292,27 +309,34 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, batch
     return outputs
 
 
+def item_letters(rec: dict, alphabet: list[str]) -> list[str]:
+    """The letters of one multiple-choice record: the first n of the alphabet for n options."""
+    return option_letters(len(rec["answers"]), alphabet)
+
+
 def predict(model, tokenizer, records: list[dict], mode: str, p: EvaluateParams, *, letters: list[str],
             answer_prefix: str, name: str) -> list[dict]:
-    """Per-item predictions of one model in one mode."""
+    """Per-item predictions of one model in one mode. ``letters`` is the alphabet (``format.letters``);
+    each item answers with its own first n letters."""
     prompts = [r["prompt"] for r in records]
+    own = [item_letters(r, letters) for r in records]
     preds = []
     if mode in ("letter", "loglik"):
         if mode == "letter":
             probs = score_letters(model, tokenizer, prompts, answer_prefix=answer_prefix, letters=letters,
-                                  batch_size=p.batch_size)
+                                  batch_size=p.batch_size, counts=[len(x) for x in own])
         else:
             probs = score_loglik(model, tokenizer, prompts, [r["answers"] for r in records], batch_size=p.batch_size)
-        for rec, pr in zip(records, probs, strict=True):
+        for rec, pr, lets in zip(records, probs, own, strict=True):
             choice = max(range(len(pr)), key=lambda i: (pr[i], -i))
-            preds.append({"id": rec["id"], "model": name, "mode": mode, "output": letters[choice],
-                          "category": VALID, "prediction": letters[choice], "label": letters[rec["label"]],
+            preds.append({"id": rec["id"], "model": name, "mode": mode, "output": lets[choice],
+                          "category": VALID, "prediction": lets[choice], "label": lets[rec["label"]],
                           "correct": choice == rec["label"], "probs": [round(x, 6) for x in pr]})
     else:
         outputs = generate(model, tokenizer, prompts, max_new_tokens=p.max_new_tokens, batch_size=p.batch_size)
-        for rec, out in zip(records, outputs, strict=True):
-            letter, category = parse_answer(out, letters, answer_prefix, rec["answers"], p.answer_markers)
+        for rec, out, lets in zip(records, outputs, own, strict=True):
+            letter, category = parse_answer(out, lets, answer_prefix, rec["answers"], p.answer_markers)
             preds.append({"id": rec["id"], "model": name, "mode": mode, "output": out, "category": category,
-                          "prediction": letter, "label": letters[rec["label"]],
-                          "correct": letter is not None and letters.index(letter) == rec["label"]})
+                          "prediction": letter, "label": lets[rec["label"]],
+                          "correct": letter is not None and lets.index(letter) == rec["label"]})
     return preds

@@ -1,5 +1,7 @@
-"""Statistics of per-item correctness: bootstrap and paired bootstrap intervals, McNemar's exact
-test, expected calibration error, the items that flipped between two runs, and percent formatting.
+"""Statistics of per-item correctness: bootstrap and paired bootstrap intervals, accuracy per group
+(source, option count), the majority-letter baseline and the distribution of predicted letters,
+McNemar's exact test, expected calibration error, the items that flipped between two runs, and
+percent formatting.
 
 Plain functions of lists, shared by ``evaluate`` (the stage's metrics) and ``report``/``compare``
 (experiment against experiment); nothing here loads a model or a file.
@@ -27,6 +29,51 @@ def bootstrap_ci(correct: list[bool], samples: int, seed: int) -> tuple[float, f
     arr = np.asarray(correct, dtype=float)
     means = arr[rng.integers(0, len(arr), size=(samples, len(arr)))].mean(axis=1)
     return round(float(np.quantile(means, 0.025)), 6), round(float(np.quantile(means, 0.975)), 6)
+
+
+def accuracy_ci(correct: list[bool], samples: int, seed: int) -> dict:
+    """{n, accuracy, ci95_low, ci95_high} of one group of items."""
+    low, high = bootstrap_ci(correct, samples, seed)
+    n = len(correct)
+    return {"n": n, "accuracy": round(sum(correct) / n, 6) if n else 0.0, "ci95_low": low, "ci95_high": high}
+
+
+def accuracy_by(groups: list[str], correct: list[bool], samples: int, seed: int) -> dict[str, dict]:
+    """``accuracy_ci`` of each group (a source, an option count), keyed and sorted by group name.
+
+    Every group resamples with the same ``seed``: same inputs, same intervals."""
+    members: dict[str, list[bool]] = {}
+    for g, c in zip(groups, correct, strict=True):
+        members.setdefault(g, []).append(c)
+    return {g: accuracy_ci(members[g], samples, seed) for g in sorted(members)}
+
+
+# --- answer letters ----------------------------------------------------------------------------------
+def majority_baseline(labels: list[str]) -> dict:
+    """Accuracy of always answering the most frequent gold letter, and that letter (ties: the earlier
+    letter). A model below this has learnt less than the answer key's letter frequencies."""
+    if not labels:
+        return {"letter": None, "accuracy": 0.0}
+    counts = {x: labels.count(x) for x in sorted(set(labels))}
+    letter = min(counts, key=lambda x: -counts[x])  # min keeps the first (earliest) of equal counts
+    return {"letter": letter, "accuracy": round(counts[letter] / len(labels), 6)}
+
+
+def letter_distribution(predictions: list[str | None], letters: list[str], max_share: float) -> dict:
+    """How often each letter was predicted, over every scored item (an invalid answer is None and is
+    counted by the invalid categories, not here), and the most predicted letter's share of all items.
+
+    ``top_letter_warning`` is true when that share is above ``max_share`` (``evaluate.max_letter_share``):
+    the model answers by position, whatever the question (ties: the earlier letter)."""
+    n = len(predictions)
+    counts = {x: sum(p == x for p in predictions) for x in letters}
+    for p in predictions:  # a letter outside ``letters`` still shows (it should not happen)
+        if p is not None and p not in counts:
+            counts[p] = sum(q == p for q in predictions)
+    top = min(counts, key=lambda x: -counts[x]) if any(counts.values()) else None  # ties: the earlier letter
+    share = round(counts[top] / n, 6) if top and n else 0.0
+    return {"predicted_letters": counts, "top_letter": top, "top_letter_share": share,
+            "top_letter_warning": share > max_share}
 
 
 def paired_bootstrap_ci(a: list[bool], b: list[bool], samples: int, seed: int) -> tuple[float, float]:

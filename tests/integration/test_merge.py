@@ -137,6 +137,27 @@ def test_parity_passes_with_the_default_tolerance(tiny_base, adapter, merged, va
     assert report["max_prob_diff"] < 0.1
 
 
+def test_parity_scores_items_with_five_options_on_their_own_letters(tiny_base, adapter, merged, validation, repo_root):
+    """format.letters is the alphabet A-J: each item is scored on its own first n letters (the tiny
+    tokenizer has no single token for "J", so looking up all ten would fail)."""
+    from stages.chat_format import load_prompts, mcq_messages, split_prompt_completion
+    from stages.items import option_letters
+    from stages.modeling import load_tokenizer
+
+    tok, prompts = load_tokenizer(tiny_base), load_prompts(repo_root / "prompts/chat.v1.yaml")
+    items = []
+    for k, rec in enumerate(validation[:8]):
+        if k % 2:  # every other item gets a fifth option, the answer on two of them
+            rec = {**rec, "answers": [*rec["answers"], "Nenhuma das anteriores ."],
+                   "label": 4 if k % 4 == 1 else rec["label"]}
+            msgs = mcq_messages(rec, prompts, option_letters(5, list("ABCDEFGHIJ")), "Alternativa")
+            prompt, completion = split_prompt_completion(tok, msgs)
+            rec = {**rec, "messages": msgs, "prompt": prompt, "completion": completion}
+        items.append(rec)
+    report = parity(items, tiny_base, adapter, merged[0], P, Q, letters=list("ABCDEFGHIJ"), answer_prefix="Alternativa")
+    assert report["ok"] and report["n"] == 8 and report["letter_agreement"] == 1.0
+
+
 def test_parity_fails_with_a_clear_message_when_the_merged_model_drifts(tiny_base, adapter, records, tmp_path):
     from peft import PeftModel
 

@@ -63,7 +63,8 @@ def test_qlora_trains_saves_an_adapter_and_scores(tiny_base, formatted, prompts,
         gen = result[name]["generate"]
         assert 0.0 <= gen["accuracy"] <= 1.0 - gen["invalid_rate"] + 1e-9
         pb = result[name]["position_bias"]
-        assert set(pb) == {"shift_0", "shift_1", "shift_2", "shift_3", "spread"}
+        assert set(pb) == {"shift_0", "shift_1", "shift_2", "shift_3", "spread", "n_by_shift"}
+        assert pb["n_by_shift"] == {f"shift_{s}": 6 for s in range(4)}  # four options: every item, every rotation
         # the unrotated pass scores exactly like the letter mode
         assert pb["shift_0"] == result[name]["letter"]["accuracy"]
     probs = [p["probs"] for p in preds if p["mode"] in ("letter", "loglik")]

@@ -304,3 +304,68 @@ def test_compare_lines_and_a_predictions_file(tmp_path):
         "2 items flipped (finetuned, letter): 1 fixed, 1 broken in workspace",
         "  broken  1                    label A  main: A  workspace: -",
         "  fixed   2                    label C  main: B  workspace: C"]
+
+
+# --- issue 14: any number of options, per source, the majority baseline and the letter warning -----------
+def _mixed_side(predicted: list[str | None]) -> dict:
+    """Six items: 3 Cosmos QA (4 options, gold A B C), 3 ENEM (5 options, gold E E D)."""
+    gold = ["A", "B", "C", "E", "E", "D"]
+    records = [{"id": f"m{k}", "answers": ["o"] * (4 if k < 3 else 5), "label": "ABCDE".index(g),
+                "source": "cosmosqa" if k < 3 else "enem", "question_type": "fact", "question": f"Q{k}?"}
+               for k, g in enumerate(gold)]
+    preds = [{"id": r["id"], "model": "finetuned", "mode": "letter", "category": VALID, "prediction": x,
+              "label": g, "correct": x == g} for r, g, x in zip(records, gold, predicted)]
+    m = summarize(records, preds, EvaluateParams(bootstrap_samples=200, max_letter_share=0.5), letters=list("ABCDEFGHIJ"))
+    return {"label": "x", "metrics": {"finetuned": {"letter": m}}, "predictions": preds,
+            "questions": {r["id"]: r["question"] for r in records}}
+
+
+def test_report_per_source_and_option_count_with_baseline_and_letter_warning():
+    a = _mixed_side(["A", "A", "A", "A", "A", "A"])   # A on every item: warned
+    b = _mixed_side(["A", "B", "D", "E", "E", "E"])   # 4 right
+    rep = rp.build_report(a, b, labels=("main", "workspace"), bootstrap_samples=200, seed=0)
+    rows = {r["group"]: r for r in rep["by_source"][0]["rows"]}
+    assert (rows["enem"]["a"]["n"], rows["enem"]["a"]["accuracy"], rows["enem"]["b"]["accuracy"]) == (3, 0.0, 0.666667)
+    assert rows["enem"]["delta"] == 0.666667 and rows["cosmosqa"]["delta"] == 0.333334
+    assert [r["group"] for r in rep["by_options"][0]["rows"]] == ["4", "5"]
+    assert [(r["side"], r["baseline"], r["top_letter"], r["top_letter_share"], r["warning"]) for r in rep["letters"]] == [
+        ("main", {"letter": "E", "accuracy": 0.333333}, "A", 1.0, True),
+        ("workspace", {"letter": "E", "accuracy": 0.333333}, "E", 0.5, False)]
+    assert ("Warning: in main, finetuned (letter) answers A on 6 of 6 items (100.00%, more than "
+            "evaluate.max_letter_share): it answers by position, not by the question.") in rep["notes"]
+    md = rp.render_markdown(rep)
+    enem_b = b["metrics"]["finetuned"]["letter"]["by_source"]["enem"]
+    assert (f"| enem | 0.00% (n=3, 0.00%-0.00%) | 66.67% (n=3, {enem_b['ci95_low']:.2%}-{enem_b['ci95_high']:.2%}) "
+            "| +66.67 pp |") in md
+    assert "| finetuned | letter | main | 6 | 16.67% | E 33.33% | A:6 B:0 C:0 D:0 E:0 | A 100.00% | warning |" in md
+    page = rp.render_html(rep)
+    assert "<h2>Accuracy by source (n and 95% bootstrap interval per side)</h2>" in page and "A:6 B:0" in page
+
+
+def test_report_against_a_run_from_before_per_source_metrics(sides):
+    a, b = sides
+    for m in a["metrics"].values():  # an old eval.json: none of the new keys
+        for key in ("by_source", "by_options", "majority_baseline", "predicted_letters", "top_letter",
+                    "top_letter_share", "top_letter_warning"):
+            m["letter"].pop(key)
+    rep = _build(a, b)
+    assert [r["side"] for r in rep["letters"]] == ["workspace", "workspace"]
+    assert all(r["a"] is None for block in rep["by_source"] for r in block["rows"])
+    assert "| unknown | - | 70.00% (n=100," in rp.render_markdown(rep)
+
+
+def test_compare_lists_flips_on_five_option_items(tmp_path):
+    from tests.cli_runner import invoke
+
+    rows = [{"id": "e1", "model": "finetuned", "mode": "letter", "label": "E", "prediction": "A", "correct": False},
+            {"id": "e2", "model": "finetuned", "mode": "letter", "label": "D", "prediction": "D", "correct": True}]
+    old, new = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    old.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    new.write_text("".join(json.dumps({**r, "prediction": p, "correct": p == r["label"]}) + "\n"
+                           for r, p in zip(rows, ["E", "E"])), encoding="utf-8")
+    result = invoke(["compare", "a.jsonl", "b.jsonl"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "2 items flipped (finetuned, letter): 1 fixed, 1 broken in b.jsonl",
+        "  fixed   e1                   label E  a.jsonl: A  b.jsonl: E",
+        "  broken  e2                   label D  a.jsonl: D  b.jsonl: E"]
