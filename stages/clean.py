@@ -1,6 +1,6 @@
 """Normalize, validate, de-duplicate and leak-check every record before it can reach training.
 
-    gabarito clean --mcq data/interim/cosmosqa_pt.jsonl [--mcq more.jsonl ...] --open data/interim/pdf_qa.jsonl \\
+    gabarito clean --mcq data/interim/translated_pt.jsonl [--mcq more.jsonl ...] --open data/interim/pdf_qa.jsonl \\
         --out-dir data/interim/clean --metrics metrics/clean.json
 
 Rejected rows go to ``quarantine.jsonl`` with their reason; nothing is dropped silently. Checks, in

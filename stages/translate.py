@@ -2,7 +2,7 @@
 
     gabarito translate --items data/interim/cosmosqa_en.jsonl [--items more.jsonl ...] \\
         --translations data/raw/cosmosqa_pt --prompt prompts/translate.v2.txt --ledger data/interim/ledger/translate.jsonl \\
-        --out data/interim/cosmosqa_pt.jsonl --failures data/interim/translate_failures.jsonl \\
+        --out data/interim/translated_pt.jsonl --failures data/interim/translate_failures.jsonl \\
         --metrics metrics/translate.json
 
 Providers (``translate.provider``):
