@@ -39,7 +39,7 @@ repro: setup
 
 ## test: run the test suite (unit, integration; GPU tests skip without CUDA)
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 ## profile: set params.yaml to a profile: the shipped values + profiles/$(PROFILE).yaml's, validated (PROFILE=thesis | offline = shipped)
 profile: setup

@@ -42,9 +42,10 @@ def test_ingest_from_urls_reads_csv_and_jsonl(http_dir):
                         timeout=10)
     assert records == [
         {"id": "a1", "split": "train", "context": "It rained, so I stayed.", "question": "Why?",
-         "answers": ["w", "x", "y", "z"], "label": 3, "question_type": "cause", "none_correct": False},
+         "answers": ["w", "x", "y", "z"], "label": 3, "question_type": "cause", "none_correct": False,
+         "source": "cosmosqa", "language": "en"},
         {"id": "v1", "split": "validation", "context": "c", "question": "q", "answers": ["a", "b", "c", "d"],
-         "label": 1, "question_type": "other", "none_correct": False},
+         "label": 1, "question_type": "other", "none_correct": False, "source": "cosmosqa", "language": "en"},
     ]
 
 

@@ -279,7 +279,7 @@ def test_the_bundled_sample_is_ten_five_option_portuguese_items(repo_root):
 
 def test_the_readme_examples_parse(repo_root):
     readme = (repo_root / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Bring your own exam", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("\n## Bring your own exam", 1)[1].split("\n## ", 1)[0]
     jsonl = re.search(r"```jsonl\n(.*?)```", section, re.S).group(1)
     csv_text = re.search(r"```csv\n(.*?)```", section, re.S).group(1)
     records, _, problems = _build(("readme.jsonl", jsonl), ("readme.csv", csv_text))
