@@ -11,12 +11,13 @@ its source's name. One item per JSONL line / CSV row / dataset row:
      "context": "...", "split": "train", "language": "pt", "subject": "história", "source": "enem"}
 
 ``id``, ``question``, ``options`` (2 to 10 texts; in CSV the columns ``option_a``, ``option_b``, ...
-filled left to right) and ``answer`` (a letter A.. or a 0-based index) are required; the rest are
-optional. Every bad row is reported with its file:line (all of them together, the stage exits 1 and
-writes nothing); a row repeated with the same content is kept once and counted. Items without a
-split get one from a seeded hash of their id (``mcq.validation_share``); ``test`` items are written
-with that split, so they never train (clean keeps only train and validation). Portuguese items go to
-``--out-pt`` (straight to clean), English ones to ``--out-en`` (to translate).
+filled left to right; the CSV separated by commas, semicolons or tabs) and ``answer`` (a letter A..,
+"B)" or "(B)" as keys write it, or a 0-based index) are required; the rest are optional. Files are
+UTF-8. Every bad row is reported with its file:line (all of them together, the stage exits 1 and
+writes nothing); a row repeated with the same content (in any source) is kept once and counted.
+Items without a split get one from a seeded hash of their id (``mcq.validation_share``); ``test``
+items are written with that split, so they never train (clean keeps only train and validation).
+Portuguese items go to ``--out-pt`` (straight to clean), English ones to ``--out-en`` (to translate).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ SPLITS = ("train", "validation", "test")
 LANGUAGES = ("pt", "en")
 CSV_OPTION = re.compile(r"^option_([a-j])$")
 CSV_COLUMNS = ("id", "question", "answer", *OPTIONAL, *(f"option_{c}" for c in FILE_LETTERS.lower()))
+CSV_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+LETTER_ANSWER = re.compile(r"^\s*\(?([A-Za-z])[).]?\s*$")
 SHOWN_ERRORS = 20  # problems listed in the message; the rest are counted (a broken export has thousands)
 # an English option saying none is right (as ingest reads Cosmos QA); the Portuguese ones exam writers use
 NONE_CORRECT = {"en": NONE_OF_THE_ABOVE,
@@ -101,9 +104,18 @@ def _csv_options(header: list[str]) -> tuple[list[int], list[str]]:
     return [letters[c] for c in order], []
 
 
+def csv_delimiter(text: str) -> str:
+    """The delimiter the header line is written with: ``,``, or the ``;`` Excel writes where the decimal
+    mark is a comma (pt-BR), or a tab: whichever splits the header into the most known columns
+    (a tie is ``,``)."""
+    header = text.split("\n", 1)[0]
+    return max(CSV_DELIMITERS, key=lambda d: sum(h.strip() in CSV_COLUMNS for h in header.split(d)))
+
+
 def csv_rows(text: str, name: str) -> tuple[list[tuple[str, dict]], list[str]]:
     """(where, row) per CSV row, options gathered from option_a.. (trailing empty cells are no option)."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    delimiter = csv_delimiter(text)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True, delimiter=delimiter)
     try:
         header = [h.strip() for h in next(reader)]
     except StopIteration:
@@ -137,7 +149,8 @@ def csv_rows(text: str, name: str) -> tuple[list[tuple[str, dict]], list[str]]:
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
-            errors.append(f"{name}:{lineno}: expected {len(header)} fields, got {len(values)} (an unquoted comma?).")
+            errors.append(f"{name}:{lineno}: expected {len(header)} fields, got {len(values)} "
+                          f"(an unquoted {CSV_DELIMITERS[delimiter]}?).")
             continue
         cells = dict(zip(header, values))
         options = [values[i] for i in positions]
@@ -179,8 +192,8 @@ def parse_answer(value: Any, n: int) -> tuple[int | None, str | None]:
         index = value
     elif isinstance(value, str) and value.strip().isdigit():
         index = int(value.strip())
-    elif isinstance(value, str) and len(value.strip()) == 1 and value.strip().isalpha():
-        letter = value.strip().upper()
+    elif isinstance(value, str) and LETTER_ANSWER.match(value):
+        letter = LETTER_ANSWER.match(value).group(1).upper()  # "C", "c", "C)", "(C)", "C." as keys write it
         if letter in letters:
             return letters.index(letter), None
         return None, f"answer {value!r} is outside the {n} options (letters {letters[0]}-{letters[-1]})"
@@ -288,12 +301,15 @@ def build(sources: list[Rows], p: MCQParams) -> tuple[list[dict], dict, list[str
                 continue
             if rec["id"] in seen:
                 first_where, first = seen[rec["id"]]
-                if first == rec:
+                # the same item copied into two files is one item (kept with its first source's name)
+                differ = sorted(k for k in set(first) | set(rec) if k != "source" and first.get(k) != rec.get(k))
+                if not differ:
                     stats["duplicates"] += 1
                 else:
                     bad += 1
-                    found.append(f"{where}: id {rec['id']!r} is also at {first_where} with different content. "
-                                    "Ids must be unique: give one of them another id, or remove the copy.")
+                    found.append(f"{where}: id {rec['id']!r} is also at {first_where} with different content "
+                                 f"({', '.join(differ)}). Ids must be unique: give one of them another id, or "
+                                 "remove the copy.")
                 continue
             seen[rec["id"]] = (where, rec)
             if rec["split"] is None:
@@ -348,17 +364,27 @@ def read_entry(entry: MCQSource, *, timeout: float) -> Rows:
                 out.errors.append(f"{path}: file not found (mcq.sources). Put the file there or fix the path.")
                 return out
             out.name = str(path)
-            out.rows, out.errors = file_rows(path.read_text(encoding="utf-8-sig"), out.name)
+            out.rows, out.errors = file_rows(utf8_text(path), out.name)
         elif entry.url:
             out.name = redact_url(entry.url.split("?")[0])
             out.rows, out.errors = file_rows(download_text(entry.url, timeout=timeout), out.name)
         else:
             out.rows = hub_rows(entry)
-    except UnicodeDecodeError as exc:
-        out.errors.append(f"{entry.path}: not UTF-8 text ({exc.reason} at byte {exc.start}). Save it as UTF-8.")
     except InputError as exc:
         out.errors.append(str(exc))
     return out
+
+
+def utf8_text(path: Path) -> str:
+    """A file's text (a byte-order mark dropped); one that is not UTF-8 is an InputError naming its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}: Windows-1252/Latin-1, as "
+                         "Excel's plain \"CSV\" saves \"ção\"?). Save it as UTF-8 (Excel: \"CSV UTF-8\"; "
+                         "LibreOffice: character set Unicode (UTF-8)).") from None
 
 
 def hub_rows(entry: MCQSource) -> list[tuple[str, dict]]:

@@ -44,13 +44,14 @@ def test_a_good_row_becomes_the_shared_record():
                    "none_correct": False, "source": "prova", "language": "pt", "subject": "matemática"}
 
 
-@pytest.mark.parametrize("answer,label", [("A", 0), ("e", 4), (" C ", 2), (0, 0), (4, 4), ("3", 3)])
+@pytest.mark.parametrize("answer,label", [("A", 0), ("e", 4), (" C ", 2), (0, 0), (4, 4), ("3", 3),
+                                          ("C)", 2), ("(d)", 3), ("b.", 1)])  # as answer keys write letters
 def test_answer_is_a_letter_or_a_zero_based_index(answer, label):
     assert M.parse_answer(answer, 5) == (label, None)
 
 
 @pytest.mark.parametrize("answer,says", [
-    ("F", "outside the 5 options (letters A-E)"), (5, "outside the 5 options (indices 0-4"),
+    ("F", "outside the 5 options (letters A-E)"), ("F)", "outside the 5 options (letters A-E)"), (5, "outside the 5 options (indices 0-4"),
     (-1, "outside the 5 options"), ("AB", "neither a letter"), (True, "neither a letter"), (1.0, "neither a letter")])
 def test_an_answer_outside_the_options_is_named(answer, says):
     label, problem = M.parse_answer(answer, 5)
@@ -125,8 +126,16 @@ def test_an_identical_repeated_row_is_kept_once_and_counted():
 
 def test_an_id_repeated_across_sources_with_other_content_names_both_places():
     _, _, problems = _build(("a.jsonl", _jsonl(_row("q1"))), ("b.jsonl", _jsonl(_row("q1", answer="C"))))
-    assert problems == ["b.jsonl:1: id 'q1' is also at a.jsonl:1 with different content. Ids must be unique: "
-                        "give one of them another id, or remove the copy."]
+    assert problems == ["b.jsonl:1: id 'q1' is also at a.jsonl:1 with different content (label). Ids must be "
+                        "unique: give one of them another id, or remove the copy."]
+
+
+def test_the_same_item_in_two_files_is_kept_once_under_its_first_source():
+    # a JSONL and a CSV holding one item: the same content, though each file names its own source
+    records, metrics, problems = _build(("a.jsonl", _jsonl(_row("q1", options=["x", "y"], answer="A"))),
+                                        ("b.csv", "id,question,option_a,option_b,answer\nq1,Quanto é 2 + 2?,x,y,A\n"))
+    assert problems == [] and [(r["id"], r["source"]) for r in records] == [("q1", "a")]
+    assert metrics["duplicates"] == 1 and metrics["sources"]["b"]["duplicates"] == 1
 
 
 def test_an_empty_source_is_a_problem():
@@ -170,6 +179,29 @@ def test_csv_problems_name_their_lines():
 def test_csv_header_problems(header, says):
     _, _, problems = _build(("p.csv", header + "\n"))
     assert any(p.startswith("p.csv:1: ") and says in p for p in problems), problems
+
+
+def test_a_semicolon_csv_from_excel_reads_as_a_comma_one():
+    # Excel where the decimal mark is a comma (pt-BR) saves CSV with ';' (and CRLF line ends)
+    semicolon = CSV.replace('"R$ 4,00","R$ 6,00","R$ 8,00","R$ 12,00","R$ 18,00"', "R$ 4,00;R$ 6,00;R$ 8,00;R$ 12,00;R$ 18,00")
+    semicolon = semicolon.replace('"Quanto é 25% de R$ 24,00?"', "Quanto é 25% de R$ 24,00?").replace(",", ";")
+    semicolon = semicolon.replace("R$ 4;00", "R$ 4,00").replace(";00", ",00").replace("\n", "\r\n")
+    assert semicolon.startswith("id;context;question;option_a") and "R$ 4,00;R$ 6,00" in semicolon
+    assert _build(("p.csv", semicolon))[0] == _build(("p.csv", CSV))[0]
+    _, _, problems = _build(("p.csv", "id;question;option_a;option_b;answer\na;Q?;x;y;z;A\n"))
+    assert problems == ["p.csv:2: expected 5 fields, got 6 (an unquoted semicolon?)."]
+
+
+def test_a_file_not_in_utf8_names_its_line_and_how_to_save_it(tmp_path):
+    path = tmp_path / "prova.csv"
+    path.write_bytes("id,question,option_a,option_b,answer\r\nq1,Qual a função?,ação,opção,A\r\n".encode("cp1252"))
+    rows = M.read_entry(MCQSource(path=str(path)), timeout=1)
+    assert rows.rows == [] and len(rows.errors) == 1
+    assert rows.errors[0].startswith(f"{path}:2: not UTF-8 text (byte 0xe7") and '"CSV UTF-8"' in rows.errors[0]
+    path.write_bytes(b"\xef\xbb\xbf" + "id,question,option_a,option_b,answer\r\nq1,Qual?,ação,opção,a\r\n".encode())
+    rows = M.read_entry(MCQSource(path=str(path)), timeout=1)  # Excel's "CSV UTF-8": a BOM, CRLF
+    assert rows.errors == [] and rows.rows == [(f"{path}:2", {"id": "q1", "question": "Qual?", "answer": "a",
+                                                              "options": ["ação", "opção"]})]
 
 
 def test_a_csv_quote_never_closed_stops_that_file_with_its_line():
