@@ -7,7 +7,8 @@ The folder holds each exam beside its key, by name:
     data/raw/exams/<exam>.pdf             the exam (born-digital or scanned)
     data/raw/exams/<exam>.gabarito.pdf    its key: a table of number -> letter ("01 C", "1 - C",
                                           "01 | ANULADA", several pairs per line)
-      or <exam>.gabarito.csv              columns questao,resposta (comma or semicolon separated)
+      or <exam>.gabarito.csv              columns questao,resposta (comma or semicolon separated; UTF-8;
+                                          "Questão;Gabarito" as official keys head them reads too)
 
 A key entry that is one of ``exams.annulled_marks`` (ANULADA, *, X) annuls its question. An exam
 without a key, a key without an exam, or both a PDF and a CSV key for one exam stop the stage with
@@ -49,6 +50,7 @@ from stages.params import ExamsParams, load_section
 KEY_SUFFIX = ".gabarito"
 LETTERS = "ABCDEFGHIJ"  # format.letters' alphabet: an exam question has at most ten alternatives
 ANNULLED = "annulled"
+KEY_COLUMN_ALIASES = {"gabarito": "resposta"}  # a key CSV's header, accents and case folded -> its column
 
 # --- pairing exams with their keys ----------------------------------------------------------------
 
@@ -123,12 +125,19 @@ def parse_key_text(pages: list[dict], name: str, annulled_marks: list[str]) -> d
     return key
 
 
+def _column(name: str) -> str:
+    """A key CSV header as the column it names: case and accents ignored ("Questão" is questao), and
+    "gabarito", as official keys head the letters, is resposta."""
+    folded = "".join(c for c in unicodedata.normalize("NFKD", name.strip()) if not unicodedata.combining(c)).casefold()
+    return KEY_COLUMN_ALIASES.get(folded, folded)
+
+
 def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, str]:
     """{question number: letter or ANNULLED} from a CSV with columns questao,resposta."""
     text = text.lstrip("\ufeff")
     first = text.split("\n", 1)[0]
     reader = csv.DictReader(io.StringIO(text), delimiter=";" if first.count(";") > first.count(",") else ",")
-    columns = {(c or "").strip().casefold(): c for c in reader.fieldnames or []}
+    columns = {_column(c or ""): c for c in reader.fieldnames or []}
     if not {"questao", "resposta"} <= set(columns):
         raise InputError(f"{name}:1: expected the columns questao,resposta; got {','.join(reader.fieldnames or [])}.")
     key: dict[int, str] = {}
@@ -315,10 +324,22 @@ def read_pdf(path: Path, p: ExamsParams, *, columns: bool) -> tuple[list[dict], 
     return pages, report
 
 
+def key_csv_text(path: Path) -> str:
+    """A key CSV's text; one not in UTF-8 (Excel's plain "CSV" in Windows-1252) is an InputError naming its line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}: "
+                         "Windows-1252/Latin-1, as Excel's plain \"CSV\" saves \"Questão\"?). Save it as UTF-8 "
+                         "(Excel: \"CSV UTF-8\"; LibreOffice: character set Unicode (UTF-8)).") from None
+
+
 def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], dict]:
     """Items and report of one exam and its key."""
     if key_file.suffix.lower() == ".csv":
-        key = parse_key_csv(key_file.read_text(encoding="utf-8"), str(key_file), p.annulled_marks)
+        key = parse_key_csv(key_csv_text(key_file), str(key_file), p.annulled_marks)
     else:
         key = parse_key_text(read_pdf(key_file, p, columns=False)[0], str(key_file), p.annulled_marks)
     pages, extracted = read_pdf(exam, p, columns=p.columns)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from stages.exams import (ANNULLED, exam_lines, figure_pattern, join_exam, pair_files, parse_key_csv,
-                          parse_key_text, parse_questions)
+from stages.exams import (ANNULLED, exam_lines, figure_pattern, join_exam, key_csv_text, pair_files,
+                          parse_key_csv, parse_key_text, parse_questions)
 from stages.io import InputError
 from stages.params import ExamsParams
 
@@ -40,6 +42,20 @@ def test_csv_key_comma_or_semicolon_and_annulled_marks():
         parse_key_csv("numero,letra\n1,A\n", "k.csv", MARKS)
     with pytest.raises(InputError, match="k.csv:2: questao 'um' is not a question number"):
         parse_key_csv("questao,resposta\num,A\n", "k.csv", MARKS)
+
+
+def test_csv_key_headed_as_official_keys_are_in_portuguese():
+    assert parse_key_csv("Questão;Gabarito\r\n1;a\r\n2;E\r\n", "k.csv", MARKS) == {1: "A", 2: "E"}
+    assert parse_key_csv(" QUESTÃO , RESPOSTA \n3,c\n", "k.csv", MARKS) == {3: "C"}
+
+
+def test_a_csv_key_not_in_utf8_names_its_line(tmp_path):
+    key = tmp_path / "prova.gabarito.csv"
+    key.write_bytes("questao;resposta\r\n1;A\r\n2;ANULADA\r\n".encode("cp1252"))
+    assert key_csv_text(key) == "questao;resposta\r\n1;A\r\n2;ANULADA\r\n"  # ASCII is UTF-8
+    key.write_bytes("Questão;Resposta\r\n1;A\r\n".encode("cp1252"))
+    with pytest.raises(InputError, match=rf"^{re.escape(str(key))}:1: not UTF-8 text \(byte 0xe3: .*\"CSV UTF-8\""):
+        key_csv_text(key)
 
 
 def test_questions_numbered_in_every_style_with_alternatives_in_letter_order():
