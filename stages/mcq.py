@@ -124,7 +124,7 @@ def csv_rows(text: str, name: str) -> tuple[list[tuple[str, dict]], list[str]]:
         return [], [f"{name}:1: malformed header ({exc})."]
     problems = []
     for col in header:
-        if col not in CSV_COLUMNS:
+        if col and col not in CSV_COLUMNS:  # a column without a name: the empty ones Excel keeps (checked per row)
             close = difflib.get_close_matches(col, CSV_COLUMNS, n=1)
             problems.append(f"unknown column {col!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     missing = [c for c in ("id", "question", "answer", "option_a", "option_b") if c not in header]
@@ -152,7 +152,12 @@ def csv_rows(text: str, name: str) -> tuple[list[tuple[str, dict]], list[str]]:
             errors.append(f"{name}:{lineno}: expected {len(header)} fields, got {len(values)} "
                           f"(an unquoted {CSV_DELIMITERS[delimiter]}?).")
             continue
-        cells = dict(zip(header, values))
+        unnamed = [i + 1 for i, (h, v) in enumerate(zip(header, values)) if not h and v.strip()]
+        if unnamed:
+            errors.append(f"{name}:{lineno}: a value in column(s) {', '.join(map(str, unnamed))}, which have no name in "
+                          "the header: name the column, or empty it.")
+            continue
+        cells = {h: v for h, v in zip(header, values) if h}
         options = [values[i] for i in positions]
         while options and not options[-1].strip():
             options.pop()

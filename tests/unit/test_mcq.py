@@ -192,6 +192,13 @@ def test_a_semicolon_csv_from_excel_reads_as_a_comma_one():
     assert problems == ["p.csv:2: expected 5 fields, got 6 (an unquoted semicolon?)."]
 
 
+def test_empty_columns_excel_keeps_at_the_end_are_no_problem_unless_they_hold_a_value():
+    text = "id,question,option_a,option_b,answer,,\r\nq1,Q?,x,y,B,,\r\nq2,Q?,x,y,A,,oops\r\n"
+    records, _, problems = _build(("p.csv", text))
+    assert [(r["id"], r["answers"], r["label"]) for r in records] == [("q1", ["x", "y"], 1)]
+    assert problems == ["p.csv:3: a value in column(s) 7, which have no name in the header: name the column, or empty it."]
+
+
 def test_a_file_not_in_utf8_names_its_line_and_how_to_save_it(tmp_path):
     path = tmp_path / "prova.csv"
     path.write_bytes("id,question,option_a,option_b,answer\r\nq1,Qual a função?,ação,opção,A\r\n".encode("cp1252"))
