@@ -43,7 +43,7 @@ from pathlib import Path
 import click
 
 from stages.clikit import log, params_option, user_errors
-from stages.io import InputError, write_json, write_jsonl
+from stages.io import InputError, read_text, write_json, write_jsonl
 from stages.items import MIN_OPTIONS, hash_split
 from stages.params import ExamsParams, load_section
 
@@ -324,22 +324,10 @@ def read_pdf(path: Path, p: ExamsParams, *, columns: bool) -> tuple[list[dict], 
     return pages, report
 
 
-def key_csv_text(path: Path) -> str:
-    """A key CSV's text; one not in UTF-8 (Excel's plain "CSV" in Windows-1252) is an InputError naming its line."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}: "
-                         "Windows-1252/Latin-1, as Excel's plain \"CSV\" saves \"Questão\"?). Save it as UTF-8 "
-                         "(Excel: \"CSV UTF-8\"; LibreOffice: character set Unicode (UTF-8)).") from None
-
-
 def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], dict]:
     """Items and report of one exam and its key."""
     if key_file.suffix.lower() == ".csv":
-        key = parse_key_csv(key_csv_text(key_file), str(key_file), p.annulled_marks)
+        key = parse_key_csv(read_text(key_file), str(key_file), p.annulled_marks)
     else:
         key = parse_key_text(read_pdf(key_file, p, columns=False)[0], str(key_file), p.annulled_marks)
     pages, extracted = read_pdf(exam, p, columns=p.columns)

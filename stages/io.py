@@ -109,12 +109,26 @@ def parse_jsonl(text: str, name: str) -> list[tuple[int, dict]]:
     return out
 
 
+def read_text(path: str | Path) -> str:
+    """A file's text, a byte-order mark dropped. Text not in UTF-8 (Excel's plain "CSV" and many Windows
+    editors save Windows-1252) is an InputError naming the line and how to save it as UTF-8."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}: Windows-1252/Latin-1, as "
+                         "Excel's plain \"CSV\" saves \"ção\"?). Save it as UTF-8 (Excel: \"CSV UTF-8\"; "
+                         "LibreOffice: character set Unicode (UTF-8)).") from None
+
+
 def read_jsonl_lines(path: str | Path) -> list[tuple[int, dict]]:
     """(line number in the file, object) for each record, for messages that name the line."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found. Run the stage that produces it (`dvc repro`).")
-    return parse_jsonl(path.read_text(encoding="utf-8"), str(path))
+    return parse_jsonl(read_text(path), str(path))
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -126,7 +140,7 @@ def read_json(path: str | Path) -> Any:
     if not path.exists():
         raise InputError(f"{path}: file not found.")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}).") from None
 

@@ -34,7 +34,7 @@ import click
 
 from stages.clikit import log, params_option, user_errors
 from stages.ingest import NONE_OF_THE_ABOVE, download_text, question_type
-from stages.io import InputError, redact_url, write_json, write_jsonl
+from stages.io import InputError, read_text, redact_url, write_json, write_jsonl
 from stages.items import MIN_OPTIONS, hash_split
 from stages.params import MCQParams, MCQSource, load_section
 
@@ -369,7 +369,7 @@ def read_entry(entry: MCQSource, *, timeout: float) -> Rows:
                 out.errors.append(f"{path}: file not found (mcq.sources). Put the file there or fix the path.")
                 return out
             out.name = str(path)
-            out.rows, out.errors = file_rows(utf8_text(path), out.name)
+            out.rows, out.errors = file_rows(read_text(path), out.name)
         elif entry.url:
             out.name = redact_url(entry.url.split("?")[0])
             out.rows, out.errors = file_rows(download_text(entry.url, timeout=timeout), out.name)
@@ -378,18 +378,6 @@ def read_entry(entry: MCQSource, *, timeout: float) -> Rows:
     except InputError as exc:
         out.errors.append(str(exc))
     return out
-
-
-def utf8_text(path: Path) -> str:
-    """A file's text (a byte-order mark dropped); one that is not UTF-8 is an InputError naming its line."""
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}: Windows-1252/Latin-1, as "
-                         "Excel's plain \"CSV\" saves \"ção\"?). Save it as UTF-8 (Excel: \"CSV UTF-8\"; "
-                         "LibreOffice: character set Unicode (UTF-8)).") from None
 
 
 def hub_rows(entry: MCQSource) -> list[tuple[str, dict]]:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from stages.exams import (ANNULLED, exam_lines, figure_pattern, join_exam, key_csv_text, pair_files,
+from stages.exams import (ANNULLED, exam_lines, figure_pattern, join_exam, pair_files,
                           parse_key_csv, parse_key_text, parse_questions)
 from stages.io import InputError
 from stages.params import ExamsParams
@@ -50,12 +50,14 @@ def test_csv_key_headed_as_official_keys_are_in_portuguese():
 
 
 def test_a_csv_key_not_in_utf8_names_its_line(tmp_path):
+    from stages.io import read_text
+
     key = tmp_path / "prova.gabarito.csv"
     key.write_bytes("questao;resposta\r\n1;A\r\n2;ANULADA\r\n".encode("cp1252"))
-    assert key_csv_text(key) == "questao;resposta\r\n1;A\r\n2;ANULADA\r\n"  # ASCII is UTF-8
+    assert read_text(key) == "questao;resposta\r\n1;A\r\n2;ANULADA\r\n"  # ASCII is UTF-8
     key.write_bytes("Questão;Resposta\r\n1;A\r\n".encode("cp1252"))
     with pytest.raises(InputError, match=rf"^{re.escape(str(key))}:1: not UTF-8 text \(byte 0xe3: .*\"CSV UTF-8\""):
-        key_csv_text(key)
+        read_text(key)
 
 
 def test_questions_numbered_in_every_style_with_alternatives_in_letter_order():

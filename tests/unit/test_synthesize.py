@@ -712,3 +712,13 @@ def test_an_unverified_llm_span_is_not_used_as_context():
                span_found=False, distractors=["Oito horas.", "Dez horas.", "Doze horas."])
     [item] = to_multiple_choice([pair], pages, seed=0)
     assert item["context"] == "Art. 1º A jornada é de seis horas diárias."
+
+
+def test_a_qa_file_not_in_utf8_names_its_line_instead_of_a_traceback(tmp_path):
+    # a Q&A file saved by a Windows editor in Windows-1252: "Pergunta" texts with "ção" on line 3
+    (tmp_path / "qa.json").write_bytes('[\n  {"Pergunta": "Qual o prazo?",\n   "Resposta": "Trinta dias de inscrição."}\n]'
+                                       .encode("cp1252"))
+    with pytest.raises(InputError, match=r"qa\.json:3: not UTF-8 text \(byte 0xe7: .*\"CSV UTF-8\""):
+        load_qa_files(tmp_path)
+    (tmp_path / "qa.json").write_bytes("\ufeff[]".encode("utf-8"))  # a byte-order mark is no problem
+    assert load_qa_files(tmp_path) == []
