@@ -415,7 +415,7 @@ class SFTParams(Section):
 
     learning_rate: float = Field(default=3e-3, gt=0)
     lr_scheduler_type: str = "cosine"
-    num_train_epochs: float = Field(default=6.0, gt=0)
+    num_train_epochs: float = Field(default=5.0, gt=0)
     max_steps: int = -1
     warmup_steps: int = Field(default=10, ge=0)
     per_device_train_batch_size: int = Field(default=8, ge=1)

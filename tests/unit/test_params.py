@@ -478,7 +478,7 @@ def test_offline_sft_knobs_build_a_trl_sft_config(repo_root, tmp_path):
     cfg = trl.SFTConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, eval_strategy="steps",
                         save_strategy="steps", **sft.model_dump())
     assert cfg.learning_rate == pytest.approx(3.0e-3)
-    assert cfg.num_train_epochs == 6
+    assert cfg.num_train_epochs == 5
     assert cfg.per_device_train_batch_size == 8
     assert cfg.max_length == 512
     assert cfg.seed == 42
