@@ -89,7 +89,7 @@ def normalize_row(row: dict, *, split: str, where: str) -> dict:
     }
 
 
-def _csv_error(exc: csv.Error, name: str, line: int, what: str) -> InputError:
+def csv_error(exc: csv.Error, name: str, line: int, what: str) -> InputError:
     """The csv module's error as a message: an over-long field says so (it is not a quoting problem)."""
     if "field larger than field limit" in str(exc):
         return InputError(
@@ -108,7 +108,7 @@ def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
     except StopIteration:
         raise InputError(f"{name}: empty file; expected a header line with {', '.join(COLUMNS)}.") from None
     except csv.Error as exc:
-        raise _csv_error(exc, name, 1, "malformed header") from None
+        raise csv_error(exc, name, 1, "malformed header") from None
     header = [h.strip() for h in header]
     missing = [c for c in COLUMNS if c not in header]
     if missing:
@@ -124,7 +124,7 @@ def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
         except StopIteration:
             break
         except csv.Error as exc:
-            raise _csv_error(exc, name, row_line, "malformed CSV row") from None
+            raise csv_error(exc, name, row_line, "malformed CSV row") from None
         if not values:
             continue
         if len(values) != len(header):

@@ -33,7 +33,7 @@ from typing import Any
 import click
 
 from stages.clikit import log, params_option, user_errors
-from stages.ingest import NONE_OF_THE_ABOVE, download_text, question_type
+from stages.ingest import NONE_OF_THE_ABOVE, csv_error, download_text, question_type
 from stages.io import InputError, read_text, redact_url, write_json, write_jsonl
 from stages.items import MIN_OPTIONS, hash_split
 from stages.params import MCQParams, MCQSource, load_section
@@ -143,8 +143,7 @@ def csv_rows(text: str, name: str) -> tuple[list[tuple[str, dict]], list[str]]:
             break
         except csv.Error as exc:
             # the reader cannot find the next row reliably after this: the rest of the file is not read
-            errors.append(f"{name}:{lineno}: malformed CSV ({exc}); the rows after it were not read. A field "
-                          'with commas, quotes or newlines must be in double quotes, inner quotes doubled ("").')
+            errors.append(f"{csv_error(exc, name, lineno, 'malformed CSV')} The rows after it were not read.")
             break
         if not any(v.strip() for v in values):
             continue

@@ -111,6 +111,11 @@ def two_column_pdf(path, pages: Sequence[tuple[str | list[str], str | list[str]]
             c.setFont(font, MARGINAL_SIZE)
             c.drawCentredString(PAGE_W / 2, 36, footer.format(page=number, pages=len(pages)))
         c.showPage()
+    return _save(c, buf, path)
+
+
+def _save(c, buf: io.BytesIO, path) -> Path:
+    """Finish the canvas and write its bytes to ``path`` (folders made)."""
     c.save()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -133,8 +138,4 @@ def key_pdf(path, answers: Sequence[tuple[int, str]], *, title: str = "GABARITO"
         row, col = divmod(i, per_line)
         c.drawString(MARGIN_X + col * width, TOP - 30 - row * (LEADING + 4), cell.format(n=n, a=a))
     c.showPage()
-    c.save()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(buf.getvalue())
-    return out
+    return _save(c, buf, path)

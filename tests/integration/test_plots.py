@@ -68,29 +68,22 @@ def sh(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 
 def marks(spec: dict) -> list[dict]:
     """The mark groups of the spec drawn by vl-convert: [{marktype, name, items}] (axes, legends left out)."""
+    return _scene_nodes(spec, lambda node: node.get("marktype") and node.get("role") == "mark")
+
+
+def legend_labels(spec: dict) -> set[str]:
+    return {item["text"] for node in _scene_nodes(spec, lambda node: node.get("role") == "legend-label")
+            for item in node["items"]}
+
+
+def _scene_nodes(spec: dict, wanted) -> list[dict]:
+    """The nodes of the scenegraph vl-convert draws for ``spec`` that ``wanted`` accepts, in order."""
     out = []
 
     def walk(node):
         if isinstance(node, dict):
-            if node.get("marktype") and node.get("role") == "mark":
+            if wanted(node):
                 out.append(node)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(vl_convert.vegalite_to_scenegraph(spec, vl_version=VL))
-    return out
-
-
-def legend_labels(spec: dict) -> set[str]:
-    out = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("role") == "legend-label":
-                out.update(item["text"] for item in node["items"])
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):

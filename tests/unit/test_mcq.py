@@ -217,6 +217,16 @@ def test_a_csv_quote_never_closed_stops_that_file_with_its_line():
     assert len(problems) == 1 and problems[0].startswith("p.csv:3: malformed CSV")
 
 
+def test_an_over_long_csv_field_says_so_not_check_the_quoting():
+    # the same message as ingest's: the field is too long, which no quoting fixes
+    import csv
+
+    text = "id,question,option_a,option_b,answer\na,Q?,x,y,A\nb," + "x" * (csv.field_size_limit() + 1) + ",x,y,A\n"
+    _, _, problems = _build(("p.csv", text))
+    assert len(problems) == 1 and problems[0].startswith("p.csv:3: a field is longer than the CSV reader's limit")
+    assert problems[0].endswith("The rows after it were not read.")
+
+
 def test_other_file_types_are_refused():
     assert M.file_rows("x", "prova.txt") == ([], ["prova.txt: expected a .jsonl or .csv file."])
 
