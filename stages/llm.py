@@ -6,8 +6,9 @@
   ledger entries are scrubbed of it and of any Authorization value, in case a server echoes them).
 - Runs calls concurrently under a semaphore, retries transient failures (connection errors,
   timeouts, 408/409/429/5xx) with exponential backoff and jitter, honouring ``Retry-After``, and
-  stops the stage at once on 401/403/404, which no retry can fix. A 400 is about one request (an
-  item over the model's context window, say): that item fails, naming its id, and the others go on.
+  stops the stage at once on 401/403/404, which no retry can fix. A 400, 413 or 422 is about one
+  request (an item over the model's context window or a proxy's body limit, say): that item fails,
+  naming its id, and the others go on.
   A circuit breaker stops sending when ``abort_after_consecutive_failures`` jobs in a row gave up on
   transient errors (the API looks down) and fails the stage; jobs not sent are not recorded as
   failures, so the rerun asks them.
@@ -59,6 +60,12 @@ class APIDown(InputError):
 
 class ItemRejected(Exception):
     """The API refused one request (400: a context over the model's window, say); other items go on."""
+
+
+# statuses about one request, not the endpoint: 400 (OpenAI, vLLM: over the context window), 413 (a proxy
+# in front of the server: nginx refuses bodies over client_max_body_size, 1 MB by default) and 422
+# (TGI's "inputs tokens + max_new_tokens must be <= ..."). The item fails; the others go on.
+ITEM_STATUSES = (400, 413, 422)
 
 
 class InvalidReply(ValueError):
@@ -409,15 +416,17 @@ class Engine:
                 choice = resp["choices"][0]
                 return (openai_client.scrub(choice["message"].get("content") or ""),
                         choice.get("finish_reason") or "")
-            except openai.BadRequestError as exc:
-                if "response_format" in str(exc) and self._format(job)["type"] == "json_schema":
-                    # server without JSON-schema support: fall back to plain JSON mode for all jobs
-                    self._response_format = "json_object"
-                    continue
-                # about this request (a context over the model's window, say): the item fails, the others go on
-                raise ItemRejected(openai_client.scrub(
-                    f"the API rejected the request (400): {openai_client.error_detail(exc)}")) from None
             except openai.APIError as exc:
+                status = openai_client.status_of(exc)
+                if status in ITEM_STATUSES:
+                    if (status == 400 and "response_format" in str(exc)
+                            and self._format(job)["type"] == "json_schema"):
+                        # server without JSON-schema support: fall back to plain JSON mode for all jobs
+                        self._response_format = "json_object"
+                        continue
+                    # about this request (a context over the model's window, say): the item fails, the others go on
+                    raise ItemRejected(openai_client.scrub(
+                        f"the API rejected the request ({status}): {openai_client.error_detail(exc)}")) from None
                 if not openai_client.transient(exc):  # 401, 403, 404: no retry, and no other item can succeed
                     raise FatalAPIError(self._fatal_message(exc, client)) from None
                 if attempt >= self.params.max_retries or self._down.is_set():  # down: no more retries
@@ -558,6 +567,9 @@ class Engine:
                 except FatalAPIError:
                     stop.set()
                     raise
+            # a reply that spells the key with a JSON escape ("\\u0073k-...") holds it only once parsed:
+            # the result is scrubbed as the ledger line is, so the outputs hold what a rerun reads back
+            entry = openai_client.scrub_record(entry)
             if not entry.get("transient"):  # a network blip must not fail the item for good
                 self.ledger.put(entry)  # event-loop thread only: one writer, no duplicate lines
             results[job.id] = entry

@@ -154,6 +154,52 @@ def test_an_over_long_item_is_a_failure_naming_its_id_and_the_others_are_transla
     assert result.exit_code == 1 and "1/3 LLM jobs failed" in text and "item01: the API rejected" in text
 
 
+@pytest.mark.parametrize("status, message", [
+    (413, "413 Request Entity Too Large"),  # nginx in front of the server: client_max_body_size (1 MB)
+    (422, "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 8192."),  # TGI
+])
+def test_an_item_refused_by_a_proxy_or_tgi_is_a_failure_of_that_item(fake_openai, workdir, status, message):
+    # a 413 or 422 is about the request, as a 400 is: it used to stop the whole stage with no item named
+    d = workdir
+    items = setup_translate(d, 3, max_failure_share=0.5)
+    items[1] = {**items[1], "context": "word " * 1_000_000}  # a 5 MB context
+    _write_jsonl(d / "items.jsonl", items)
+    fake_openai.responder = lambda req: (error(status, message) if len(req["messages"][-1]["content"]) > 1_000_000
+                                         else good_reply(req))
+    result = translate(d)
+    assert result.exit_code == 0, _output(result)
+    (failed,) = [json.loads(ln) for ln in (d / "failures.jsonl").read_text().splitlines()]
+    assert (failed["id"], failed["reason"]) == ("item01", f"the API rejected the request ({status}): {message}")
+    assert [json.loads(ln)["id"] for ln in (d / "out.jsonl").read_text().splitlines()] == ["item00", "item02"]
+    assert len(ids_asked(fake_openai)) == 3  # refused once, not retried
+
+
+def test_a_key_spelled_with_a_json_escape_reaches_no_output_and_a_rerun_writes_the_same_bytes(fake_openai, workdir):
+    # the reply holds the key only once parsed ("\u0073k-..."): the ledger line was scrubbed, the translation
+    # written from the same result was not (and the rerun, read from the ledger, wrote other bytes)
+    d = workdir
+    key = os.environ["OPENAI_API_KEY"]
+    setup_translate(d, 2)
+    fake_openai.echo_headers = True
+
+    def echoing(req, headers):
+        tr = json.loads(good_reply(req).content)
+        tr["pergunta"] += f" ({headers['authorization'].split()[-1]})"
+        text = json.dumps(tr, ensure_ascii=False)
+        return Reply(content=text.replace(key, "\\u%04x" % ord(key[0]) + key[1:]))
+
+    fake_openai.responder = echoing
+    result = translate(d)
+    assert result.exit_code == 0, _output(result)
+    first = (d / "out.jsonl").read_bytes()
+    assert key.encode() not in first
+    assert [json.loads(ln)["question"] for ln in first.decode().splitlines()] == [
+        "Por que o narrador foi ao mercado número 0? (***)", "Por que o narrador foi ao mercado número 1? (***)"]
+    rerun = translate(d)
+    assert rerun.exit_code == 0, _output(rerun)
+    assert (d / "out.jsonl").read_bytes() == first
+
+
 # --- synthesize --------------------------------------------------------------------------------------
 def test_synthesize_fails_loudly_when_the_api_fails_every_chunk(fake_openai, workdir):
     d = workdir
