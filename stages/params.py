@@ -30,7 +30,15 @@ class Section(BaseModel):
 # query keys that carry a signature or a token: such a URL must not live in params.yaml, which
 # git and dvc.lock keep forever (S3/GCS presigned URLs, Azure SAS, ?token=...)
 _SECRET_QUERY_KEYS = {"sig", "signature", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
-                      "x-goog-signature", "x-goog-credential", "token", "access_token", "api_key", "apikey", "key"}
+                      "x-goog-signature", "x-goog-credential", "token", "access_token", "api_key", "apikey", "key",
+                      "auth", "api-key", "password"}
+# ... and any key with one of these in its name (?hf_token=, ?client_secret=, ?X-Amz-Security-Token=)
+_SECRET_QUERY_PARTS = ("token", "secret", "signature", "password", "credential")
+
+
+def _secret_query_key(name: str) -> bool:
+    name = name.lower()
+    return name in _SECRET_QUERY_KEYS or any(part in name for part in _SECRET_QUERY_PARTS)
 
 
 def url_credential(url: str) -> str | None:
@@ -38,7 +46,7 @@ def url_credential(url: str) -> str | None:
     from urllib.parse import parse_qsl, urlsplit
 
     parts = urlsplit(url)
-    secret = sorted({k for k, _ in parse_qsl(parts.query) if k.lower() in _SECRET_QUERY_KEYS})
+    secret = sorted({k for k, _ in parse_qsl(parts.query) if _secret_query_key(k)})
     if secret:
         return f"its query has {', '.join(secret)}"
     return "it has a user name or password" if "@" in parts.netloc else None
@@ -92,11 +100,19 @@ class MCQSource(Section):
             raise ValueError(f"each mcq source needs exactly one of path, url or hub; got {given or 'none'}")
         if self.url:
             if not self.url.startswith(("http://", "https://")):
-                raise ValueError(f"url must be an http(s) URL, got {self.url.split('?')[0]!r}")
+                from stages.io import redact_url  # "HTTPS://user:pw@..." must not be shown whole
+
+                raise ValueError(f"url must be an http(s) URL (in lower case), got {redact_url(self.url)!r}")
             what = url_credential(self.url)
             if what:
                 raise ValueError(f"the url carries a credential ({what}); params.yaml and dvc.lock are committed, "
                                  "so it would be too. Download the file yourself into data/raw/mcq and give its path.")
+        # a hub id is owner/name (or a local folder): one written as a URL with a user or a token would be
+        # committed in params.yaml and dvc.lock, and shown in the stage's messages and metrics
+        if self.hub and ("@" in self.hub or url_credential(self.hub)):
+            raise ValueError("hub carries a credential (a user name, password or token); params.yaml and dvc.lock "
+                             "are committed, so it would be too. Give the dataset id (owner/name) and put the token "
+                             "in $HF_TOKEN.")
         if self.hub and not self.revision:
             raise ValueError(f"hub {self.hub!r} needs a revision (a commit sha): the same params must read the same items")
         if not self.hub and (self.revision or self.splits):
@@ -231,8 +247,7 @@ class LLMParams(Section):
             return url
         parts = urlsplit(url)
         netloc = parts.netloc or url.partition("/")[0]  # "user:pw@host:8000/v1" has no scheme
-        secret = sorted({k for k, _ in parse_qsl(parts.query)
-                         if k.lower() in _SECRET_QUERY_KEYS | {"api-key", "password"}})  # api-key: Azure OpenAI's
+        secret = sorted({k for k, _ in parse_qsl(parts.query) if _secret_query_key(k)})  # api-key: Azure's
         if "@" in netloc or secret:
             what = f"its query has {', '.join(secret)}" if secret else "it has a user name or password"
             raise ValueError(

@@ -6,11 +6,12 @@ import json
 import re
 
 import pytest
+import yaml
 
 from stages import mcq as M
 from stages.io import InputError
 from stages.items import hash_split
-from stages.params import MCQParams, MCQSource, parse_section
+from stages.params import MCQParams, MCQSource, load_section, parse_section
 
 
 def _row(i="q1", **kw) -> dict:
@@ -291,6 +292,10 @@ def test_a_split_left_empty_is_noted():
     ({"url": "https://x/a.jsonl?X-Amz-Signature=abc"}, "carries a credential (its query has X-Amz-Signature)"),
     ({"url": "https://me:pw@x/a.jsonl"}, "carries a credential (it has a user name or password)"),
     ({"hub": "me/prova"}, "needs a revision"),
+    ({"url": "https://x/a.jsonl?hf_token=abc"}, "carries a credential (its query has hf_token)"),
+    ({"url": "https://x/a.jsonl?auth=abc"}, "carries a credential (its query has auth)"),
+    ({"hub": "https://me:pw@huggingface.co/datasets/me/prova", "revision": "abc"}, "hub carries a credential"),
+    ({"hub": "hf://me:pw@me/prova", "revision": "abc"}, "hub carries a credential"),
     ({"path": "a.jsonl", "revision": "abc"}, "go with a hub source only"),
     ({"path": "a.jsonl", "language": "es"}, "language"),
     ({"path": "a.jsonl", "sorce": "x"}, "did you mean 'source'"),
@@ -298,6 +303,17 @@ def test_a_split_left_empty_is_noted():
 def test_a_bad_source_entry_is_refused_by_params(entry, says):
     with pytest.raises(InputError, match=re.escape(says)):
         parse_section("mcq", {"sources": [entry]})
+
+
+def test_a_refused_source_never_shows_its_credential(tmp_path):
+    # an upper-case scheme failed the http(s) check first, whose message showed the URL whole
+    params = tmp_path / "params.yaml"
+    for entry in ({"url": "HTTPS://me:pwsecret@x/a.jsonl"}, {"url": "ftp://me:pwsecret@x/a.jsonl?sig=sigsecret"},
+                  {"hub": "https://me:pwsecret@huggingface.co/datasets/me/prova", "revision": "abc"}):
+        params.write_text(yaml.safe_dump({"mcq": {"sources": [entry]}}))
+        with pytest.raises(InputError) as err:
+            load_section("mcq", params)
+        assert "secret" not in str(err.value) and "mcq.sources.0" in str(err.value), str(err.value)
 
 
 def test_two_sources_with_one_name_are_refused():

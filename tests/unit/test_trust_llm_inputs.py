@@ -117,7 +117,7 @@ def test_create_then_find_raises_final_errors_at_once_and_the_last_transient_one
 # --- base_url in params ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("cls", [LLMParams, OpenAIFinetuneParams])
 @pytest.mark.parametrize("url", ["http://user:pw@h:8000/v1", "user:pw@h:8000/v1", "https://h/v1?api-key=x",
-                                 "https://h/v1?token=x"])
+                                 "https://h/v1?token=x", "https://h/v1?client_secret=x", "https://h/v1?auth=x"])
 def test_a_base_url_with_a_credential_is_refused(cls, url):
     with pytest.raises(ValidationError, match="base_url carries a credential"):
         cls(base_url=url)
