@@ -251,6 +251,11 @@ class Ledger:
                 raise InputError(f"{where}: ledger line with status {status!r}, expected 'ok' or 'failed'. {fix}")
             if status == "ok" and not isinstance(entry.get("result"), dict):
                 raise InputError(f"{where}: ledger line with status 'ok' but no 'result' object. {fix}")
+            if status == "failed" and not (isinstance(entry.get("reason"), str)
+                                           and isinstance(entry.get("raw", ""), str)):
+                # the stage shows the reason and writes both to its failures file
+                raise InputError(f"{where}: ledger line with status 'failed' but no 'reason' text (and 'raw', if "
+                                 f"given, a text). {fix}")
         else:
             self._check_batch_line(entry, where)
         # a ledger written before replies were scrubbed may hold the key: it must not reach the outputs

@@ -278,6 +278,10 @@ OK = {"key": "a" * 64, "id": "item00", "status": "ok",
     ('{"key": "k", "id": "item00", "status": "ok"}', "ledger line with status 'ok' but no 'result' object"),
     ('{"key": "k", "id": "item00", "status": "maybe"}', "ledger line with status 'maybe', expected 'ok' or 'failed'"),
     ('{"key": "k", "id": "item00", "status": "ok", "resu', "corrupt ledger line"),
+    # a failure the stage would show and write (a KeyError traceback, or a number in the failures file)
+    ('{"key": "k", "id": "item00", "status": "failed"}', "ledger line with status 'failed' but no 'reason' text"),
+    ('{"key": "k", "id": "item00", "status": "failed", "reason": 5}', "ledger line with status 'failed' but no 'reason'"),
+    ('{"key": "k", "id": "item00", "status": "failed", "reason": "r", "raw": ["x"]}', "ledger line with status 'failed' but no 'reason' text (and 'raw', if given, a text)"),
 ])
 def test_a_malformed_ledger_line_is_named_by_file_and_line(tmp_path, line, message):
     path = tmp_path / "ledger.jsonl"
