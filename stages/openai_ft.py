@@ -632,8 +632,9 @@ def submit(client, train_path: str | Path, validation_path: str | Path | None, p
 
 
 def _event(ev) -> dict:
-    return {"id": ev.id, "created_at": ev.created_at, "level": ev.level, "message": ev.message,
-            "type": ev.type, "data": ev.data}
+    # what the server wrote is shown: scrubbed, in case it quotes the request's headers
+    return openai_client.scrub_record({"id": ev.id, "created_at": ev.created_at, "level": ev.level,
+                                       "message": ev.message, "type": ev.type, "data": ev.data})
 
 
 def wait_for_job(client, job_id: str, p: OpenAIFinetuneParams, *, progress: Callable[[dict], None] | None = None,
@@ -677,7 +678,7 @@ def wait_for_job(client, job_id: str, p: OpenAIFinetuneParams, *, progress: Call
                 progress(_event(ev))
         if job.status in TERMINAL:
             return {"job_id": job.id, "status": job.status, "fine_tuned_model": job.fine_tuned_model,
-                    "trained_tokens": job.trained_tokens, "error": job.error.message if job.error else None,
+                    "trained_tokens": job.trained_tokens, "error": openai_client.scrub(job.error.message) if job.error else None,
                     "events": len(seen)}
         sleep(p.poll_interval_s)
 

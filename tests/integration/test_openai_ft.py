@@ -240,6 +240,22 @@ def test_submit_and_wait_commands_follow_the_job_and_never_print_the_key(fake_op
     assert KEY not in result.output + waited.output
 
 
+def test_a_job_error_echoing_the_key_is_printed_without_it(fake_openai, files, tmp_path):
+    # a server (or a proxy) that quotes the request headers in the job's error and its error event
+    train, validation = files
+    (tmp_path / "params.yaml").write_text(PARAMS_YAML)
+    fake_openai.ft_final_status = "failed"
+    fake_openai.ft_error = {**fake_openai.ft_error, "message": f"bad file; request had authorization: Bearer {KEY}, "
+                                                              f"key {KEY}"}
+    result = invoke(["openai-finetune", "submit", "--wait", "--train", str(train), "--validation", str(validation)],
+                    tmp_path)
+    text = result.output + (result.stderr or "")
+    assert result.exit_code == 1, text
+    assert "[error] bad file; request had authorization: ***, key ***" in text
+    assert "job ftjob-1 failed: bad file; request had authorization: ***, key ***" in text
+    assert KEY not in text
+
+
 def test_submit_command_without_a_key_is_a_clear_message(files, tmp_path):
     train, validation = files
     (tmp_path / "params.yaml").write_text(PARAMS_YAML)
