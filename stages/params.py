@@ -52,6 +52,15 @@ def url_credential(url: str) -> str | None:
     return "it has a user name or password" if "@" in parts.netloc else None
 
 
+def hub_credential(hub_id: str | None) -> str | None:
+    """A message when a hub dataset id carries a credential (one written as a URL with a user, a password
+    or a token), else None. An id is owner/name (or a local folder): it has no "@"."""
+    if hub_id and ("@" in hub_id or url_credential(hub_id)):
+        return ("carries a credential (a user name, password or token); params.yaml and dvc.lock are committed, "
+                "so it would be too. Give the dataset id (owner/name) and put the token in $HF_TOKEN.")
+    return None
+
+
 class IngestParams(Section):
     source: Literal["local", "hub", "url"] = "local"
     hub_id: str = "allenai/cosmos_qa"
@@ -107,12 +116,8 @@ class MCQSource(Section):
             if what:
                 raise ValueError(f"the url carries a credential ({what}); params.yaml and dvc.lock are committed, "
                                  "so it would be too. Download the file yourself into data/raw/mcq and give its path.")
-        # a hub id is owner/name (or a local folder): one written as a URL with a user or a token would be
-        # committed in params.yaml and dvc.lock, and shown in the stage's messages and metrics
-        if self.hub and ("@" in self.hub or url_credential(self.hub)):
-            raise ValueError("hub carries a credential (a user name, password or token); params.yaml and dvc.lock "
-                             "are committed, so it would be too. Give the dataset id (owner/name) and put the token "
-                             "in $HF_TOKEN.")
+        if hub_credential(self.hub):  # it would also be shown in the stage's messages and metrics
+            raise ValueError(f"hub {hub_credential(self.hub)}")
         if self.hub and not self.revision:
             raise ValueError(f"hub {self.hub!r} needs a revision (a commit sha): the same params must read the same items")
         if not self.hub and (self.revision or self.splits):
@@ -277,6 +282,13 @@ class TranslateParams(Section):
     # The --retry-failed flag does the same for one run.
     retry_failed: bool = False
     llm: LLMParams = Field(default_factory=LLMParams)
+
+    @field_validator("dataset_hub_id")
+    @classmethod
+    def _no_credentials_in_hub_id(cls, hub_id: Optional[str]) -> Optional[str]:
+        if hub_credential(hub_id):  # it would also be shown in translate's messages
+            raise ValueError(f"dataset_hub_id {hub_credential(hub_id)}")
+        return hub_id
 
 
 class SynthesizeParams(Section):

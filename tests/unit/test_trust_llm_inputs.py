@@ -9,13 +9,14 @@ from types import SimpleNamespace
 
 import openai
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from stages import openai_client as oc
 from stages.ingest import parse_csv
 from stages import io as sio
 from stages.io import InputError
-from stages.params import LLMParams, OpenAIFinetuneParams
+from stages.params import LLMParams, OpenAIFinetuneParams, TranslateParams, load_section
 
 SENTINEL = "".join(["unit", "sentinel", "0123456789abcdef"])  # built, not a key-shaped literal
 
@@ -126,6 +127,18 @@ def test_a_base_url_with_a_credential_is_refused(cls, url):
 @pytest.mark.parametrize("url", [None, "http://localhost:11434/v1", "https://h/v1?api-version=2024-10-21"])
 def test_a_plain_base_url_is_accepted(url):
     assert LLMParams(base_url=url).base_url == url
+
+
+@pytest.mark.parametrize("hub_id", ["https://me:pwsecret@huggingface.co/datasets/me/cosmosqa_pt",
+                                    "me:pwsecret@me/cosmosqa_pt", "https://huggingface.co/datasets/me/x?token=pwsecret"])
+def test_a_translations_hub_id_with_a_credential_is_refused_without_showing_it(hub_id, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"translate": {"dataset_hub_id": hub_id, "dataset_hub_revision": "abc"}}))
+    with pytest.raises(InputError) as err:
+        load_section("translate", params)
+    assert "translate.dataset_hub_id: Value error, dataset_hub_id carries a credential" in str(err.value)
+    assert "pwsecret" not in str(err.value)
+    assert TranslateParams(dataset_hub_id="me/cosmosqa_pt").dataset_hub_id == "me/cosmosqa_pt"
 
 
 # --- the CSV reader's message for an over-long field ---------------------------------------------------------
