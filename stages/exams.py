@@ -69,7 +69,9 @@ def pair_files(exam_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
     other = [p.name for p in files if p.name not in keys and p not in exams]
     pairs, used = [], set()
     for exam in exams:
-        found = [keys[n] for n in (f"{exam.stem}{KEY_SUFFIX}.pdf", f"{exam.stem}{KEY_SUFFIX}.csv") if n in keys]
+        # the extension in any case (Windows and scanners write PROVA.GABARITO.PDF), a PDF key named first
+        found = sorted((k for k in keys.values() if k.stem == f"{exam.stem}{KEY_SUFFIX}"),
+                       key=lambda k: k.suffix.lower() != ".pdf")
         if not found:
             raise InputError(f"{exam}: no answer key. Put it beside the exam as {exam.stem}{KEY_SUFFIX}.pdf "
                              f"(a table of number -> letter) or {exam.stem}{KEY_SUFFIX}.csv (columns "
@@ -318,9 +320,13 @@ def read_pdf(path: Path, p: ExamsParams, *, columns: bool) -> tuple[list[dict], 
     pages, report = extract_pdf(path.read_bytes(), doc=path.name, min_text_chars=x.min_text_chars,
                                 ocr_dpi=x.ocr_dpi, ocr_lang=x.ocr_lang, tesseract_config=x.tesseract_config,
                                 min_text_quality=x.min_text_quality, timeout_s=x.timeout_s,
-                                min_ocr_dpi=x.min_ocr_dpi, max_render_pixels=x.max_render_pixels, columns=columns)
+                                min_ocr_dpi=x.min_ocr_dpi, max_render_pixels=x.max_render_pixels, columns=columns,
+                                knobs="exams.pdf")
     if report["status"] not in ("ok", "ocr"):
-        raise InputError(f"{path}: {report['status']}: {report['message'] or 'no text could be read'}.")
+        # unlike extract, which keeps a file's other pages, an exam is read whole: a question on a page
+        # that could not be read would go missing without a trace in the key's join
+        raise InputError(f"{path}: {report['status']}: {report['message'] or 'no text could be read'}. "
+                         "An exam is read whole: no item is made from it until every page reads.")
     return pages, report
 
 

@@ -146,3 +146,13 @@ def test_pairing_by_name(tmp_path):
     (tmp_path / "a.gabarito.csv").write_bytes(b"")
     with pytest.raises(InputError, match=r"a.pdf: two answer keys \(a.gabarito.pdf, a.gabarito.csv\); keep one"):
         pair_files(tmp_path)
+
+
+def test_a_key_whose_extension_is_in_capitals_pairs_with_its_exam(tmp_path):
+    """PROVA.GABARITO.PDF, as Windows and scanners write it, was "no answer key: put it beside the exam as
+    p.gabarito.pdf" while it was there."""
+    for name in ("p.pdf", "p.gabarito.CSV", "q.PDF", "q.gabarito.Pdf"):
+        (tmp_path / name).write_bytes(b"")
+    pairs, other = pair_files(tmp_path)
+    assert [(e.name, k.name) for e, k in pairs] == [("p.pdf", "p.gabarito.CSV"), ("q.PDF", "q.gabarito.Pdf")]
+    assert other == []
