@@ -64,13 +64,17 @@ def pair_files(exam_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
         raise InputError(f"{exam_dir}: not a folder. Put exam PDFs and their answer keys in it "
                          f"(<exam>.pdf + <exam>{KEY_SUFFIX}.pdf or <exam>{KEY_SUFFIX}.csv).")
     files = sorted(p for p in exam_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    keys = {p.name: p for p in files if p.suffix.lower() in (".pdf", ".csv") and p.stem.endswith(KEY_SUFFIX)}
+    keys = {p.name: p for p in files if p.suffix.lower() in (".pdf", ".csv") and p.stem.casefold().endswith(KEY_SUFFIX)}
     exams = [p for p in files if p.suffix.lower() == ".pdf" and p.name not in keys]
     other = [p.name for p in files if p.name not in keys and p not in exams]
+    for name in other:  # a key the person meant to give, in a format this stage cannot read
+        if Path(name).stem.casefold().endswith(KEY_SUFFIX):
+            raise InputError(f"{exam_dir / name}: an answer key must be a PDF or a CSV (columns questao,resposta); "
+                             f"save it as {Path(name).stem}.pdf or {Path(name).stem}.csv.")
     pairs, used = [], set()
     for exam in exams:
-        # the extension in any case (Windows and scanners write PROVA.GABARITO.PDF), a PDF key named first
-        found = sorted((k for k in keys.values() if k.stem == f"{exam.stem}{KEY_SUFFIX}"),
+        # names in any case (Windows and scanners write PROVA.GABARITO.PDF), a PDF key named first
+        found = sorted((k for k in keys.values() if k.stem.casefold() == f"{exam.stem}{KEY_SUFFIX}".casefold()),
                        key=lambda k: k.suffix.lower() != ".pdf")
         if not found:
             raise InputError(f"{exam}: no answer key. Put it beside the exam as {exam.stem}{KEY_SUFFIX}.pdf "
@@ -397,6 +401,10 @@ def command(exam_dir, out, report, params_path):
     pairs, ignored = pair_files(Path(exam_dir))
     for name in ignored:
         log(f"exams: WARNING {Path(exam_dir) / name}: neither an exam PDF nor a .gabarito key; ignored")
+    if not pairs and ignored:  # files came in and no item would come out: not a success to cache
+        raise InputError(f"{exam_dir}: none of its {len(ignored)} file(s) ({', '.join(ignored[:5])}) is an exam PDF. "
+                         f"Give each exam as <exam>.pdf with its key <exam>{KEY_SUFFIX}.pdf or <exam>{KEY_SUFFIX}.csv "
+                         "beside it (convert Word or image files to PDF), or empty the folder.")
     if not pairs:
         log(f"exams: {exam_dir} has no exam PDF; no exam items")
     items, reports = [], []

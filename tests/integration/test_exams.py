@@ -283,3 +283,13 @@ def test_an_oversized_exam_page_names_the_exams_knob_and_stops_the_exam(tmp_path
             ) in " ".join(result.output.split())
     assert "extract." not in result.output and "kept" not in result.output
     assert not (tmp_path / "items.jsonl").exists()
+
+
+def test_a_folder_of_files_none_of_them_an_exam_fails_instead_of_caching_no_items(tmp_path, repo_root):
+    """A Word exam (prova.docx) was a WARNING line, an empty items file and exit 0: dvc cached it as done."""
+    (tmp_path / "exams").mkdir()
+    (tmp_path / "exams" / "prova.docx").write_bytes(b"PK")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1, result.output
+    assert "exams: none of its 1 file(s) (prova.docx) is an exam PDF. Give each exam as <exam>.pdf" in result.output
+    assert not (tmp_path / "items.jsonl").exists()
