@@ -64,12 +64,18 @@ def pair_files(exam_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
         raise InputError(f"{exam_dir}: not a folder. Put exam PDFs and their answer keys in it "
                          f"(<exam>.pdf + <exam>{KEY_SUFFIX}.pdf or <exam>{KEY_SUFFIX}.csv).")
     files = sorted(p for p in exam_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    keys = {p.name: p for p in files if p.suffix.lower() in (".pdf", ".csv") and p.stem.endswith(KEY_SUFFIX)}
+    keys = {p.name: p for p in files if p.suffix.lower() in (".pdf", ".csv") and p.stem.casefold().endswith(KEY_SUFFIX)}
     exams = [p for p in files if p.suffix.lower() == ".pdf" and p.name not in keys]
     other = [p.name for p in files if p.name not in keys and p not in exams]
+    for name in other:  # a key the person meant to give, in a format this stage cannot read
+        if Path(name).stem.casefold().endswith(KEY_SUFFIX):
+            raise InputError(f"{exam_dir / name}: an answer key must be a PDF or a CSV (columns questao,resposta); "
+                             f"save it as {Path(name).stem}.pdf or {Path(name).stem}.csv.")
     pairs, used = [], set()
     for exam in exams:
-        found = [keys[n] for n in (f"{exam.stem}{KEY_SUFFIX}.pdf", f"{exam.stem}{KEY_SUFFIX}.csv") if n in keys]
+        # names in any case (Windows and scanners write PROVA.GABARITO.PDF), a PDF key named first
+        found = sorted((k for k in keys.values() if k.stem.casefold() == f"{exam.stem}{KEY_SUFFIX}".casefold()),
+                       key=lambda k: k.suffix.lower() != ".pdf")
         if not found:
             raise InputError(f"{exam}: no answer key. Put it beside the exam as {exam.stem}{KEY_SUFFIX}.pdf "
                              f"(a table of number -> letter) or {exam.stem}{KEY_SUFFIX}.csv (columns "
@@ -318,9 +324,13 @@ def read_pdf(path: Path, p: ExamsParams, *, columns: bool) -> tuple[list[dict], 
     pages, report = extract_pdf(path.read_bytes(), doc=path.name, min_text_chars=x.min_text_chars,
                                 ocr_dpi=x.ocr_dpi, ocr_lang=x.ocr_lang, tesseract_config=x.tesseract_config,
                                 min_text_quality=x.min_text_quality, timeout_s=x.timeout_s,
-                                min_ocr_dpi=x.min_ocr_dpi, max_render_pixels=x.max_render_pixels, columns=columns)
+                                min_ocr_dpi=x.min_ocr_dpi, max_render_pixels=x.max_render_pixels, columns=columns,
+                                knobs="exams.pdf")
     if report["status"] not in ("ok", "ocr"):
-        raise InputError(f"{path}: {report['status']}: {report['message'] or 'no text could be read'}.")
+        # unlike extract, which keeps a file's other pages, an exam is read whole: a question on a page
+        # that could not be read would go missing without a trace in the key's join
+        raise InputError(f"{path}: {report['status']}: {report['message'] or 'no text could be read'}. "
+                         "An exam is read whole: no item is made from it until every page reads.")
     return pages, report
 
 
@@ -391,6 +401,10 @@ def command(exam_dir, out, report, params_path):
     pairs, ignored = pair_files(Path(exam_dir))
     for name in ignored:
         log(f"exams: WARNING {Path(exam_dir) / name}: neither an exam PDF nor a .gabarito key; ignored")
+    if not pairs and ignored:  # files came in and no item would come out: not a success to cache
+        raise InputError(f"{exam_dir}: none of its {len(ignored)} file(s) ({', '.join(ignored[:5])}) is an exam PDF. "
+                         f"Give each exam as <exam>.pdf with its key <exam>{KEY_SUFFIX}.pdf or <exam>{KEY_SUFFIX}.csv "
+                         "beside it (convert Word or image files to PDF), or empty the folder.")
     if not pairs:
         log(f"exams: {exam_dir} has no exam PDF; no exam items")
     items, reports = [], []

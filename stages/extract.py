@@ -180,7 +180,7 @@ def column_text(textpage, page_width: float) -> str | None:
 def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr_lang: str,
                 tesseract_config: str = "", min_text_quality: float = 0.0, timeout_s: float = 600.0,
                 min_ocr_dpi: int = 150, max_render_pixels: int = 40_000_000,
-                columns: bool = False) -> tuple[list[dict], dict]:
+                columns: bool = False, knobs: str = "extract") -> tuple[list[dict], dict]:
     """Return (page records, file report) for one PDF given as bytes.
 
     A page is read from its text layer when that has at least ``min_text_chars`` characters and a
@@ -195,6 +195,9 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
 
     ``columns``: a text layer laid out in two columns is read column by column (:func:`column_text`),
     for exam booklets; a one-column page reads as without it.
+
+    ``knobs``: the params section the caller read these values from (``extract``, ``exams.pdf``), named
+    in the messages so that the person raises the knob that the failing stage reads.
     """
     import time
 
@@ -241,7 +244,7 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
                                      max_render_pixels=max_render_pixels)
                     if dpi is None:
                         errors.append(f"page {index + 1}: {width:g} x {height:g} pt is too large to render for OCR "
-                                      f"even at {min_ocr_dpi} dpi within extract.max_render_pixels="
+                                      f"even at {min_ocr_dpi} dpi within {knobs}.max_render_pixels="
                                       f"{max_render_pixels:,}; skipped")
                         too_large = {"doc": doc, "page": index + 1, "method": method, "text": "", "quality": 0.0,
                                      "status": "too_large"}
@@ -280,13 +283,13 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
     finally:
         pdf.close()
     if timed_out:
-        status, message = "timeout", f"stopped after {timeout_s:g} s at page {len(pages) + 1}; raise extract.timeout_s"
+        status, message = "timeout", f"stopped after {timeout_s:g} s at page {len(pages) + 1}; raise {knobs}.timeout_s"
     elif errors:
         status, message = "page_errors", (
-            f"{len(errors)} of {len(pages)} pages could not be read, the others were kept ({'; '.join(errors[:3])}"
+            f"{len(errors)} of {len(pages)} pages could not be read ({'; '.join(errors[:3])}"
             f"{'; ...' if len(errors) > 3 else ''}): "
             + ("scale the oversized page(s) down (re-export at a normal paper size), or raise "
-               "extract.max_render_pixels if this machine has the memory"
+               f"{knobs}.max_render_pixels if this machine has the memory"
                if any(pg["status"] == "too_large" for pg in pages)
                else "re-export the PDF (print it to a new PDF) and rerun"))
     elif not any(p["status"] == "ok" for p in pages):
@@ -297,7 +300,7 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
         status, message = "ok", ""
     if render_note and status in ("ok", "ocr"):
         message = (f"page(s) {', '.join(map(str, sorted(render_note)))} rendered below {ocr_dpi} dpi to stay within "
-                   "extract.max_render_pixels; OCR of small print may suffer")
+                   f"{knobs}.max_render_pixels; OCR of small print may suffer")
     return pages, {"doc": doc, "status": status, "pages": len(pages), "message": message}
 
 

@@ -14,7 +14,7 @@ from stages.exams import read_exam
 from stages.params import ExamsParams
 from tests.cli_runner import invoke
 from tests.examgen import key_pdf, two_column_pdf
-from tests.pdfgen import scanned_pdf, text_pdf
+from tests.pdfgen import huge_page_pdf, scanned_pdf, text_pdf
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
 
@@ -267,3 +267,47 @@ def test_a_one_column_born_digital_exam_reads_as_is(tmp_path):
         ("simulado-q01", "Um corpo em queda livre, perto da superfície da Terra, tem aceleração de cerca de",
          ["1 m/s²", "5 m/s²", "10 m/s²", "50 m/s²"], 2),
         ("simulado-q02", "A unidade de força no Sistema Internacional é o", ["joule", "watt", "pascal", "newton"], 3)]
+
+
+def test_an_oversized_exam_page_names_the_exams_knob_and_stops_the_exam(tmp_path, repo_root):
+    """The message named extract.max_render_pixels, which the exams stage does not read, and said "the
+    others were kept" while the stage stopped."""
+    huge_page_pdf(tmp_path / "exams" / "prova.pdf",
+                  then=["QUESTÃO 01\nQuanto é dois mais dois, somados numa conta simples?\n(A) 3\n(B) 4"])
+    (tmp_path / "exams" / "prova.gabarito.csv").write_text("questao,resposta\n1,B\n", encoding="utf-8")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1, result.output
+    assert ("prova.pdf: page_errors: 1 of 2 pages could not be read (page 1: 20000 x 20000 pt is too large to "
+            "render for OCR even at 150 dpi within exams.pdf.max_render_pixels=40,000,000; skipped): scale the "
+            "oversized page(s) down (re-export at a normal paper size), or raise exams.pdf.max_render_pixels if "
+            "this machine has the memory. An exam is read whole: no item is made from it until every page reads."
+            ) in " ".join(result.output.split())
+    assert "extract." not in result.output and "kept" not in result.output
+    assert not (tmp_path / "items.jsonl").exists()
+
+
+def test_a_folder_of_files_none_of_them_an_exam_fails_instead_of_caching_no_items(tmp_path, repo_root):
+    """A Word exam (prova.docx) was a WARNING line, an empty items file and exit 0: dvc cached it as done."""
+    (tmp_path / "exams").mkdir()
+    (tmp_path / "exams" / "prova.docx").write_bytes(b"PK")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1, result.output
+    assert "exams: none of its 1 file(s) (prova.docx) is an exam PDF. Give each exam as <exam>.pdf" in result.output
+    assert not (tmp_path / "items.jsonl").exists()
+
+
+@pytest.mark.parametrize("key, skipped", [
+    ("1,ANULADA\n2,A\n", "annulled 1 (q01); needs figure 1 (q02)"),
+    ("50,A\n51,B\n", "no answer in key 2 (q01, q02); in the key but not found: 50, 51")])
+def test_an_exam_whose_questions_are_all_skipped_fails_naming_why(tmp_path, repo_root, key, skipped):
+    """Input came in and no item would come out: every question annulled or needing a figure, or a key
+    that belongs to another exam."""
+    text_pdf(tmp_path / "exams" / "p.pdf", ["QUESTÃO 01\nQuanto é dois mais dois, somados numa conta?\n(A) 3\n"
+                                            "(B) 4\nQUESTÃO 02\nObserve a figura abaixo. Qual é a cor do céu?\n"
+                                            "(A) azul\n(B) verde"])
+    (tmp_path / "exams" / "p.gabarito.csv").write_text("questao,resposta\n" + key, encoding="utf-8")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1, result.output
+    assert (f"p.pdf: 2 questions found, none joined with p.gabarito.csv (p.pdf: 2 found, 0 joined; skipped: "
+            f"{skipped}). Does the key belong to this exam?") in " ".join(result.output.split())
+    assert not (tmp_path / "items.jsonl").exists()

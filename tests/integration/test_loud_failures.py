@@ -209,6 +209,20 @@ def test_clean_on_a_tiny_tmpfs_keeps_the_old_folder(tmp_path, tiny_tmpfs):
     assert [p.name for p in tiny_tmpfs.iterdir()] == ["clean"]
 
 
+def test_exams_on_a_full_disk_is_a_message_and_the_old_items_stay(tmp_path, tiny_tmpfs):
+    (tmp_path / "params.yaml").write_text("exams: {}\n")
+    out = tiny_tmpfs / "exam_items.jsonl"
+    out.write_text("previous items\n")
+    (tiny_tmpfs / "filler").write_bytes(b"\0" * 50_000)  # the sample's 31 items (~16 KB) no longer fit
+    proc = run_cli(["exams", "--exam-dir", str(ROOT / "data/raw/exams"), "--out", str(out), "--report",
+                    str(tiny_tmpfs / "exams.json")], tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"Error: {out}: no space left on the device" in proc.stderr
+    assert out.read_text() == "previous items\n"
+    assert sorted(p.name for p in tiny_tmpfs.iterdir()) == ["exam_items.jsonl", "filler"]
+
+
 @pytest.mark.parametrize("present, missing", [("train", "validation"), ("validation", "train")])
 def test_clean_with_a_split_that_never_came_in_fails(tmp_path, present, missing):
     """A train-only (or validation-only) input used to pass clean with 'validation 0', and evaluate then

@@ -146,3 +146,22 @@ def test_pairing_by_name(tmp_path):
     (tmp_path / "a.gabarito.csv").write_bytes(b"")
     with pytest.raises(InputError, match=r"a.pdf: two answer keys \(a.gabarito.pdf, a.gabarito.csv\); keep one"):
         pair_files(tmp_path)
+
+
+def test_a_key_whose_extension_is_in_capitals_pairs_with_its_exam(tmp_path):
+    """PROVA.GABARITO.PDF, as Windows and scanners write it, was "no answer key: put it beside the exam as
+    p.gabarito.pdf" while it was there."""
+    for name in ("p.pdf", "p.gabarito.CSV", "q.PDF", "q.gabarito.Pdf", "R.PDF", "R.GABARITO.PDF"):
+        (tmp_path / name).write_bytes(b"")
+    pairs, other = pair_files(tmp_path)
+    assert [(e.name, k.name) for e, k in pairs] == [("R.PDF", "R.GABARITO.PDF"), ("p.pdf", "p.gabarito.CSV"),
+                                                    ("q.PDF", "q.gabarito.Pdf")]
+    assert other == []
+
+
+def test_a_key_in_a_format_the_stage_cannot_read_is_an_error_not_an_ignored_file(tmp_path):
+    for name in ("p.pdf", "p.gabarito.xlsx"):
+        (tmp_path / name).write_bytes(b"")
+    with pytest.raises(InputError, match=r"p.gabarito.xlsx: an answer key must be a PDF or a CSV .*save it as "
+                                         r"p.gabarito.pdf or p.gabarito.csv"):
+        pair_files(tmp_path)
