@@ -393,11 +393,13 @@ def hub_rows(entry: MCQSource) -> list[tuple[str, dict]]:
     return rows
 
 
-def outside(entry: MCQSource, raw_dir: str | None) -> bool:
-    """A file source that is not under the folder dvc.yaml lists: dvc would not rerun when it changes."""
-    if not entry.path or raw_dir is None:
-        return False
-    return not Path(entry.path).resolve().is_relative_to(Path(raw_dir).resolve())
+def outside(entry: MCQSource, raw_dir: str | None) -> str | None:
+    """A local source (a file, or a dataset folder given as ``hub``) that is not under the folder dvc.yaml
+    lists, named: dvc would not rerun when it changes. A hub id's revision pins it; a folder has none."""
+    local = entry.path or (entry.hub if entry.hub and Path(entry.hub).exists() else None)
+    if not local or raw_dir is None:
+        return None
+    return None if Path(local).resolve().is_relative_to(Path(raw_dir).resolve()) else local
 
 
 # --- command: gabarito mcq -------------------------------------------------------------------------------
@@ -423,8 +425,9 @@ def command(raw_dir, out_pt, out_en, metrics, params_path):
     p = load_section("mcq", params_path)
     sources = [read_entry(entry, timeout=p.download_timeout_s) for entry in p.sources]
     for entry in p.sources:
-        if outside(entry, raw_dir):
-            log(f"mcq: warning: {entry.path} is outside {raw_dir}; dvc does not see it change. Move it there, "
+        local = outside(entry, raw_dir)
+        if local:
+            log(f"mcq: warning: {local} is outside {raw_dir}; dvc does not see it change. Move it there, "
                 "or add it to the mcq stage's deps in dvc.yaml.")
     records, summary, problems = build(sources, p)
     if problems:

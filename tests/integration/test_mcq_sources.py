@@ -84,6 +84,10 @@ def test_a_hub_dataset_is_read_offline_at_its_revision_with_its_splits(tmp_path,
         ("q3", "validation", 4, "en", "vestibular"), ("q4", "test", 1, "pt", "vestibular")]
     missing = M.read_entry(MCQSource(hub=str(repo), revision="0123abc", splits=["dev"]), timeout=1)
     assert len(missing.errors) == 1 and "split dev: could not load" in missing.errors[0]
+    # a folder given as a hub source has no revision that pins it: outside the stage's deps it is named
+    assert M.outside(entry, str(tmp_path / "data/raw/mcq")) == str(repo)
+    assert M.outside(entry, str(tmp_path)) is None
+    assert M.outside(MCQSource(hub="me/vestibular", revision="0123abc"), str(tmp_path)) is None
 
 
 def test_the_command_writes_pt_and_en_apart_with_metrics(tmp_path):
