@@ -61,10 +61,15 @@ def hub_credential(hub_id: str | None) -> str | None:
     return None
 
 
+# allenai/cosmos_qa's Parquet conversion (its refs/convert/parquet branch): the dataset's main branch holds
+# only a loading script, which datasets >= 4 no longer runs; the conversion holds the same rows as Parquet
+COSMOS_QA_PARQUET = "ed50fe83db62b355759053b1cd5eef344ee371e0"
+
+
 class IngestParams(Section):
     source: Literal["local", "hub", "url"] = "local"
     hub_id: str = "allenai/cosmos_qa"
-    hub_revision: Optional[str] = None
+    hub_revision: Optional[str] = COSMOS_QA_PARQUET
     # split name -> http(s) URL of a CSV or JSONL file in Cosmos QA's own columns
     urls: dict[str, str] = Field(default_factory=dict)
     splits: list[str] = Field(default_factory=lambda: ["train", "validation"])
@@ -82,6 +87,24 @@ class IngestParams(Section):
                     "committed, so it would be too. Download the file yourself into data/raw and use "
                     "source: local.")
         return urls
+
+    @field_validator("hub_id")
+    @classmethod
+    def _no_credentials_in_hub_id(cls, hub_id: str) -> str:
+        if hub_credential(hub_id):  # it would also be shown in ingest's messages and metrics
+            raise ValueError(f"hub_id {hub_credential(hub_id)}")
+        return hub_id
+
+    @model_validator(mode="after")
+    def _hub_needs_its_own_revision(self):
+        # an unpinned pull reads whatever the branch holds that day: the same params, other items
+        if self.source == "hub" and not self.hub_revision:
+            raise ValueError(f"ingest.hub_revision must pin a commit of {self.hub_id} when source is 'hub' "
+                             "(the same params must read the same items)")
+        if (self.source == "hub" and self.hub_id != type(self).model_fields["hub_id"].default
+                and self.hub_revision == COSMOS_QA_PARQUET):
+            raise ValueError(f"ingest.hub_revision is allenai/cosmos_qa's commit; pin a commit of {self.hub_id}")
+        return self
 
 
 # --- mcq: the user's own multiple-choice files ------------------------------------------------------

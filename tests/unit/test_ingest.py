@@ -352,3 +352,57 @@ def test_a_split_with_no_items_is_an_error_naming_it():
     with pytest.raises(InputError, match=r"ingest: validation: 0 items read from raw/ \(\{'train': 2, 'validation': 0\}\)"):
         require_every_split(counts, "raw/")
     require_every_split({"train": 2, "validation": 1}, "raw/")  # no error
+
+
+# --- hub: pinned, and the Parquet conversion's layout --------------------------------------------
+def test_a_hub_pull_must_be_pinned():
+    from stages.params import IngestParams
+
+    with pytest.raises(ValueError, match="ingest.hub_revision must pin a commit of allenai/cosmos_qa"):
+        IngestParams(source="hub", hub_revision=None)
+    # another dataset cannot ride on cosmos_qa's commit
+    with pytest.raises(ValueError, match="pin a commit of me/cosmos_pt"):
+        IngestParams(source="hub", hub_id="me/cosmos_pt")
+    assert IngestParams(source="hub", hub_id="me/cosmos_pt", hub_revision="0123abc").hub_revision == "0123abc"
+    assert IngestParams(source="local", hub_revision=None).hub_revision is None  # not read: not required
+
+
+@pytest.mark.parametrize("hub_id", ["https://user:pwsecret@huggingface.co/datasets/allenai/cosmos_qa",
+                                    "https://huggingface.co/datasets/allenai/cosmos_qa?hf_token=pwsecret"])
+def test_a_hub_id_with_a_credential_is_refused_without_showing_it(hub_id, tmp_path):
+    import yaml
+
+    from stages.params import load_section
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"ingest": {"source": "hub", "hub_id": hub_id, "hub_revision": "abc"}}))
+    with pytest.raises(InputError) as err:
+        load_section("ingest", params)
+    assert "ingest.hub_id: Value error, hub_id carries a credential" in str(err.value)
+    assert "pwsecret" not in str(err.value)
+
+
+def test_the_parquet_conversion_layout_loads_with_its_splits(tmp_path, monkeypatch):
+    """The hub's refs/convert/parquet holds default/<split>/0000.parquet: the pinned datasets must read the
+    splits from that layout (here a local copy of it, offline) into ingest's records."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    tmp_path = tmp_path / "cosmos_qa"
+
+    rows = {"train": [("t1", 2), ("t2", 0)], "validation": [("v1", 3)]}
+    for split, items in rows.items():
+        (tmp_path / "default" / split).mkdir(parents=True)
+        table = pa.table({"id": [i for i, _ in items], "context": [f"contexto {i}" for i, _ in items],
+                          "question": [f"pergunta {i}?" for i, _ in items],
+                          **{f"answer{k}": [f"opção {k}" for _ in items] for k in range(4)},
+                          "label": [label for _, label in items]})
+        pq.write_table(table, tmp_path / "default" / split / "0000.parquet")
+    records = I.load_hub(str(tmp_path), None, ["train", "validation"])
+    assert [(r["id"], r["split"], r["label"]) for r in records] == [("t1", "train", 2), ("t2", "train", 0),
+                                                                    ("v1", "validation", 3)]
+    assert records[0]["answers"] == ["opção 0", "opção 1", "opção 2", "opção 3"]
+    with pytest.raises(InputError, match=r"split test: could not load"):
+        I.load_hub(str(tmp_path), None, ["test"])

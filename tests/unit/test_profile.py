@@ -11,6 +11,7 @@ import yaml
 from stages import params as P
 from stages import profile as pf
 from stages.io import InputError
+from stages.params import COSMOS_QA_PARQUET
 
 # the thesis profile as a whole file, before profiles became overlays (commit 3afd287)
 OLD_THESIS_COMMIT = "3afd287"
@@ -42,6 +43,9 @@ def test_thesis_overlay_gives_the_thesis_params_of_the_whole_file_profile(repo_r
         old_leaves, got_leaves = pf._leaves(old_params, None), pf._leaves(got, None)
         # format.letters became the alphabet for 2-10 options (issue 14); A-D are still its first four
         assert got_leaves.pop(("format", "letters"))[:4] == old_leaves.pop(("format", "letters"))
+        # the hub pull was unpinned (main, a loading script only); it now reads cosmos_qa's Parquet conversion
+        assert old_leaves.pop(("ingest", "hub_revision")) is None
+        assert got_leaves.pop(("ingest", "hub_revision")) == COSMOS_QA_PARQUET
         assert {k: v for k, v in got_leaves.items() if k in old_leaves} == old_leaves
         assert pf._diff({**got}, got) == []
     assert set(pf._leaves(old_params, None)) <= set(pf._leaves(applied, None))
