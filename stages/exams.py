@@ -351,6 +351,16 @@ def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], d
     if not items:
         raise InputError(f"{exam}: {len(questions)} questions found, none joined with {key_file.name} "
                          f"({describe({'doc': exam.name, **report})}). Does the key belong to this exam?")
+    unfound = report["key_without_question"]
+    if len(unfound) > p.max_unfound_share * len(key):
+        shown = ", ".join(map(str, unfound[:20])) + (", ..." if len(unfound) > 20 else "")
+        raise InputError(
+            f"{exam}: {len(unfound)} of the {len(key)} questions in {key_file.name} were not found in the exam "
+            f"({shown}), more than exams.max_unfound_share={p.max_unfound_share} allows; {len(items)} would be "
+            "kept. The exam is probably laid out in a way the reader misses (questions not starting \"QUESTÃO "
+            "01\", \"Questão 1\" or \"01.\", or columns read across): check that page, or convert the exam. "
+            "If the key also covers another booklet, give this exam only its own questions, or raise "
+            "exams.max_unfound_share.")
     report = {"doc": exam.name, "key": key_file.name, "pages": extracted["pages"],
               "pages_ocr": sum(pg["method"] == "ocr" for pg in pages), **report}
     return items, report

@@ -233,6 +233,9 @@ class ExamsParams(Section):
     subjects: dict[str, str] = Field(default_factory=lambda: dict(ENEM_AREAS))
     # read born-digital two-column pages column by column (stages.extract.column_text)
     columns: bool = True
+    # the share of an answer key's questions that may be missing from what was read of its exam before the
+    # stage stops: more usually means a layout read wrong, and the items made would be a silent fraction
+    max_unfound_share: float = Field(default=0.1, ge=0.0, le=1.0)
     pdf: ExamPDFParams = Field(default_factory=ExamPDFParams)
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from stages.exams import read_exam
+from stages.io import InputError
 from stages.params import ExamsParams
 from tests.cli_runner import invoke
 from tests.examgen import key_pdf, two_column_pdf
@@ -124,8 +125,12 @@ def test_two_column_exam_joins_its_key_pdf(tmp_path):
 def test_pdfium_stream_order_interleaves_the_columns(tmp_path):
     """Without the column reader, the booklet (drawn row by row) reads as halves of lines side by side."""
     make_enem(tmp_path)
+    # half the key's questions go missing: the stage stops rather than keep the one item it could join
+    with pytest.raises(InputError, match=r"3 of the 6 questions in enem_teste.gabarito.pdf were not found in the "
+                                         r"exam \(3, 4, 7\), more than exams.max_unfound_share=0.1 allows"):
+        read_exam(tmp_path / "enem_teste.pdf", tmp_path / "enem_teste.gabarito.pdf", ExamsParams(columns=False))
     _, report = read_exam(tmp_path / "enem_teste.pdf", tmp_path / "enem_teste.gabarito.pdf",
-                          ExamsParams(columns=False))
+                          ExamsParams(columns=False, max_unfound_share=1.0))
     assert (report["found"], report["joined"], report["key_without_question"]) == (3, 1, [3, 4, 7])
 
 
@@ -311,3 +316,34 @@ def test_an_exam_whose_questions_are_all_skipped_fails_naming_why(tmp_path, repo
     assert (f"p.pdf: 2 questions found, none joined with p.gabarito.csv (p.pdf: 2 found, 0 joined; skipped: "
             f"{skipped}). Does the key belong to this exam?") in " ".join(result.output.split())
     assert not (tmp_path / "items.jsonl").exists()
+
+
+def _ten_question_key(tmp_path, found: int) -> None:
+    """An exam whose text reads only its first ``found`` questions, with a key of ten."""
+    text_pdf(tmp_path / "exams" / "p.pdf", ["\n".join(
+        f"QUESTÃO {n:02d}\nQuanto é {n} mais {n}, somados numa conta simples?\n(A) {n}\n(B) {2 * n}"
+        for n in range(1, found + 1))])
+    (tmp_path / "exams" / "p.gabarito.csv").write_text(
+        "questao,resposta\n" + "".join(f"{n},B\n" for n in range(1, 11)), encoding="utf-8")
+
+
+def test_a_key_whose_questions_the_exam_mostly_lacks_stops_instead_of_keeping_a_fraction(tmp_path, repo_root):
+    """Three of the key's ten questions read (a layout read wrong, say) were three items and exit 0."""
+    _ten_question_key(tmp_path, found=3)
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1, result.output
+    assert ("p.pdf: 7 of the 10 questions in p.gabarito.csv were not found in the exam (4, 5, 6, 7, 8, 9, 10), "
+            "more than exams.max_unfound_share=0.1 allows; 3 would be kept.") in " ".join(result.output.split())
+    assert not (tmp_path / "items.jsonl").exists()
+
+
+@pytest.mark.parametrize("found, share", [(9, 0.1), (3, 1.0)])
+def test_a_few_unfound_questions_or_a_raised_share_keep_the_items_found(tmp_path, repo_root, found, share):
+    _ten_question_key(tmp_path, found=found)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"exams": {"max_unfound_share": share}}))
+    result = invoke(["exams", "--exam-dir", "exams", "--out", "items.jsonl", "--report", "exams.json",
+                     "--params", "params.yaml"], cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert len((tmp_path / "items.jsonl").read_text().splitlines()) == found
+    report = json.loads((tmp_path / "exams.json").read_text())["report"]["p.pdf"]
+    assert report["key_without_question"] == list(range(found + 1, 11))
