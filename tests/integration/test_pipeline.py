@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 # made at run time so that no file of the repository contains it
 SENTINEL = "sk-" + uuid.uuid4().hex
-ALL_STAGES = ["ingest", "extract", "translate", "synthesize", "clean", "base_model", "format", "train", "evaluate"]
+ALL_STAGES = ["ingest", "mcq", "extract", "exams", "translate", "synthesize", "clean", "base_model", "format",
+              "train", "evaluate"]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
