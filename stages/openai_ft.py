@@ -678,7 +678,8 @@ def wait_for_job(client, job_id: str, p: OpenAIFinetuneParams, *, progress: Call
                 progress(_event(ev))
         if job.status in TERMINAL:
             return {"job_id": job.id, "status": job.status, "fine_tuned_model": job.fine_tuned_model,
-                    "trained_tokens": job.trained_tokens, "error": openai_client.scrub(job.error.message) if job.error else None,
+                    "trained_tokens": job.trained_tokens,
+                    "error": openai_client.scrub(job.error.message) if job.error else None,
                     "events": len(seen)}
         sleep(p.poll_interval_s)
 

@@ -52,13 +52,13 @@ def url_credential(url: str) -> str | None:
     return "it has a user name or password" if "@" in parts.netloc else None
 
 
-def hub_credential(hub_id: str | None) -> str | None:
-    """A message when a hub dataset id carries a credential (one written as a URL with a user, a password
-    or a token), else None. An id is owner/name (or a local folder): it has no "@"."""
+def refuse_hub_credential(name: str, hub_id: str | None) -> None:
+    """Raise when the hub dataset id in key ``name`` carries a credential (one written as a URL with a user, a
+    password or a token). An id is owner/name (or a local folder): it has no "@"."""
     if hub_id and ("@" in hub_id or url_credential(hub_id)):
-        return ("carries a credential (a user name, password or token); params.yaml and dvc.lock are committed, "
-                "so it would be too. Give the dataset id (owner/name) and put the token in $HF_TOKEN.")
-    return None
+        raise ValueError(f"{name} carries a credential (a user name, password or token); params.yaml and dvc.lock "
+                         "are committed, so it would be too. Give the dataset id (owner/name) and put the token in "
+                         "$HF_TOKEN.")
 
 
 # allenai/cosmos_qa's Parquet conversion (its refs/convert/parquet branch): the dataset's main branch holds
@@ -91,8 +91,7 @@ class IngestParams(Section):
     @field_validator("hub_id")
     @classmethod
     def _no_credentials_in_hub_id(cls, hub_id: str) -> str:
-        if hub_credential(hub_id):  # it would also be shown in ingest's messages and metrics
-            raise ValueError(f"hub_id {hub_credential(hub_id)}")
+        refuse_hub_credential("hub_id", hub_id)  # it would also be shown in ingest's messages and metrics
         return hub_id
 
     @model_validator(mode="after")
@@ -139,8 +138,7 @@ class MCQSource(Section):
             if what:
                 raise ValueError(f"the url carries a credential ({what}); params.yaml and dvc.lock are committed, "
                                  "so it would be too. Download the file yourself into data/raw/mcq and give its path.")
-        if hub_credential(self.hub):  # it would also be shown in the stage's messages and metrics
-            raise ValueError(f"hub {hub_credential(self.hub)}")
+        refuse_hub_credential("hub", self.hub)  # it would also be shown in the stage's messages and metrics
         if self.hub and not self.revision:
             raise ValueError(f"hub {self.hub!r} needs a revision (a commit sha): the same params must read the same items")
         if not self.hub and (self.revision or self.splits):
@@ -312,8 +310,7 @@ class TranslateParams(Section):
     @field_validator("dataset_hub_id")
     @classmethod
     def _no_credentials_in_hub_id(cls, hub_id: Optional[str]) -> Optional[str]:
-        if hub_credential(hub_id):  # it would also be shown in translate's messages
-            raise ValueError(f"dataset_hub_id {hub_credential(hub_id)}")
+        refuse_hub_credential("dataset_hub_id", hub_id)  # it would also be shown in translate's messages
         return hub_id
 
 
