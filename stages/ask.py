@@ -51,15 +51,16 @@ OPTION_WIDTH = 60  # option text shown in ``render``'s table before it is cut wi
 
 
 # --- load ----------------------------------------------------------------------------------------
-def load(base: str | Path, adapter: str | Path | None, q: QuantizationParams):
+def load(base: str | Path, adapter: str | Path | None, q: QuantizationParams, cpu_kernel: str = "portable"):
     """(model, tokenizer): the 4-bit base as training and evaluation load it, plus the LoRA adapter
-    (``None``: the base alone), in eval mode. ``q`` is ``train.quantization``."""
+    (``None``: the base alone), in eval mode. ``q`` is ``train.quantization``; ``cpu_kernel`` is
+    ``evaluate.cpu_4bit_kernel``, so an answer here is the one evaluate scored."""
     from stages.modeling import check_adapter, load_4bit, load_tokenizer
 
     if adapter is not None:
         check_adapter(adapter)
     tokenizer = load_tokenizer(base)
-    model = load_4bit(base, q)
+    model = load_4bit(base, q, cpu_kernel=cpu_kernel)
     if adapter is not None:
         from peft import PeftModel
 
@@ -315,7 +316,8 @@ def command(base, adapter, no_adapter, prompts, context, question, options, file
         raise InputError(f"{base}: no base model here. Run `dvc repro` (or `dvc pull`) first.")
     pr = load_prompts(prompts)  # before the model: a bad file should not cost a 7B load first
     seed_everything(e.seed, e.torch_threads)
-    model, tokenizer = load(base, None if no_adapter else adapter, params["train"].quantization)
+    model, tokenizer = load(base, None if no_adapter else adapter, params["train"].quantization,
+                            e.cpu_4bit_kernel)
 
     def one(item: dict) -> None:
         result = answer(model, tokenizer, prompts=pr, letters=letters, answer_prefix=fmt.answer_prefix, **item)

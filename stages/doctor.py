@@ -172,8 +172,12 @@ def check_bitsandbytes(device: str | None = None) -> dict:
                    f"bitsandbytes {bnb.__version__}: the 4-bit layer on {device} computed a wrong result "
                    f"(max error {error:.2g}, quant type {state.quant_type}, double quant {state.nested})",
                    "reinstall with `make setup`; if it persists, report the bitsandbytes version and device.")
+    from bitsandbytes.functional import has_avx512bf16
+
+    packed = ("; this CPU has AVX512-BF16, so evaluate.cpu_4bit_kernel: packed is available (other numbers)"
+              if device == "cpu" and has_avx512bf16() else "")
     return row("bitsandbytes", OK, f"{bnb.__version__}; a {PROBE_SIDE}x{PROBE_SIDE} NF4 layer with double "
-                                   f"quantization runs on {device}")
+                                   f"quantization runs on {device}{packed}")
 
 
 # --- tesseract -------------------------------------------------------------------------------------

@@ -180,7 +180,7 @@ def evaluate(records: list[dict], base: str | Path, adapter: str | Path, p: Eval
     open_recs = [r for r in records if r["kind"] == "open"][: p.limit]
     tokenizer = load_tokenizer(base)
     check_prompts(mcq + open_recs, tokenizer)
-    model = load_4bit(base, q)
+    model = load_4bit(base, q, cpu_kernel=p.cpu_4bit_kernel)
     model.eval()
     metrics: dict = {}
     predictions: list[dict] = []

@@ -164,12 +164,57 @@ def quantization_config(q: QuantizationParams):
     )
 
 
-def load_4bit(base: str | Path, q: QuantizationParams, device: str | None = None):
+# bitsandbytes' two CPU paths for a 4-bit layer in inference (eval mode, no grad):
+# - portable: dequantize the NF4 weight to the compute dtype, then a plain float matmul. The same numbers on
+#   every x86 CPU, so the committed metrics reproduce anywhere (the default).
+# - packed: on CPUs with AVX512-BF16, bitsandbytes repacks each weight for a fused bf16 kernel the first time
+#   the layer runs without grad. Faster on big layers (benchmarks/cpu_kernel.py), but it computes in bf16 with
+#   bf16 scales (letter probabilities ~1e-2 away, so other letters), and exists only on such CPUs.
+# bitsandbytes picks packed by itself wherever the CPU has it; gabarito makes it a choice.
+CPU_KERNELS = ("portable", "packed")
+PACK_ROWS = 32  # the packed layout tiles a weight in blocks of 32 output rows (bitsandbytes' block_n)
+
+
+def packable(layer) -> bool:
+    """Whether bitsandbytes' packed CPU layout can hold this Linear4bit: its rows tile by 32 and each row
+    holds whole quantization blocks. A narrower layer (a toy's 16-wide projection) fails to repack with
+    ``shape '[32, 0]' is invalid``, so it stays on the portable path."""
+    blocksize = layer.weight.quant_state.blocksize
+    return layer.out_features % PACK_ROWS == 0 and layer.in_features % blocksize == 0
+
+
+def use_cpu_kernel(model, kernel: str) -> dict[str, int]:
+    """Set every 4-bit layer of ``model`` to ``kernel`` ("portable" or "packed"); return how many layers
+    run each path. Packed is taken only where the CPU has AVX512-BF16 and the layer fits the layout."""
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import has_avx512bf16
+
+    if kernel not in CPU_KERNELS:
+        raise ValueError(f"cpu kernel {kernel!r}: expected one of {', '.join(CPU_KERNELS)}")
+    cpu_has_it = bool(has_avx512bf16())
+    counts = {"portable": 0, "packed": 0}
+    for layer in model.modules():
+        if isinstance(layer, bnb.nn.Linear4bit):
+            packed = kernel == "packed" and cpu_has_it and packable(layer)
+            # bitsandbytes reads this flag in every forward; False keeps dequantize + float matmul
+            layer.support_avx512bf16_for_cpu = packed
+            counts["packed" if packed else "portable"] += 1
+    if kernel == "packed" and not cpu_has_it:
+        log("cpu_4bit_kernel packed: this CPU has no AVX512-BF16, so every 4-bit layer runs the portable path")
+    elif kernel == "packed" and counts["portable"]:
+        log(f"cpu_4bit_kernel packed: {counts['portable']} of {sum(counts.values())} 4-bit layers are too narrow "
+            "for the packed layout and run the portable path")
+    return counts
+
+
+def load_4bit(base: str | Path, q: QuantizationParams, device: str | None = None, cpu_kernel: str = "portable"):
     """Load the base model quantized with bitsandbytes (NF4 by default) on GPU if present, else CPU.
 
     ``device`` forces one ("cpu"). Under ``accelerate launch`` each process loads onto its own GPU
     (``LOCAL_RANK``); under FSDP no device is given, as in peft's FSDP-QLoRA guide: accelerate places
     and shards the layers itself (a per-rank device_map would put a whole copy on every GPU).
+    ``cpu_kernel`` is the CPU inference path of the 4-bit layers (see ``CPU_KERNELS``); training, merge and
+    the in-training evaluation keep the portable one, so checkpoints are chosen alike on every CPU.
     """
     import os
 
@@ -188,10 +233,12 @@ def load_4bit(base: str | Path, q: QuantizationParams, device: str | None = None
     # with a float quant storage (FSDP) the other weights must share its dtype: FSDP flattens a decoder
     # layer's packed 4-bit weights and its norms into one tensor, which needs a single dtype
     dtype = q.bnb_4bit_quant_storage if q.bnb_4bit_quant_storage != "uint8" else q.bnb_4bit_compute_dtype
-    return AutoModelForCausalLM.from_pretrained(
+    model = AutoModelForCausalLM.from_pretrained(
         name, revision=revision, quantization_config=quantization_config(q), device_map=device_map,
         dtype=getattr(torch, dtype),
     )
+    use_cpu_kernel(model, cpu_kernel)
+    return model
 
 
 def check_adapter(adapter: str | Path) -> None:

@@ -534,6 +534,9 @@ class EvaluateParams(Section):
     max_letter_share: float = Field(default=0.5, gt=0.0, le=1.0)
     seed: int = 0
     torch_threads: int = Field(default=2, ge=1)
+    # CPU inference path of the 4-bit layers (stages/modeling.py CPU_KERNELS): portable gives the same numbers
+    # on every CPU; packed is bitsandbytes' fused bf16 kernel, only on CPUs with AVX512-BF16, other numbers
+    cpu_4bit_kernel: Literal["portable", "packed"] = "portable"
 
     @model_validator(mode="after")
     def _unique_modes(self):

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from stages.params import QuantizationParams, TrainParams
+from tests import adapters
+from tests.adapters import relative_distance
 from stages.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,10 +23,11 @@ TRAIN = {"torch_threads": 1,  # two processes on a 2-core runner
          "lora": {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
          "sft": {"num_train_epochs": 1, "per_device_train_batch_size": 2, "learning_rate": 3e-3, "logging_steps": 1,
                  "eval_steps": 2, "save_steps": 2, "save_total_limit": None}}
-# max absolute difference between the 2-process adapter and a 1-process run on batches twice as big
-# (the same examples in each step, the loss averaged over the same tokens): only float summation order
-# differs; measured 1.2e-7 on weights of ~0.03, a skipped or doubled batch moves them by ~1e-3
-TOLERANCE = 1e-5
+# the 2-process adapter against a 1-process run on batches twice as big (the same examples in each step, the
+# loss averaged over the same tokens) differs only by float summation order. The bound is relative to what
+# one skipped batch does, measured in the same test on the same CPU: at most a tenth of it. Measured on an
+# Intel Xeon with AVX512-BF16: 3.1e-8 (relative norm) against 9.6e-3 for the last batch skipped.
+SHARE_OF_A_SKIPPED_BATCH = 0.1
 
 
 def test_two_processes_train_one_adapter(tmp_path, formatted, tiny_base):
@@ -69,4 +72,9 @@ def test_two_processes_train_one_adapter(tmp_path, formatted, tiny_base):
     assert train(train_set, tiny_base, tmp_path / "single", single)["steps"] == 4
     reference = load_file(str(tmp_path / "single/adapter_model.safetensors"))
     assert reference.keys() == weights.keys()
-    assert max((weights[k] - reference[k]).abs().max().item() for k in weights) <= TOLERANCE
+    # the control: the same single run without its last batch (3 steps of 4)
+    skip = TrainParams.model_validate({**TRAIN, "sft": {**single.sft.model_dump(), "max_steps": 3}})
+    assert train(train_set, tiny_base, tmp_path / "skipped", skip)["steps"] == 3
+    one_batch = relative_distance(adapters.load(tmp_path / "skipped"), reference)
+    assert one_batch > 1e-3  # a batch moves the adapter measurably, or the bound below means nothing
+    assert relative_distance(weights, reference) <= SHARE_OF_A_SKIPPED_BATCH * one_batch

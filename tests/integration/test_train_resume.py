@@ -14,13 +14,18 @@ import pytest
 
 from stages.params import TrainParams
 from stages.train import COMPLETE, last_complete_checkpoint, train, write_marker
+from tests import adapters
+from tests.adapters import relative_distance
 
 ROOT = Path(__file__).resolve().parents[2]
-# max absolute difference allowed between a resumed and an uninterrupted adapter, whose weights are
-# ~0.1 in size: optimizer, scheduler, RNG and data position are restored, yet the resumed run is not
-# bit-identical (measured 2.4e-4 after 12 steps at lr 3e-3, dropout off); 1e-3 is ~1% of a weight,
-# while a run restarted from zero, or one that skipped or repeated batches, differs by far more
-TOLERANCE = 1e-3
+# a resumed adapter against an uninterrupted one, as a relative norm (tests/adapters.py says why not the
+# largest element): optimizer, scheduler, RNG and data position are restored, so on one CPU the two are
+# bit-identical (measured 0.0 on an Intel Xeon); on another CPU a resume re-runs the same steps with other
+# float rounding only. 2e-3 allows that; one skipped batch moves an adapter by ~1e-2 (test_ddp measures
+# it), a restart from zero by far more
+TOLERANCE = 2e-3
+# the loss history, whose values are 1-5: absolute, the same rounding argument
+LOSS_TOLERANCE = 1e-3
 PARAMS = {"train": {"early_stopping_patience": None, "lora": {"lora_dropout": 0.0}, "sft": {
     "max_steps": 12, "save_steps": 3, "eval_steps": 3, "logging_steps": 1, "per_device_train_batch_size": 4,
     "learning_rate": 3e-3, "load_best_model_at_end": False, "save_total_limit": None}}}
@@ -56,17 +61,6 @@ def wait_for_checkpoint(workdir: Path, run: str, proc, step: int, timeout: float
         time.sleep(0.05)
 
 
-def adapter(path: Path):
-    from safetensors.torch import load_file
-
-    return load_file(str(path / "adapter_model.safetensors"))
-
-
-def max_diff(a, b) -> float:
-    assert a.keys() == b.keys()
-    return max((a[k] - b[k]).abs().max().item() for k in a)
-
-
 def live_history(live_dir: Path, name: str) -> list[tuple[int, float]]:
     """(step, value) rows of one DVCLive metric history (plots/metrics/NAME.tsv)."""
     rows = (live_dir / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
@@ -90,7 +84,8 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(workdir, tiny_base):
     assert again.wait(timeout=300) == 0, again.stderr.read()
     metrics = json.loads((workdir / "crash/train.json").read_text())
     assert metrics["resumed_from_step"] >= 6 and metrics["steps"] == 12
-    assert max_diff(adapter(workdir / "clean/adapter"), adapter(workdir / "crash/adapter")) <= TOLERANCE
+    assert relative_distance(adapters.load(workdir / "crash/adapter"), adapters.load(workdir / "clean/adapter")) \
+        <= TOLERANCE
     clean_metrics = json.loads((workdir / "clean/train.json").read_text())
     assert abs(metrics["best_eval_loss"] - clean_metrics["best_eval_loss"]) < 1e-3
     assert list((workdir / "crash/checkpoints").iterdir()) == []
@@ -99,13 +94,13 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(workdir, tiny_base):
     # restarted and not counting log events; eval rows sit at the eval steps
     clean_live, crash_live = (live_history(workdir / run / "live", "loss") for run in ("clean", "crash"))
     assert [step for step, _ in clean_live] == [step for step, _ in crash_live] == list(range(1, 13))
-    assert max(abs(a[1] - b[1]) for a, b in zip(clean_live, crash_live)) < TOLERANCE
+    assert max(abs(a[1] - b[1]) for a, b in zip(clean_live, crash_live)) < LOSS_TOLERANCE
     assert [s for s, _ in live_history(workdir / "crash/live", "eval/loss")] == [3, 6, 9, 12]
     # train_loss is the mean over all 12 steps, as in the uninterrupted run, not over the resumed ones
     # only (before the fix: the mean of steps 7-12, far below, since the loss falls steeply)
     assert metrics["train_loss"] == pytest.approx(sum(v for _, v in crash_live) / 12, abs=1e-6)
     assert clean_metrics["train_loss"] == pytest.approx(sum(v for _, v in clean_live) / 12, abs=1e-6)
-    assert metrics["train_loss"] == pytest.approx(clean_metrics["train_loss"], abs=TOLERANCE)
+    assert metrics["train_loss"] == pytest.approx(clean_metrics["train_loss"], abs=LOSS_TOLERANCE)
     live_summary = json.loads((workdir / "crash/live/metrics.json").read_text())
     assert live_summary["step"] == 12 and live_summary["train"]["loss"] == pytest.approx(metrics["train_loss"])
 
