@@ -5,7 +5,7 @@
 
 A Llama-shaped model with seeded random weights (--hidden wide, --layers deep; 1024 x 4 by default, ~100M
 parameters, so the 4-bit matmuls and not the Python overhead carry the time) is saved to a temp folder and
-loaded in NF4 the way evaluate loads the base (stages.modeling.load_4bit), once per path. Each path runs,
+loaded in NF4 the way evaluate loads the base (gabarito.modeling.load_4bit), once per path. Each path runs,
 --repeats times after a warm-up, no grad, median printed:
   prompt   one pass over --batch prompts of --tokens tokens: what letter mode is, and how generation starts
   step     one pass over --batch single tokens: the shape of each generated token (no KV cache here, so it
@@ -44,8 +44,8 @@ def build(folder: Path, hidden: int, layers: int, vocab: int) -> None:
 def run(folder: Path, kernel: str, shapes: dict, repeats: int):
     import torch
 
-    from stages.modeling import load_4bit, use_cpu_kernel
-    from stages.params import QuantizationParams
+    from gabarito.modeling import load_4bit, use_cpu_kernel
+    from gabarito.params import QuantizationParams
 
     model = load_4bit(folder, QuantizationParams(), device="cpu", cpu_kernel=kernel).eval()
     counts = use_cpu_kernel(model, kernel)

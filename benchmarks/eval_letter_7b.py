@@ -9,9 +9,9 @@ under 2 minutes on one GPU.
 
 The model is built as benchmarks/qlora_memory.py builds it (its helpers, imported): random bf16
 weights of Mistral-7B-v0.1's shape (Zephyr-7B-beta's base) drawn on the GPU, saved to a temporary
-checkpoint and loaded back by ``stages.modeling.load_4bit``, the loader evaluate uses, with
+checkpoint and loaded back by ``gabarito.modeling.load_4bit``, the loader evaluate uses, with
 the thesis profile's ``train.quantization`` (NF4, double quantization, bfloat16 compute; float32
-compute on CPU, as params.yaml has it there). The scoring is ``stages.scoring.score_letters``
+compute on CPU, as params.yaml has it there). The scoring is ``gabarito.scoring.score_letters``
 itself, at the thesis profile's ``evaluate.batch_size`` (32): tokenization, sorting by length,
 left padding, one forward pass per item with the LM head on the last position only.
 
@@ -51,8 +51,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 from qlora_memory import SHAPES, build_checkpoint, model_flops_params  # noqa: E402
 
-from stages.params import parse_section  # noqa: E402
-from stages.profile import load_profile  # noqa: E402
+from gabarito.params import parse_section
+from gabarito.tools.profile import load_profile
 
 PROFILE = "thesis"  # profiles/thesis.yaml over the shipped params
 VALIDATION_ITEMS = 2985  # the Cosmos QA validation split the thesis scores
@@ -86,7 +86,7 @@ def time_letters(model, tokenizer, prompts: list[str], batch_size: int, cuda: bo
     """(seconds, probabilities): one untimed warm-up batch, then every prompt through score_letters."""
     import torch
 
-    from stages.scoring import score_letters
+    from gabarito.scoring import score_letters
 
     kwargs = dict(answer_prefix=ANSWER_PREFIX, letters=LETTERS, batch_size=batch_size)
     score_letters(model, tokenizer, prompts[:batch_size], **kwargs)  # kernel selection, allocator, cuBLAS
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name() if cuda else "CPU"
 
     # --- build the random checkpoint; load it in 4-bit as evaluate does ---------------------------
-    from stages.modeling import load_4bit
+    from gabarito.modeling import load_4bit
 
     started = time.perf_counter()
     results = []  # (label, seconds, peak bytes or None, probabilities)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
           + ("" if compute == profile_compute else f", whose compute dtype is {profile_compute}") + ")")
     print(f"  items          {items:,} synthetic, prompts {min(lengths)}-{max(lengths)} tokens with the answer "
           f"prefix (mean {tokens / items:.1f}, drawn uniform in {low}-{high} + 1): {tokens:,} tokens")
-    print(f"  batch          {args.batch_size}, sorted by length (stages.scoring.score_letters)")
+    print(f"  batch          {args.batch_size}, sorted by length (gabarito.scoring.score_letters)")
     ok = True
     for label, seconds, peak, probs in results:
         finite = all(math.isfinite(x) for row in probs for x in row) and all(abs(sum(r) - 1) < 1e-3 for r in probs)

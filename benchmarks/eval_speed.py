@@ -6,8 +6,8 @@
 Needs `dvc repro format` (or a full `dvc repro`) first: it reads models/base and
 data/processed/validation.jsonl (or give --base and --validation). Prints milliseconds per item of:
 
-  letter      stages.scoring.score_letters, batched: one forward pass per item (what evaluate runs)
-  generate    stages.scoring.generate, batched, greedy, stopping at a newline: at the pipeline's
+  letter      gabarito.scoring.score_letters, batched: one forward pass per item (what evaluate runs)
+  generate    gabarito.scoring.generate, batched, greedy, stopping at a newline: at the pipeline's
               evaluate.max_new_tokens (params.yaml, 8) and at 32
   reference   the thesis's procedure for the base model: one item at a time, no stop string,
               GenerationConfig(do_sample=True, top_k=1, temperature=0.1, max_new_tokens=256), whose
@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT))
 # before anything imports tqdm, which reads it then: evaluate's per-batch progress bars would bury the table
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from stages.scoring import generate, score_letters  # noqa: E402
-from stages.io import read_jsonl  # noqa: E402
-from stages.modeling import load_4bit, load_tokenizer, seed_everything  # noqa: E402
-from stages.params import QuantizationParams, load_section  # noqa: E402
+from gabarito.io import read_jsonl
+from gabarito.modeling import load_4bit, load_tokenizer, seed_everything
+from gabarito.params import QuantizationParams, load_section
+from gabarito.scoring import generate, score_letters
 
 # the reference thesis's generation settings for the base model (evaluated one item at a time)
 REFERENCE = dict(do_sample=True, top_k=1, temperature=0.1, max_new_tokens=256)

@@ -90,7 +90,7 @@ else:
     print(f"cuda: NOT available (torch {torch.__version__}): a CPU rehearsal, the benchmarks in their small shapes")
 # what the steps import: a missing or clashing package shows here, in seconds, not after a 7B build
 import bitsandbytes, datasets, peft, trl  # noqa: E401,F401
-import stages.evaluate, stages.modeling, stages.train  # noqa: E401,F401
+import stages.evaluate, gabarito.modeling, stages.train  # noqa: E401,F401
 print("imports ok: bitsandbytes, datasets, peft, trl, stages.train/evaluate/modeling")
 if os.environ.get("GPU_SEEN") and not cuda:
     sys.exit("nvidia-smi sees a GPU that torch cannot use: a CPU build of torch, or a driver too old for "

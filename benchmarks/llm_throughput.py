@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from stages.llm import Engine, Ledger  # noqa: E402
-from stages.params import LLMParams  # noqa: E402
-from stages.translate import build_job  # noqa: E402
+from gabarito.llm import Engine, Ledger
+from gabarito.params import LLMParams
+from stages.translate import build_job
 
 REPLY = json.dumps({"contexto": "Ontem eu fui ao mercado com a minha irmã e compramos pão para o café.",
                     "pergunta": "Por que o narrador foi ao mercado?",

@@ -14,7 +14,7 @@ profile when it changes.
 
 How the random 7B model is built: random bf16 weights are drawn directly on the GPU (14.5 GB; a
 7B model in float32 never exists anywhere), saved to a temporary checkpoint, freed, and loaded back
-through ``from_pretrained`` with a ``BitsAndBytesConfig``, the path ``stages.modeling.load_4bit``
+through ``from_pretrained`` with a ``BitsAndBytesConfig``, the path ``gabarito.modeling.load_4bit``
 takes. So the quantization, the layers bitsandbytes replaces and what stays in 16 bits (embeddings,
 lm_head, norms) are exactly those of the real run. It costs ~30 GB of disk and RAM for a minute;
 ``--checkpoint DIR`` keeps the checkpoint to skip that on the next run.
@@ -69,7 +69,7 @@ def thesis_train() -> dict:
     """The thesis profile's train section: profiles/thesis.yaml over the shipped params."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from stages.profile import load_profile
+    from gabarito.tools.profile import load_profile
 
     return load_profile("thesis", ROOT / "profiles")["train"]
 
@@ -131,7 +131,7 @@ def random_tokenizer(vocab: int):
 
 
 def load_qlora(folder: Path, train: dict, device: str):
-    """The base as stages.modeling.load_4bit loads it, with LoRA as stages/train.py and SFTTrainer add it."""
+    """The base as gabarito.modeling.load_4bit loads it, with LoRA as stages/train.py and SFTTrainer add it."""
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig

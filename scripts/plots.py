@@ -83,7 +83,7 @@ def ensure_template(dvc_dir: Path) -> Path:
     """Build the offline template unless this vl-convert and vega-lite version already have one."""
     import vl_convert
 
-    from stages import io
+    from gabarito import io
 
     vl_version = vega_lite_version()
     path = template_path(dvc_dir, vl_version)

@@ -1,30 +1,4 @@
-"""gabarito: a DVC pipeline from raw exam-style material to a fine-tuned Portuguese QA model.
+"""The pipeline's stages: one module per dvc.yaml stage, named after it, each ending with its click command.
 
-One module per pipeline stage, each ending with its own click command; ``stages.cli`` only assembles
-them into the ``gabarito`` group. Every stage runs this file too, so dvc.yaml lists it in every
-stage's deps.
+No stage imports another; what they share is the ``gabarito`` library beside this package.
 """
-
-__version__ = "0.1.0"
-
-import logging
-
-
-class _NoHubKernelNotice(logging.Filter):
-    """bitsandbytes warns at import, on CPUs with AVX512-BF16, that it could not fetch a kernel from the Hugging
-    Face hub (the optional ``kernels`` package): ``Failed to load CPU gemm_4bit_forward from kernels-community``.
-    That is expected: gabarito downloads no code at run time, and the packed path it may choose
-    (``evaluate.cpu_4bit_kernel``) falls back to bitsandbytes' own AVX512 kernel. peft imports bitsandbytes
-    before any model loads, so the filter is set here, before any stage or tool imports either."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "kernels-community" not in record.getMessage()
-
-
-def quiet_bitsandbytes() -> None:
-    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    if not any(isinstance(f, _NoHubKernelNotice) for f in logger.filters):
-        logger.addFilter(_NoHubKernelNotice())
-
-
-quiet_bitsandbytes()

@@ -14,48 +14,19 @@ by id or content). Every other key of a record (source, language, subject, doc, 
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 
 import click
 
-from stages import io
-from stages.clikit import log, params_option, require_output, user_errors
-from stages.io import InputError
-from stages.items import MIN_OPTIONS
-from stages.params import CleanParams, FormatParams, load_section
+from gabarito import io
+from gabarito.clikit import log, params_option, require_output, user_errors
+from gabarito.io import InputError
+from gabarito.items import MIN_OPTIONS, normalize_text, strip_decoration
+from gabarito.params import CleanParams, FormatParams, load_section
 
 # the most options an item may have: one letter each (format.letters); the command passes the
 # params.yaml value, this default (the params default) is for callers that take the defaults
 MAX_OPTIONS = len(FormatParams().letters)
-
-# characters OCR and PDF text layers leave behind that carry no meaning in Portuguese prose
-JUNK = re.compile(r"[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\ufffd\u200b-\u200f\u2028\u2029\ufeff]")
-SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
-
-
-# decoration people type between paragraphs of a blog post (Cosmos QA's contexts come from blogs):
-# "~*~*~", "* * *", "-----", "=====", "•°•°•". A run of three or more of these characters (spaces
-# between them allowed) that touches no letter or digit is decoration: it is dropped, the item kept.
-# Without this, "~" (a math symbol, not punctuation) sank a real item under min_clean_char_ratio.
-# "f***" or "..." are not touched: the first touches a letter, "." is not decoration.
-# Not "_": "prazo de ___ dias" is a blank to fill in, not decoration. Not a run that ends in an arrow
-# head ("----->", "<====="): that is an arrow, and it points somewhere.
-_DECO = "~*=#+•·°¤¨¸♪♫★☆♥❤♡✿❀^-"
-DECORATION = re.compile(rf"(?<![\w<{re.escape(_DECO)}])[{re.escape(_DECO)}](?:[ \t]*[{re.escape(_DECO)}]){{2,}}+(?![\w>])")
-
-
-def strip_decoration(text: str) -> str:
-    """Decorative separator runs (see DECORATION) replaced by a space; normalize_text folds what is left."""
-    return DECORATION.sub(" ", text)
-
-
-def normalize_text(text: str) -> str:
-    """NFC, junk characters removed, runs of spaces folded, lines trimmed, blank-line runs folded."""
-    text = unicodedata.normalize("NFC", text)
-    text = JUNK.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
-    lines = [SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def clean_char_ratio(text: str) -> float:

@@ -5,7 +5,7 @@
         --predictions metrics/predictions.jsonl --metrics metrics/eval.json --plots-dir metrics/plots \\
         --report metrics/report.md --headline metrics/headline.json
 
-Modes (``evaluate.modes``: letter, loglik, generate; see stages/scoring.py) run for both models,
+Modes (``evaluate.modes``: letter, loglik, generate; see gabarito/scoring.py) run for both models,
 on the exact training prompt.
 
 Items may have any number of options (2 to 10): item letters are the first n of ``format.letters``.
@@ -22,8 +22,8 @@ and fine-tuned. Open questions from PDFs (if any reach validation)
 get exact match, token F1 and ROUGE-L.
 
 Sections: metrics of one mode / guard rails / running the models / plots / report / the command.
-Scoring (the modes, the answer parser) lives in stages/scoring.py and the statistics in
-stages/stats.py, which merge, ask and report share without depending on this stage.
+Scoring (the modes, the answer parser) lives in gabarito/scoring.py and the statistics in
+gabarito/stats.py, which merge, ask and report share without depending on this stage.
 """
 
 from __future__ import annotations
@@ -33,14 +33,33 @@ from pathlib import Path
 
 import click
 
-from stages import io
-from stages.clikit import log, params_option, user_errors
-from stages.io import InputError
-from stages.params import EvaluateParams, QuantizationParams
-from stages.scoring import (ANSWERED, CATEGORIES, OPTION_TEXT, VALID, check_prompts, exact_match, generate,
-                            item_letters, predict, rouge_l, score_letters, token_f1)
-from stages.stats import (accuracy_by, bootstrap_ci, expected_calibration_error, letter_distribution,
-                          majority_baseline, mcnemar, percent)
+from gabarito import io
+from gabarito.clikit import log, params_option, user_errors
+from gabarito.io import InputError
+from gabarito.params import EvaluateParams, QuantizationParams
+from gabarito.scoring import (
+    ANSWERED,
+    CATEGORIES,
+    OPTION_TEXT,
+    VALID,
+    check_prompts,
+    exact_match,
+    generate,
+    item_letters,
+    predict,
+    rouge_l,
+    score_letters,
+    token_f1,
+)
+from gabarito.stats import (
+    accuracy_by,
+    bootstrap_ci,
+    expected_calibration_error,
+    letter_distribution,
+    majority_baseline,
+    mcnemar,
+    percent,
+)
 
 UNKNOWN_SOURCE = "unknown"  # by_source's group for a record without ``source``
 
@@ -111,7 +130,7 @@ def permuted_prompts(records: list[dict], tokenizer, prompts_file: dict, shift: 
                      answer_prefix: str) -> tuple[list[str], list[int]]:
     """Prompts with the options rotated by ``shift`` places, and where each correct answer now sits.
     ``letters`` is the alphabet; each item is written with its own first n letters."""
-    from stages.chat_format import mcq_messages, split_prompt_completion
+    from gabarito.chat import mcq_messages, split_prompt_completion
 
     out, labels = [], []
     for rec in records:
@@ -171,7 +190,7 @@ def evaluate(records: list[dict], base: str | Path, adapter: str | Path, p: Eval
     """Return (metrics, per-item predictions, plot data) for base and fine-tuned in every mode."""
     from peft import PeftModel
 
-    from stages.modeling import load_4bit, load_tokenizer, seed_everything
+    from gabarito.modeling import load_4bit, load_tokenizer, seed_everything
 
     seed_everything(p.seed, p.torch_threads)
     if train is not None:
@@ -400,8 +419,8 @@ def command(validation, train_path, base, adapter, prompts, predictions, metrics
       dvc metrics show metrics/headline.json   # the headline numbers
       make plots                               # confusion, accuracy by type and source, calibration (offline)
     """
-    from stages.chat_format import load_prompts
-    from stages.params import load_all
+    from gabarito.chat import load_prompts
+    from gabarito.params import load_all
 
     params = load_all(params_path)
     p, fmt, q = params["evaluate"], params["format"], params["train"].quantization

@@ -14,9 +14,9 @@ A key entry that is one of ``exams.annulled_marks`` (ANULADA, *, X) annuls its q
 without a key, a key without an exam, or both a PDF and a CSV key for one exam stop the stage with
 a message naming the file and the name expected.
 
-Pages are read as the extract stage reads them (:func:`stages.extract.extract_pdf`: the text layer,
+Pages are read as the extract stage reads them (:func:`gabarito.pdf.extract_pdf`: the text layer,
 tesseract OCR for scanned pages), with two-column born-digital pages read column by column; running
-headers, footers and page numbers go as in :mod:`stages.pdftext`. Questions start at a line
+headers, footers and page numbers go as in :mod:`gabarito.pdftext`. Questions start at a line
 "QUESTÃO 01" / "Questão 1" (any number) or "01." / "1)" (the next number only, so a numbered list
 inside a passage is not a question); alternatives at "(A)", "A)", "a)" or "A." in letter order, up
 to ten. Everything between a question's number and its first alternative (a passage included) is
@@ -42,10 +42,10 @@ from pathlib import Path
 
 import click
 
-from stages.clikit import log, params_option, user_errors
-from stages.io import InputError, read_text, write_json, write_jsonl
-from stages.items import MIN_OPTIONS, hash_split
-from stages.params import ExamsParams, load_section
+from gabarito.clikit import log, params_option, user_errors
+from gabarito.io import InputError, read_text, write_json, write_jsonl
+from gabarito.items import MIN_OPTIONS, hash_split
+from gabarito.params import ExamsParams, load_section
 
 KEY_SUFFIX = ".gabarito"
 LETTERS = "ABCDEFGHIJ"  # format.letters' alphabet: an exam question has at most ten alternatives
@@ -179,7 +179,7 @@ def _norm(line: str) -> str:
 def exam_lines(pages: list[dict], p) -> list[tuple[int, str]]:
     """(page, line) of an exam's pages in reading order, without running headers, footers, page
     numbers and OCR junk; "" marks a paragraph gap. ``p``: ExtractParams-like cleaning knobs."""
-    from stages.pdftext import is_marginal, repeated_lines
+    from gabarito.pdftext import is_marginal, repeated_lines
 
     repeated = repeated_lines([pg["text"] for pg in pages], p, never=EXAM_UNIT)
     out = []
@@ -318,7 +318,7 @@ def join_exam(questions: list[dict], key: dict[int, str], *, exam: str, doc: str
 
 def read_pdf(path: Path, p: ExamsParams, *, columns: bool) -> tuple[list[dict], dict]:
     """Page records of one PDF as the extract stage reads it; a file that cannot be read stops the stage."""
-    from stages.extract import extract_pdf
+    from gabarito.pdf import extract_pdf
 
     x = p.pdf
     pages, report = extract_pdf(path.read_bytes(), doc=path.name, min_text_chars=x.min_text_chars,

@@ -10,7 +10,7 @@ Sources (``ingest.source`` in params.yaml):
 
 Every record leaves as ``{id, split, context, question, answers: [4], label, question_type,
 none_correct, source: "cosmosqa", language: "en"}`` (the multiple-choice record of
-:mod:`stages.items`): the type (cause, effect, fact, counterfactual, other) and whether the correct
+:mod:`gabarito.items`): the type (cause, effect, fact, counterfactual, other) and whether the correct
 answer is "None of the above" are read off the English text, for evaluation by type; ``source``
 names it among the other multiple-choice sources, and ``language`` sends it through translation.
 """
@@ -19,41 +19,22 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import urllib.request
 from pathlib import Path
 from typing import Iterable
 
 import click
 
-from stages.clikit import log, params_option, user_errors
-from stages.io import InputError, redact_url, write_jsonl
-from stages.io import parse_jsonl as jsonl_lines
-from stages.params import IngestParams, load_section
+from gabarito.clikit import log, params_option, user_errors
+from gabarito.io import InputError, redact_url, write_jsonl
+from gabarito.io import parse_jsonl as jsonl_lines
+from gabarito.params import IngestParams, load_section
+from gabarito.sources import NONE_OF_THE_ABOVE, csv_error, download_text, question_type
 
 COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
 # every Cosmos QA item's ``source`` (metrics are reported per source) and ``language`` (translated to pt)
 SOURCE, LANGUAGE = "cosmosqa", "en"
 # Cosmos QA's GitHub release calls the validation file "valid"
 SPLIT_ALIASES = {"validation": ("validation", "valid", "dev"), "train": ("train",), "test": ("test",)}
-
-
-# Cosmos QA's questions follow a few English templates; the type is read off the English text
-# here, before translation, so evaluation can report accuracy by type without guessing in Portuguese
-QUESTION_TYPES = (
-    ("counterfactual", re.compile(r"\b(would|might|could) (have )?(happened|been|be)\b.*\bif\b|\bif\b.*\b(would|had|hadn't)\b", re.I)),
-    ("cause", re.compile(r"\b(why|reason|cause[sd]?|because)\b", re.I)),
-    ("effect", re.compile(r"\b(happen|happens|happened|next|will|going to)\b", re.I)),
-    ("fact", re.compile(r"\b(true|fact|know|describe|best describes|who|what is|what was|which)\b", re.I)),
-)
-NONE_OF_THE_ABOVE = re.compile(r"^\s*none of the above", re.I)
-
-
-def question_type(question: str) -> str:
-    for name, pattern in QUESTION_TYPES:
-        if pattern.search(question):
-            return name
-    return "other"
 
 
 def normalize_row(row: dict, *, split: str, where: str) -> dict:
@@ -87,18 +68,6 @@ def normalize_row(row: dict, *, split: str, where: str) -> dict:
         "source": SOURCE,
         "language": LANGUAGE,
     }
-
-
-def csv_error(exc: csv.Error, name: str, line: int, what: str) -> InputError:
-    """The csv module's error as a message: an over-long field says so (it is not a quoting problem)."""
-    if "field larger than field limit" in str(exc):
-        return InputError(
-            f"{name}:{line}: a field is longer than the CSV reader's limit of {csv.field_size_limit():,} "
-            "characters. Shorten or drop that row (no Cosmos QA context comes near that length), or, if a quote "
-            "opened on that line is never closed, close it.")
-    return InputError(
-        f"{name}:{line}: {what} ({exc}). Check the quoting on that line: a field with commas, quotes or "
-        'newlines must be wrapped in double quotes, with inner quotes doubled ("").')
 
 
 def parse_csv(text: str, *, split: str, name: str) -> list[dict]:
@@ -180,19 +149,6 @@ def load_urls(urls: dict[str, str], splits: Iterable[str], *, timeout: float) ->
         name = redact_url(url.split("?")[0])
         records += parse_file(download_text(url, timeout=timeout), split=split, name=name)
     return records
-
-
-def download_text(url: str, *, timeout: float) -> str:
-    """The UTF-8 text at an http(s) URL (a byte-order mark dropped); a failure is an InputError without
-    the URL's credentials. Shared with the mcq stage's url sources."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read().decode("utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{redact_url(url)}: download failed ({exc}). Check the URL and your network.") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{redact_url(url)}: not UTF-8 text ({exc.reason} at byte {exc.start}). "
-                         "Save the file as UTF-8 and serve it again.") from None
 
 
 def load_hub(hub_id: str, revision: str | None, splits: Iterable[str]) -> list[dict]:

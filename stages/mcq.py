@@ -32,11 +32,11 @@ from typing import Any
 
 import click
 
-from stages.clikit import log, params_option, user_errors
-from stages.ingest import NONE_OF_THE_ABOVE, csv_error, download_text, question_type
-from stages.io import InputError, read_text, redact_url, write_json, write_jsonl
-from stages.items import MIN_OPTIONS, hash_split
-from stages.params import MCQParams, MCQSource, load_section
+from gabarito.clikit import log, params_option, user_errors
+from gabarito.io import InputError, read_text, redact_url, write_json, write_jsonl
+from gabarito.items import MIN_OPTIONS, hash_split
+from gabarito.params import MCQParams, MCQSource, load_section
+from gabarito.sources import NONE_OF_THE_ABOVE, csv_error, download_text, question_type
 
 # the file format's answer letters: A is the first option, J the tenth (format.letters is the prompt's
 # alphabet, a param; these name the options in the user's file, whatever the prompt shows)
@@ -78,7 +78,7 @@ def jsonl_rows(text: str, name: str) -> tuple[list[tuple[str, dict]], list[str]]
     import json
 
     rows, errors = [], []
-    for lineno, line in enumerate(text.split("\n"), 1):  # "\n" only, as stages.io.parse_jsonl
+    for lineno, line in enumerate(text.split("\n"), 1):  # "\n" only, as gabarito.io.parse_jsonl
         if not line.strip():
             continue
         try:

@@ -11,7 +11,7 @@ Providers (``synthesize.provider``):
            extracted text, each tagged with the page that supports it; a pair with ``doc`` is
            grounded against that PDF only.
   openai   the LLM writes ``pairs_per_chunk`` pairs per chunk (cut by tokens at article boundaries)
-           through :mod:`stages.llm`, each with its supporting span and three distractors; the same
+           through :mod:`gabarito.llm`, each with its supporting span and three distractors; the same
            grounding filter then applies against the chunk (``batch`` uses the Batch API).
 
 Then near-duplicate questions are dropped, whole documents go to train or validation (never both),
@@ -35,9 +35,10 @@ from typing import Callable
 import click
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.clikit import log, params_option, require_output, user_errors
-from stages.io import InputError, read_json
-from stages.llm import InvalidReply, Job, parse_json_object
+from gabarito.clikit import log, params_option, require_output, user_errors
+from gabarito.io import InputError, read_json
+from gabarito.llm import InvalidReply, Job, parse_json_object
+
 
 def fold(text: str) -> str:
     """Lower case without accents: "Não" -> "nao"."""
@@ -139,7 +140,7 @@ def ground_pairs(pairs: list[dict], pages: list[dict], min_grounding: float) -> 
 
 def chunk_pages(pages: list[dict], max_tokens: int, overlap_tokens: int) -> list[dict]:
     """Each document's clean pages in chunks of at most ``max_tokens``, cut at article boundaries."""
-    from stages.pdftext import chunk_document
+    from gabarito.pdftext import chunk_document
 
     by_doc: dict[str, list[dict]] = {}
     for page in pages:
@@ -181,7 +182,7 @@ def split_documents(docs: list[str], validation_share: float, seed: int) -> dict
 
 def best_unit(answer: str, text: str) -> str:
     """The article/paragraph of ``text`` that supports ``answer`` best: the MCQ's context."""
-    from stages.pdftext import units
+    from gabarito.pdftext import units
 
     candidates = units(text) or [text]
     return max(candidates, key=lambda u: (grounding(answer, set(content_words(u))), -len(u)))
@@ -398,9 +399,9 @@ def command(pages, qa_dir, prompt, ledger, out, rejected, metrics, retry_failed,
       OPENAI_API_KEY=... dvc exp run -S synthesize.provider=openai
       dvc exp run -S synthesize.retry_failed=true   # ask again chunks whose replies failed validation
     """
-    from stages import io
-    from stages.llm import Engine, Ledger, check_failures, retry_advice
-    from stages.params import load_section
+    from gabarito import io
+    from gabarito.llm import Engine, Ledger, check_failures, retry_advice
+    from gabarito.params import load_section
 
     p = load_section("synthesize", params_path)
     page_records = io.read_jsonl(pages)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import click
 
-from stages import io
-from stages.clikit import log, params_option, user_errors
-from stages.io import InputError
-from stages.params import LaunchParams, TrainParams, load_section
+from gabarito import io
+from gabarito.clikit import log, params_option, user_errors
+from gabarito.io import InputError
+from gabarito.params import LaunchParams, TrainParams, load_section
 
 IGNORE = -100  # label value the loss skips (transformers' convention)
 
@@ -381,7 +381,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     from peft import LoraConfig, prepare_model_for_kbit_training
     from trl import SFTConfig, SFTTrainer
 
-    from stages.modeling import load_4bit, load_tokenizer, seed_everything
+    from gabarito.modeling import load_4bit, load_tokenizer, seed_everything
 
     seed_everything(p.sft.seed, p.torch_threads)
     # one process, or one of N started by `accelerate launch` (gloo on CPU, nccl on GPUs); the Trainer
@@ -521,7 +521,7 @@ def launched() -> bool:
 
 
 def accelerate_command(launch: LaunchParams, cli_args: list[str]) -> list[str]:
-    """``accelerate launch`` running ``python -m stages.cli CLI_ARGS`` in ``launch.num_processes`` processes."""
+    """``accelerate launch`` running ``python -m gabarito.cli CLI_ARGS`` in ``launch.num_processes`` processes."""
     import sys
 
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(launch.num_processes)]
@@ -530,7 +530,7 @@ def accelerate_command(launch: LaunchParams, cli_args: list[str]) -> list[str]:
     else:  # DDP, also on a machine without GPUs (torchrun starts the processes, gloo connects them); port 0:
         # a free one, so two runs on one machine do not collide
         cmd += ["--multi_gpu", "--main_process_port", "0"]
-    return cmd + ["-m", "stages.cli", *cli_args]
+    return cmd + ["-m", "gabarito.cli", *cli_args]
 
 
 def launch_mismatch(launch: LaunchParams, world_size: int) -> str | None:

@@ -9,7 +9,7 @@ Providers (``translate.provider``):
   dataset  reuse existing translations joined by id (the bundled ones, or a published Portuguese
            Cosmos QA); items they lack go to the API when ``OPENAI_API_KEY`` is set and
            ``fallback_to_api`` is on, otherwise the stage stops saying how many are missing.
-  openai   every item goes to the OpenAI-compatible API through :mod:`stages.llm`.
+  openai   every item goes to the OpenAI-compatible API through :mod:`gabarito.llm`.
 
 The label never goes to the model: it is copied, so it cannot change.
 
@@ -35,9 +35,9 @@ from typing import Callable
 import click
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stages.clikit import log, params_option, require_output, user_errors
-from stages.io import InputError, dumps, read_jsonl_lines
-from stages.llm import InvalidReply, Job, parse_json_object
+from gabarito.clikit import log, params_option, require_output, user_errors
+from gabarito.io import InputError, dumps, read_jsonl_lines
+from gabarito.llm import InvalidReply, Job, parse_json_object
 
 PT_WORDS = frozenset(
     "a o as os de da do das dos que não nao para com uma um em no na nos nas é foi era eu meu minha "
@@ -381,9 +381,9 @@ def command(items, translations, prompt, ledger, out, failures, metrics_path, re
       gabarito translate ... --retry-failed      # call again only for earlier failures
       dvc exp run -S translate.retry_failed=true # the same, through DVC
     """
-    from stages import io
-    from stages.llm import Engine, Ledger, check_failures, retry_advice
-    from stages.params import load_section
+    from gabarito import io
+    from gabarito.llm import Engine, Ledger, check_failures, retry_advice
+    from gabarito.params import load_section
 
     p = load_section("translate", params_path)
     records = read_items(items)

@@ -8,7 +8,7 @@ from click.testing import CliRunner, Result
 
 
 def invoke(args: list[str], cwd, input: str | None = None) -> Result:
-    from stages.cli import main
+    from gabarito.cli import main
 
     old = os.getcwd()
     os.chdir(cwd)

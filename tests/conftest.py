@@ -56,8 +56,8 @@ def sample_corpus() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory, sample_corpus) -> Path:
     """A tiny Llama base model + tokenizer built from the bundled sample, saved once per session."""
-    from stages.modeling import build_tiny
-    from stages.params import TinyModelParams
+    from gabarito.params import TinyModelParams
+    from stages.base_model import build_tiny
 
     out = tmp_path_factory.mktemp("base")
     model, tok = build_tiny(sample_corpus + ["Alternativa A B C D", "Contexto Pergunta"], TinyModelParams())
@@ -69,9 +69,10 @@ def tiny_base(tmp_path_factory, sample_corpus) -> Path:
 @pytest.fixture(scope="session")
 def formatted(tiny_base):
     """(16 train, 6 validation) chat-formatted records of the bundled sample, for the tiny base."""
-    from stages.chat_format import format_records, load_prompts
+    from gabarito.chat import load_prompts
+    from gabarito.modeling import load_tokenizer
+    from stages.format import format_records
     from stages.ingest import load_local
-    from stages.modeling import load_tokenizer
     from stages.translate import join_dataset, load_translations
 
     items = load_local(ROOT / "data/raw/cosmosqa", ["train", "validation"])

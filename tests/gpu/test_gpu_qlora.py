@@ -11,9 +11,10 @@ pytestmark = [pytest.mark.gpu,
 
 
 def test_tiny_qlora_trains_on_gpu_in_bf16(tiny_base, tmp_path):
-    from stages.chat_format import format_records, load_prompts
-    from stages.modeling import load_tokenizer
-    from stages.params import TrainParams
+    from gabarito.chat import load_prompts
+    from gabarito.modeling import load_tokenizer
+    from gabarito.params import TrainParams
+    from stages.format import format_records
     from stages.train import train
 
     tok = load_tokenizer(tiny_base)

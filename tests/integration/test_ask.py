@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from stages import ask
-from stages.scoring import predict, score_letters
-from stages.io import InputError
-from stages.params import EvaluateParams, QuantizationParams
+from gabarito.io import InputError
+from gabarito.params import EvaluateParams, QuantizationParams
+from gabarito.scoring import predict, score_letters
+from gabarito.tools import ask
 from tests.cli_runner import invoke
 
 LETTERS = list("ABCD")
@@ -18,7 +18,7 @@ Q = QuantizationParams()
 
 @pytest.fixture(scope="module")
 def prompts(repo_root):
-    from stages.chat_format import load_prompts
+    from gabarito.chat import load_prompts
 
     return load_prompts(repo_root / "prompts/chat.v1.yaml")
 
@@ -105,7 +105,7 @@ ALPHABET = list("ABCDEFGHIJ")  # format.letters
 
 
 def test_five_options_are_asked_as_format_renders_them_and_scored_over_a_to_e(finetuned, prompts):
-    from stages.chat_format import format_records
+    from stages.format import format_records
 
     model, tokenizer = finetuned
     [rec] = format_records([{**FIVE, "id": "q5", "kind": "mcq", "label": 4}], tokenizer, prompts, letters=ALPHABET,

@@ -31,10 +31,11 @@ def mcq_record() -> dict:
 
 def check_flows(base: Path, repo_root: Path) -> None:
     """format's prompt/completion split, train's label mask and letter mode's token ids on this base."""
-    from stages.chat_format import format_records, load_prompts
-    from stages.modeling import load_4bit, load_tokenizer
-    from stages.params import QuantizationParams
-    from stages.scoring import letter_token_ids, score_letters
+    from gabarito.chat import load_prompts
+    from gabarito.modeling import load_4bit, load_tokenizer
+    from gabarito.params import QuantizationParams
+    from gabarito.scoring import letter_token_ids, score_letters
+    from stages.format import format_records
     from stages.train import IGNORE, tokenize_example
 
     tok = load_tokenizer(base)
@@ -107,7 +108,7 @@ def test_a_local_model_folder_becomes_models_base(tmp_path, repo_root):
     gguf = write_gguf(tmp_path / "tiny.gguf")
     folder = tmp_path / "my-model"
     model = AutoModelForCausalLM.from_pretrained(str(tmp_path), gguf_file=gguf.name)
-    from stages.modeling import drop_gguf_quantizer
+    from stages.base_model import drop_gguf_quantizer
 
     drop_gguf_quantizer(model)
     model.save_pretrained(str(folder))

@@ -24,7 +24,7 @@ def _module(repo_root, name, monkeypatch):
 
 
 def test_eval_speed_ratios_are_the_printed_times_divided(repo_root, tiny_base, formatted, tmp_path):
-    from stages.io import write_jsonl
+    from gabarito.io import write_jsonl
 
     validation = tmp_path / "validation.jsonl"
     write_jsonl(validation, formatted[1])  # 6 chat-formatted multiple-choice items
@@ -77,7 +77,7 @@ def test_letter_7b_small_shape_scores_every_item_on_cpu(repo_root):
 
 
 def test_letter_7b_synthetic_items_are_the_drawn_length_and_score_one_token_per_letter(repo_root, monkeypatch):
-    from stages.scoring import letter_token_ids
+    from gabarito.scoring import letter_token_ids
 
     bench = _module(repo_root, "eval_letter_7b", monkeypatch)
     assert bench.VALIDATION_ITEMS == 2985 and bench.TARGET_SECONDS == 120

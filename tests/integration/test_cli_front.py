@@ -7,7 +7,7 @@ import uuid
 import click
 from click.testing import CliRunner
 
-from stages.cli import main
+from gabarito.cli import main
 
 
 def _commands(group: click.Group, prefix=()):

@@ -9,11 +9,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stages.modeling import load_4bit, packable, use_cpu_kernel
-from stages.params import QuantizationParams
+from gabarito.modeling import load_4bit, packable, use_cpu_kernel
+from gabarito.params import QuantizationParams
 
 bnb = pytest.importorskip("bitsandbytes")
-from bitsandbytes.functional import _convert_weight_packed_for_cpu, dequantize_4bit, has_avx512bf16  # noqa: E402
+from bitsandbytes.functional import (  # noqa: E402
+    _convert_weight_packed_for_cpu,
+    dequantize_4bit,
+    has_avx512bf16,
+)
 
 CPU_HAS_PACKED = bool(has_avx512bf16())
 

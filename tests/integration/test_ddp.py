@@ -10,10 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stages.params import QuantizationParams, TrainParams
+from gabarito.params import QuantizationParams, TrainParams
+from stages.train import train
 from tests import adapters
 from tests.adapters import relative_distance
-from stages.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 # 16 examples, 2 per process and step: 2 processes take 16 / (2 x 2) = 4 steps for the epoch (one process
@@ -34,14 +34,14 @@ def test_two_processes_train_one_adapter(tmp_path, formatted, tiny_base):
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    from stages.modeling import load_4bit
+    from gabarito.modeling import load_4bit
 
     train_set, val_set = formatted
     for name, recs in (("train.jsonl", train_set), ("validation.jsonl", val_set)):
         (tmp_path / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
     (tmp_path / "params.yaml").write_text(json.dumps({"train": {**TRAIN, "launch": {"num_processes": 2}}}))
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.cli", "train", "--train", "train.jsonl", "--validation", "validation.jsonl",
+        [sys.executable, "-m", "gabarito.cli", "train", "--train", "train.jsonl", "--validation", "validation.jsonl",
          "--base", str(tiny_base), "--out", "run/adapter", "--checkpoints", "run/checkpoints",
          "--live-dir", "run/live", "--metrics", "run/train.json"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)

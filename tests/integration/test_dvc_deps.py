@@ -57,7 +57,7 @@ def _edit(repo: Path, module: str):
 
 
 def test_editing_shared_io_marks_every_stage(repo):
-    restore = _edit(repo, "stages/io.py")
+    restore = _edit(repo, "gabarito/io.py")
     try:
         stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
         assert set(_code_changes(repo)) == stages
@@ -67,7 +67,7 @@ def test_editing_shared_io_marks_every_stage(repo):
 
 def test_editing_the_report_marks_no_stage(repo):
     """report/compare read metrics; they shape no pipeline output, so editing them reruns nothing."""
-    restore = _edit(repo, "stages/report.py")
+    restore = _edit(repo, "gabarito/tools/report.py")
     try:
         assert _code_changes(repo) == {}
     finally:
@@ -75,7 +75,7 @@ def test_editing_the_report_marks_no_stage(repo):
 
 
 def test_editing_the_llm_engine_marks_translate_and_synthesize_only(repo):
-    restore = _edit(repo, "stages/llm.py")
+    restore = _edit(repo, "gabarito/llm.py")
     try:
         assert set(_code_changes(repo)) == {"translate", "synthesize"}
     finally:

@@ -10,9 +10,9 @@ import time
 import pytest
 import yaml
 
+from gabarito.io import InputError
+from gabarito.params import ExamsParams
 from stages.exams import read_exam
-from stages.io import InputError
-from stages.params import ExamsParams
 from tests.cli_runner import invoke
 from tests.examgen import key_pdf, two_column_pdf
 from tests.pdfgen import huge_page_pdf, scanned_pdf, text_pdf

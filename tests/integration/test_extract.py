@@ -7,9 +7,16 @@ import shutil
 
 import pytest
 
+from gabarito.params import ExtractParams
 from stages.extract import extract_dir, summarize
-from stages.params import ExtractParams
-from tests.pdfgen import corrupt_pdf, encrypted_pdf, huge_page_pdf, mixed_pdf, scanned_pdf, text_pdf
+from tests.pdfgen import (
+    corrupt_pdf,
+    encrypted_pdf,
+    huge_page_pdf,
+    mixed_pdf,
+    scanned_pdf,
+    text_pdf,
+)
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
 
@@ -61,7 +68,6 @@ def test_headers_footers_page_numbers_and_hyphenation_are_cleaned(tmp_path):
 
 def test_a_garbled_text_layer_is_replaced_by_ocr(tmp_path):
     """A scan with an invisible OCR layer of broken diacritics, as bad PDF tools produce."""
-    import io
 
     import pypdfium2 as pdfium
     from reportlab.lib.pagesizes import A4
@@ -100,7 +106,7 @@ def test_blank_pdf_is_empty_never_ok(tmp_path):
 
 @needs_tesseract
 def test_each_file_has_a_time_limit(tmp_path):
-    from stages.extract import extract_pdf
+    from gabarito.pdf import extract_pdf
 
     scanned_pdf(tmp_path / "long.pdf", [PAGE] * 3, dpi=200, noise=0.0)
     pages, report = extract_pdf((tmp_path / "long.pdf").read_bytes(), doc="long.pdf", **{**KW, "timeout_s": 0.5})
@@ -192,7 +198,7 @@ def test_bundled_sample_pdfs(repo_root):
 
 # --- a pixel budget for renders --------------------------------------------------------------------
 def test_render_dpi_fits_the_pixel_budget():
-    from stages.extract import render_dpi
+    from gabarito.pdf import render_dpi
 
     a4 = (595.28, 841.89)
     # 300 dpi A4 is 2480 x 3508 = 8.7 M pixels: fits 40 M as asked

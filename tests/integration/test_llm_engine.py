@@ -1,4 +1,4 @@
-"""The LLM engine (stages/llm.py) and `gabarito translate` against a real loopback HTTP server.
+"""The LLM engine (gabarito/llm.py) and `gabarito translate` against a real loopback HTTP server.
 
 The server is tests/fake_openai.py (fixture ``fake_openai``); each test scripts its replies: transient
 faults, malformed or wrong-shaped JSON, refusals, fatal statuses. Backoff is tiny so the file is fast.
@@ -16,9 +16,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stages.cli import main
-from stages.llm import Engine, FatalAPIError, Ledger
-from stages.params import LLMParams
+from gabarito.cli import main
+from gabarito.llm import Engine, FatalAPIError, Ledger
+from gabarito.params import LLMParams
 from stages.translate import build_job
 from tests.fake_openai import Reply
 

@@ -18,12 +18,20 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from stages.cli import main
-from stages.io import InputError
-from stages.llm import Ledger, LedgerLocked
+from gabarito.cli import main
+from gabarito.io import InputError
+from gabarito.llm import Ledger, LedgerLocked
 from tests.fake_openai import Reply
-from tests.integration.test_llm_engine import (_output, _translate_args, _write_jsonl, error, good_reply,
-                                               item_number, make_item, request_payload)
+from tests.integration.test_llm_engine import (
+    _output,
+    _translate_args,
+    _write_jsonl,
+    error,
+    good_reply,
+    item_number,
+    make_item,
+    request_payload,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -225,7 +233,7 @@ def test_synthesize_fails_loudly_when_the_api_fails_every_chunk(fake_openai, wor
 # --- the ledger's lock ---------------------------------------------------------------------------------
 HOLD = """
 import sys, time
-from stages.llm import Ledger
+from gabarito.llm import Ledger
 led = Ledger(sys.argv[1])
 print("locked", flush=True)
 time.sleep(60)

@@ -10,21 +10,26 @@ a real subprocess is the point.
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner
 
-from stages.cli import main
+from gabarito.cli import main
 from tests.fake_openai import Reply
-from tests.integration.test_llm_engine import (_output, _translate_args, _write_jsonl, good_reply, item_number,
-                                               request_payload, translation)
+from tests.integration.test_llm_engine import (
+    _output,
+    _translate_args,
+    _write_jsonl,
+    good_reply,
+    item_number,
+    request_payload,
+    translation,
+)
 from tests.integration.test_llm_failures import ids_asked, setup_translate, translate
 
 ROOT = Path(__file__).resolve().parents[2]

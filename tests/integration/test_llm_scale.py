@@ -14,11 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from stages.llm import Engine, Ledger, RateLimiter
-from stages.params import LLMParams
+from gabarito.llm import Engine, Ledger, RateLimiter
+from gabarito.params import LLMParams
 from stages.translate import build_job
 from tests.fake_openai import Reply
-from tests.integration.test_llm_engine import item_number, make_item, request_payload, translation
+from tests.integration.test_llm_engine import (
+    item_number,
+    make_item,
+    request_payload,
+    translation,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = (ROOT / "prompts/translate.v2.txt").read_text(encoding="utf-8")
@@ -112,7 +117,7 @@ def test_batch_errors_and_expiry_fall_back_to_direct_calls(tmp_path, fake_openai
 
 
 def test_a_batch_failed_as_a_whole_stops_instead_of_going_direct_at_full_price(tmp_path, fake_openai):
-    from stages.llm import FatalAPIError
+    from gabarito.llm import FatalAPIError
 
     fake_openai.responder = good
     fake_openai.batch_final_status = "failed"
@@ -205,7 +210,7 @@ def test_a_run_that_died_between_upload_and_batch_reuses_the_upload_and_the_batc
 
 
 def test_a_batch_api_that_stays_down_is_a_message_and_the_rerun_resumes(tmp_path, fake_openai):
-    from stages.io import InputError
+    from gabarito.io import InputError
 
     fake_openai.responder = good
     fake_openai.inject("GET /batches/{id}", *[Reply(status=500)] * 3)  # 1 try + max_retries=2
@@ -221,7 +226,7 @@ def test_a_batch_api_that_stays_down_is_a_message_and_the_rerun_resumes(tmp_path
 
 
 def test_an_api_key_echoed_in_error_bodies_reaches_no_message_or_failure_record(tmp_path, fake_openai):
-    from stages.llm import FatalAPIError
+    from gabarito.llm import FatalAPIError
 
     key = os.environ["OPENAI_API_KEY"]
     echo = {"error": {"message": f"upstream rejected key {key}", "type": "server_error"}}
@@ -310,7 +315,7 @@ def test_kill_9_mid_run_loses_and_duplicates_nothing(tmp_path, fake_openai):
     (tmp_path / "tr" / "none.jsonl").write_text("")
     (tmp_path / "params.yaml").write_text(json.dumps({"translate": {"provider": "openai", "llm": {
         "model": "test-model", "concurrency": concurrency, "max_retries": 1, "timeout_s": 5}}}))
-    cmd = [sys.executable, "-m", "stages.cli", "translate", "--items", "items.jsonl", "--translations", "tr",
+    cmd = [sys.executable, "-m", "gabarito.cli", "translate", "--items", "items.jsonl", "--translations", "tr",
            "--prompt", str(ROOT / "prompts/translate.v2.txt"), "--ledger", "ledger.jsonl", "--out", "out.jsonl",
            "--failures", "failures.jsonl", "--metrics", "metrics.json", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

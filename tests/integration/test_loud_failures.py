@@ -3,7 +3,7 @@ this machine cannot run and a full disk each end in one message and a non-zero e
 empty output cached as a success or in a traceback.
 
 The stages run as `dvc repro` runs them: in-process through tests/cli_runner.py, or as a real
-`python -m stages.cli` process where what the person sees on stderr (no traceback) is the point.
+`python -m gabarito.cli` process where what the person sees on stderr (no traceback) is the point.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ROW = 'q{n},"I went out, and it rained all day long.",Why did I go out?,a {n},b 
 
 def run_cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """`gabarito ARGS` as its own process (as dvc starts it), with this worktree's code."""
-    return subprocess.run([sys.executable, "-m", "stages.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gabarito.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
 
 
@@ -160,7 +160,7 @@ def test_doctor_fails_the_thesis_profile_on_a_machine_without_cuda(repo_root, mo
     monkeypatch.chdir(repo_root)
     from click.testing import CliRunner
 
-    from stages.cli import main
+    from gabarito.cli import main
 
     result = CliRunner().invoke(main, ["doctor", "--params", "profiles/thesis.yaml"])
     assert result.exit_code == 1, result.output

@@ -10,8 +10,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
+from gabarito.params import MCQParams, MCQSource
 from stages import mcq as M
-from stages.params import MCQParams, MCQSource
 from tests.cli_runner import invoke
 
 ROW = {"id": "q1", "question": "Quanto é 2 + 2?", "options": ["3", "4", "5", "6", "22"], "answer": "B"}

@@ -7,9 +7,15 @@ import shutil
 
 import pytest
 
-from stages.io import InputError
-from stages.merge import ParityError, load_dense, load_dequantized, merge, parity
-from stages.params import MergeParams, QuantizationParams
+from gabarito.io import InputError
+from gabarito.params import MergeParams, QuantizationParams
+from gabarito.tools.merge import (
+    ParityError,
+    load_dense,
+    load_dequantized,
+    merge,
+    parity,
+)
 from tests.cli_runner import invoke
 
 LETTERS = list("ABCD")
@@ -49,9 +55,10 @@ def records(formatted):
 @pytest.fixture(scope="module")
 def validation(tiny_base, repo_root):
     """All 48 items of the bundled validation split, as the offline pipeline's parity check scores them."""
-    from stages.chat_format import format_records, load_prompts
+    from gabarito.chat import load_prompts
+    from gabarito.modeling import load_tokenizer
+    from stages.format import format_records
     from stages.ingest import load_local
-    from stages.modeling import load_tokenizer
     from stages.translate import join_dataset, load_translations
 
     items = load_local(repo_root / "data/raw/cosmosqa", ["validation"])
@@ -140,9 +147,9 @@ def test_parity_passes_with_the_default_tolerance(tiny_base, adapter, merged, va
 def test_parity_scores_items_with_five_options_on_their_own_letters(tiny_base, adapter, merged, validation, repo_root):
     """format.letters is the alphabet A-J: each item is scored on its own first n letters (the tiny
     tokenizer has no single token for "J", so looking up all ten would fail)."""
-    from stages.chat_format import load_prompts, mcq_messages, split_prompt_completion
-    from stages.items import option_letters
-    from stages.modeling import load_tokenizer
+    from gabarito.chat import load_prompts, mcq_messages, split_prompt_completion
+    from gabarito.items import option_letters
+    from gabarito.modeling import load_tokenizer
 
     tok, prompts = load_tokenizer(tiny_base), load_prompts(repo_root / "prompts/chat.v1.yaml")
     items = []
@@ -161,9 +168,9 @@ def test_parity_scores_items_with_five_options_on_their_own_letters(tiny_base, a
 def test_parity_fails_with_a_clear_message_when_the_merged_model_drifts(tiny_base, adapter, records, tmp_path):
     from peft import PeftModel
 
-    from stages.scoring import predict
-    from stages.modeling import load_4bit, load_tokenizer
-    from stages.params import EvaluateParams
+    from gabarito.modeling import load_4bit, load_tokenizer
+    from gabarito.params import EvaluateParams
+    from gabarito.scoring import predict
 
     # the common recipe, adapter added to the *original* weights: the tiny random base is so sensitive
     # to NF4 rounding that the merged model answers differently from the adapter on the 4-bit base
@@ -194,10 +201,10 @@ def test_parity_fails_with_a_clear_message_when_the_merged_model_drifts(tiny_bas
 def test_answers_that_flip_both_ways_fail_parity_though_accuracy_holds(tiny_base, adapter, records, tmp_path):
     from peft import PeftModel
 
-    from stages.scoring import predict
-    from stages.merge import load_dense
-    from stages.modeling import load_4bit, load_tokenizer
-    from stages.params import EvaluateParams
+    from gabarito.modeling import load_4bit, load_tokenizer
+    from gabarito.params import EvaluateParams
+    from gabarito.scoring import predict
+    from gabarito.tools.merge import load_dense
 
     merge(tiny_base, adapter, tmp_path / "drifted", P, Q, base_weights="original")
     tok = load_tokenizer(tiny_base)
@@ -233,7 +240,7 @@ def test_answers_that_flip_both_ways_fail_parity_though_accuracy_holds(tiny_base
 
 
 def test_merge_refuses_a_folder_without_an_adapter(tiny_base, tmp_path):
-    from stages.io import InputError
+    from gabarito.io import InputError
 
     with pytest.raises(InputError, match="no LoRA adapter here"):
         merge(tiny_base, tmp_path, tmp_path / "out", P, Q)
@@ -243,7 +250,7 @@ def test_merge_refuses_a_folder_without_an_adapter(tiny_base, tmp_path):
 
 
 def test_merge_command_writes_the_model_and_the_parity_report(tiny_base, adapter, validation, tmp_path):
-    from stages.io import write_jsonl
+    from gabarito.io import write_jsonl
 
     write_jsonl(tmp_path / "validation.jsonl", validation)
     (tmp_path / "params.yaml").write_text("merge: {dtype: float32, parity_tolerance: 0.02}\n")
@@ -263,9 +270,9 @@ def test_merge_command_writes_the_model_and_the_parity_report(tiny_base, adapter
 
 
 def test_merge_command_keeps_no_model_when_parity_fails(tiny_base, adapter, validation, tmp_path):
-    """The original-weights recipe moves the tiny model's letters a lot (see stages/merge.py): with a zero
+    """The original-weights recipe moves the tiny model's letters a lot (see gabarito/tools/merge.py): with a zero
     tolerance the command fails with the figures saved, and the previous merged model stays as it was."""
-    from stages.io import write_jsonl
+    from gabarito.io import write_jsonl
 
     write_jsonl(tmp_path / "validation.jsonl", validation)
     (tmp_path / "params.yaml").write_text("merge: {dtype: float32, parity_tolerance: 0.0}\n")

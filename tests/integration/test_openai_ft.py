@@ -1,4 +1,4 @@
-"""OpenAI fine-tuning submit/wait (stages/openai_ft.py) against a real loopback HTTP server.
+"""OpenAI fine-tuning submit/wait (gabarito/tools/openai_ft.py) against a real loopback HTTP server.
 
 The server (tests/fake_openai.py, fixture ``fake_openai``) checks requests as OpenAI does: files
 uploaded with purpose fine-tune, a job naming uploaded file ids, a model. Jobs walk
@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from stages import openai_ft as ft
-from stages.chat_format import load_prompts, mcq_messages, openai_export
-from stages.io import InputError, write_jsonl
-from stages.params import OpenAIFinetuneParams
+from gabarito.chat import load_prompts, mcq_messages
+from gabarito.io import InputError, write_jsonl
+from gabarito.params import OpenAIFinetuneParams
+from gabarito.tools import openai_ft as ft
+from stages.format import openai_export
 from tests.cli_runner import invoke
 from tests.fake_openai import Reply
 

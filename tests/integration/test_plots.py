@@ -20,9 +20,9 @@ import pytest
 import vl_convert
 import yaml
 
+from gabarito import io
 from stages import evaluate as ev
-from stages import io
-from tests.unit.test_plots_data import P, RECORDS, predictions
+from tests.unit.test_plots_data import RECORDS, P, predictions
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "plots.py"
 _spec = importlib.util.spec_from_file_location("plots_script", SCRIPT)

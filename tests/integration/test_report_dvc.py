@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import report as rp
-from stages.io import InputError
+from gabarito.io import InputError
+from gabarito.tools import report as rp
 
 PATHS = {"metrics": "metrics/eval.json", "predictions": "metrics/predictions.jsonl", "params": "params.yaml",
          "train": "metrics/train.json"}
@@ -91,7 +91,7 @@ def test_unknown_revision_is_an_error_a_person_can_act_on(repo):
 def test_report_command_markdown_and_html(repo, monkeypatch):
     from click.testing import CliRunner
 
-    from stages.cli import main
+    from gabarito.cli import main
 
     monkeypatch.chdir(repo)
     (repo / "params.yaml").write_text("train:\n  lora:\n    r: 8\nevaluate:\n  bootstrap_samples: 200\n")

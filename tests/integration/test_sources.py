@@ -11,7 +11,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from click.testing import CliRunner
 
-from stages.cli import main
+from gabarito.cli import main
 from stages.ingest import load_urls
 from tests.fake_openai import Reply
 
@@ -50,7 +50,7 @@ def test_ingest_from_urls_reads_csv_and_jsonl(http_dir):
 
 
 def test_ingest_from_a_missing_url_is_a_clear_error(http_dir):
-    from stages.io import InputError
+    from gabarito.io import InputError
 
     _, base = http_dir
     with pytest.raises(InputError, match="download failed") as exc:
@@ -64,7 +64,7 @@ def test_ingest_from_a_missing_url_is_a_clear_error(http_dir):
     ("https://user:pw@example.org/train.csv", "user name or password"),
 ])
 def test_signed_urls_are_refused_in_params(url, what):
-    from stages.params import IngestParams
+    from gabarito.params import IngestParams
 
     with pytest.raises(ValueError, match=f"carries a credential .*{what}"):
         IngestParams(source="url", urls={"train": url})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.params import TrainParams
+from gabarito.params import TrainParams
 from stages.train import COMPLETE, last_complete_checkpoint, train, write_marker
 from tests import adapters
 from tests.adapters import relative_distance
@@ -41,7 +41,7 @@ def workdir(tmp_path, formatted, tiny_base):
 
 
 def command(workdir: Path, base: Path, run: str) -> list[str]:
-    return [sys.executable, "-m", "stages.cli", "train", "--train", "train.jsonl", "--validation", "validation.jsonl",
+    return [sys.executable, "-m", "gabarito.cli", "train", "--train", "train.jsonl", "--validation", "validation.jsonl",
             "--base", str(base), "--out", f"{run}/adapter", "--checkpoints", f"{run}/checkpoints",
             "--live-dir", f"{run}/live", "--metrics", f"{run}/train.json"]
 
@@ -155,7 +155,7 @@ def test_a_marked_checkpoint_whose_files_were_torn_or_removed_is_not_resumed(tmp
 
 
 def test_a_checkpoint_is_resumed_only_by_the_run_that_wrote_it(formatted, tiny_base, tmp_path):
-    from stages.io import InputError
+    from gabarito.io import InputError
     from stages.train import fingerprint_mismatch, run_fingerprint
 
     train_set, val_set = formatted

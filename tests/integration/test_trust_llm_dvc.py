@@ -26,7 +26,12 @@ import pytest
 import yaml
 
 from tests.fake_openai import FakeOpenAI, Reply
-from tests.integration.test_llm_engine import item_number, make_item, request_payload, translation
+from tests.integration.test_llm_engine import (
+    item_number,
+    make_item,
+    request_payload,
+    translation,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -1,4 +1,4 @@
-"""stages/ask.py without a model: which questions one `gabarito ask` call asks, and its JSON line."""
+"""gabarito/tools/ask.py without a model: which questions one `gabarito ask` call asks, and its JSON line."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from stages import ask
-from stages.io import InputError
+from gabarito.io import InputError
+from gabarito.tools import ask
 
 L = ["A", "B", "C", "D"]
 BLOCK = "Pergunta: Por quê?\nA) um\nB) dois\nC) três\nD) quatro\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gabarito.params import CleanParams
 from stages import clean as C
-from stages.params import CleanParams
 
 P = CleanParams()
 

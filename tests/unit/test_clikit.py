@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from stages import clikit
+from gabarito import clikit
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl are Linux's")
 
@@ -24,7 +24,7 @@ def test_a_stage_started_by_hand_is_not_tied_to_its_shell(monkeypatch):
 
 def test_proc_stat_reads_names_with_spaces_and_parentheses():
     # the process name sits between the first "(" and the last ")", and may hold both
-    script = ("import ctypes, os; from stages.clikit import _proc_stat; "
+    script = ("import ctypes, os; from gabarito.clikit import _proc_stat; "
               "ctypes.CDLL(None).prctl(15, b'we(ird) na)me', 0, 0, 0); print(_proc_stat(os.getpid()))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
@@ -34,7 +34,7 @@ def test_proc_stat_reads_names_with_spaces_and_parentheses():
 
 def test_the_first_non_shell_ancestor_is_found_through_dash():
     # sh -c 'python -c ...': dash stays as the parent, so the process to watch is this test's
-    script = "from stages.clikit import _first_non_shell_ancestor as f; print(f())"
+    script = "from gabarito.clikit import _first_non_shell_ancestor as f; print(f())"
     out = subprocess.run(["/bin/sh", "-c", f'{sys.executable} -c "{script}"; true'], capture_output=True,
                          text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
     pid, start = eval(out)  # noqa: S307

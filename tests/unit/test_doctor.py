@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import doctor
-from stages.doctor import FAIL, OK, WARN
+from gabarito.tools import doctor
+from gabarito.tools.doctor import FAIL, OK, WARN
 
 # made at run time, so a hit in the output can only come from the check leaking it
 SECRET = "sk-" + uuid.uuid4().hex
@@ -99,7 +99,7 @@ def test_keys_unset_warn():
 
 
 def test_a_missing_key_fails_when_the_active_params_call_the_api(repo_root):
-    from stages.params import load_all
+    from gabarito.params import load_all
 
     offline = load_all(repo_root / "params.yaml")
     assert doctor.api_settings(offline) == []
@@ -232,7 +232,7 @@ def test_overall_and_render():
 
 # --- the active params against this machine ------------------------------------------------------
 def _train(path):
-    from stages.params import load_all
+    from gabarito.params import load_all
 
     return load_all(Path(__file__).resolve().parents[2] / path)["train"]
 
@@ -264,7 +264,7 @@ def test_bf16_on_a_gpu_without_bf16_fails():
 
 
 def test_processes_per_gpu():
-    from stages.params import TrainParams
+    from gabarito.params import TrainParams
 
     root = Path(__file__).resolve().parents[2]
     ddp = TrainParams(launch={"num_processes": 2, "config_file": str(root / "configs/accelerate/ddp.yaml")})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 import shlex
 from pathlib import Path
@@ -10,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.cli import main
-from stages.params import SECTIONS, load_all
+from gabarito.cli import main
+from gabarito.params import SECTIONS, load_all
+from tests.imports import PACKAGES, code_of, module_files
 
 
 @pytest.fixture(scope="module")
@@ -64,46 +64,20 @@ def test_every_dep_exists_or_is_produced_by_a_stage(dvc, repo_root):
             assert produced or (repo_root / dep).exists(), f"{name}: dep {dep} neither exists nor is produced"
 
 
-def project_imports(path: Path, root: Path) -> set[str]:
-    """The project modules (``stages/*.py``) a file imports, at the top or inside a function; importing
-    any of them runs the package's ``stages/__init__.py`` first."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module == "stages":
-            found |= {f"stages/{a.name}.py" for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stages."):
-            found.add(f"stages/{node.module.split('.')[1]}.py")
-        elif isinstance(node, ast.Import):
-            found |= {f"stages/{a.name.split('.')[1]}.py" for a in node.names if a.name.startswith("stages.")}
-    found = {m for m in found if (root / m).is_file()}
-    return found | {"stages/__init__.py"} if found else found
-
-
-def code_of(entry: str, root: Path) -> set[str]:
-    """Every project module whose code can run from ``entry``: the transitive closure of imports."""
-    seen, todo = set(), [entry]
-    while todo:
-        module = todo.pop()
-        if module not in seen:
-            seen.add(module)
-            todo += project_imports(root / module, root)
-    return seen
-
-
 def stage_code(cmd: str, root: Path) -> set[str]:
     """The project code a dvc.yaml ``cmd`` runs: cli.py's group, and the subcommand's module."""
-    from stages.cli import COMMANDS
+    from gabarito.cli import COMMANDS
 
     argv = shlex.split(cmd)
     module = COMMANDS[argv[1]].split(":")[0].replace(".", "/") + ".py"
-    return code_of("stages/cli.py", root) | code_of(module, root)
+    return code_of("gabarito/cli.py", root) | code_of(module, root) | module_files(COMMANDS[argv[1]].split(":")[0], root)
 
 
 def test_each_stage_lists_exactly_the_project_code_it_runs(dvc, repo_root):
     """Editing a module reruns the stages that run it, and no others. No exemptions: editing
     io.py or params.py reruns everything, which is right, since their code shapes every output."""
     for name, stage in dvc.items():
-        listed = {d for d in _paths(stage.get("deps")) if d.startswith("stages/")}
+        listed = {d for d in _paths(stage.get("deps")) if d.split("/")[0] in PACKAGES}
         runs = stage_code(stage["cmd"], repo_root)
         assert not runs - listed, f"{name}: runs {sorted(runs - listed)} without listing it in deps"
         assert not listed - runs, f"{name}: lists {sorted(listed - runs)}, which it never runs"
@@ -113,11 +87,17 @@ def test_each_stage_lists_exactly_the_project_code_it_runs(dvc, repo_root):
 
 def test_the_import_scan_sees_lazy_and_package_imports(tmp_path):
     (tmp_path / "stages").mkdir()
+    (tmp_path / "gabarito/tools").mkdir(parents=True)
     for name, body in {"a": "from stages import b\n", "b": "def f():\n    from stages.c import x\n",
-                       "c": "import stages.d\n", "d": "import os\n", "e": ""}.items():
+                       "c": "import stages.d\n", "d": "from gabarito import lib\n", "e": ""}.items():
         (tmp_path / "stages" / f"{name}.py").write_text(body)
-    (tmp_path / "stages" / "__init__.py").write_text("")
-    assert code_of("stages/a.py", tmp_path) == {f"stages/{m}.py" for m in "abcd"} | {"stages/__init__.py"}
+    (tmp_path / "gabarito/lib.py").write_text("from gabarito.tools.t import y\n")
+    (tmp_path / "gabarito/tools/t.py").write_text("")
+    for init in ("stages", "gabarito", "gabarito/tools"):
+        (tmp_path / init / "__init__.py").write_text("")
+    assert code_of("stages/a.py", tmp_path) == {f"stages/{m}.py" for m in "abcd"} | {
+        "stages/__init__.py", "gabarito/__init__.py", "gabarito/lib.py", "gabarito/tools/__init__.py",
+        "gabarito/tools/t.py"}
 
 
 def test_ci_runs_the_test_command_written_in_the_readme(repo_root):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from gabarito import scoring as sc
+from gabarito import stats as st
+from gabarito.params import EvaluateParams
+from gabarito.scoring import INVENTED, VALID, parse_answer
 from stages import evaluate as ev
-from stages import scoring as sc
-from stages import stats as st
-from stages.params import EvaluateParams
-from stages.scoring import INVENTED, VALID, parse_answer
 
 ALPHABET = list("ABCDEFGHIJ")
 FIFTH = "Nenhuma das alternativas anteriores ."
@@ -22,8 +22,8 @@ def mixed(tiny_base, formatted, repo_root):
     the third with it as the answer)."""
     from transformers import AutoModelForCausalLM
 
-    from stages.chat_format import load_prompts, mcq_messages, split_prompt_completion
-    from stages.modeling import load_tokenizer
+    from gabarito.chat import load_prompts, mcq_messages, split_prompt_completion
+    from gabarito.modeling import load_tokenizer
 
     tok = load_tokenizer(tiny_base)
     model = AutoModelForCausalLM.from_pretrained(str(tiny_base))

@@ -6,12 +6,12 @@ import math
 
 import pytest
 
+from gabarito import scoring as sc
+from gabarito import stats as st
+from gabarito.io import InputError
+from gabarito.params import EvaluateParams
+from gabarito.scoring import INVENTED, NONE, OPTION_TEXT, SEVERAL, VALID, parse_answer
 from stages import evaluate as ev
-from stages import scoring as sc
-from stages import stats as st
-from stages.scoring import INVENTED, NONE, OPTION_TEXT, SEVERAL, VALID, parse_answer
-from stages.io import InputError
-from stages.params import EvaluateParams
 
 L = ["A", "B", "C", "D"]
 OPTS = ["Ele estava cansado do trabalho noturno .", "Ele ganhou na loteria .", "A padaria fechou .",
@@ -202,7 +202,7 @@ def test_leak_check_refuses_validation_items_seen_in_training():
 
 
 def test_letter_tokens_follow_the_answer_prefix(tiny_base):
-    from stages.modeling import load_tokenizer
+    from gabarito.modeling import load_tokenizer
 
     tok = load_tokenizer(tiny_base)
     prefix, letters = sc.letter_token_ids(tok, "Alternativa", L)

@@ -6,10 +6,18 @@ import re
 
 import pytest
 
-from stages.exams import (ANNULLED, exam_lines, figure_pattern, join_exam, pair_files,
-                          parse_key_csv, parse_key_text, parse_questions)
-from stages.io import InputError
-from stages.params import ExamsParams
+from gabarito.io import InputError
+from gabarito.params import ExamsParams
+from stages.exams import (
+    ANNULLED,
+    exam_lines,
+    figure_pattern,
+    join_exam,
+    pair_files,
+    parse_key_csv,
+    parse_key_text,
+    parse_questions,
+)
 
 MARKS = ["ANULADA", "ANULADO", "*", "X"]
 
@@ -50,7 +58,7 @@ def test_csv_key_headed_as_official_keys_are_in_portuguese():
 
 
 def test_a_csv_key_not_in_utf8_names_its_line(tmp_path):
-    from stages.io import read_text
+    from gabarito.io import read_text
 
     key = tmp_path / "prova.gabarito.csv"
     key.write_bytes("questao;resposta\r\n1;A\r\n2;ANULADA\r\n".encode("cp1252"))
@@ -128,7 +136,7 @@ def test_join_skips_each_question_under_its_reason():
 
 
 def test_splits_follow_the_seeded_hash_of_the_id():
-    from stages.items import hash_split
+    from gabarito.items import hash_split
 
     questions = [_q(n) for n in range(1, 41)]
     p = ExamsParams(validation_share=0.5, seed=3)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from stages.chat_format import format_records, load_prompts, openai_export, split_prompt_completion
-from stages.modeling import load_tokenizer
+from gabarito.chat import load_prompts, split_prompt_completion
+from gabarito.modeling import load_tokenizer
+from stages.format import format_records, openai_export
 from stages.train import IGNORE, tokenize_dataset, tokenize_example
 
 LETTERS = ["A", "B", "C", "D"]
@@ -82,7 +83,7 @@ def test_a_template_without_eos_after_the_answer_is_refused(tok):
             text = "".join(f"[{m['role']}] {m['content']}\n" for m in messages)
             return text + ("[assistant] " if add_generation_prompt else "")
 
-    from stages.io import InputError
+    from gabarito.io import InputError
 
     msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     with pytest.raises(InputError, match="prompt differently|EOS"):
@@ -90,7 +91,7 @@ def test_a_template_without_eos_after_the_answer_is_refused(tok):
 
 
 def test_the_tiny_tokenizer_trains_on_prompts_then_every_training_text():
-    from stages.modeling import tokenizer_texts
+    from stages.base_model import tokenizer_texts
 
     prompts = {"system_mcq": "S", "user_mcq": "U"}
     recs = [{"kind": "mcq", "context": "c", "question": "q", "answers": ["a", "b", "c2", "d"]},
@@ -99,7 +100,7 @@ def test_the_tiny_tokenizer_trains_on_prompts_then_every_training_text():
 
 
 def test_hub_error_says_what_why_and_how_to_switch(monkeypatch):
-    from stages.modeling import HubUnreachable, hub_error
+    from gabarito.modeling import HubUnreachable, hub_error
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     err = hub_error("org/model", "abc123", OSError("We couldn't connect.\nA second paragraph of details."))
@@ -120,8 +121,8 @@ ENEM = {"id": "enem-01", "split": "validation", "label": 4, "context": "", "sour
 
 
 def test_a_five_option_portuguese_item_goes_through_clean_and_format_with_letters_a_to_e(tok, prompts):
+    from gabarito.params import CleanParams
     from stages.clean import clean_records
-    from stages.params import CleanParams
 
     _, validation, quarantine = clean_records([ENEM], [], CleanParams(), max_options=len(ALPHABET))
     assert quarantine == []
@@ -150,7 +151,7 @@ def test_a_four_option_item_reads_the_same_with_the_whole_alphabet(tok, prompts)
 
 
 def test_letters_follow_the_option_count_and_refuse_more_options_than_letters(tok, prompts):
-    from stages.io import InputError
+    from gabarito.io import InputError
 
     two = {**MCQ, "answers": ["Sim .", "Não ."], "label": 1}
     [rec] = format_records([two], tok, prompts, letters=ALPHABET, answer_prefix="Alternativa", include_open=True)

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
+from gabarito.io import InputError
 from stages import ingest as I
-from stages.io import InputError
 
 HEADER = "id,context,question,answer0,answer1,answer2,answer3,label\n"
 
@@ -356,7 +356,7 @@ def test_a_split_with_no_items_is_an_error_naming_it():
 
 # --- hub: pinned, and the Parquet conversion's layout --------------------------------------------
 def test_a_hub_pull_must_be_pinned():
-    from stages.params import IngestParams
+    from gabarito.params import IngestParams
 
     with pytest.raises(ValueError, match="ingest.hub_revision must pin a commit of allenai/cosmos_qa"):
         IngestParams(source="hub", hub_revision=None)
@@ -372,7 +372,7 @@ def test_a_hub_pull_must_be_pinned():
 def test_a_hub_id_with_a_credential_is_refused_without_showing_it(hub_id, tmp_path):
     import yaml
 
-    from stages.params import load_section
+    from gabarito.params import load_section
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"ingest": {"source": "hub", "hub_id": hub_id, "hub_revision": "abc"}}))

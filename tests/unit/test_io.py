@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from stages import io
+from gabarito import io
 
 
 def _folder(path, text):

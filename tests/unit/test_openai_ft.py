@@ -1,4 +1,4 @@
-"""OpenAI fine-tuning checks (stages/openai_ft.py): format errors, token and cost arithmetic, helpers.
+"""OpenAI fine-tuning checks (gabarito/tools/openai_ft.py): format errors, token and cost arithmetic, helpers.
 
 Token figures are checked with a fixed counter (one token per whitespace-separated word), so every
 expected number below is worked out by hand from OpenAI's message overhead: 3 tokens per message,
@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from stages import openai_ft as ft
-from stages.chat_format import load_prompts, mcq_messages, openai_export
-from stages.io import write_jsonl
-from stages.params import OpenAIFinetuneParams
+from gabarito.chat import load_prompts, mcq_messages
+from gabarito.io import write_jsonl
+from gabarito.params import OpenAIFinetuneParams
+from gabarito.tools import openai_ft as ft
+from stages.format import openai_export
 
 ROOT = Path(__file__).resolve().parents[2]
 WORDS = ft.TokenCounter("words", lambda text: len(text.split()))
@@ -37,7 +38,7 @@ def ok_example(i: int = 0) -> dict:
 
 
 def exported(n: int) -> list[dict]:
-    """n lines exactly as the format stage exports them (the real prompts, chat_format.openai_export)."""
+    """n lines exactly as the format stage exports them (the real prompts, stages.format.openai_export)."""
     prompts = load_prompts(ROOT / "prompts/chat.v1.yaml")
     recs = [{"messages": mcq_messages({"context": f"Contexto número {i}: fui ao mercado comprar pão.",
                                        "question": f"Por que fui ao mercado {i}?",
@@ -308,7 +309,7 @@ def test_the_job_request_uses_the_supervised_method():
 
 
 def test_scrub_removes_the_key_and_anything_key_shaped():
-    from stages.openai_client import scrub
+    from gabarito.openai_client import scrub
 
     key = "sk-" + "proj-abcdefghijklmnop"  # built, so no scanner takes this test value for a leaked key
     text = f"bad {key} and masked sk-pro************mnop here"

@@ -1,4 +1,4 @@
-"""stages/params.py: params.yaml and the profiles load into typed sections; bad keys and values fail loudly."""
+"""gabarito/params.py: params.yaml and the profiles load into typed sections; bad keys and values fail loudly."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 import pytest
 import yaml
 
-from stages import params as P
-from stages.io import InputError
-from stages.profile import apply_profile
+from gabarito import params as P
+from gabarito.io import InputError
+from gabarito.tools.profile import apply_profile
 
 PROFILES = ("offline", "thesis")
 
@@ -70,7 +70,7 @@ def test_typed_defaults_are_the_shipped_values(repo_root):
     assert set(defaults) == set(shipped), "params.yaml spells out every field, and no other key"
     differ = {k: (defaults[k], shipped[k]) for k in shipped
               if defaults[k] != shipped[k] or isinstance(defaults[k], bool) != isinstance(shipped[k], bool)}
-    assert differ == {}, "field default (stages/params.py) != params.yaml: {default, shipped}"
+    assert differ == {}, "field default (gabarito/params.py) != params.yaml: {default, shipped}"
 
 
 def test_a_partial_section_takes_the_shipped_values_for_the_rest():

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from stages.pdftext import (chunk_document, clean_document, clean_page, count_tokens, page_quality,
-                            repeated_lines, units)
+from gabarito.pdftext import (
+    chunk_document,
+    clean_document,
+    clean_page,
+    count_tokens,
+    page_quality,
+    repeated_lines,
+    units,
+)
 
 GOOD = ("Art. 4º A jornada de atividades em estágio não poderá ultrapassar 6 (seis) horas diárias e "
         "30 (trinta) horas semanais, conforme a Lei nº 11.788, de 25/09/2008.")
@@ -28,7 +35,7 @@ def test_repeated_headers_and_footers_are_found_even_with_ocr_variations():
 
 
 def test_header_search_follows_the_extract_params():
-    from stages.params import ExtractParams
+    from gabarito.params import ExtractParams
 
     pages = [f"Universidade Federal do Vale – Pró-Reitoria\nArt. {i}º Texto do artigo {i}." for i in (1, 2, 3)]
     pages[2] = pages[2].replace("Pró-Reitoria", "Pr6-Reitoria")

@@ -9,10 +9,10 @@ import json
 import pytest
 import yaml
 
+from gabarito import io
+from gabarito.params import EvaluateParams
+from gabarito.scoring import NONE, VALID
 from stages import evaluate as ev
-from stages import io
-from stages.params import EvaluateParams
-from stages.scoring import NONE, VALID
 
 P = EvaluateParams(modes=["letter", "generate"], bootstrap_samples=10)
 # four items: two types, sources "enem", "cosmosqa" and one with none

@@ -1,4 +1,4 @@
-"""stages/profile.py: a profile is an overlay on the shipped params, merged, validated and written into
+"""gabarito/tools/profile.py: a profile is an overlay on the shipped params, merged, validated and written into
 params.yaml with its comments kept; `offline` gives back the shipped file byte for byte."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import subprocess
 import pytest
 import yaml
 
-from stages import params as P
-from stages import profile as pf
-from stages.io import InputError
-from stages.params import COSMOS_QA_PARQUET
+from gabarito import params as P
+from gabarito.io import InputError
+from gabarito.params import COSMOS_QA_PARQUET
+from gabarito.tools import profile as pf
 
 # the thesis profile as a whole file, before profiles became overlays (commit 3afd287)
 OLD_THESIS_COMMIT = "3afd287"

@@ -3,8 +3,8 @@ switches back to the shipped params.yaml byte for byte."""
 
 from __future__ import annotations
 
-from stages import profile as pf
-from stages.params import parse_section
+from gabarito.params import parse_section
+from gabarito.tools import profile as pf
 
 
 def test_small_then_offline_gives_back_the_shipped_file(repo_root):

@@ -16,8 +16,9 @@ def tokenizer(tmp_path_factory):
     """The GGUF's tokenizer, saved and loaded back the way format/train/evaluate load models/base."""
     from transformers import AutoTokenizer
 
-    from stages.modeling import gguf_location, load_tokenizer
-    from stages.params import BaseModelParams
+    from gabarito.modeling import load_tokenizer
+    from gabarito.params import BaseModelParams
+    from stages.base_model import gguf_location
 
     path = gguf_location(BaseModelParams(**SMOLLM2))
     folder = tmp_path_factory.mktemp("smollm2_tokenizer")
@@ -28,7 +29,8 @@ def tokenizer(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def records(tokenizer, repo_root):
-    from stages.chat_format import format_records, load_prompts
+    from gabarito.chat import load_prompts
+    from stages.format import format_records
     from stages.ingest import load_local
     from stages.translate import join_dataset, load_translations
 
@@ -46,7 +48,7 @@ def test_chatml_special_tokens(tokenizer):
 
 
 def test_letter_tokens_carry_the_space_marker(tokenizer):
-    from stages.scoring import letter_token_ids
+    from gabarito.scoring import letter_token_ids
 
     prefix, letters = letter_token_ids(tokenizer, "Alternativa", list("ABCD"))
     assert tokenizer.convert_ids_to_tokens(prefix) == ["Altern", "at", "iva"]
@@ -54,7 +56,7 @@ def test_letter_tokens_carry_the_space_marker(tokenizer):
 
 
 def test_prompt_and_answer_split_with_the_real_template(tokenizer, records, repo_root):
-    from stages.chat_format import load_prompts
+    from gabarito.chat import load_prompts
 
     system = load_prompts(repo_root / "prompts/chat.v1.yaml")["system_mcq"]
     assert len(records) == 12
@@ -82,7 +84,7 @@ def test_training_labels_are_the_answer_and_the_end_of_turn(tokenizer, records):
 def test_letter_mode_reads_the_position_training_put_the_letter_at(tokenizer, records):
     """Letter mode feeds prompt + prefix and reads the next token: that sequence must be the training
     sequence cut right before the letter, and the letter id the one training learned."""
-    from stages.scoring import letter_token_ids
+    from gabarito.scoring import letter_token_ids
 
     prefix, letters = letter_token_ids(tokenizer, "Alternativa", list("ABCD"))
     for rec in records:
@@ -96,7 +98,7 @@ def test_letter_mode_reads_the_position_training_put_the_letter_at(tokenizer, re
 def test_generate_output_parses_once_decoded(tokenizer, records):
     """What a model that learned the completion generates, decoded as generate() decodes it (special
     tokens skipped), parses to the right letter."""
-    from stages.scoring import VALID, parse_answer
+    from gabarito.scoring import VALID, parse_answer
 
     for rec in records:
         ids = tokenizer(rec["completion"], add_special_tokens=False)["input_ids"]

@@ -9,12 +9,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from stages import report as rp
+from gabarito.io import InputError
+from gabarito.params import EvaluateParams
+from gabarito.scoring import VALID
+from gabarito.stats import paired_bootstrap_ci
+from gabarito.tools import report as rp
 from stages.evaluate import summarize
-from stages.io import InputError
-from stages.params import EvaluateParams
-from stages.scoring import VALID
-from stages.stats import paired_bootstrap_ci
 
 N = 100
 IDS = [f"q{i:03d}" for i in range(N)]

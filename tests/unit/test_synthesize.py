@@ -9,12 +9,23 @@ import subprocess
 
 import pytest
 
-from stages.io import InputError
-from stages.params import SynthesizeParams
-from stages.pdftext import count_tokens
-from stages.synthesize import (chunk_pages, content_words, docs_without_pairs, drop_near_duplicates, finish,
-                               ground_generated, ground_pairs, grounding, load_qa_files, pair_id, split_documents,
-                               to_multiple_choice)
+from gabarito.io import InputError
+from gabarito.params import SynthesizeParams
+from gabarito.pdftext import count_tokens
+from stages.synthesize import (
+    chunk_pages,
+    content_words,
+    docs_without_pairs,
+    drop_near_duplicates,
+    finish,
+    ground_generated,
+    ground_pairs,
+    grounding,
+    load_qa_files,
+    pair_id,
+    split_documents,
+    to_multiple_choice,
+)
 
 UNRELATED = ("Biblioteca Central", "Restaurante Universitário", "atividades complementares")
 
@@ -374,7 +385,7 @@ def test_the_quoted_span_bar_is_a_param():
     for bar, kept_n in ((0.3, 1), (0.9, 0)):  # PARTLY overlaps that span by well over 0.3, under 0.9
         kept, rejected = ground_generated(CHUNK, [pair], 0.6, span_min_grounding=bar)
         assert (len(kept), len(rejected)) == (kept_n, 1 - kept_n)
-    from stages.params import SynthesizeParams
+    from gabarito.params import SynthesizeParams
 
     assert SynthesizeParams().span_min_grounding == 0.3 == SynthesizeParams().min_grounding / 2
 
@@ -619,9 +630,8 @@ def _has_tesseract_por() -> bool:
 def all_pages(repo_root):
     if not _has_tesseract_por():
         pytest.skip("tesseract with Portuguese data is not installed (make system-deps)")
+    from gabarito.params import ExtractParams
     from stages.extract import extract_dir
-
-    from stages.params import ExtractParams
 
     pages, reports = extract_dir(repo_root / "data/raw/pdfs", ExtractParams())
     # the born-digital file is read from its text layer, the scan through OCR

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from stages.params import LaunchParams
-from stages.train import COMPLETE, LAUNCHED, accelerate_command, launched, world_size_mismatch
+from gabarito.params import LaunchParams
+from stages.train import (
+    COMPLETE,
+    LAUNCHED,
+    accelerate_command,
+    launched,
+    world_size_mismatch,
+)
 
 
 def _ckpt(folder, step: int, marker: str):
@@ -37,6 +43,6 @@ def test_only_our_own_launch_counts_as_launched(monkeypatch):
 def test_accelerate_command():
     ddp = accelerate_command(LaunchParams(num_processes=2), ["train", "--out", "x"])
     assert ddp[1:] == ["-m", "accelerate.commands.launch", "--num_processes", "2", "--multi_gpu",
-                       "--main_process_port", "0", "-m", "stages.cli", "train", "--out", "x"]
+                       "--main_process_port", "0", "-m", "gabarito.cli", "train", "--out", "x"]
     fsdp = accelerate_command(LaunchParams(num_processes=4, config_file="configs/accelerate/fsdp_qlora.yaml"), ["train"])
     assert fsdp[3:7] == ["--num_processes", "4", "--config_file", "configs/accelerate/fsdp_qlora.yaml"]

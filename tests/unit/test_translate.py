@@ -6,10 +6,20 @@ import json
 
 import pytest
 
-from stages.io import InputError
-from stages.llm import InvalidReply, parse_json_object
-from stages.translate import (build_job, check_translation, collect, join_dataset, load_translations, merge,
-                              missing_error, pass_through, read_items, validator)
+from gabarito.io import InputError
+from gabarito.llm import InvalidReply, parse_json_object
+from stages.translate import (
+    build_job,
+    check_translation,
+    collect,
+    join_dataset,
+    load_translations,
+    merge,
+    missing_error,
+    pass_through,
+    read_items,
+    validator,
+)
 
 ITEM = {
     "id": "x1", "split": "train", "label": 1,

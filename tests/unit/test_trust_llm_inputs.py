@@ -1,10 +1,9 @@
-"""Pure pieces behind issue 13's LLM items: stages/openai_client.py (scrubbing, Retry-After, create
+"""Pure pieces behind issue 13's LLM items: gabarito/openai_client.py (scrubbing, Retry-After, create
 then find), the base_url check of the llm params, and the CSV reader's message for an over-long field."""
 
 from __future__ import annotations
 
 import json
-
 from types import SimpleNamespace
 
 import openai
@@ -12,11 +11,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from stages import openai_client as oc
+from gabarito import io as sio
+from gabarito import openai_client as oc
+from gabarito.io import InputError
+from gabarito.params import (
+    LLMParams,
+    OpenAIFinetuneParams,
+    TranslateParams,
+    load_section,
+)
 from stages.ingest import parse_csv
-from stages import io as sio
-from stages.io import InputError
-from stages.params import LLMParams, OpenAIFinetuneParams, TranslateParams, load_section
 
 SENTINEL = "".join(["unit", "sentinel", "0123456789abcdef"])  # built, not a key-shaped literal
 

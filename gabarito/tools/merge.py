@@ -30,10 +30,10 @@ from typing import Literal
 
 import click
 
-from stages import io
-from stages.clikit import log, params_option, user_errors
-from stages.io import InputError
-from stages.params import MergeParams, QuantizationParams
+from gabarito import io
+from gabarito.clikit import log, params_option, user_errors
+from gabarito.io import InputError
+from gabarito.params import MergeParams, QuantizationParams
 
 
 class ParityError(InputError):
@@ -58,7 +58,7 @@ def load_dense(path: str | Path, dtype: str, device: str = "cpu"):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from stages.modeling import resolve_base
+    from gabarito.modeling import resolve_base
 
     name, revision = resolve_base(path)
     model = AutoModelForCausalLM.from_pretrained(name, revision=revision, dtype=getattr(torch, dtype),
@@ -71,7 +71,7 @@ def load_dequantized(base: str | Path, q: QuantizationParams, dtype: str):
     """The base quantized exactly as ``load_4bit`` quantizes it, then dequantized to ``dtype``, on CPU."""
     import torch
 
-    from stages.modeling import load_4bit
+    from gabarito.modeling import load_4bit
 
     # on CPU even with a GPU present (see merge's docstring)
     model = load_4bit(base, q, device="cpu").dequantize(dtype=getattr(torch, dtype))
@@ -88,10 +88,9 @@ def merge(base: str | Path, adapter: str | Path, out_dir: str | Path, p: MergePa
     differently from one card to the next), and the files hold no timestamps nor ``out_dir``.
     Memory: a 7B base takes 14.5 GB of RAM in float16 (29 GB in float32), plus ~4 GB while 4-bit.
     """
-    import torch
     from peft import PeftModel
 
-    from stages.modeling import check_adapter, load_tokenizer, seed_everything
+    from gabarito.modeling import check_adapter, load_tokenizer, seed_everything
 
     seed_everything(0, p.torch_threads)
     check_adapter(adapter)
@@ -160,9 +159,14 @@ def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_di
     import torch
     from peft import PeftModel
 
-    from stages.scoring import check_prompts, predict
-    from stages.modeling import check_adapter, load_4bit, load_tokenizer, seed_everything
-    from stages.params import EvaluateParams
+    from gabarito.modeling import (
+        check_adapter,
+        load_4bit,
+        load_tokenizer,
+        seed_everything,
+    )
+    from gabarito.params import EvaluateParams
+    from gabarito.scoring import check_prompts, predict
 
     seed_everything(0, p.torch_threads)
     check_adapter(adapter)
@@ -228,7 +232,7 @@ def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_di
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="folder for the merged model")
 @click.option("--report", type=click.Path(dir_okay=False), required=True, help="parity figures (JSON)")
 @click.option("--base-weights", type=click.Choice(["dequantized", "original"]), default="dequantized",
-              show_default=True, help="what the LoRA update is added to (see `stages/merge.py`)")
+              show_default=True, help="what the LoRA update is added to (see `gabarito/tools/merge.py`)")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="re-score only the first N validation items")
 @params_option
 @user_errors
@@ -244,7 +248,7 @@ def command(base, adapter, validation, out, report, base_weights, limit, params_
       gabarito merge --base models/base --adapter models/adapter \\
           --validation data/processed/validation.jsonl --out models/merged --report metrics/merge.json
     """
-    from stages.params import load_all
+    from gabarito.params import load_all
 
     params = load_all(params_path)
     p, q, fmt = params["merge"], params["train"].quantization, params["format"]

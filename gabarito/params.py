@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Any, Literal, Optional, get_args, get_origin
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
-from stages.io import InputError
+from gabarito.io import InputError
 
 
 class Section(BaseModel):
@@ -131,7 +138,7 @@ class MCQSource(Section):
             raise ValueError(f"each mcq source needs exactly one of path, url or hub; got {given or 'none'}")
         if self.url:
             if not self.url.startswith(("http://", "https://")):
-                from stages.io import redact_url  # "HTTPS://user:pw@..." must not be shown whole
+                from gabarito.io import redact_url
 
                 raise ValueError(f"url must be an http(s) URL (in lower case), got {redact_url(self.url)!r}")
             what = url_credential(self.url)
@@ -157,7 +164,7 @@ class MCQParams(Section):
     # a mixture, as alignment-handbook's dataset_mixer: every entry's items, each keeping its source
     sources: list[MCQSource] = Field(default_factory=lambda: [MCQSource(path="data/raw/mcq/exemplo.jsonl")])
     default_language: Literal["pt", "en"] = "pt"
-    # items without a split: validation for about this share, by a seeded hash of the id (stages.items)
+    # items without a split: validation for about this share, by a seeded hash of the id (gabarito.items)
     validation_share: float = Field(default=0.2, ge=0.0, lt=1.0)
     seed: int = 0
     download_timeout_s: float = Field(default=60.0, gt=0)  # url sources; seconds without a byte
@@ -184,7 +191,7 @@ class ExtractParams(Section):
     min_text_quality: float = Field(default=0.6, ge=0.0, le=1.0)
     tesseract_config: str = "--psm 6"
     timeout_s: float = Field(default=300.0, gt=0)
-    # cleaning (stages.pdftext): running headers and footers are looked for in this many lines at the
+    # cleaning (gabarito.pdftext): running headers and footers are looked for in this many lines at the
     # top and bottom of each page, ...
     header_lines: int = Field(default=3, ge=0)
     # ... count when a line is there on at least this share of a document's pages (and on two), ...
@@ -216,7 +223,7 @@ FIGURE_WORDS = ["figura", "figuras", "gráfico", "gráficos", "imagem", "imagens
 
 class ExamsParams(Section):
     language: Literal["pt", "en"] = "pt"
-    # items are split by a seeded hash of their id (stages.items.hash_split): an item keeps its split
+    # items are split by a seeded hash of their id (gabarito.items.hash_split): an item keeps its split
     # when questions or exams are added
     seed: int = 0
     validation_share: float = Field(default=0.2, ge=0.0, le=1.0)
@@ -229,7 +236,7 @@ class ExamsParams(Section):
     # a line that is exactly one of these headings (case and spacing ignored) sets the subject of the
     # questions after it
     subjects: dict[str, str] = Field(default_factory=lambda: dict(ENEM_AREAS))
-    # read born-digital two-column pages column by column (stages.extract.column_text)
+    # read born-digital two-column pages column by column (gabarito.pdf.column_text)
     columns: bool = True
     # the share of an answer key's questions that may be missing from what was read of its exam before the
     # stage stops: more usually means a layout read wrong, and the items made would be a silent fraction
@@ -534,7 +541,7 @@ class EvaluateParams(Section):
     max_letter_share: float = Field(default=0.5, gt=0.0, le=1.0)
     seed: int = 0
     torch_threads: int = Field(default=2, ge=1)
-    # CPU inference path of the 4-bit layers (stages/modeling.py CPU_KERNELS): portable gives the same numbers
+    # CPU inference path of the 4-bit layers (gabarito/modeling.py CPU_KERNELS): portable gives the same numbers
     # on every CPU; packed is bitsandbytes' fused bf16 kernel, only on CPUs with AVX512-BF16, other numbers
     cpu_4bit_kernel: Literal["portable", "packed"] = "portable"
 

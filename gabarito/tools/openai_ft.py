@@ -31,10 +31,10 @@ from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import click
 
-from stages import openai_client
-from stages.clikit import params_option, user_errors
-from stages.io import InputError, dumps
-from stages.params import OpenAIFinetuneParams
+from gabarito import openai_client
+from gabarito.clikit import params_option, user_errors
+from gabarito.io import InputError, dumps
+from gabarito.params import OpenAIFinetuneParams
 
 # --- format checks ---------------------------------------------------------------------------------
 # What a line of a chat fine-tuning file may hold (OpenAI's FineTuneChatRequestInput): the messages,
@@ -63,7 +63,7 @@ class Unparsed:
 def read_lines(text: str) -> list[tuple[int, Any]]:
     """(line number, parsed JSON or Unparsed) for each non-blank line of a JSONL text."""
     out: list[tuple[int, Any]] = []
-    # "\n" only: str.splitlines() would also split inside strings holding U+2028 (see stages.io)
+    # "\n" only: str.splitlines() would also split inside strings holding U+2028 (see gabarito.io)
     for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
@@ -75,7 +75,7 @@ def read_lines(text: str) -> list[tuple[int, Any]]:
 
 
 def numbered(records: Iterable[Any]) -> list[tuple[int, Any]]:
-    """Records held in memory (e.g. from chat_format.openai_export), numbered as the lines they become."""
+    """Records held in memory (e.g. from stages.format.openai_export), numbered as the lines they become."""
     return list(enumerate(records, 1))
 
 
@@ -724,7 +724,7 @@ def validate_command(train_path, validation, as_json, params_path):
       gabarito openai-finetune validate --train my.jsonl --validation ''
       gabarito openai-finetune validate --json | jq .train.tokens_per_example
     """
-    from stages.params import load_section
+    from gabarito.params import load_section
 
     p = load_section("openai_finetune", params_path)
     train_lines = read_file(train_path)[1]
@@ -752,7 +752,7 @@ def submit_command(train_path, validation, wait, params_path):
       gabarito openai-finetune submit                 # prints the job id and returns
       gabarito openai-finetune submit --wait          # ... and follows it to the end
     """
-    from stages.params import load_section
+    from gabarito.params import load_section
 
     p = load_section("openai_finetune", params_path)
     client = make_client(p)
@@ -782,7 +782,7 @@ def wait_command(job_id, params_path):
     Example:
       gabarito openai-finetune wait ftjob-abc123
     """
-    from stages.params import load_section
+    from gabarito.params import load_section
 
     p = load_section("openai_finetune", params_path)
     out = wait_for_job(make_client(p), job_id, p, progress=_print_event)

@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from stages.io import InputError
+from gabarito.io import InputError
 
 PARAMS = "params.yaml"
 

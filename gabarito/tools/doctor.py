@@ -22,9 +22,9 @@ from typing import Callable, Mapping, Sequence
 
 import click
 
-from stages.clikit import params_option, user_errors
-from stages.io import redact_url  # noqa: F401  (also doctor's public helper)
-from stages.params import TrainParams, load_all
+from gabarito.clikit import params_option, user_errors
+from gabarito.io import redact_url
+from gabarito.params import TrainParams, load_all
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}

@@ -3,7 +3,7 @@
     gabarito profile thesis     # make profile PROFILE=thesis: params.yaml gets profiles/thesis.yaml's values
     gabarito profile offline    # make profile PROFILE=offline: back to the shipped values
 
-The shipped values live in one place: the defaults of ``stages/params.py``'s typed sections, which
+The shipped values live in one place: the defaults of ``gabarito/params.py``'s typed sections, which
 equal params.yaml as shipped (tests/unit/test_params.py checks every key). A profile is an overlay
 on them: ``profiles/NAME.yaml`` holds a few nested keys (``train: {lora: {lora_alpha: 16}}``), and
 ``offline`` is the empty overlay (no file). Applying one computes defaults + overlay, validates it
@@ -34,10 +34,10 @@ import click
 import yaml
 from pydantic import BaseModel
 
-from stages import io
-from stages.clikit import log, params_option, user_errors
-from stages.io import InputError
-from stages.params import SECTIONS, check_sections, parse_section
+from gabarito import io
+from gabarito.clikit import log, params_option, user_errors
+from gabarito.io import InputError
+from gabarito.params import SECTIONS, check_sections, parse_section
 
 OFFLINE = "offline"  # the shipped params: the typed defaults, no overlay file
 PROFILE_LINE = re.compile(r"^# profile: (\S+)(.*)$", re.M)
@@ -248,7 +248,7 @@ def apply_profile(name: str, params_path: str | Path = "params.yaml",
 def command(name, profiles_dir, params_path):
     """Switch params.yaml to profile NAME: the shipped values plus profiles/NAME.yaml's, validated.
 
-    'offline' is the shipped params (the defaults of stages/params.py, no file). A profile file
+    'offline' is the shipped params (the defaults of gabarito/params.py, no file). A profile file
     lists only the keys that differ from them, nested as in params.yaml. params.yaml keeps its
     comments; only the values and its '# profile:' line change. `dvc repro` then reruns exactly
     what the switch changed.

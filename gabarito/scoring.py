@@ -3,7 +3,7 @@
 Used by ``evaluate`` (the stage), ``merge`` (its parity check) and ``ask``; no stage logic here, so
 the modules that import it rerun only when scoring itself changes.
 
-    from stages.scoring import parse_answer, predict, score_letters
+    from gabarito.scoring import parse_answer, predict, score_letters
 
 Modes (``evaluate.modes``; each scores a model on the exact training prompt):
   letter    one forward pass per item: the logits of the answer-letter tokens after the answer prefix
@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from stages.io import InputError
-from stages.items import option_letters
-from stages.params import EvaluateParams
+from gabarito.io import InputError
+from gabarito.items import option_letters
+from gabarito.params import EvaluateParams
 
 VALID, OPTION_TEXT, INVENTED, SEVERAL, NONE = "valid", "option_text", "invented_letter", "several_letters", "no_answer"
 CATEGORIES = (VALID, OPTION_TEXT, INVENTED, SEVERAL, NONE)
@@ -177,7 +177,7 @@ def rouge_l(pred: str, ref: str) -> float:
 # --- guard rail: the prompt scored is the prompt trained on ---------------------------------------
 def check_prompts(records: list[dict], tokenizer) -> None:
     """The evaluation prompt must be the training prompt up to the answer, byte for byte."""
-    from stages.chat_format import split_prompt_completion
+    from gabarito.chat import split_prompt_completion
 
     for rec in records:
         prompt, completion = split_prompt_completion(tokenizer, rec["messages"])

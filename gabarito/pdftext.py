@@ -16,7 +16,7 @@ import difflib
 import re
 import unicodedata
 
-from stages.params import ExtractParams
+from gabarito.params import ExtractParams
 
 # --- quality -----------------------------------------------------------------------------------------
 WORD = re.compile(r"\S+")

@@ -3,7 +3,7 @@
     gabarito ask --base models/base --adapter models/adapter --prompts prompts/chat.v1.yaml
 
 The question is put to the model exactly as evaluation puts it: the same chat messages
-(``chat_format.mcq_messages``), cut at the assistant turn by the same function the format stage
+(``gabarito.chat.mcq_messages``), cut at the assistant turn by the same function the format stage
 uses, and scored in ``letter`` mode (one forward pass; the probabilities of the answer letters
 after the answer prefix, "Alternativa"). So the answer here is the answer ``evaluate`` would
 count, with its probabilities.
@@ -32,10 +32,10 @@ from typing import Sequence, TextIO
 
 import click
 
-from stages.clikit import params_option, user_errors
-from stages.io import InputError
-from stages.items import MIN_OPTIONS, option_letters
-from stages.params import FormatParams, QuantizationParams
+from gabarito.clikit import params_option, user_errors
+from gabarito.io import InputError
+from gabarito.items import MIN_OPTIONS, option_letters
+from gabarito.params import FormatParams, QuantizationParams
 
 # labels a person may type, folded to lower case; Portuguese first, as the prompts are
 CONTEXT_LABELS = ("contexto", "context")
@@ -55,7 +55,7 @@ def load(base: str | Path, adapter: str | Path | None, q: QuantizationParams, cp
     """(model, tokenizer): the 4-bit base as training and evaluation load it, plus the LoRA adapter
     (``None``: the base alone), in eval mode. ``q`` is ``train.quantization``; ``cpu_kernel`` is
     ``evaluate.cpu_4bit_kernel``, so an answer here is the one evaluate scored."""
-    from stages.modeling import check_adapter, load_4bit, load_tokenizer
+    from gabarito.modeling import check_adapter, load_4bit, load_tokenizer
 
     if adapter is not None:
         check_adapter(adapter)
@@ -88,8 +88,8 @@ def check_question(*, context: str, question: str, options: Sequence[str], lette
 def build_prompt(tokenizer, *, context: str, question: str, options: Sequence[str], prompts: dict[str, str],
                  letters: Sequence[str], answer_prefix: str) -> str:
     """The evaluation (and training) prompt for one question, up to where the answer starts."""
-    from stages.chat_format import mcq_messages, split_prompt_completion
-    from stages.clean import normalize_text
+    from gabarito.chat import mcq_messages, split_prompt_completion
+    from gabarito.items import normalize_text
 
     context = context or ""  # no context is allowed: the prompt then has no context line
     check_question(context=context, question=question, options=options, letters=letters)
@@ -106,7 +106,7 @@ def answer(model, tokenizer, *, context: str, question: str, options: list[str],
            letters: Sequence[str], answer_prefix: str) -> dict:
     """The model's answer: {"letter", "index", "option", "probabilities": {letter: p}} (letter mode),
     over the question's own letters (the first len(options) of ``letters``)."""
-    from stages.scoring import score_letters
+    from gabarito.scoring import score_letters
 
     prompt = build_prompt(tokenizer, context=context, question=question, options=options, prompts=prompts,
                           letters=letters, answer_prefix=answer_prefix)
@@ -300,9 +300,9 @@ def command(base, adapter, no_adapter, prompts, context, question, options, file
     """
     import warnings
 
-    from stages.chat_format import load_prompts
-    from stages.modeling import seed_everything
-    from stages.params import load_all
+    from gabarito.chat import load_prompts
+    from gabarito.modeling import seed_everything
+    from gabarito.params import load_all
 
     # libraries' deprecation notices are for developers; a person asking a question sees the answer
     warnings.filterwarnings("ignore", category=FutureWarning)

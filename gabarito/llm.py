@@ -12,7 +12,7 @@
   A circuit breaker stops sending when ``abort_after_consecutive_failures`` jobs in a row gave up on
   transient errors (the API looks down) and fails the stage; jobs not sent are not recorded as
   failures, so the rerun asks them.
-  Key resolution, error messages, Retry-After and secret scrubbing are ``stages.openai_client``'s.
+  Key resolution, error messages, Retry-After and secret scrubbing are ``gabarito.openai_client``'s.
 - Asks for JSON (a JSON schema where supported) and validates each reply with the caller's
   validator, never ``eval``. An invalid reply is re-asked with the validation error, up to
   ``max_reasks`` times; after that the job is recorded as a failure with its raw reply.
@@ -37,14 +37,13 @@ import random
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from stages import openai_client
-from stages.io import InputError, dumps, redact_url
-from stages.params import LLMParams
-
+from gabarito import openai_client
+from gabarito.io import InputError, dumps, redact_url
+from gabarito.params import LLMParams
 
 CONNECTIONS_PER_CLIENT = 16
 
@@ -673,7 +672,6 @@ class Engine:
         return [g for g in groups if g]
 
     async def _run_batches(self, client, todo: list[tuple[Job, str]], results: dict[str, dict]) -> None:
-        import openai
 
         by_key = {key: job for job, key in todo}
         # replies a previous run downloaded but did not get to validate

@@ -29,10 +29,10 @@ from typing import Callable
 
 import click
 
-from stages import io
-from stages.clikit import log, params_option, user_errors
-from stages.io import InputError
-from stages.stats import flipped, mcnemar, paired_bootstrap_ci, percent
+from gabarito import io
+from gabarito.clikit import log, params_option, user_errors
+from gabarito.io import InputError
+from gabarito.stats import flipped, mcnemar, paired_bootstrap_ci, percent
 
 Reader = Callable[[str], "str | None"]
 
@@ -605,7 +605,7 @@ def command(baseline, current, out, as_html, metrics, predictions, train_metrics
     """
     import yaml
 
-    from stages.params import load_section
+    from gabarito.params import load_section
 
     paths = {"metrics": metrics, "predictions": predictions, "train": train_metrics, "params": params_path,
              "validation": validation}

@@ -1,5 +1,5 @@
-"""What every caller of an OpenAI-compatible API shares: the LLM engine (stages/llm.py, for translate
-and synthesize) and hosted fine-tuning (stages/openai_ft.py).
+"""What every caller of an OpenAI-compatible API shares: the LLM engine (gabarito/llm.py, for translate
+and synthesize) and hosted fine-tuning (gabarito/tools/openai_ft.py).
 
 - ``credentials``: the key only ever from ``$OPENAI_API_KEY``; the endpoint from params, else
   ``$OPENAI_BASE_URL``, else OpenAI.
@@ -23,8 +23,8 @@ import re
 import time
 from typing import Any, Awaitable, Callable
 
-from stages.io import InputError, redact_url
-from stages.io import scrub as scrub_key
+from gabarito.io import InputError, redact_url
+from gabarito.io import scrub as scrub_key
 
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"

@@ -12,7 +12,7 @@ import importlib
 
 import click
 
-from stages.clikit import die_with_parent
+from gabarito.clikit import die_with_parent
 
 # subcommand -> "module:object". dvc.yaml's stages call the first ten; the rest are for people.
 COMMANDS = {
@@ -23,17 +23,17 @@ COMMANDS = {
     "translate": "stages.translate:command",
     "synthesize": "stages.synthesize:command",
     "clean": "stages.clean:command",
-    "base-model": "stages.modeling:command",
-    "format": "stages.chat_format:command",
+    "base-model": "stages.base_model:command",
+    "format": "stages.format:command",
     "train": "stages.train:command",
     "evaluate": "stages.evaluate:command",
-    "merge": "stages.merge:command",
-    "openai-finetune": "stages.openai_ft:group",
-    "compare": "stages.report:compare_command",
-    "report": "stages.report:command",
-    "doctor": "stages.doctor:command",
-    "ask": "stages.ask:command",
-    "profile": "stages.profile:command",
+    "merge": "gabarito.tools.merge:command",
+    "openai-finetune": "gabarito.tools.openai_ft:group",
+    "compare": "gabarito.tools.report:compare_command",
+    "report": "gabarito.tools.report:command",
+    "doctor": "gabarito.tools.doctor:command",
+    "ask": "gabarito.tools.ask:command",
+    "profile": "gabarito.tools.profile:command",
 }
 
 
@@ -70,5 +70,5 @@ def main():
     die_with_parent()  # a SIGTERM that reaches only dvc must not leave this stage running
 
 
-if __name__ == "__main__":  # python -m stages.cli, as the tests start it in a process of its own
+if __name__ == "__main__":  # python -m gabarito.cli, as the tests start it in a process of its own
     main()
