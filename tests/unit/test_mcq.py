@@ -8,10 +8,10 @@ import re
 import pytest
 import yaml
 
+from gabarito.io import InputError
+from gabarito.items import hash_split
+from gabarito.params import MCQParams, MCQSource, load_section, parse_section
 from stages import mcq as M
-from stages.io import InputError
-from stages.items import hash_split
-from stages.params import MCQParams, MCQSource, load_section, parse_section
 
 
 def _row(i="q1", **kw) -> dict:
@@ -343,8 +343,10 @@ def test_the_bundled_sample_is_ten_five_option_portuguese_items(repo_root):
 
 
 def test_the_readme_examples_parse(repo_root):
-    readme = (repo_root / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Bring your own exam", 1)[1].split("\n## ", 1)[0]
+    """The examples of the guide docs/own-exams.md (its first section, before the exam PDFs) parse."""
+    guide = (repo_root / "docs" / "own-exams.md").read_text(encoding="utf-8")
+    assert guide.startswith("# Bring your own exam\n")
+    section = guide.split("\n## ", 1)[0]
     jsonl = re.search(r"```jsonl\n(.*?)```", section, re.S).group(1)
     csv_text = re.search(r"```csv\n(.*?)```", section, re.S).group(1)
     records, _, problems = _build(("readme.jsonl", jsonl), ("readme.csv", csv_text))
