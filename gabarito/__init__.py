@@ -9,6 +9,7 @@ PDF reading, model loading, chat formatting, scoring and statistics. ``gabarito.
 __version__ = "0.1.0"
 
 import logging
+import warnings
 
 
 class _NoHubKernelNotice(logging.Filter):
@@ -29,3 +30,7 @@ def quiet_bitsandbytes() -> None:
 
 
 quiet_bitsandbytes()
+
+# peft and trl still call transformers' old name for activation checkpointing; the notice is for their
+# developers, and every train and evaluate printed it
+warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*is deprecated", category=FutureWarning)

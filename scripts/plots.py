@@ -3,6 +3,10 @@
     python scripts/plots.py                    # dvc plots show -> dvc_plots/index.html
     python scripts/plots.py --diff main        # dvc plots diff main: the workspace against main
     python scripts/plots.py --diff HEAD~1 HEAD --out /tmp/plots
+    python scripts/plots.py --template         # only (re)write .dvc/tmp/plots/offline.html (make setup runs it)
+
+Plain `dvc plots show` and `dvc plots diff` are offline too: .dvc/config's ``plots.html_template`` names
+``tmp/plots/offline.html`` (relative to .dvc/), the template ``--template`` writes there.
 
 `dvc plots show` writes a page whose <script> tags load vega, vega-lite and vega-embed from a CDN, so
 without network it is blank. DVC puts those tags where its HTML template says ``{scripts}``; the
@@ -93,16 +97,38 @@ def ensure_template(dvc_dir: Path) -> Path:
     return path
 
 
+# the path .dvc/config's plots.html_template names, relative to .dvc/: plain `dvc plots show` uses it
+CONFIGURED = Path("tmp/plots/offline.html")
+
+
+def install_template(dvc_dir: Path) -> Path:
+    """Copy the current offline template to the path .dvc/config names (only when it differs)."""
+    from gabarito import io
+
+    built = ensure_template(dvc_dir)
+    target = dvc_dir / CONFIGURED
+    content = built.read_text(encoding="utf-8")
+    if not target.is_file() or target.read_text(encoding="utf-8") != content:
+        io.write_text(target, content)
+        say(f"{target}: plain `dvc plots show` now draws offline")
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--diff", nargs="*", metavar="REV",
                     help="dvc plots diff REV... (none: the workspace against HEAD) instead of dvc plots show")
     ap.add_argument("--out", help="folder for index.html (dvc's default: dvc_plots)")
     ap.add_argument("--open", action="store_true", help="open the page in a browser")
+    ap.add_argument("--template", action="store_true",
+                    help=f"only write the offline template to .dvc/{CONFIGURED} (plain dvc plots show uses it)")
     args = ap.parse_args(argv)
     dvc_dir = Path(".dvc")
     if not dvc_dir.is_dir():
         raise SystemExit(f"no .dvc folder in {Path.cwd()}: run this from the repository root")
+    if args.template:
+        install_template(dvc_dir)
+        return 0
     cmd = ["dvc", "plots", *(["diff", *args.diff] if args.diff is not None else ["show"]),
            "--html-template", str(ensure_template(dvc_dir).resolve())]
     cmd += (["--out", args.out] if args.out else []) + (["--open"] if args.open else [])

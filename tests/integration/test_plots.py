@@ -177,3 +177,19 @@ def test_make_plots_diff_page_is_offline_too_and_draws_both_revisions(repo, temp
     tags, bodies = page_parts(html)
     assert not [t for t in tags if "src" in t.lower()] and len(bodies) == 1
     assert '"rev": "HEAD"' in html and '"rev": "workspace"' in html
+
+
+def test_plain_dvc_plots_show_draws_offline_with_the_configured_template(repo, repo_root):
+    """`dvc plots show` itself, not only `make plots`: .dvc/config names the template `make setup` writes."""
+    repo, env = repo
+    config = (repo_root / ".dvc/config").read_text()
+    configured = re.search(r"^\s*html_template\s*=\s*(\S+)", config, re.M).group(1)
+    assert configured == str(plots_script.CONFIGURED)
+    sh(["dvc", "config", "plots.html_template", configured], repo, env)
+    made = sh([sys.executable, str(SCRIPT), "--template"], repo, env)
+    assert (repo / ".dvc" / configured).is_file(), made.stderr
+    sh(["dvc", "plots", "show", "--out", "out"], repo, env)
+    html = (repo / "out/index.html").read_text(encoding="utf-8")
+    tags, bodies = page_parts(html)
+    assert not [t for t in tags if "src" in t.lower()] and len(bodies) == 1, tags
+    assert "cdn.jsdelivr" not in html and html.count("vegaEmbed('#") == 10
