@@ -76,7 +76,7 @@ merge: setup
 	$(BIN)/gabarito merge --base models/base --adapter models/adapter \
 	  --validation data/processed/validation.jsonl --out models/merged --report metrics/merge.json
 
-## plots: draw dvc.yaml's plots into dvc_plots/index.html, vega inlined: opens offline (plain `dvc plots show` needs a CDN)
+## plots: draw dvc.yaml's plots into dvc_plots/index.html, vega inlined: opens offline (as plain `dvc plots show` after setup)
 plots: setup
 	$(BIN)/python scripts/plots.py
 
