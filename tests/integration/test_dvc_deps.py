@@ -22,14 +22,14 @@ def _copy_tracked(root: Path, dest: Path) -> None:
 
 
 def _code_changes(repo: Path) -> dict[str, set[str]]:
-    """stage -> the files under stages/, prompts/ and configs/ that dvc says changed."""
+    """stage -> the project code (stages/, gabarito/), prompts/ and configs/ files that dvc says changed."""
     out = subprocess.run(["dvc", "status", "--json"], cwd=repo, capture_output=True, text=True, check=True).stdout
     changed = {}
     for stage, entries in json.loads(out or "{}").items():
         for entry in entries:
             if isinstance(entry, dict):
                 deps = entry.get("changed deps", {})
-                code = {d for d, how in deps.items() if d.startswith(("stages/", "prompts/", "configs/"))}
+                code = {d for d, how in deps.items() if d.startswith(("stages/", "gabarito/", "prompts/", "configs/"))}
                 if code:
                     changed[stage.split(":")[-1]] = code
     return changed
@@ -78,5 +78,23 @@ def test_editing_the_llm_engine_marks_translate_and_synthesize_only(repo):
     restore = _edit(repo, "gabarito/llm.py")
     try:
         assert set(_code_changes(repo)) == {"translate", "synthesize"}
+    finally:
+        restore()
+
+
+def test_editing_a_stage_marks_that_stage_only(repo):
+    """A stage is no library: before the move, editing base-model's module reran format, train and evaluate,
+    which imported their model loading from it."""
+    restore = _edit(repo, "stages/base_model.py")
+    try:
+        assert _code_changes(repo) == {"base_model": {"stages/base_model.py"}}
+    finally:
+        restore()
+
+
+def test_editing_model_loading_marks_the_stages_that_load_a_model(repo):
+    restore = _edit(repo, "gabarito/modeling.py")
+    try:
+        assert set(_code_changes(repo)) == {"base_model", "format", "train", "evaluate"}
     finally:
         restore()
