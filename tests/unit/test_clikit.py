@@ -1,9 +1,7 @@
-"""The stage's lifetime guard: armed under dvc, watching dvc itself through a shell that stays."""
+"""The stage's lifetime guard: armed under dvc only (the processes it watches: tests/integration/test_clikit.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import threading
 
@@ -20,23 +18,3 @@ def test_a_stage_started_by_hand_is_not_tied_to_its_shell(monkeypatch):
     before = {t.name for t in threading.enumerate()}
     clikit.die_with_parent()
     assert "die-with-dvc" not in {t.name for t in threading.enumerate()} - before
-
-
-def test_proc_stat_reads_names_with_spaces_and_parentheses():
-    # the process name sits between the first "(" and the last ")", and may hold both
-    script = ("import ctypes, os; from gabarito.clikit import _proc_stat; "
-              "ctypes.CDLL(None).prctl(15, b'we(ird) na)me', 0, 0, 0); print(_proc_stat(os.getpid()))")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
-    name, state, ppid, start = eval(out)  # noqa: S307 - our own repr of a tuple of str/int
-    assert name == "we(ird) na)me" and state in "RS" and ppid == os.getpid() and start.isdigit()
-
-
-def test_the_first_non_shell_ancestor_is_found_through_dash():
-    # sh -c 'python -c ...': dash stays as the parent, so the process to watch is this test's
-    script = "from gabarito.clikit import _first_non_shell_ancestor as f; print(f())"
-    out = subprocess.run(["/bin/sh", "-c", f'{sys.executable} -c "{script}"; true'], capture_output=True,
-                         text=True, check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}).stdout
-    pid, start = eval(out)  # noqa: S307
-    assert pid == os.getpid()
-    assert start == clikit._proc_stat(os.getpid())[3]

@@ -201,16 +201,6 @@ def test_leak_check_refuses_validation_items_seen_in_training():
         ev.check_no_leak([_rec("v2", "contexto:   X\npergunta: Y")], train)  # same text, other id
 
 
-def test_letter_tokens_follow_the_answer_prefix(tiny_base):
-    from gabarito.modeling import load_tokenizer
-
-    tok = load_tokenizer(tiny_base)
-    prefix, letters = sc.letter_token_ids(tok, "Alternativa", L)
-    assert len(set(letters)) == 4
-    for letter, tid in zip(L, letters):
-        assert tok(f"Alternativa {letter}", add_special_tokens=False)["input_ids"] == prefix + [tid]
-
-
 def test_flipped_items_between_two_runs():
     a = [{"id": "1", "model": "finetuned", "mode": "letter", "correct": True, "prediction": "A", "label": "A"},
          {"id": "2", "model": "finetuned", "mode": "letter", "correct": False, "prediction": "B", "label": "C"},
