@@ -100,20 +100,7 @@ def time_letters(model, tokenizer, prompts: list[str], batch_size: int, cuda: bo
     return time.perf_counter() - start, probs
 
 
-def main(argv: list[str] | None = None) -> int:
-    import warnings
-
-    import torch
-    import transformers
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
-
-    cuda = torch.cuda.is_available()
-    thesis = load_profile(PROFILE, ROOT / "profiles")
-    train = parse_section("train", thesis["train"])
-    thesis_batch = parse_section("evaluate", thesis["evaluate"]).batch_size
+def parse_args(argv: list[str] | None, cuda: bool, thesis_batch: int) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", choices=sorted(SHAPES), default="mistral-7b" if cuda else "small")
     ap.add_argument("--items", type=int, default=None,
@@ -134,6 +121,76 @@ def main(argv: list[str] | None = None) -> int:
     low, high = args.prompt_tokens
     if not 1 <= low <= high:
         ap.error("--prompt-tokens: give LOW <= HIGH, both >= 1")
+    return args
+
+
+def time_models(config, quant, lora, tokenizer, prompts: list[str], args: argparse.Namespace, device: str,
+                cuda: bool) -> tuple[float, list[tuple]]:
+    """(seconds to build and load the model, [(label, seconds, peak bytes or None, probabilities)]): the
+    base in 4-bit as evaluate loads it, then, unless --no-lora, base + LoRA as evaluate's fine-tuned pass."""
+    import torch
+
+    from gabarito.modeling import load_4bit
+
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="eval-7b-bench-") as tmp:
+        folder = args.checkpoint or Path(tmp) / "model"
+        build_checkpoint(config, folder, device)
+        model = load_4bit(folder, quant)
+        model.eval()
+        built = time.perf_counter() - started
+
+        # --- score: the base, then base + LoRA as evaluate's fine-tuned pass ----------------------
+        seconds, probs = time_letters(model, tokenizer, prompts, args.batch_size, cuda)
+        results.append(("base", seconds, torch.cuda.max_memory_allocated() if cuda else None, probs))
+        if not args.no_lora:
+            from peft import LoraConfig, get_peft_model
+
+            model = get_peft_model(model, LoraConfig(**lora.model_dump()))
+            model.eval()
+            seconds, probs = time_letters(model, tokenizer, prompts, args.batch_size, cuda)
+            results.append(("base + LoRA", seconds, torch.cuda.max_memory_allocated() if cuda else None, probs))
+    return built, results
+
+
+def print_results(results: list[tuple], *, items: int, tokens: int, n_body: int, at_target: bool) -> bool:
+    """A line per timed model, the LoRA check and the target; False when scoring went wrong."""
+    gib = 2**30
+    ok = True
+    for label, seconds, peak, probs in results:
+        finite = all(math.isfinite(x) for row in probs for x in row) and all(abs(sum(r) - 1) < 1e-3 for r in probs)
+        ok &= finite and len(probs) == items
+        memory = f"; peak memory {peak / gib:.2f} GiB" if peak is not None else ""
+        print(f"  {label:<14} {seconds:.2f} s wall, {items / seconds:,.1f} items/s, {tokens / seconds:,.0f} tokens/s, "
+              f"{2 * n_body * tokens / seconds / 1e12:.3g} model TFLOP/s{memory}"
+              + ("" if finite else "; probabilities NOT finite"))
+    if len(results) == 2:
+        diff = max(abs(a - b) for ra, rb in zip(results[0][3], results[1][3]) for a, b in zip(ra, rb))
+        print(f"  LoRA check     max |p(base + LoRA) - p(base)| = {diff:.2g} (B starts at zero: ~0 expected)")
+    base_seconds = results[0][1]
+    print(f"  target         {VALIDATION_ITEMS:,} items with the 7B shape in letter mode in under "
+          f"{TARGET_SECONDS / 60:.0f} minutes on a GPU: "
+          + (("PASS" if base_seconds < TARGET_SECONDS else "FAIL") + f" ({base_seconds:.1f} s)" if at_target
+             else "n/a (needs CUDA, --shape mistral-7b and the default --items)"))
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    import torch
+    import transformers
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+    cuda = torch.cuda.is_available()
+    thesis = load_profile(PROFILE, ROOT / "profiles")
+    train = parse_section("train", thesis["train"])
+    args = parse_args(argv, cuda, parse_section("evaluate", thesis["evaluate"]).batch_size)
+    low, high = args.prompt_tokens
 
     torch.set_num_threads(args.threads)
     device = f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"
@@ -152,31 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     tokens = sum(lengths)
     name = torch.cuda.get_device_name() if cuda else "CPU"
 
-    # --- build the random checkpoint; load it in 4-bit as evaluate does ---------------------------
-    from gabarito.modeling import load_4bit
-
-    started = time.perf_counter()
-    results = []  # (label, seconds, peak bytes or None, probabilities)
-    with tempfile.TemporaryDirectory(prefix="eval-7b-bench-") as tmp:
-        folder = args.checkpoint or Path(tmp) / "model"
-        build_checkpoint(config, folder, device)
-        model = load_4bit(folder, quant)
-        model.eval()
-        built = time.perf_counter() - started
-
-        # --- score: the base, then base + LoRA as evaluate's fine-tuned pass ----------------------
-        seconds, probs = time_letters(model, tokenizer, prompts, args.batch_size, cuda)
-        results.append(("base", seconds, torch.cuda.max_memory_allocated() if cuda else None, probs))
-        if not args.no_lora:
-            from peft import LoraConfig, get_peft_model
-
-            model = get_peft_model(model, LoraConfig(**train.lora.model_dump()))
-            model.eval()
-            seconds, probs = time_letters(model, tokenizer, prompts, args.batch_size, cuda)
-            results.append(("base + LoRA", seconds, torch.cuda.max_memory_allocated() if cuda else None, probs))
+    # --- build the random checkpoint; load it in 4-bit as evaluate does; score --------------------
+    built, results = time_models(config, quant, train.lora, tokenizer, prompts, args, device, cuda)
 
     # --- report -----------------------------------------------------------------------------------
-    gib = 2**30
     print(f"letter-mode benchmark: {args.shape} shape on {name}" + ("" if cuda else f" ({args.threads} threads)"))
     print(f"  model          hidden {shape['hidden_size']}, MLP {shape['intermediate_size']}, "
           f"{shape['num_hidden_layers']} layers, {shape['num_attention_heads']}/{shape['num_key_value_heads']} "
@@ -188,24 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  items          {items:,} synthetic, prompts {min(lengths)}-{max(lengths)} tokens with the answer "
           f"prefix (mean {tokens / items:.1f}, drawn uniform in {low}-{high} + 1): {tokens:,} tokens")
     print(f"  batch          {args.batch_size}, sorted by length (gabarito.scoring.score_letters)")
-    ok = True
-    for label, seconds, peak, probs in results:
-        finite = all(math.isfinite(x) for row in probs for x in row) and all(abs(sum(r) - 1) < 1e-3 for r in probs)
-        ok &= finite and len(probs) == items
-        memory = f"; peak memory {peak / gib:.2f} GiB" if peak is not None else ""
-        print(f"  {label:<14} {seconds:.2f} s wall, {items / seconds:,.1f} items/s, {tokens / seconds:,.0f} tokens/s, "
-              f"{2 * n_body * tokens / seconds / 1e12:.3g} model TFLOP/s{memory}"
-              + ("" if finite else "; probabilities NOT finite"))
-    if len(results) == 2:
-        diff = max(abs(a - b) for ra, rb in zip(results[0][3], results[1][3]) for a, b in zip(ra, rb))
-        print(f"  LoRA check     max |p(base + LoRA) - p(base)| = {diff:.2g} (B starts at zero: ~0 expected)")
     at_target = cuda and args.shape == "mistral-7b" and items == VALIDATION_ITEMS
-    base_seconds = results[0][1]
-    print(f"  target         {VALIDATION_ITEMS:,} items with the 7B shape in letter mode in under "
-          f"{TARGET_SECONDS / 60:.0f} minutes on a GPU: "
-          + (("PASS" if base_seconds < TARGET_SECONDS else "FAIL") + f" ({base_seconds:.1f} s)" if at_target
-             else "n/a (needs CUDA, --shape mistral-7b and the default --items)"))
-    if not ok:
+    if not print_results(results, items=items, tokens=tokens, n_body=n_body, at_target=at_target):
         print("  scoring failed: non-finite probabilities or missing items", file=sys.stderr)
         return 1
     return 0

@@ -214,22 +214,20 @@ def human(n: float) -> str:
     return f"{n / 1e9:.3f} B" if n >= 1e9 else f"{n / 1e6:.2f} M"
 
 
-def main(argv: list[str] | None = None) -> int:
+def quiet_libraries() -> None:
+    """Progress bars and deprecation notices of the libraries would bury the figures."""
     import warnings
 
     import datasets
-    import torch
     import transformers
 
-    # progress bars and deprecation notices of the libraries would bury the figures
     warnings.filterwarnings("ignore", category=FutureWarning)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     datasets.disable_progress_bars()
 
-    train = thesis_train()
-    sft = train["sft"]
-    cuda = torch.cuda.is_available()
+
+def parse_args(argv: list[str] | None, sft: dict, cuda: bool) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", choices=sorted(SHAPES), default="mistral-7b" if cuda else "small")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (default 10 on CUDA, 3 on CPU)")
@@ -245,7 +243,86 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="keep the random checkpoint here and reuse it next time (default: a temporary folder)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def largest_fit(model, vocab: int, train: dict, *, micro_batch: int, cuda: bool,
+                **kwargs) -> tuple[float, list[float], int, list[str]]:
+    """train_steps() at the largest micro-batch that fits, from ``micro_batch`` down by halves:
+    (seconds per step, losses, the micro-batch used, a note per one that ran out of memory)."""
+    import torch
+
+    notes = []
+    while True:
+        if cuda:
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            seconds, losses = train_steps(model, random_tokenizer(vocab), train, micro_batch=micro_batch,
+                                          use_cpu=not cuda, **kwargs)
+            return seconds, losses, micro_batch, notes
+        except torch.OutOfMemoryError:
+            if micro_batch == 1:
+                raise
+            notes.append(f"micro-batch {micro_batch} ran out of memory")
+            model.zero_grad(set_to_none=True)
+            micro_batch //= 2
+
+
+def print_report(args: argparse.Namespace, train: dict, r: dict) -> None:
+    """The figures of main()'s run ``r``."""
+    gib = 2**30
+    cuda, n, shape, sft, lora = r["cuda"], r["n"], r["shape"], train["sft"], train["lora"]
+    tokens, tokens_per_s, trainable = r["tokens"], r["tokens_per_s"], r["trainable"]
+    print(f"QLoRA benchmark: {args.shape} shape on {r['name']}" + ("" if cuda else f" ({args.threads} threads)"))
+    print(f"  model          hidden {shape['hidden_size']}, MLP {shape['intermediate_size']}, "
+          f"{shape['num_hidden_layers']} layers, {shape['num_attention_heads']}/{shape['num_key_value_heads']} "
+          f"heads, vocab {shape['vocab_size']}; random weights, built and loaded in 4-bit in {r['built']:.0f} s")
+    print(f"  parameters N   {human(n)} (input embedding excluded); 4N = {4 * n / 1e9:.3g} GFLOP per token")
+    print(f"  LoRA           r={lora['r']} alpha={lora['lora_alpha']} dropout={lora['lora_dropout']} on "
+          f"{','.join(lora['target_modules'])}: {human(trainable)} trainable ({trainable / n:.2%} of N)")
+    print(f"  quantization   {train['quantization']['bnb_4bit_quant_type']}, double quant "
+          f"{train['quantization']['bnb_4bit_use_double_quant']}, compute "
+          f"{train['quantization']['bnb_4bit_compute_dtype']}; optimizer {r['optim']}; gradient checkpointing "
+          f"{sft['activation_checkpointing']}")
+    for note in r["notes"]:
+        print(f"  note           {note}")
+    print(f"  tokens/step    {r['micro_batch']} x {r['max_length']} = {tokens:,}")
+    print(f"  steps          {args.warmup} warm-up + {r['steps']} timed: {r['seconds']:.3f} s/step; "
+          f"loss {r['losses'][0]:.3f} -> {r['losses'][-1]:.3f}")
+    print(f"  throughput     {tokens_per_s:,.0f} tokens/s")
+    if cuda:
+        print(f"  peak memory    {r['peak'] / gib:.2f} GiB allocated (max_memory_allocated), "
+              f"{r['reserved'] / gib:.2f} GiB reserved; host peak RSS {r['rss'] / gib:.1f} GiB")
+    else:
+        print(f"  peak memory    {r['rss'] / 2**20:.0f} MiB peak RSS of the process (CPU)")
+    peak_tflops = r["peak_tflops"]
+    mfu = 4 * n * tokens_per_s / (peak_tflops * 1e12) if peak_tflops else None
+    if mfu is not None:
+        print(f"  MFU            {mfu:.1%} of {peak_tflops:.0f} TFLOP/s "
+              f"({4 * n * tokens_per_s / 1e12:.1f} model TFLOP/s)")
+    else:
+        print("  MFU            n/a (no known peak for this device: give --peak-tflops)")
+    if cuda:
+        matmul = matmul_tflops(r["device"])
+        print(f"  matmul peak    {matmul:.0f} TFLOP/s measured (bf16 8192^3); MFU against it "
+              f"{4 * n * tokens_per_s / (matmul * 1e12):.1%}")
+        if args.shape == "mistral-7b":
+            at = "" if tokens == 8192 else f" (measured at {tokens:,} tokens, not 8,192)"
+            print(f"  target memory  peak <= {TARGET_PEAK_GIB:.0f} GiB at 8,192 tokens/micro-batch{at}: "
+                  f"{'PASS' if r['peak'] <= TARGET_PEAK_GIB * gib and tokens == 8192 else 'FAIL'}")
+            print(f"  target MFU     >= {TARGET_MFU:.0%} on an H100/H200-class GPU: "
+                  + ("n/a" if mfu is None else "PASS" if mfu >= TARGET_MFU else "FAIL"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    quiet_libraries()
+    train = thesis_train()
+    sft = train["sft"]
+    cuda = torch.cuda.is_available()
+    args = parse_args(argv, sft, cuda)
 
     torch.set_num_threads(args.threads)
     device = f"cuda:{torch.cuda.current_device()}" if cuda else "cpu"
@@ -271,70 +348,19 @@ def main(argv: list[str] | None = None) -> int:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 
         # --- train: the largest micro-batch that fits, from the asked one down ------------------
-        notes = []
-        while True:
-            if cuda:
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats()
-            try:
-                seconds, losses = train_steps(model, random_tokenizer(config.vocab_size), train,
-                                              micro_batch=micro_batch, max_length=max_length, warmup=args.warmup,
-                                              steps=steps, optim=optim, use_cpu=not cuda, workdir=tmp)
-                break
-            except torch.OutOfMemoryError:
-                if micro_batch == 1:
-                    raise
-                notes.append(f"micro-batch {micro_batch} ran out of memory")
-                model.zero_grad(set_to_none=True)
-                micro_batch //= 2
+        seconds, losses, micro_batch, notes = largest_fit(
+            model, config.vocab_size, train, micro_batch=micro_batch, cuda=cuda, max_length=max_length,
+            warmup=args.warmup, steps=steps, optim=optim, workdir=tmp)
     tokens = micro_batch * max_length
-    tokens_per_s = tokens / seconds
-    if cuda:
-        peak = torch.cuda.max_memory_allocated()
-        reserved = torch.cuda.max_memory_reserved()
+    peak, reserved = (torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()) if cuda else (None, None)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
     # --- report ---------------------------------------------------------------------------------
-    gib = 2**30
-    lora = train["lora"]
-    print(f"QLoRA benchmark: {args.shape} shape on {name}" + ("" if cuda else f" ({args.threads} threads)"))
-    print(f"  model          hidden {shape['hidden_size']}, MLP {shape['intermediate_size']}, "
-          f"{shape['num_hidden_layers']} layers, {shape['num_attention_heads']}/{shape['num_key_value_heads']} "
-          f"heads, vocab {shape['vocab_size']}; random weights, built and loaded in 4-bit in {built:.0f} s")
-    print(f"  parameters N   {human(n)} (input embedding excluded); 4N = {4 * n / 1e9:.3g} GFLOP per token")
-    print(f"  LoRA           r={lora['r']} alpha={lora['lora_alpha']} dropout={lora['lora_dropout']} on "
-          f"{','.join(lora['target_modules'])}: {human(trainable)} trainable ({trainable / n:.2%} of N)")
-    print(f"  quantization   {train['quantization']['bnb_4bit_quant_type']}, double quant "
-          f"{train['quantization']['bnb_4bit_use_double_quant']}, compute "
-          f"{train['quantization']['bnb_4bit_compute_dtype']}; optimizer {optim}; gradient checkpointing "
-          f"{sft['activation_checkpointing']}")
-    for note in notes:
-        print(f"  note           {note}")
-    print(f"  tokens/step    {micro_batch} x {max_length} = {tokens:,}")
-    print(f"  steps          {args.warmup} warm-up + {steps} timed: {seconds:.3f} s/step; "
-          f"loss {losses[0]:.3f} -> {losses[-1]:.3f}")
-    print(f"  throughput     {tokens_per_s:,.0f} tokens/s")
-    if cuda:
-        print(f"  peak memory    {peak / gib:.2f} GiB allocated (max_memory_allocated), "
-              f"{reserved / gib:.2f} GiB reserved; host peak RSS {rss / gib:.1f} GiB")
-    else:
-        print(f"  peak memory    {rss / 2**20:.0f} MiB peak RSS of the process (CPU)")
-    mfu = 4 * n * tokens_per_s / (peak_tflops * 1e12) if peak_tflops else None
-    if mfu is not None:
-        print(f"  MFU            {mfu:.1%} of {peak_tflops:.0f} TFLOP/s "
-              f"({4 * n * tokens_per_s / 1e12:.1f} model TFLOP/s)")
-    else:
-        print("  MFU            n/a (no known peak for this device: give --peak-tflops)")
-    if cuda:
-        matmul = matmul_tflops(device)
-        print(f"  matmul peak    {matmul:.0f} TFLOP/s measured (bf16 8192^3); MFU against it "
-              f"{4 * n * tokens_per_s / (matmul * 1e12):.1%}")
-        if args.shape == "mistral-7b":
-            at = "" if tokens == 8192 else f" (measured at {tokens:,} tokens, not 8,192)"
-            print(f"  target memory  peak <= {TARGET_PEAK_GIB:.0f} GiB at 8,192 tokens/micro-batch{at}: "
-                  f"{'PASS' if peak <= TARGET_PEAK_GIB * gib and tokens == 8192 else 'FAIL'}")
-            print(f"  target MFU     >= {TARGET_MFU:.0%} on an H100/H200-class GPU: "
-                  + ("n/a" if mfu is None else "PASS" if mfu >= TARGET_MFU else "FAIL"))
+    print_report(args, train, dict(
+        cuda=cuda, name=name, device=device, shape=shape, built=built, n=n, trainable=trainable, optim=optim,
+        notes=notes, micro_batch=micro_batch, max_length=max_length, steps=steps, seconds=seconds, losses=losses,
+        tokens=tokens, tokens_per_s=tokens / seconds, peak=peak, reserved=reserved, rss=rss,
+        peak_tflops=peak_tflops))
     if not all(math.isfinite(x) for x in losses):
         print("  loss is not finite", file=sys.stderr)
         return 1

@@ -671,43 +671,99 @@ class Engine:
             size += len(line)
         return [g for g in groups if g]
 
-    async def _run_batches(self, client, todo: list[tuple[Job, str]], results: dict[str, dict]) -> None:
-
-        by_key = {key: job for job, key in todo}
+    def _batch_leftovers(self, todo: list[tuple[Job, str]]) -> tuple[dict, dict[str, list[str]], list]:
+        """What earlier runs left in the ledger for ``todo``: (replies downloaded but not validated, by
+        job key; batches submitted and not finished, batch id -> job keys; uploads not seen batched,
+        as (file id, job keys))."""
+        wanted = {key for _, key in todo}
         # replies a previous run downloaded but did not get to validate
         stored = {e["job_key"]: (e["raw"], e["finish"]) for e in self.ledger.entries.values()
                   if e.get("kind") == "batch_reply"}
-        leftovers: list[tuple[Job, str, tuple[str, str] | None]] = [
-            (job, key, stored[key]) for job, key in todo if key in stored]
         # batches a previous run submitted and did not finish: poll them instead of paying twice
         pending = {e["batch_id"]: e["keys"] for e in self.ledger.entries.values()
                    if e.get("kind") == "batch" and e["status"] == "submitted"}
         # files a previous run uploaded without seeing its batch created (it died, or the reply was
         # lost): the batch may exist; look for it before creating one
         orphans = [(e["file_id"], e["keys"]) for e in self.ledger.entries.values()
-                   if e.get("kind") == "upload" and e["status"] == "uploaded" and set(e["keys"]) & set(by_key)]
+                   if e.get("kind") == "upload" and e["status"] == "uploaded" and set(e["keys"]) & wanted]
+        return stored, pending, orphans
+
+    async def _submit_batch(self, client, file_id: str, keys: list[str], pending: dict[str, list[str]], *,
+                            orphan: bool) -> None:
+        """Create the batch of an uploaded file (found rather than created again for an ``orphan``
+        upload), record it in the ledger and add it to ``pending``."""
+        async def created():
+            # the openai client sends no idempotency key: a batch on this upload is this one
+            page = await client.batches.list(limit=100)
+            return next((b for b in page.data if b.input_file_id == file_id), None)
+
+        batch = await created() if orphan else None
+        if batch is None:
+            batch = await self._batch_call("the creation of a batch", lambda: client.batches.create(
+                input_file_id=file_id, endpoint="/v1/chat/completions",
+                completion_window=self.params.batch_completion_window), recover=created)
+        self.ledger.put({"key": f"batch:{batch.id}", "kind": "batch", "batch_id": batch.id,
+                         "keys": keys, "status": "submitted"})
+        self.ledger.put({"key": f"upload:{file_id}", "kind": "upload", "file_id": file_id, "keys": keys,
+                         "status": "batched"})
+        pending[batch.id] = keys
+
+    async def _batch_replies(self, client, batch_id: str, batch, stored: dict) -> dict[str, tuple[str, str]]:
+        """{job key: (raw reply, finish reason)} of a finished batch, recorded in the ledger; those in
+        ``stored`` (an earlier run's) left out. FatalAPIError when the Batch API failed the whole batch."""
+        if batch.status == "failed":
+            # the Batch API refused the batch as a whole (its file, its model...): sending all of
+            # it to the chat API at twice the price would most likely fail the same way
+            self.ledger.put({"key": f"batch:{batch_id}", "kind": "batch", "batch_id": batch_id,
+                             "keys": [], "status": "failed"})
+            errors = getattr(batch, "errors", None)
+            why = ("; ".join(f"{e.code}: {e.message}" for e in (getattr(errors, "data", None) or []))
+                   or "no reason given")
+            raise FatalAPIError(openai_client.scrub(
+                f"the Batch API failed batch {batch_id} as a whole ({why}); nothing in it was answered "
+                "or charged. Fix the cause and rerun (a new batch is sent), or set the stage's provider: "
+                "openai to send the requests one by one."))
+        replies = {}
+        if batch.output_file_id:
+            content = await self._batch_call(f"the download of batch {batch_id}'s replies",
+                                             lambda: client.files.content(batch.output_file_id))
+            for line in filter(str.strip, content.text.split("\n")):
+                row = json.loads(line)
+                response = row.get("response") or {}
+                # a run that died after saving these replies and before marking the batch done
+                # already has them (in leftovers, from the ledger): neither count nor use them twice
+                if row.get("custom_id") in stored:
+                    continue
+                if response.get("status_code") == 200:
+                    body = response["body"]
+                    usage = body.get("usage") or {}
+                    self.stats.prompt_tokens += usage.get("prompt_tokens", 0)
+                    self.stats.completion_tokens += usage.get("completion_tokens", 0)
+                    choice = body["choices"][0]
+                    replies[row["custom_id"]] = (openai_client.scrub(choice["message"].get("content") or ""),
+                                                 choice.get("finish_reason") or "")
+        self.stats.api_calls += len(replies)
+        for key, (raw, finish) in replies.items():  # recorded before the batch counts as done
+            self.ledger.put({"key": f"reply:{key}", "kind": "batch_reply", "job_key": key,
+                             "raw": raw, "finish": finish})
+        return replies
+
+    async def _run_batches(self, client, todo: list[tuple[Job, str]], results: dict[str, dict]) -> None:
+        """Send ``todo`` through the Batch API, poll until every batch is done, then validate each reply
+        as a direct call's; invalid replies, and jobs a batch did not answer, are asked directly.
+
+        A rerun takes up what the ledger says an earlier one left (_batch_leftovers) before it sends
+        anything new, so no job is paid for twice.
+        """
+        by_key = {key: job for job, key in todo}
+        stored, pending, orphans = self._batch_leftovers(todo)
+        leftovers: list[tuple[Job, str, tuple[str, str] | None]] = [
+            (job, key, stored[key]) for job, key in todo if key in stored]
         submitted = {k for keys in [*pending.values(), *(keys for _, keys in orphans)] for k in keys}
         new = [(job, key) for job, key in todo if key not in submitted and key not in stored]
 
-        async def submit(file_id: str, keys: list[str], *, orphan: bool) -> None:
-            async def created():
-                # the openai client sends no idempotency key: a batch on this upload is this one
-                page = await client.batches.list(limit=100)
-                return next((b for b in page.data if b.input_file_id == file_id), None)
-
-            batch = await created() if orphan else None
-            if batch is None:
-                batch = await self._batch_call("the creation of a batch", lambda: client.batches.create(
-                    input_file_id=file_id, endpoint="/v1/chat/completions",
-                    completion_window=self.params.batch_completion_window), recover=created)
-            self.ledger.put({"key": f"batch:{batch.id}", "kind": "batch", "batch_id": batch.id,
-                             "keys": keys, "status": "submitted"})
-            self.ledger.put({"key": f"upload:{file_id}", "kind": "upload", "file_id": file_id, "keys": keys,
-                             "status": "batched"})
-            pending[batch.id] = keys
-
         for file_id, keys in orphans:
-            await submit(file_id, keys, orphan=True)
+            await self._submit_batch(client, file_id, keys, pending, orphan=True)
         for i, group in enumerate(self._split(new)):
             data = b"".join(line for _, _, line in group)
             upload = await self._batch_call("the upload of a batch file", lambda: client.files.create(
@@ -715,7 +771,7 @@ class Engine:
             keys = [key for _, key, _ in group]
             self.ledger.put({"key": f"upload:{upload.id}", "kind": "upload", "file_id": upload.id, "keys": keys,
                              "status": "uploaded"})
-            await submit(upload.id, keys, orphan=False)
+            await self._submit_batch(client, upload.id, keys, pending, orphan=False)
 
         while pending:
             for batch_id in list(pending):
@@ -723,40 +779,7 @@ class Engine:
                                                lambda: client.batches.retrieve(batch_id))
                 if batch.status not in ("completed", "failed", "expired", "cancelled"):
                     continue
-                if batch.status == "failed":
-                    # the Batch API refused the batch as a whole (its file, its model...): sending all of
-                    # it to the chat API at twice the price would most likely fail the same way
-                    self.ledger.put({"key": f"batch:{batch_id}", "kind": "batch", "batch_id": batch_id,
-                                     "keys": [], "status": "failed"})
-                    errors = getattr(batch, "errors", None)
-                    why = "; ".join(f"{e.code}: {e.message}" for e in (getattr(errors, "data", None) or [])) or "no reason given"
-                    raise FatalAPIError(openai_client.scrub(
-                        f"the Batch API failed batch {batch_id} as a whole ({why}); nothing in it was answered "
-                        "or charged. Fix the cause and rerun (a new batch is sent), or set the stage's provider: "
-                        "openai to send the requests one by one."))
-                replies = {}
-                if batch.output_file_id:
-                    content = await self._batch_call(f"the download of batch {batch_id}'s replies",
-                                                     lambda: client.files.content(batch.output_file_id))
-                    for line in filter(str.strip, content.text.split("\n")):
-                        row = json.loads(line)
-                        response = row.get("response") or {}
-                        # a run that died after saving these replies and before marking the batch done
-                        # already has them (in leftovers, from the ledger): neither count nor use them twice
-                        if row.get("custom_id") in stored:
-                            continue
-                        if response.get("status_code") == 200:
-                            body = response["body"]
-                            usage = body.get("usage") or {}
-                            self.stats.prompt_tokens += usage.get("prompt_tokens", 0)
-                            self.stats.completion_tokens += usage.get("completion_tokens", 0)
-                            choice = body["choices"][0]
-                            replies[row["custom_id"]] = (openai_client.scrub(choice["message"].get("content") or ""),
-                                                         choice.get("finish_reason") or "")
-                self.stats.api_calls += len(replies)
-                for key, (raw, finish) in replies.items():  # recorded before the batch counts as done
-                    self.ledger.put({"key": f"reply:{key}", "kind": "batch_reply", "job_key": key,
-                                     "raw": raw, "finish": finish})
+                replies = await self._batch_replies(client, batch_id, batch, stored)
                 for key in pending.pop(batch_id):
                     job = by_key.get(key)
                     if job is None or key in stored:  # a job this run no longer has, or one already in hand
@@ -772,7 +795,6 @@ class Engine:
                 await asyncio.sleep(self.params.batch_poll_interval_s)
         # every reply goes through the same validation; invalid ones are re-asked directly
         await self._run_direct(client, leftovers, results)
-
 
 
 # a failing stage's message names this many failures (the failures file holds them all)

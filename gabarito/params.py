@@ -425,13 +425,20 @@ class BaseModelParams(Section):
 
 
 # --- format --------------------------------------------------------------------------------------
+# The option letters, A the first option and J the tenth: format.letters' default, the letters of the
+# user's item files and of exam alternatives. The one place the alphabet is written (the regexes that
+# read letters are built from it): params.py, not items.py, since every stage reads params and
+# importing items here would make five more stages run it
+LETTERS = "ABCDEFGHIJ"
+
+
 class FormatParams(Section):
     include_pdf_qa: bool = True
     # the assistant's answer for multiple choice, e.g. "Alternativa B"
     answer_prefix: str = "Alternativa"
     # the option letters in order; an item with n options uses the first n (2 to 10 options per item),
     # capitals, as answers are parsed and scored in capitals
-    letters: list[str] = Field(default_factory=lambda: list("ABCDEFGHIJ"))
+    letters: list[str] = Field(default_factory=lambda: list(LETTERS))
 
     @field_validator("letters")
     @classmethod

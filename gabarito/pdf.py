@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 from gabarito.io import InputError
+from gabarito.params import ExtractParams
 
 TEXT, OCR = "text", "ocr"  # how a page's text was read
 
@@ -154,113 +155,94 @@ def column_text(textpage, page_width: float) -> str | None:
     return "\n".join(out)
 
 
-def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr_lang: str,
-                tesseract_config: str = "", min_text_quality: float = 0.0, timeout_s: float = 600.0,
-                min_ocr_dpi: int = 150, max_render_pixels: int = 40_000_000,
-                columns: bool = False, knobs: str = "extract") -> tuple[list[dict], dict]:
-    """Return (page records, file report) for one PDF given as bytes.
+def _record(doc: str, number: int, method: str, text: str = "", quality: float = 0.0, status: str = "error") -> dict:
+    return {"doc": doc, "page": number, "method": method, "text": text, "quality": quality, "status": status}
 
-    A page is read from its text layer when that has at least ``min_text_chars`` characters and a
-    quality score of at least ``min_text_quality`` (a layer with a broken font map reads as
-    "Introdu¸˜o"); otherwise the rendered page is OCR'd, and the better of the two is kept. The file
-    gets ``timeout_s`` in all; a file that runs out keeps the pages done so far, status "timeout".
 
-    A page whose render at ``ocr_dpi`` would exceed ``max_render_pixels`` is rendered at the lower dpi
-    that fits (its record says ``render_dpi``), or, below ``min_ocr_dpi``, not rendered at all: status
-    ``too_large``, no text, named in the file's report (a 20000 x 20000 pt page at 300 dpi is 6.9
-    billion pixels, ~28 GB as pdfium's 4-byte bitmap).
+def _unopened(doc: str, error: str) -> dict:
+    """The report of a file pdfium could not open."""
+    if "password" in error.lower():
+        return {"doc": doc, "status": "encrypted", "pages": 0,
+                "message": "the PDF is password-protected: decrypt it (qpdf --decrypt) and re-add it"}
+    return {"doc": doc, "status": "corrupt", "pages": 0,
+            "message": f"pdfium could not open it ({error}): re-download or re-export the file"}
 
-    ``columns``: a text layer laid out in two columns is read column by column (:func:`column_text`),
-    for exam booklets; a one-column page reads as without it.
 
-    ``knobs``: the params section the caller read these values from (``extract``, ``exams.pdf``), named
-    in the messages so that the person raises the knob that the failing stage reads.
-    """
+def _text_layer(page, columns: bool) -> str:
+    textpage = page.get_textpage()
+    text = textpage.get_text_range()
+    if columns:
+        text = column_text(textpage, page.get_width()) or text
+    textpage.close()
+    return text
+
+
+def _ocr(page, dpi: int, p: ExtractParams, deadline: float) -> str:
+    """tesseract's text of ``page`` rendered at ``dpi``, in grey (what it binarizes anyway), within the
+    file's time left."""
     import time
 
+    image = page.render(scale=dpi / 72).to_pil().convert("L")
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return ocr_image(buf.getvalue(), lang=p.ocr_lang, config=p.tesseract_config,
+                     timeout=max(1.0, deadline - time.monotonic()))
+
+
+def _read_page(page, number: int, p: ExtractParams, *, doc: str, columns: bool, knobs: str, deadline: float,
+               errors: list[str], render_note: dict[int, int]) -> dict:
+    """The record of one page: its text layer, or OCR when that is short or poor (see extract_pdf).
+
+    A page that cannot be read is an "error" record and a line in ``errors``; a page rendered below
+    ``ocr_dpi`` to fit the pixel budget is noted in ``render_note``. Closes ``page``.
+    """
     import pypdfium2 as pdfium
 
     from gabarito.pdftext import page_quality
 
-    deadline = time.monotonic() + timeout_s
+    method = TEXT
     try:
-        pdf = pdfium.PdfDocument(data)
-    except pdfium.PdfiumError as exc:
-        msg = str(exc)
-        if "password" in msg.lower():
-            return [], {"doc": doc, "status": "encrypted", "pages": 0,
-                        "message": "the PDF is password-protected: decrypt it (qpdf --decrypt) and re-add it"}
-        return [], {"doc": doc, "status": "corrupt", "pages": 0,
-                    "message": f"pdfium could not open it ({msg}): re-download or re-export the file"}
-    pages, timed_out, errors = [], False, []
-    render_note: dict[int, int] = {}  # page -> the lower dpi it was rendered at to fit the pixel budget
-    try:
-        for index in range(len(pdf)):
-            if time.monotonic() > deadline:
-                timed_out = True
-                break
-            method = TEXT
-            try:
-                page = pdf[index]
-            except pdfium.PdfiumError as exc:
-                errors.append(f"page {index + 1}: pdfium could not load it ({exc})")
-                pages.append({"doc": doc, "page": index + 1, "method": method, "text": "", "quality": 0.0,
-                              "status": "error"})
-                continue
-            try:
-                textpage = page.get_textpage()
-                text = textpage.get_text_range()
-                if columns:
-                    text = column_text(textpage, page.get_width()) or text
-                textpage.close()
-                quality = page_quality(text)["score"]
-                if len(text.strip()) < min_text_chars or quality < min_text_quality:
-                    method = OCR
-                    width, height = page.get_size()
-                    dpi = render_dpi(width, height, ocr_dpi=ocr_dpi, min_ocr_dpi=min_ocr_dpi,
-                                     max_render_pixels=max_render_pixels)
-                    if dpi is None:
-                        errors.append(f"page {index + 1}: {width:g} x {height:g} pt is too large to render for OCR "
-                                      f"even at {min_ocr_dpi} dpi within {knobs}.max_render_pixels="
-                                      f"{max_render_pixels:,}; skipped")
-                        too_large = {"doc": doc, "page": index + 1, "method": method, "text": "", "quality": 0.0,
-                                     "status": "too_large"}
-                        if text.strip():  # keep what the text layer had, even if it is poor
-                            too_large.update(method=TEXT, text=text, quality=quality)
-                        pages.append(too_large)
-                        continue
-                    if dpi != ocr_dpi:
-                        render_note[index + 1] = dpi
-                    image = page.render(scale=dpi / 72).to_pil().convert("L")
-                    buf = io.BytesIO()
-                    image.save(buf, format="PNG")
-                    ocr = ocr_image(buf.getvalue(), lang=ocr_lang, config=tesseract_config,
-                                    timeout=max(1.0, deadline - time.monotonic()))
-                    ocr_quality = page_quality(ocr)["score"]
-                    if ocr_quality >= quality or len(text.strip()) < min_text_chars:
-                        text, quality = ocr, ocr_quality
-                    else:
-                        method = TEXT
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                break
-            except (pdfium.PdfiumError, OCRFailed) as exc:
-                errors.append(f"page {index + 1}: {exc}")
-                pages.append({"doc": doc, "page": index + 1, "method": method, "text": "", "quality": 0.0,
-                              "status": "error"})
-                continue
-            finally:
-                page.close()
-            text = text.replace("\r\n", "\n").replace("\r", "\n")
-            record = {"doc": doc, "page": index + 1, "method": method, "text": text,
-                      "quality": quality, "status": "ok" if text.strip() else "empty"}
-            if method == OCR and index + 1 in render_note:
-                record["render_dpi"] = render_note[index + 1]
-            pages.append(record)
+        text = _text_layer(page, columns)
+        quality = page_quality(text)["score"]
+        if len(text.strip()) < p.min_text_chars or quality < p.min_text_quality:
+            method = OCR
+            width, height = page.get_size()
+            dpi = render_dpi(width, height, ocr_dpi=p.ocr_dpi, min_ocr_dpi=p.min_ocr_dpi,
+                             max_render_pixels=p.max_render_pixels)
+            if dpi is None:
+                errors.append(f"page {number}: {width:g} x {height:g} pt is too large to render for OCR "
+                              f"even at {p.min_ocr_dpi} dpi within {knobs}.max_render_pixels="
+                              f"{p.max_render_pixels:,}; skipped")
+                too_large = _record(doc, number, method, status="too_large")
+                if text.strip():  # keep what the text layer had, even if it is poor
+                    too_large.update(method=TEXT, text=text, quality=quality)
+                return too_large
+            if dpi != p.ocr_dpi:
+                render_note[number] = dpi
+            ocr = _ocr(page, dpi, p, deadline)
+            ocr_quality = page_quality(ocr)["score"]
+            if ocr_quality >= quality or len(text.strip()) < p.min_text_chars:
+                text, quality = ocr, ocr_quality
+            else:
+                method = TEXT
+    except (pdfium.PdfiumError, OCRFailed) as exc:
+        errors.append(f"page {number}: {exc}")
+        return _record(doc, number, method)
     finally:
-        pdf.close()
+        page.close()
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    record = _record(doc, number, method, text, quality, "ok" if text.strip() else "empty")
+    if method == OCR and number in render_note:
+        record["render_dpi"] = render_note[number]
+    return record
+
+
+def _file_report(doc: str, pages: list[dict], errors: list[str], render_note: dict[int, int], timed_out: bool,
+                 p: ExtractParams, knobs: str) -> dict:
+    """A file's status (ok, ocr, empty, page_errors, timeout) and what the person can do about it."""
     if timed_out:
-        status, message = "timeout", f"stopped after {timeout_s:g} s at page {len(pages) + 1}; raise {knobs}.timeout_s"
+        status = "timeout"
+        message = f"stopped after {p.timeout_s:g} s at page {len(pages) + 1}; raise {knobs}.timeout_s"
     elif errors:
         status, message = "page_errors", (
             f"{len(errors)} of {len(pages)} pages could not be read ({'; '.join(errors[:3])}"
@@ -269,13 +251,67 @@ def extract_pdf(data: bytes, *, doc: str, min_text_chars: int, ocr_dpi: int, ocr
                f"{knobs}.max_render_pixels if this machine has the memory"
                if any(pg["status"] == "too_large" for pg in pages)
                else "re-export the PDF (print it to a new PDF) and rerun"))
-    elif not any(p["status"] == "ok" for p in pages):
+    elif not any(pg["status"] == "ok" for pg in pages):
         status, message = "empty", "no text found on any page, even with OCR"
-    elif any(p["method"] == OCR for p in pages):
+    elif any(pg["method"] == OCR for pg in pages):
         status, message = "ocr", ""
     else:
         status, message = "ok", ""
     if render_note and status in ("ok", "ocr"):
-        message = (f"page(s) {', '.join(map(str, sorted(render_note)))} rendered below {ocr_dpi} dpi to stay within "
+        message = (f"page(s) {', '.join(map(str, sorted(render_note)))} rendered below {p.ocr_dpi} dpi to stay within "
                    f"{knobs}.max_render_pixels; OCR of small print may suffer")
-    return pages, {"doc": doc, "status": status, "pages": len(pages), "message": message}
+    return {"doc": doc, "status": status, "pages": len(pages), "message": message}
+
+
+def extract_pdf(data: bytes, p: ExtractParams, *, doc: str, columns: bool = False,
+                knobs: str = "extract") -> tuple[list[dict], dict]:
+    """Return (page records, file report) for one PDF given as bytes, read with the knobs of ``p``
+    (``extract``, or ``exams.pdf``).
+
+    A page is read from its text layer when that has at least ``p.min_text_chars`` characters and a
+    quality score of at least ``p.min_text_quality`` (a layer with a broken font map reads as
+    "Introdu¸˜o"); otherwise the rendered page is OCR'd, and the better of the two is kept. The file
+    gets ``p.timeout_s`` in all; a file that runs out keeps the pages done so far, status "timeout".
+
+    A page whose render at ``p.ocr_dpi`` would exceed ``p.max_render_pixels`` is rendered at the lower
+    dpi that fits (its record says ``render_dpi``), or, below ``p.min_ocr_dpi``, not rendered at all:
+    status ``too_large``, no text, named in the file's report (a 20000 x 20000 pt page at 300 dpi is 6.9
+    billion pixels, ~28 GB as pdfium's 4-byte bitmap).
+
+    ``columns``: a text layer laid out in two columns is read column by column (:func:`column_text`),
+    for exam booklets; a one-column page reads as without it.
+
+    ``knobs``: the params section ``p`` comes from (``extract``, ``exams.pdf``), named in the messages
+    so that the person raises the knob that the failing stage reads.
+    """
+    import time
+
+    import pypdfium2 as pdfium
+
+    deadline = time.monotonic() + p.timeout_s
+    try:
+        pdf = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as exc:
+        return [], _unopened(doc, str(exc))
+    pages, timed_out, errors = [], False, []
+    render_note: dict[int, int] = {}  # page -> the lower dpi it was rendered at to fit the pixel budget
+    try:
+        for index in range(len(pdf)):
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            try:
+                page = pdf[index]
+            except pdfium.PdfiumError as exc:
+                errors.append(f"page {index + 1}: pdfium could not load it ({exc})")
+                pages.append(_record(doc, index + 1, TEXT))
+                continue
+            try:
+                pages.append(_read_page(page, index + 1, p, doc=doc, columns=columns, knobs=knobs,
+                                        deadline=deadline, errors=errors, render_note=render_note))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                break
+    finally:
+        pdf.close()
+    return pages, _file_report(doc, pages, errors, render_note, timed_out, p, knobs)

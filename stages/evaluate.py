@@ -36,7 +36,7 @@ import click
 from gabarito import io
 from gabarito.clikit import log, params_option, user_errors
 from gabarito.io import InputError
-from gabarito.params import EvaluateParams, QuantizationParams
+from gabarito.params import LETTERS, EvaluateParams, QuantizationParams
 from gabarito.scoring import (
     ANSWERED,
     CATEGORIES,
@@ -71,7 +71,7 @@ def option_count(rec: dict) -> str:
 
 
 def summarize(records: list[dict], preds: list[dict], p: EvaluateParams, *,
-              letters: list[str] | tuple[str, ...] = tuple("ABCDEFGHIJ")) -> dict:
+              letters: list[str] | tuple[str, ...] = tuple(LETTERS)) -> dict:
     """Metrics of one model in one mode from its per-item predictions (``letters``: format.letters)."""
     n = len(preds)
     correct = [pr["correct"] for pr in preds]

@@ -45,10 +45,12 @@ import click
 from gabarito.clikit import log, params_option, user_errors
 from gabarito.io import InputError, read_text, write_json, write_jsonl
 from gabarito.items import MIN_OPTIONS, hash_split
-from gabarito.params import ExamsParams, load_section
+from gabarito.params import LETTERS, ExamsParams, load_section
 
 KEY_SUFFIX = ".gabarito"
-LETTERS = "ABCDEFGHIJ"  # format.letters' alphabet: an exam question has at most ten alternatives
+# alternatives are lettered as format.letters' alphabet, LETTERS: an exam question has at most ten
+UPPER = f"[{LETTERS[0]}-{LETTERS[-1]}]"  # [A-J], a regex character class
+ANY_CASE = f"[{LETTERS[0]}-{LETTERS[-1]}{LETTERS[0].lower()}-{LETTERS[-1].lower()}]"  # [A-Ja-j]
 ANNULLED = "annulled"
 KEY_COLUMN_ALIASES = {"gabarito": "resposta"}  # a key CSV's header, accents and case folded -> its column
 
@@ -107,7 +109,7 @@ def key_pattern(annulled_marks: list[str]) -> re.Pattern:
     separator, then an upper-case letter A-J or an annulled mark, each standing alone (the C of
     "CADERNO" and the a of "1 a 45" are not answers)."""
     marks = "|".join(re.escape(m) for m in sorted(annulled_marks, key=len, reverse=True))
-    return re.compile(rf"(?<![\w.,])(\d{{1,3}})(?![\d.,]\d)\s*(?:[-–—.:|)]\s*)?((?i:{marks})|[A-J])(?![\w*])")
+    return re.compile(rf"(?<![\w.,])(\d{{1,3}})(?![\d.,]\d)\s*(?:[-–—.:|)]\s*)?((?i:{marks})|{UPPER})(?![\w*])")
 
 
 def _add(key: dict[int, str], number: int, value: str, where: str) -> None:
@@ -156,8 +158,8 @@ def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, 
             raise InputError(f"{where}: questao {number!r} is not a question number.")
         mark = _mark(value, annulled_marks)
         if mark is None:
-            raise InputError(f"{where}: resposta {value!r} is neither a letter A-J nor an annulled mark "
-                             f"({', '.join(annulled_marks)}).")
+            raise InputError(f"{where}: resposta {value!r} is neither a letter {LETTERS[0]}-{LETTERS[-1]} nor an "
+                             f"annulled mark ({', '.join(annulled_marks)}).")
         _add(key, int(number), mark, where)
     if not key:
         raise InputError(f"{name}: no rows. Write one line per question: questao,resposta.")
@@ -167,7 +169,7 @@ def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, 
 # --- questions ------------------------------------------------------------------------------------
 QUESTION = re.compile(r"^quest[ãa]o\s*(?:n[º°o]?\.?\s*)?(\d{1,3})(?!\d)\s*[.:)–—-]?\s*(.*)$", re.I)
 NUMBERED = re.compile(r"^(\d{1,3})\s*[.)](?!\d)\s*(.*)$")
-ALTERNATIVE = re.compile(r"^(?:\(([A-Ja-j])\)|([A-Ja-j])\)|([A-J])\.(?=\s|$))\s*(.*)$")
+ALTERNATIVE = re.compile(rf"^(?:\(({ANY_CASE})\)|({ANY_CASE})\)|({UPPER})\.(?=\s|$))\s*(.*)$")
 # never a running header, though one may open every page ("QUESTÃO 07" reads as "questão #")
 EXAM_UNIT = re.compile(f"{QUESTION.pattern}|{NUMBERED.pattern}|{ALTERNATIVE.pattern}", re.I)
 
@@ -320,12 +322,7 @@ def read_pdf(path: Path, p: ExamsParams, *, columns: bool) -> tuple[list[dict], 
     """Page records of one PDF as the extract stage reads it; a file that cannot be read stops the stage."""
     from gabarito.pdf import extract_pdf
 
-    x = p.pdf
-    pages, report = extract_pdf(path.read_bytes(), doc=path.name, min_text_chars=x.min_text_chars,
-                                ocr_dpi=x.ocr_dpi, ocr_lang=x.ocr_lang, tesseract_config=x.tesseract_config,
-                                min_text_quality=x.min_text_quality, timeout_s=x.timeout_s,
-                                min_ocr_dpi=x.min_ocr_dpi, max_render_pixels=x.max_render_pixels, columns=columns,
-                                knobs="exams.pdf")
+    pages, report = extract_pdf(path.read_bytes(), p.pdf, doc=path.name, columns=columns, knobs="exams.pdf")
     if report["status"] not in ("ok", "ocr"):
         # unlike extract, which keeps a file's other pages, an exam is read whole: a question on a page
         # that could not be read would go missing without a trace in the key's join

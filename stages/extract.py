@@ -45,10 +45,7 @@ def extract_dir(pdf_dir: str | Path, p: ExtractParams) -> tuple[list[dict], list
     pages, reports = [], []
     for path in tqdm(files, desc="extract", unit="pdf", disable=len(files) < 2):
         doc = path.relative_to(pdf_dir).as_posix()
-        file_pages, report = extract_pdf(path.read_bytes(), doc=doc, min_text_chars=p.min_text_chars,
-                                         ocr_dpi=p.ocr_dpi, ocr_lang=p.ocr_lang, tesseract_config=p.tesseract_config,
-                                         min_text_quality=p.min_text_quality, timeout_s=p.timeout_s,
-                                         min_ocr_dpi=p.min_ocr_dpi, max_render_pixels=p.max_render_pixels)
+        file_pages, report = extract_pdf(path.read_bytes(), p, doc=doc)
         cleaned = clean_document(file_pages, p)
         for page in cleaned:  # never "ok" with no text left after cleaning
             if page["status"] == "ok" and not page["text"].strip():

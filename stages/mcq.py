@@ -35,18 +35,18 @@ import click
 from gabarito.clikit import log, params_option, user_errors
 from gabarito.io import InputError, read_text, redact_url, write_json, write_jsonl
 from gabarito.items import MIN_OPTIONS, hash_split
-from gabarito.params import MCQParams, MCQSource, load_section
+from gabarito.params import LETTERS, MCQParams, MCQSource, load_section
 from gabarito.sources import NONE_OF_THE_ABOVE, csv_error, download_text, question_type
 
 # the file format's answer letters: A is the first option, J the tenth (format.letters is the prompt's
 # alphabet, a param; these name the options in the user's file, whatever the prompt shows)
-FILE_LETTERS = "ABCDEFGHIJ"
+FILE_LETTERS = LETTERS
 MAX_OPTIONS = len(FILE_LETTERS)
 REQUIRED = ("id", "question", "options", "answer")
 OPTIONAL = ("context", "split", "language", "subject", "source")
 SPLITS = ("train", "validation", "test")
 LANGUAGES = ("pt", "en")
-CSV_OPTION = re.compile(r"^option_([a-j])$")
+CSV_OPTION = re.compile(rf"^option_([{FILE_LETTERS[0].lower()}-{FILE_LETTERS[-1].lower()}])$")  # a-j
 CSV_COLUMNS = ("id", "question", "answer", *OPTIONAL, *(f"option_{c}" for c in FILE_LETTERS.lower()))
 CSV_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 LETTER_ANSWER = re.compile(r"^\s*\(?([A-Za-z])[).]?\s*$")

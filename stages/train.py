@@ -15,7 +15,9 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
+import time
 from pathlib import Path
 
 import click
@@ -180,134 +182,156 @@ def last_complete_checkpoint(folder: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+# --- callbacks ------------------------------------------------------------------------------------
+# Plain classes here, made TrainerCallbacks in _callbacks(): importing transformers takes seconds and
+# prints bitsandbytes' notices, so this module imports it only when training starts (as it imports
+# torch), not when `gabarito train --help` or a test imports the module. Each one implements only the
+# events it handles; TrainerCallback supplies the others as no-ops.
+class Checkpoints:
+    """Marks a checkpoint complete (write_marker) once every rank has written its part."""
+
+    def __init__(self, fingerprint: str | None):
+        self.fingerprint = fingerprint
+
+    def on_save(self, args, state, control, **kwargs):
+        import torch
+
+        if args.world_size > 1:  # every rank has written its part (its RNG state, its FSDP shard) first
+            torch.distributed.barrier()
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and ckpt.is_dir():
+            write_marker(ckpt, state.global_step, args.world_size, self.fingerprint)
+
+
+class Signals:
+    """SIGTERM/SIGHUP (a shutdown, a dropped SSH session) save a checkpoint and stop."""
+
+    def __init__(self):
+        self.received = None
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def agree(self, args) -> None:
+        """With several processes, a signal any rank got stops every rank at the same step: a rank that
+        stopped alone would leave the others waiting forever in the next gradient all-reduce (one
+        8-byte all-reduce per step, nothing next to a training step)."""
+        import torch
+
+        if args.world_size == 1:
+            return
+        signum = torch.tensor([signal.Signals[self.received].value if self.received else 0], device=args.device)
+        torch.distributed.all_reduce(signum, op=torch.distributed.ReduceOp.MAX)
+        if signum.item():
+            self.received = signal.Signals(int(signum.item())).name
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.agree(args)
+        if self.received:
+            control.should_save = True
+            control.should_training_stop = True
+
+
+class Throughput:
+    """Adds tokens/s and peak memory to every log line, and prints them: they are wall-clock
+    figures, so they stay out of the DVC outputs (see WALL_CLOCK)."""
+
+    def __init__(self):
+        self.last = (time.monotonic(), 0)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        import resource
+
+        import torch
+
+        if logs is None or "num_tokens" not in logs:
+            return
+        now, tokens = time.monotonic(), float(logs["num_tokens"])
+        elapsed = now - self.last[0]
+        if elapsed > 0 and tokens > self.last[1]:
+            logs["tokens_per_second"] = round((tokens - self.last[1]) / elapsed, 2)
+        self.last = (now, tokens)
+        if torch.cuda.is_available():
+            logs["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        else:  # ru_maxrss is in KiB on Linux
+            logs["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        # the Trainer appended a copy of this log line to state.log_history before calling us: add the
+        # figures there too, so checkpoints keep them and a resumed run's DVCLive history has them
+        if state.log_history and state.log_history[-1].get("step") == state.global_step:
+            state.log_history[-1].update({k: logs[k] for k in ("tokens_per_second", "peak_memory_mb")
+                                          if k in logs})
+        if state.is_world_process_zero and "loss" in logs:
+            speed = f", {logs['tokens_per_second']:,.0f} tokens/s" if "tokens_per_second" in logs else ""
+            log(f"train: step {state.global_step}/{state.max_steps}, loss {logs['loss']:.4f}{speed}, "
+                f"peak memory {logs['peak_memory_mb']:,.0f} MB")
+
+
+class LogBeforeSave:
+    """Log the running loss at every checkpoint (and at the last step). The Trainer keeps the loss of
+    steps since the last log line in memory only; without this, a run resumed from a checkpoint
+    between two log lines would have lost those steps' loss, and its train_loss could not be the
+    mean over every step. Runs after Signals, which may ask for a save."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save or control.should_training_stop:
+            control.should_log = True
+
+
+class LiveHistory:
+    """DVCLive history with step = the Trainer's global step, whole across a resume.
+
+    transformers' own DVCLiveCallback counts log events as steps (a train line and an eval line at
+    the same step are two), and a resumed run would start its history over, or append to one that
+    holds steps past the checkpoint that are trained again. Here the live folder starts empty
+    and, on a resume, first replays the history the checkpoint carries (state.log_history).
+    """
+
+    def __init__(self, live):
+        self.live = live
+        self.resumed_from = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.resumed_from = state.global_step
+        if state.is_world_process_zero:
+            self.live.log_params(args.to_dict())
+            for entry in state.log_history:
+                self.write(entry)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or logs is None:
+            return
+        entry = {**logs, "step": state.global_step}
+        if "train_loss" in entry:  # the Trainer's end-of-run summary: its mean covers this process only
+            entry["train_loss"] = run_mean_loss(state.log_history, self.resumed_from, state.global_step,
+                                                entry["train_loss"])
+        self.write(entry)
+
+    def write(self, entry: dict) -> None:
+        from dvclive.plots import Metric
+        from dvclive.utils import standardize_metric_name
+
+        self.live.step = int(entry["step"])
+        for key, value in entry.items():
+            if key != "step" and not is_wall_clock(key) and Metric.could_log(value):
+                self.live.log_metric(standardize_metric_name(key, "dvclive.huggingface"), value)
+        self.live.make_summary()
+
+
 def _callbacks(p: TrainParams, live, fingerprint: str | None = None):
     """Markers on complete checkpoints, clean stops on signals, throughput and memory in the logs."""
-    import resource
-    import signal
-    import time
-
-    import torch
     from transformers import EarlyStoppingCallback, TrainerCallback
 
-    class Checkpoints(TrainerCallback):
-        def on_save(self, args, state, control, **kwargs):
-            if args.world_size > 1:  # every rank has written its part (its RNG state, its FSDP shard) first
-                torch.distributed.barrier()
-            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if state.is_world_process_zero and ckpt.is_dir():
-                write_marker(ckpt, state.global_step, args.world_size, fingerprint)
+    def hooked(cls, *args):  # cls with TrainerCallback's no-op events for those it does not handle
+        return type(cls.__name__, (cls, TrainerCallback), {})(*args)
 
-    class Signals(TrainerCallback):
-        """SIGTERM/SIGHUP (a shutdown, a dropped SSH session) save a checkpoint and stop."""
-
-        def __init__(self):
-            self.received = None
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                signal.signal(sig, self._handle)
-
-        def _handle(self, signum, frame):
-            self.received = signal.Signals(signum).name
-
-        def agree(self, args) -> None:
-            """With several processes, a signal any rank got stops every rank at the same step: a rank that
-            stopped alone would leave the others waiting forever in the next gradient all-reduce (one
-            8-byte all-reduce per step, nothing next to a training step)."""
-            if args.world_size == 1:
-                return
-            signum = torch.tensor([signal.Signals[self.received].value if self.received else 0], device=args.device)
-            torch.distributed.all_reduce(signum, op=torch.distributed.ReduceOp.MAX)
-            if signum.item():
-                self.received = signal.Signals(int(signum.item())).name
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.agree(args)
-            if self.received:
-                control.should_save = True
-                control.should_training_stop = True
-
-    class Throughput(TrainerCallback):
-        """Adds tokens/s and peak memory to every log line, and prints them: they are wall-clock
-        figures, so they stay out of the DVC outputs (see WALL_CLOCK)."""
-
-        def __init__(self):
-            self.last = (time.monotonic(), 0)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs is None or "num_tokens" not in logs:
-                return
-            now, tokens = time.monotonic(), float(logs["num_tokens"])
-            elapsed = now - self.last[0]
-            if elapsed > 0 and tokens > self.last[1]:
-                logs["tokens_per_second"] = round((tokens - self.last[1]) / elapsed, 2)
-            self.last = (now, tokens)
-            if torch.cuda.is_available():
-                logs["peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-            else:  # ru_maxrss is in KiB on Linux
-                logs["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-            # the Trainer appended a copy of this log line to state.log_history before calling us: add the
-            # figures there too, so checkpoints keep them and a resumed run's DVCLive history has them
-            if state.log_history and state.log_history[-1].get("step") == state.global_step:
-                state.log_history[-1].update({k: logs[k] for k in ("tokens_per_second", "peak_memory_mb")
-                                              if k in logs})
-            if state.is_world_process_zero and "loss" in logs:
-                speed = f", {logs['tokens_per_second']:,.0f} tokens/s" if "tokens_per_second" in logs else ""
-                log(f"train: step {state.global_step}/{state.max_steps}, loss {logs['loss']:.4f}{speed}, "
-                    f"peak memory {logs['peak_memory_mb']:,.0f} MB")
-
-    class LogBeforeSave(TrainerCallback):
-        """Log the running loss at every checkpoint (and at the last step). The Trainer keeps the loss of
-        steps since the last log line in memory only; without this, a run resumed from a checkpoint
-        between two log lines would have lost those steps' loss, and its train_loss could not be the
-        mean over every step. Runs after Signals, which may ask for a save."""
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if control.should_save or control.should_training_stop:
-                control.should_log = True
-
-    class LiveHistory(TrainerCallback):
-        """DVCLive history with step = the Trainer's global step, whole across a resume.
-
-        transformers' own DVCLiveCallback counts log events as steps (a train line and an eval line at
-        the same step are two), and a resumed run would start its history over, or append to one that
-        holds steps past the checkpoint that are trained again. Here the live folder starts empty
-        and, on a resume, first replays the history the checkpoint carries (state.log_history).
-        """
-
-        def __init__(self):
-            self.resumed_from = 0
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.resumed_from = state.global_step
-            if state.is_world_process_zero:
-                live.log_params(args.to_dict())
-                for entry in state.log_history:
-                    self.write(entry)
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero or logs is None:
-                return
-            entry = {**logs, "step": state.global_step}
-            if "train_loss" in entry:  # the Trainer's end-of-run summary: its mean covers this process only
-                entry["train_loss"] = run_mean_loss(state.log_history, self.resumed_from, state.global_step,
-                                                    entry["train_loss"])
-            self.write(entry)
-
-        def write(self, entry: dict) -> None:
-            from dvclive.plots import Metric
-            from dvclive.utils import standardize_metric_name
-
-            live.step = int(entry["step"])
-            for key, value in entry.items():
-                if key != "step" and not is_wall_clock(key) and Metric.could_log(value):
-                    live.log_metric(standardize_metric_name(key, "dvclive.huggingface"), value)
-            live.make_summary()
-
-    signals = Signals()
-    callbacks = [Checkpoints(), signals, LogBeforeSave(), Throughput()]
+    signals = hooked(Signals)
+    callbacks = [hooked(Checkpoints, fingerprint), signals, hooked(LogBeforeSave), hooked(Throughput)]
     if p.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
     if live is not None:
-        callbacks.append(LiveHistory())  # after Throughput, which adds to the logs it reads
+        callbacks.append(hooked(LiveHistory, live))  # after Throughput, which adds to the logs it reads
     return callbacks, signals
 
 
@@ -356,6 +380,111 @@ def clear_checkpoints(checkpoint_dir: str | Path) -> None:
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
 
 
+def _resume_point(stack: contextlib.ExitStack, checkpoint_dir: str | Path | None, ranks,
+                  fingerprint: str) -> tuple[Path, Path | None]:
+    """(the folder checkpoints go to, the checkpoint to resume from or None), the same on every rank.
+
+    Without ``checkpoint_dir`` the folder is a temporary one that ``stack`` removes. InputError when
+    the last complete checkpoint was saved by another number of processes or by another run.
+    """
+    main = ranks.is_main_process
+    if checkpoint_dir:
+        work = Path(checkpoint_dir)
+    else:  # every rank must save to and reload from the same folder: rank 0's
+        work = _from_main(ranks, Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix="gabarito-train-"))) if main else None)
+    resume, mismatch = None, None
+    if main:  # rank 0 alone looks, and removes half-written checkpoints; every rank resumes from its pick
+        work.mkdir(parents=True, exist_ok=True)
+        resume = last_complete_checkpoint(work)
+        mismatch = (world_size_mismatch(resume, ranks.num_processes)
+                    or fingerprint_mismatch(resume, fingerprint))
+    resume, mismatch = _from_main(ranks, (resume, mismatch))  # every rank stops, or none
+    if mismatch:
+        raise InputError(mismatch)
+    return work, resume
+
+
+def _sft_config(p: TrainParams, work: Path, evaluating: bool):
+    """``train.sft`` as trl's SFTConfig, with what this stage fixes: checkpoints in ``work``, no hub or
+    tracker reports (DVCLive is a callback), evaluation only when there is a validation set."""
+    import torch
+    from trl import SFTConfig
+
+    sft = p.sft.model_dump()
+    if not evaluating:  # nothing to pick a best checkpoint by
+        sft.update(load_best_model_at_end=False)
+    return SFTConfig(
+        output_dir=str(work), report_to="none", use_cpu=not torch.cuda.is_available(),
+        eval_strategy="steps" if evaluating else "no", save_strategy="steps",
+        data_seed=p.sft.seed, dataloader_num_workers=0, disable_tqdm=False,
+        # DDP: every LoRA layer takes part in every forward, and the search for unused ones clashes
+        # with reentrant gradient checkpointing; ignored in a single process
+        ddp_find_unused_parameters=False, **sft,
+    )
+
+
+def _run(trainer, args, resume: Path | None, signals, work: Path) -> tuple[int, object]:
+    """(trainable parameters, the Trainer's TrainOutput) of a run from ``resume`` or from the start;
+    Interrupted when a signal stopped it (a checkpoint is saved by then)."""
+    # trl stores the LoRA weights of a quantized model in bf16, but a resumed run reloads them
+    # from the checkpoint in fp32: keep them fp32 from the start so both paths train alike
+    # (they are ~0.1% of the parameters; the 4-bit base is what saves the memory). Under FSDP
+    # each LoRA layer is a unit of its own (peft's wrap policy), so fp32 mixes with nothing
+    for param in trainer.model.parameters():
+        if param.requires_grad:
+            param.data = param.data.float()
+    trainable = sum(t.numel() for t in trainer.model.parameters() if t.requires_grad)  # before FSDP shards them
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    signals.agree(args)  # a signal after the last step: every rank stops, or none
+    if signals.received:
+        raise Interrupted(f"{signals.received} at step {trainer.state.global_step}: checkpoint saved in "
+                          f"{work}; run `dvc repro` again to resume.")
+    return trainable, result
+
+
+def _save_adapter(trainer, ranks, out_dir: str | Path | None, fsdp: bool) -> None:
+    """Rank 0 writes the trained adapter (the best checkpoint when load_best_model_at_end) to ``out_dir``."""
+    adapter, gathered = trainer.model, {}
+    if fsdp:  # gather the sharded LoRA weights onto rank 0 (a collective: every rank takes part)
+        gathered = {"state_dict": trainer.accelerator.get_state_dict(trainer.model)}
+        adapter = trainer.accelerator.unwrap_model(trainer.model)
+    ranks.wait_for_everyone()  # every rank has reloaded the best checkpoint before rank 0 removes it
+    if ranks.is_main_process:
+        adapter.save_pretrained(str(out_dir), **gathered)
+        _sort_target_modules(Path(out_dir) / "adapter_config.json")
+        # the checkpoints stay until the caller has the adapter in place: clear_checkpoints()
+
+
+def _metrics(state, training_loss: float, resume: Path | None, examples: list[dict], eval_examples: list[dict],
+             skipped: int, trainable: int, world_size: int) -> dict:
+    """metrics/train.json from the Trainer's final ``state``: no wall-clock figure, so the same run gives
+    the same bytes."""
+    history = [h for h in state.log_history if "loss" in h]
+    evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
+    # None when no step was logged (logging_steps > steps): JSON has no NaN
+    first, last = (round(history[0]["loss"], 6), round(history[-1]["loss"], 6)) if history else (None, None)
+    planned = state.max_steps
+    resumed_from = int(resume.name.split("-")[-1]) if resume else 0
+    metrics = {
+        "examples": len(examples),
+        "eval_examples": len(eval_examples),
+        "skipped_too_long": skipped,
+        "steps": state.global_step,
+        "stopped_early": state.global_step < planned,
+        "resumed_from_step": resumed_from,
+        "train_loss": round(run_mean_loss(state.log_history, resumed_from, state.global_step, training_loss), 6),
+        "first_logged_loss": first,
+        "last_logged_loss": last,
+        "best_eval_loss": round(min(evals), 6) if evals else None,
+        "trainable_params": trainable,
+        "answer_tokens": sum(sum(1 for t in ex["labels"] if t != IGNORE) for ex in examples),
+    }
+    if world_size > 1:  # only then, so a single-process run's metrics keep their bytes (and DVC hash)
+        metrics["world_size"] = world_size
+    return metrics
+
+
 def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: TrainParams, *,
           eval_records: list[dict] | None = None, checkpoint_dir: str | Path | None = None,
           live_dir: str | Path | None = None) -> dict:
@@ -379,7 +508,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     from accelerate import PartialState
     from datasets import Dataset
     from peft import LoraConfig, prepare_model_for_kbit_training
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     from gabarito.modeling import load_4bit, load_tokenizer, seed_everything
 
@@ -415,32 +544,9 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     # --- train ----------------------------------------------------------------------------------
     fingerprint = run_fingerprint(p, records, eval_records, base)
     with contextlib.ExitStack() as stack:
-        if checkpoint_dir:
-            work = Path(checkpoint_dir)
-        else:  # every rank must save to and reload from the same folder: rank 0's
-            work = _from_main(ranks, Path(stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="gabarito-train-"))) if main else None)
-        resume, mismatch = None, None
-        if main:  # rank 0 alone looks, and removes half-written checkpoints; every rank resumes from its pick
-            work.mkdir(parents=True, exist_ok=True)
-            resume = last_complete_checkpoint(work)
-            mismatch = (world_size_mismatch(resume, ranks.num_processes)
-                        or fingerprint_mismatch(resume, fingerprint))
-        resume, mismatch = _from_main(ranks, (resume, mismatch))  # every rank stops, or none
-        if mismatch:
-            raise InputError(mismatch)
-        sft = p.sft.model_dump()
+        work, resume = _resume_point(stack, checkpoint_dir, ranks, fingerprint)
         evaluating = eval_dataset is not None
-        if not evaluating:  # nothing to pick a best checkpoint by
-            sft.update(load_best_model_at_end=False)
-        args = SFTConfig(
-            output_dir=str(work), report_to="none", use_cpu=not torch.cuda.is_available(),
-            eval_strategy="steps" if evaluating else "no", save_strategy="steps",
-            data_seed=p.sft.seed, dataloader_num_workers=0, disable_tqdm=False,
-            # DDP: every LoRA layer takes part in every forward, and the search for unused ones clashes
-            # with reentrant gradient checkpointing; ignored in a single process
-            ddp_find_unused_parameters=False, **sft,
-        )
+        args = _sft_config(p, work, evaluating)
         live = None
         if live_dir is not None and main:
             from dvclive import Live
@@ -451,55 +557,12 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
                                         live, fingerprint)
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
                              processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
-        # trl stores the LoRA weights of a quantized model in bf16, but a resumed run reloads them
-        # from the checkpoint in fp32: keep them fp32 from the start so both paths train alike
-        # (they are ~0.1% of the parameters; the 4-bit base is what saves the memory). Under FSDP
-        # each LoRA layer is a unit of its own (peft's wrap policy), so fp32 mixes with nothing
-        for param in trainer.model.parameters():
-            if param.requires_grad:
-                param.data = param.data.float()
-        trainable = sum(t.numel() for t in trainer.model.parameters() if t.requires_grad)  # before FSDP shards them
-        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        signals.agree(args)  # a signal after the last step: every rank stops, or none
-        if signals.received:
-            raise Interrupted(f"{signals.received} at step {trainer.state.global_step}: checkpoint saved in "
-                              f"{work}; run `dvc repro` again to resume.")
-        history = [h for h in trainer.state.log_history if "loss" in h]
-        evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+        trainable, result = _run(trainer, args, resume, signals, work)
 
         # --- save -------------------------------------------------------------------------------
-        # the best checkpoint when load_best_model_at_end
-        adapter, gathered = trainer.model, {}
-        if fsdp:  # gather the sharded LoRA weights onto rank 0 (a collective: every rank takes part)
-            gathered = {"state_dict": trainer.accelerator.get_state_dict(trainer.model)}
-            adapter = trainer.accelerator.unwrap_model(trainer.model)
-        ranks.wait_for_everyone()  # every rank has reloaded the best checkpoint before rank 0 removes it
-        if main:
-            adapter.save_pretrained(str(out_dir), **gathered)
-            _sort_target_modules(Path(out_dir) / "adapter_config.json")
-            # the checkpoints stay until the caller has the adapter in place: clear_checkpoints()
-    # None when no step was logged (logging_steps > steps): JSON has no NaN
-    first, last = (round(history[0]["loss"], 6), round(history[-1]["loss"], 6)) if history else (None, None)
-    planned = trainer.state.max_steps
-    resumed_from = int(resume.name.split("-")[-1]) if resume else 0
-    metrics = {
-        "examples": len(examples),
-        "eval_examples": len(eval_examples),
-        "skipped_too_long": skipped,
-        "steps": trainer.state.global_step,
-        "stopped_early": trainer.state.global_step < planned,
-        "resumed_from_step": resumed_from,
-        "train_loss": round(run_mean_loss(trainer.state.log_history, resumed_from, trainer.state.global_step,
-                                          result.training_loss), 6),
-        "first_logged_loss": first,
-        "last_logged_loss": last,
-        "best_eval_loss": round(min(evals), 6) if evals else None,
-        "trainable_params": trainable,
-        "answer_tokens": sum(sum(1 for t in ex["labels"] if t != IGNORE) for ex in examples),
-    }
-    if ranks.num_processes > 1:  # only then, so a single-process run's metrics keep their bytes (and DVC hash)
-        metrics["world_size"] = ranks.num_processes
-    return metrics
+        _save_adapter(trainer, ranks, out_dir, fsdp)
+    return _metrics(trainer.state, result.training_loss, resume, examples, eval_examples, skipped, trainable,
+                    ranks.num_processes)
 
 
 # --- several processes (train.launch) -------------------------------------------------------------

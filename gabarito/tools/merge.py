@@ -137,6 +137,39 @@ def merge(base: str | Path, adapter: str | Path, out_dir: str | Path, p: MergePa
     }
 
 
+def parity_report(ref: list[dict], got: list[dict], p: MergeParams, *, strict: bool) -> dict:
+    """parity()'s report from the two models' letter-mode predictions of the same items, in order. With
+    ``strict``, ParityError when the accuracy or the predicted letters moved more than the tolerance."""
+    n = len(ref)
+    right_ref, right_got = sum(r["correct"] for r in ref), sum(g["correct"] for g in got)
+    diff = abs(right_ref - right_got) / n  # from counts: no float noise at the threshold
+    # answers that flip both ways cancel out in the accuracy: the share of changed letters is held to
+    # the same tolerance, so a merged model that answers many items differently cannot pass
+    changed = sum(r["prediction"] != g["prediction"] for r, g in zip(ref, got)) / n
+    report = {
+        "n": n,
+        "accuracy_adapter": round(right_ref / n, 6),
+        "accuracy_merged": round(right_got / n, 6),
+        "accuracy_diff": round(diff, 6),
+        "letter_agreement": round(1 - changed, 6),
+        "max_prob_diff": round(max(abs(a - b) for r, g in zip(ref, got) for a, b in zip(r["probs"], g["probs"])), 6),
+        "parity_tolerance": p.parity_tolerance,
+        "dtype": p.dtype,
+        "ok": diff <= p.parity_tolerance + 1e-12 and changed <= p.parity_tolerance + 1e-12,
+    }
+    if strict and not report["ok"]:
+        raise ParityError(
+            f"merge parity failed on {n} validation items: letter-mode accuracy moved by {diff:.2%} "
+            f"({report['accuracy_adapter']:.2%} with the 4-bit base + adapter, {report['accuracy_merged']:.2%} "
+            f"merged in {p.dtype}) and {changed:.2%} of the predicted letters changed; merge.parity_tolerance="
+            f"{p.parity_tolerance} allows at most that much of either, and one item is {1 / n:.2%}. Option "
+            f"probabilities moved by up to {report['max_prob_diff']:.4f}. Check that --adapter was trained on "
+            "--base with train.quantization as it is now, merge from the dequantized base (the default) or with "
+            "merge.dtype: float32, or raise merge.parity_tolerance in params.yaml if this drift is acceptable.",
+            report)
+    return report
+
+
 def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_dir: str | Path, p: MergeParams,
            q: QuantizationParams, *, letters: list[str], answer_prefix: str, limit: int | None = None,
            strict: bool = True) -> dict:
@@ -193,34 +226,7 @@ def parity(records: list[dict], base: str | Path, adapter: str | Path, merged_di
                   name="merged")
     del merged
 
-    n = len(mcq)
-    right_ref, right_got = sum(r["correct"] for r in ref), sum(g["correct"] for g in got)
-    diff = abs(right_ref - right_got) / n  # from counts: no float noise at the threshold
-    # answers that flip both ways cancel out in the accuracy: the share of changed letters is held to
-    # the same tolerance, so a merged model that answers many items differently cannot pass
-    changed = sum(r["prediction"] != g["prediction"] for r, g in zip(ref, got)) / n
-    report = {
-        "n": n,
-        "accuracy_adapter": round(right_ref / n, 6),
-        "accuracy_merged": round(right_got / n, 6),
-        "accuracy_diff": round(diff, 6),
-        "letter_agreement": round(1 - changed, 6),
-        "max_prob_diff": round(max(abs(a - b) for r, g in zip(ref, got) for a, b in zip(r["probs"], g["probs"])), 6),
-        "parity_tolerance": p.parity_tolerance,
-        "dtype": p.dtype,
-        "ok": diff <= p.parity_tolerance + 1e-12 and changed <= p.parity_tolerance + 1e-12,
-    }
-    if strict and not report["ok"]:
-        raise ParityError(
-            f"merge parity failed on {n} validation items: letter-mode accuracy moved by {diff:.2%} "
-            f"({report['accuracy_adapter']:.2%} with the 4-bit base + adapter, {report['accuracy_merged']:.2%} "
-            f"merged in {p.dtype}) and {changed:.2%} of the predicted letters changed; merge.parity_tolerance="
-            f"{p.parity_tolerance} allows at most that much of either, and one item is {1 / n:.2%}. Option "
-            f"probabilities moved by up to {report['max_prob_diff']:.4f}. Check that --adapter was trained on "
-            "--base with train.quantization as it is now, merge from the dequantized base (the default) or with "
-            "merge.dtype: float32, or raise merge.parity_tolerance in params.yaml if this drift is acceptable.",
-            report)
-    return report
+    return parity_report(ref, got, p, strict=strict)
 
 
 # --- command: gabarito merge ---

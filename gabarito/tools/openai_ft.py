@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
@@ -323,6 +323,102 @@ def _lines_note(lines: list[int]) -> str:
     return f"line {shown}" if len(lines) == 1 else f"lines {shown}" + (", ..." if len(lines) > 10 else "")
 
 
+@dataclass
+class _Tally:
+    """What validate() finds going through one file's examples."""
+    name: str
+    n: int = 0
+    errors: list[str] = field(default_factory=list)
+    kinds: Counter = field(default_factory=Counter)
+    bad_lines: set[int] = field(default_factory=set)
+    totals: list[int] = field(default_factory=list)
+    assistants: list[int] = field(default_factory=list)
+    n_messages: list[int] = field(default_factory=list)
+    first_seen: dict[str, int] = field(default_factory=dict)
+    duplicates: list[str] = field(default_factory=list)
+    no_system: list[int] = field(default_factory=list)
+    no_user: list[int] = field(default_factory=list)
+    not_last: list[int] = field(default_factory=list)
+    untrained: list[int] = field(default_factory=list)
+
+    def error(self, lineno: int, kind: str, message: str) -> None:
+        self.kinds[kind] += 1
+        self.bad_lines.add(lineno)
+        self.errors.append(f"{self.name}:{lineno}: {message}")
+
+
+def _tally(lines: Iterable[tuple[int, Any]], p: OpenAIFinetuneParams, name: str, counter: TokenCounter) -> _Tally:
+    t = _Tally(name)
+    for lineno, example in lines:
+        t.n += 1
+        if isinstance(example, Unparsed):
+            t.error(lineno, "invalid_json", f"not valid JSON ({example.error}); fix or remove that line")
+            continue
+        problems = check_example(example)
+        for kind, message in problems:
+            t.error(lineno, kind, message)
+        if not problems:
+            _tally_example(t, lineno, example, p, counter)
+    return t
+
+
+def _tally_example(t: _Tally, lineno: int, example: dict, p: OpenAIFinetuneParams, counter: TokenCounter) -> None:
+    """Tokens, roles and duplicates of an example whose format is right."""
+    messages = example["messages"]
+    total, assistant = example_tokens(example, counter.count)
+    t.totals.append(total)
+    t.assistants.append(assistant)
+    t.n_messages.append(len(messages))
+    if total > p.max_tokens_per_example:
+        t.error(lineno, "too_long", f"{total} tokens, over openai_finetune.max_tokens_per_example "
+                                    f"({p.max_tokens_per_example}, the model's limit): OpenAI would cut it "
+                                    "short; shorten its context or drop it")
+    roles = [m["role"] for m in messages]
+    if "system" not in roles:
+        t.no_system.append(lineno)
+    if "user" not in roles:
+        t.no_user.append(lineno)
+    if roles[-1] != "assistant":
+        t.not_last.append(lineno)
+    if not any(m["role"] == "assistant" and m.get("weight", 1) == 1 for m in messages):
+        t.untrained.append(lineno)
+    key = dumps(example)
+    if key in t.first_seen:
+        t.duplicates.append(f"{t.name}:{lineno}: same example as line {t.first_seen[key]}")
+    else:
+        t.first_seen[key] = lineno
+
+
+def _warnings(t: _Tally, counter: TokenCounter) -> list[str]:
+    """Duplicates, then examples that train on less than they seem to, then an estimated token count."""
+    name = t.name
+    warnings = t.duplicates[:MAX_LISTED]
+    if len(t.duplicates) > MAX_LISTED:
+        warnings.append(f"... and {len(t.duplicates) - MAX_LISTED} more duplicate(s)")
+    for found, what in ((t.no_system, "have no system message (the model then learns without the instructions "
+                                      "it will be given)"),
+                        (t.no_user, "have no user message"),
+                        (t.not_last, "do not end with an assistant message (what follows the last one is never "
+                                     "trained on)"),
+                        (t.untrained, "have weight 0 on every assistant message, so nothing in them is trained on")):
+        if found:
+            warnings.append(f"{name}: {len(found)} example(s) {what}: {_lines_note(found)}")
+    if counter.method == "estimate":
+        warnings.append(f"{name}: tiktoken is not available, so tokens (and the cost) are estimated, not counted")
+    return warnings
+
+
+def _price(totals: list[int], p: OpenAIFinetuneParams) -> dict:
+    """The billed tokens and cost: each example counted up to max_tokens_per_example, once per epoch."""
+    per_epoch = sum(min(t, p.max_tokens_per_example) for t in totals)
+    billed = per_epoch * p.n_epochs
+    return {
+        "billed_tokens_per_epoch": per_epoch, "n_epochs": p.n_epochs, "billed_tokens": billed,
+        "price_per_million_tokens": p.price_per_million_tokens,
+        "estimated_cost_usd": round(billed * p.price_per_million_tokens / 1e6, 4),
+    }
+
+
 def validate(lines: Iterable[tuple[int, Any]], p: OpenAIFinetuneParams, *, name: str = "records",
              counter: TokenCounter | None = None, min_examples: int | None = None, priced: bool = True) -> dict:
     """Check numbered examples (``read_lines`` / ``numbered``) against OpenAI's chat fine-tuning format.
@@ -339,96 +435,29 @@ def validate(lines: Iterable[tuple[int, Any]], p: OpenAIFinetuneParams, *, name:
     """
     counter = counter or token_counter(p.model)
     need = p.min_examples if min_examples is None else min_examples
-    errors: list[str] = []
-    kinds: Counter = Counter()
-    bad_lines: set[int] = set()
-    totals: list[int] = []
-    assistants: list[int] = []
-    n_messages: list[int] = []
-    first_seen: dict[str, int] = {}
-    duplicates: list[str] = []
-    no_system, no_user, not_last, untrained = [], [], [], []
-    n = 0
-
-    def error(lineno: int, kind: str, message: str) -> None:
-        kinds[kind] += 1
-        bad_lines.add(lineno)
-        errors.append(f"{name}:{lineno}: {message}")
-
-    for lineno, example in lines:
-        n += 1
-        if isinstance(example, Unparsed):
-            error(lineno, "invalid_json", f"not valid JSON ({example.error}); fix or remove that line")
-            continue
-        problems = check_example(example)
-        for kind, message in problems:
-            error(lineno, kind, message)
-        if problems:
-            continue
-        messages = example["messages"]
-        total, assistant = example_tokens(example, counter.count)
-        totals.append(total)
-        assistants.append(assistant)
-        n_messages.append(len(messages))
-        if total > p.max_tokens_per_example:
-            error(lineno, "too_long", f"{total} tokens, over openai_finetune.max_tokens_per_example "
-                                      f"({p.max_tokens_per_example}, the model's limit): OpenAI would cut it "
-                                      "short; shorten its context or drop it")
-        roles = [m["role"] for m in messages]
-        if "system" not in roles:
-            no_system.append(lineno)
-        if "user" not in roles:
-            no_user.append(lineno)
-        if roles[-1] != "assistant":
-            not_last.append(lineno)
-        if not any(m["role"] == "assistant" and m.get("weight", 1) == 1 for m in messages):
-            untrained.append(lineno)
-        key = dumps(example)
-        if key in first_seen:
-            duplicates.append(f"{name}:{lineno}: same example as line {first_seen[key]}")
-        else:
-            first_seen[key] = lineno
-
-    valid = n - len(bad_lines)
+    t = _tally(lines, p, name, counter)
+    valid = t.n - len(t.bad_lines)
     if valid < need:
-        kinds["too_few_examples"] += 1
-        errors.append(f"{name}: {valid} valid example(s) of {n}; OpenAI needs at least {need}"
-                      + (" (openai_finetune.min_examples)" if min_examples is None else "")
-                      + ": fix the lines above or export more data")
-    warnings = duplicates[:MAX_LISTED]
-    if len(duplicates) > MAX_LISTED:
-        warnings.append(f"... and {len(duplicates) - MAX_LISTED} more duplicate(s)")
-    for found, what in ((no_system, "have no system message (the model then learns without the instructions "
-                                    "it will be given)"),
-                        (no_user, "have no user message"),
-                        (not_last, "do not end with an assistant message (what follows the last one is never "
-                                   "trained on)"),
-                        (untrained, "have weight 0 on every assistant message, so nothing in them is trained on")):
-        if found:
-            warnings.append(f"{name}: {len(found)} example(s) {what}: {_lines_note(found)}")
-    if counter.method == "estimate":
-        warnings.append(f"{name}: tiktoken is not available, so tokens (and the cost) are estimated, not counted")
+        t.kinds["too_few_examples"] += 1
+        t.errors.append(f"{name}: {valid} valid example(s) of {t.n}; OpenAI needs at least {need}"
+                        + (" (openai_finetune.min_examples)" if min_examples is None else "")
+                        + ": fix the lines above or export more data")
+    warnings = _warnings(t, counter)
 
     report: dict[str, Any] = {
-        "file": name, "ok": not errors, "examples": n, "valid_examples": valid,
+        "file": name, "ok": not t.errors, "examples": t.n, "valid_examples": valid,
         "token_counter": counter.method,
-        "total_tokens": sum(totals), "tokens_per_example": distribution(totals),
-        "assistant_tokens": sum(assistants), "assistant_tokens_per_example": distribution(assistants),
-        "messages_per_example": distribution(n_messages),
+        "total_tokens": sum(t.totals), "tokens_per_example": distribution(t.totals),
+        "assistant_tokens": sum(t.assistants), "assistant_tokens_per_example": distribution(t.assistants),
+        "messages_per_example": distribution(t.n_messages),
         "max_tokens_per_example": p.max_tokens_per_example,
     }
     if priced:
-        per_epoch = sum(min(t, p.max_tokens_per_example) for t in totals)
-        billed = per_epoch * p.n_epochs
-        report.update({
-            "billed_tokens_per_epoch": per_epoch, "n_epochs": p.n_epochs, "billed_tokens": billed,
-            "price_per_million_tokens": p.price_per_million_tokens,
-            "estimated_cost_usd": round(billed * p.price_per_million_tokens / 1e6, 4),
-        })
-    listed = errors[:MAX_LISTED]
-    if len(errors) > MAX_LISTED:
-        listed.append(f"... and {len(errors) - MAX_LISTED} more error(s); see error_kinds")
-    report.update({"error_count": len(errors), "error_kinds": dict(sorted(kinds.items())), "errors": listed,
+        report.update(_price(t.totals, p))
+    listed = t.errors[:MAX_LISTED]
+    if len(t.errors) > MAX_LISTED:
+        listed.append(f"... and {len(t.errors) - MAX_LISTED} more error(s); see error_kinds")
+    report.update({"error_count": len(t.errors), "error_kinds": dict(sorted(t.kinds.items())), "errors": listed,
                    "warnings": warnings})
     return report
 

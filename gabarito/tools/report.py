@@ -211,6 +211,65 @@ def _truncate(text: str, width: int) -> str:
 
 
 # --- the report --------------------------------------------------------------------------------------
+def _compare_accuracy(model: str, mode: str, a: dict, b: dict, pa, pb, bootstrap_samples: int, seed: int) -> dict:
+    """Both sides' accuracy; paired (interval, McNemar) over the items both sides predicted, when any."""
+    row = {"model": model, "mode": mode, "a": a["accuracy"], "b": b["accuracy"],
+           "delta": _delta(a["accuracy"], b["accuracy"]), "n_a": a.get("n"), "n_b": b.get("n"), "paired": None}
+    ca, cb = _correct_by_id(pa, model, mode), _correct_by_id(pb, model, mode)
+    ids = sorted(set(ca) & set(cb))  # sorted: the resampling must not depend on file order
+    if ids:
+        xa, xb = [ca[i] for i in ids], [cb[i] for i in ids]
+        low, high = paired_bootstrap_ci(xa, xb, bootstrap_samples, seed)
+        test = mcnemar(xa, xb)
+        row["paired"] = {"n": len(ids), "a": round(sum(xa) / len(ids), 6), "b": round(sum(xb) / len(ids), 6),
+                         "delta": round((sum(xb) - sum(xa)) / len(ids), 6), "ci95_low": low, "ci95_high": high,
+                         # stats.mcnemar names its sides base/fine-tuned: here A is the baseline
+                         "fixed": test["only_finetuned_correct"], "broken": test["only_base_correct"],
+                         "p_value": test["p_value"]}
+    return row
+
+
+def _compare_groups(model: str, mode: str, a: dict, b: dict, key: str) -> dict | None:
+    """Per source / per option count (``key``): n and interval on each side (runs before issue 14: none)."""
+    ga, gb = a.get(key) or {}, b.get(key) or {}
+    if not (ga or gb):
+        return None
+    return {"model": model, "mode": mode, "rows": [
+        {"group": g, "a": ga.get(g), "b": gb.get(g),
+         "delta": _delta((ga.get(g) or {}).get("accuracy"), (gb.get(g) or {}).get("accuracy"))}
+        for g in sorted(set(ga) | set(gb), key=_group_order)]}
+
+
+def _compare_letters(model: str, mode: str, a: dict, b: dict, labels: tuple[str, str]) -> tuple[list[dict], list[str]]:
+    """Predicted letters against the majority-letter baseline on each side, and a note for each side
+    that answers one letter more than evaluate.max_letter_share allows."""
+    rows, notes = [], []
+    for side, m in ((labels[0], a), (labels[1], b)):
+        if "majority_baseline" in m:
+            rows.append({"model": model, "mode": mode, "side": side, "n": m.get("n"),
+                         "accuracy": m["accuracy"], "baseline": m["majority_baseline"],
+                         "predicted_letters": m["predicted_letters"], "top_letter": m["top_letter"],
+                         "top_letter_share": m["top_letter_share"], "warning": m["top_letter_warning"]})
+            if m["top_letter_warning"]:
+                count = m["predicted_letters"][m["top_letter"]]
+                notes.append(f"Warning: in {side}, {model} ({mode}) answers {m['top_letter']} on {count} of "
+                             f"{m.get('n')} items ({percent(m['top_letter_share'])}, more than "
+                             "evaluate.max_letter_share): it answers by position, not by the question.")
+    return rows, notes
+
+
+def _flipped_items(pa, pb, model: str, mode: str, questions: dict, question_width: int, max_flipped: int) -> dict:
+    """The items one side got right and the other wrong, by id, each with the start of its question."""
+    # by id, like the pairing: the lists must not depend on the order of the predictions file
+    rows = sorted(flipped(pa, pb, model=model, mode=mode), key=lambda r: r["id"])
+    for r in rows:
+        r["question"] = _truncate(questions[r["id"]], question_width) if r["id"] in questions else ""
+    fixed = [r for r in rows if r["change"] == "fixed"]
+    broken = [r for r in rows if r["change"] == "broken"]
+    return {"model": model, "mode": mode, "fixed": len(fixed), "broken": len(broken),
+            "fixed_items": fixed[:max_flipped], "broken_items": broken[:max_flipped]}
+
+
 def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("baseline", "current"),
                  bootstrap_samples: int = 1000, seed: int = 0, plots: list[str] = (),
                  baseline_rev: str | None = None, current_rev: str | None = None, max_flipped: int = 50,
@@ -234,20 +293,7 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
     letters = []
     for model, mode in pairs:
         a, b = ma[model][mode], mb[model][mode]
-        row = {"model": model, "mode": mode, "a": a["accuracy"], "b": b["accuracy"],
-               "delta": _delta(a["accuracy"], b["accuracy"]), "n_a": a.get("n"), "n_b": b.get("n"), "paired": None}
-        ca, cb = _correct_by_id(pa, model, mode), _correct_by_id(pb, model, mode)
-        ids = sorted(set(ca) & set(cb))  # sorted: the resampling must not depend on file order
-        if ids:
-            xa, xb = [ca[i] for i in ids], [cb[i] for i in ids]
-            low, high = paired_bootstrap_ci(xa, xb, bootstrap_samples, seed)
-            test = mcnemar(xa, xb)
-            row["paired"] = {"n": len(ids), "a": round(sum(xa) / len(ids), 6), "b": round(sum(xb) / len(ids), 6),
-                             "delta": round((sum(xb) - sum(xa)) / len(ids), 6), "ci95_low": low, "ci95_high": high,
-                             # stats.mcnemar names its sides base/fine-tuned: here A is the baseline
-                             "fixed": test["only_finetuned_correct"], "broken": test["only_base_correct"],
-                             "p_value": test["p_value"]}
-        accuracy.append(row)
+        accuracy.append(_compare_accuracy(model, mode, a, b, pa, pb, bootstrap_samples, seed))
         for metric in SECONDARY:
             if metric in a and metric in b:
                 secondary.append({"model": model, "mode": mode, "metric": metric, "a": a[metric], "b": b[metric],
@@ -257,33 +303,15 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
             by_type.append({"model": model, "mode": mode, "rows": [
                 {"type": t, "a": ta.get(t), "b": tb.get(t), "delta": _delta(ta.get(t), tb.get(t))}
                 for t in sorted(set(ta) | set(tb))]})
-        for key in groups:  # per source / per option count: n and interval on each side (runs before issue 14: none)
-            ga, gb = a.get(key) or {}, b.get(key) or {}
-            if ga or gb:
-                groups[key].append({"model": model, "mode": mode, "rows": [
-                    {"group": g, "a": ga.get(g), "b": gb.get(g),
-                     "delta": _delta((ga.get(g) or {}).get("accuracy"), (gb.get(g) or {}).get("accuracy"))}
-                    for g in sorted(set(ga) | set(gb), key=_group_order)]})
-        for side, m in ((labels[0], a), (labels[1], b)):
-            if "majority_baseline" in m:
-                letters.append({"model": model, "mode": mode, "side": side, "n": m.get("n"),
-                                "accuracy": m["accuracy"], "baseline": m["majority_baseline"],
-                                "predicted_letters": m["predicted_letters"], "top_letter": m["top_letter"],
-                                "top_letter_share": m["top_letter_share"], "warning": m["top_letter_warning"]})
-                if m["top_letter_warning"]:
-                    count = m["predicted_letters"][m["top_letter"]]
-                    notes.append(f"Warning: in {side}, {model} ({mode}) answers {m['top_letter']} on {count} of "
-                                 f"{m.get('n')} items ({percent(m['top_letter_share'])}, more than "
-                                 "evaluate.max_letter_share): it answers by position, not by the question.")
+        for key in groups:
+            rows = _compare_groups(model, mode, a, b, key)
+            if rows is not None:
+                groups[key].append(rows)
+        rows, warned = _compare_letters(model, mode, a, b, labels)
+        letters += rows
+        notes += warned
         if pa is not None and pb is not None:
-            # by id, like the pairing: the lists must not depend on the order of the predictions file
-            rows = sorted(flipped(pa, pb, model=model, mode=mode), key=lambda r: r["id"])
-            for r in rows:
-                r["question"] = _truncate(questions[r["id"]], question_width) if r["id"] in questions else ""
-            fixed = [r for r in rows if r["change"] == "fixed"]
-            broken = [r for r in rows if r["change"] == "broken"]
-            flips.append({"model": model, "mode": mode, "fixed": len(fixed), "broken": len(broken),
-                          "fixed_items": fixed[:max_flipped], "broken_items": broken[:max_flipped]})
+            flips.append(_flipped_items(pa, pb, model, mode, questions, question_width, max_flipped))
 
     train = []
     tra, trb = baseline.get("train") or {}, current.get("train") or {}

@@ -14,7 +14,6 @@ import pytest
 from gabarito.tools import doctor
 from gabarito.tools.doctor import FAIL, OK, WARN
 
-
 # made at run time, so a hit in the output can only come from the check leaking it
 SECRET = "sk-" + uuid.uuid4().hex
 PASSWORD = "pw-" + uuid.uuid4().hex

@@ -109,7 +109,8 @@ def test_each_file_has_a_time_limit(tmp_path):
     from gabarito.pdf import extract_pdf
 
     scanned_pdf(tmp_path / "long.pdf", [PAGE] * 3, dpi=200, noise=0.0)
-    pages, report = extract_pdf((tmp_path / "long.pdf").read_bytes(), doc="long.pdf", **{**KW, "timeout_s": 0.5})
+    pages, report = extract_pdf((tmp_path / "long.pdf").read_bytes(), ExtractParams(**KW, timeout_s=0.5),
+                                doc="long.pdf")
     assert report["status"] == "timeout"
     assert len(pages) < 3 and "raise extract.timeout_s" in report["message"]
 

@@ -71,7 +71,7 @@ def test_an_api_failing_everything_fails_the_stage_naming_items_and_reasons(fake
     text = _output(result)
     assert result.exit_code == 1, text
     assert "translate: 6/6 LLM jobs failed (100.0%, more than translate.llm.max_failure_share = 5.0%)" in text
-    assert f"item00: gave up after 1 retries: " in text and "item04: " in text and "... and 1 more" in text
+    assert "item00: gave up after 1 retries: " in text and "item04: " in text and "... and 1 more" in text
     assert "Traceback" not in text
     # nothing a later stage (or DVC's cache) could take for a result; the reasons are on disk
     assert not (d / "out.jsonl").exists() and not (d / "metrics.json").exists()

@@ -11,7 +11,6 @@ import yaml
 from gabarito.params import COSMOS_QA_PARQUET
 from gabarito.tools import profile as pf
 
-
 # the thesis profile as a whole file, before profiles became overlays (commit 3afd287)
 OLD_THESIS_COMMIT = "3afd287"
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from gabarito.tools import doctor
 from gabarito.tools.doctor import FAIL, OK, WARN
 
-
 # made at run time, so a hit in the output can only come from the check leaking it
 SECRET = "sk-" + uuid.uuid4().hex
 PASSWORD = "pw-" + uuid.uuid4().hex

@@ -6,6 +6,7 @@ Floors, from the bottom: the library (``gabarito/*.py``) < the stages (``stages/
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import yaml
@@ -81,3 +82,48 @@ def test_the_checks_see_a_bad_house(tmp_path):
     assert ("stages/a.py", "stages/b.py") in graph
     assert ("stages/b.py", "gabarito/lib.py") in graph
     assert ("gabarito/lib.py", "gabarito/tools/t.py") in graph
+
+
+# --- size and single definitions -------------------------------------------------------------------
+CODE = ("stages", "gabarito", "scripts", "benchmarks")  # project code: what stages, tools and people run
+MAX_FUNCTION_LINES = 80  # def line to last line, docstring included: about a screen
+
+
+def code_files(root: Path = ROOT) -> list[Path]:
+    return [p for folder in CODE for p in sorted((root / folder).rglob("*.py"))]
+
+
+def long_functions(root: Path = ROOT) -> list[str]:
+    """``path:line name (N lines)`` of every function (methods and nested ones too) over MAX_FUNCTION_LINES."""
+    found = []
+    for path in code_files(root):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    found.append(f"{path.relative_to(root)}:{node.lineno} {node.name} ({lines} lines)")
+    return found
+
+
+def test_no_function_over_80_lines():
+    """A function is read in one sitting: a longer one is split into named steps."""
+    found = long_functions()
+    assert found == [], (f"functions over {MAX_FUNCTION_LINES} lines; split them into steps with names:\n  "
+                         + "\n  ".join(found))
+
+
+def test_the_length_check_sees_a_long_method(tmp_path):
+    """The scan is not blind: an async method of MAX_FUNCTION_LINES + 1 lines, in a class, is seen."""
+    (tmp_path / "benchmarks").mkdir()
+    body = "".join(f"        x = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    (tmp_path / "benchmarks/b.py").write_text(f"class C:\n    async def long(self):\n{body}\n\ndef short():\n    pass\n",
+                                              encoding="utf-8")
+    assert long_functions(tmp_path) == [f"benchmarks/b.py:2 long ({MAX_FUNCTION_LINES + 1} lines)"]
+
+
+def test_the_letter_alphabet_is_written_in_one_file():
+    """format.letters' default, the letters of the user's files and of exam alternatives, and the regexes
+    that read them all come from one LETTERS: a second copy would drift from it."""
+    alphabet = "ABCDEFGHIJ"
+    holding = [str(p.relative_to(ROOT)) for p in code_files() if alphabet in p.read_text(encoding="utf-8")]
+    assert len(holding) == 1, f"{alphabet!r} is written in {holding or 'no file'}; write it once and import it"
