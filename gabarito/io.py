@@ -8,6 +8,7 @@ the same bytes and DVC's cache means something.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -23,14 +24,19 @@ class InputError(Exception):
     """Bad input a person can fix: the message names the file, the row and what to do."""
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # json.dumps would build one per call
+
+
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
+    return _ENCODER.encode(obj)
 
 
 @contextmanager
 def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it over ``path`` only if the block succeeds."""
+    """Yield a temporary path next to ``path``; rename it over ``path`` only if the block succeeds (a
+    block that fails leaves no trace: nor the folders made for it)."""
     path = Path(path)
+    made = [d for d in (path.parent, *path.parent.parents) if not d.exists()]  # the deepest first
     path.parent.mkdir(parents=True, exist_ok=True)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
@@ -65,6 +71,11 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else was put there meanwhile
+                break
         exc = sys.exc_info()[1]
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT) and \
                 (exc.filename is None or str(exc.filename).startswith(str(tmp))):
@@ -109,6 +120,12 @@ def parse_jsonl(text: str, name: str) -> list[tuple[int, dict]]:
     return out
 
 
+def _not_utf8(path: Path, line: int, byte: int) -> InputError:
+    return InputError(f"{path}:{line}: not UTF-8 text (byte 0x{byte:02x}: Windows-1252/Latin-1, as Excel's plain "
+                      "\"CSV\" saves \"ção\"?). Save it as UTF-8 (Excel: \"CSV UTF-8\"; LibreOffice: character set "
+                      "Unicode (UTF-8)).")
+
+
 def read_text(path: str | Path) -> str:
     """A file's text, a byte-order mark dropped. Text not in UTF-8 (Excel's plain "CSV" and many Windows
     editors save Windows-1252) is an InputError naming the line and how to save it as UTF-8."""
@@ -117,10 +134,33 @@ def read_text(path: str | Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}: Windows-1252/Latin-1, as "
-                         "Excel's plain \"CSV\" saves \"ção\"?). Save it as UTF-8 (Excel: \"CSV UTF-8\"; "
-                         "LibreOffice: character set Unicode (UTF-8)).") from None
+        raise _not_utf8(path, data[:exc.start].count(b"\n") + 1, data[exc.start]) from None
+
+
+def read_lines(path: str | Path) -> Iterator[str]:
+    """A file's lines as read_text would give them, read one at a time (a big file is never whole in
+    memory): split at "\n" only, each with its "\n" (a "\r" stays in its line), a byte-order mark
+    dropped; the first line not in UTF-8 raises read_text's InputError when it is reached."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, lineno, raw[exc.start]) from None
+            yield line
+
+
+def split_lines(text: str) -> Iterator[str]:
+    """``text``'s lines as read_lines gives a file's: split at "\n" only, each with its "\n"."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def read_jsonl_lines(path: str | Path) -> list[tuple[int, dict]]:
@@ -181,3 +221,101 @@ def redact_url(url: str) -> str:
     host = parts.netloc.rpartition("@")[2]
     netloc = f"***@{host}" if "@" in parts.netloc else host
     return urlunsplit((parts.scheme, netloc, parts.path, "<hidden>" if parts.query else "", ""))
+
+
+# --- quoting input in messages ------------------------------------------------------------------------
+# A message quotes at most this much of a user's input: enough to recognise the column or value, too
+# little to carry a file along (a CSV linked to /proc/self/environ had its whole header, the process's
+# environment, quoted as one "unknown column")
+EXCERPT_CHARS = 60
+# "Authorization: Bearer X", "authorization": "X", "api-key: X" (Azure OpenAI's header), "x-api-key", as a
+# header dump or a JSON string (escaped quotes included) shows them: the value is replaced, whatever its
+# length, the name kept so a reader sees what was there. openai_client.scrub uses them on what an API echoes.
+AUTH_VALUE = re.compile(r"""(?i)((?:proxy-)?authorization\\?["']?\s*[:=]\s*\\?["']?\s*|\b(?:x-)?api[-_]key\\?["']?\s*[:=]\s*\\?["']?\s*)(?:bearer\s+|basic\s+)?[^\s"'\\,;}]+""")
+# a bare "Bearer X" only when X looks like a credential (8+ token characters, a digit among them), so
+# that prose such as "the bearer of bad news" stays as it is
+BEARER = re.compile(r"(?i)\b(bearer\s+)(?=[\w.~+/=-]*\d)[\w.~+/=-]{8,}")
+# NAME=value where NAME says it holds a secret (OPENAI_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, DB_PASSWORD),
+# as an environment dump or a .env file writes it: the value goes, whatever its length
+_SECRET_NAME = r"[A-Za-z0-9_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)[A-Za-z0-9_]*"
+_SECRET_ASSIGN = re.compile(rf"(?i)\b({_SECRET_NAME}\s*=\s*)[^\x00\s,;\"']+")
+_SECRET_WORD = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL", re.I)
+
+
+@functools.lru_cache(maxsize=1)
+def _secret_values(fingerprint: tuple) -> tuple[str, ...]:
+    """The values of secret-named environment variables long enough to be scrubbed bare (``scrub``).
+    Cached per ``fingerprint`` (how many variables there are, and $OPENAI_API_KEY): reading the
+    environment costs ~80 us, paid once a message otherwise (a million bad rows: 80 s)."""
+    return tuple(v for k, v in os.environ.items() if len(v) >= MIN_BARE_KEY_CHARS and _SECRET_WORD.search(k))
+
+
+def scrub_secrets(text: str) -> str:
+    """``text`` without secrets, for a message that quotes a user's input: the values of this process's
+    secret-named environment variables ($OPENAI_API_KEY, $HF_TOKEN...: when MIN_BARE_KEY_CHARS long, as
+    ``scrub``), anything that looks like an OpenAI key, Authorization/Bearer/api-key values, and the
+    value of every NAME=value whose NAME says secret."""
+    if len(text) >= MIN_BARE_KEY_CHARS:  # a shorter text (a bad answer "Z") holds no value scrubbed bare
+        for value in _secret_values((len(os.environ), os.environ.get("OPENAI_API_KEY"))):
+            text = scrub(text, value)
+    text = scrub(text, None)
+    text = AUTH_VALUE.sub(r"\1***", text)
+    text = _SECRET_ASSIGN.sub(r"\1***", text)
+    return BEARER.sub(r"\1***", text)
+
+
+def excerpt(text: Any, limit: int = EXCERPT_CHARS, *, quoted: bool = True) -> str:
+    """``text`` (a value read from a user's file) quoted for a message, as ``repr`` quotes it: secrets
+    scrubbed (``scrub_secrets``), characters that do not print (NUL, newlines, bidi controls) written
+    as escapes (\\x00, \\n, \\u202e), and cut after ``limit`` characters with an ellipsis; without the
+    quotes where ``quoted`` is false."""
+    text = str(text)
+    # only the head is scrubbed and shown; it is longer than any key, so a key that starts in the part
+    # shown is whole in it, and scrubbed
+    head = scrub_secrets(text[:limit + 1024])
+    pieces, used, cut = [], 0, len(text) > limit + 1024
+    for ch in head:
+        piece = ch if ch.isprintable() else ascii(ch)[1:-1]
+        if used + len(piece) > limit:
+            cut = True
+            break
+        pieces.append(piece)
+        used += len(piece)
+    shown = "".join(pieces) + ("…" if cut else "")
+    if not quoted:
+        return shown
+    quote = '"' if "'" in shown and '"' not in shown else "'"
+    return f"{quote}{shown}{quote}"
+
+
+# --- inputs inside the project ------------------------------------------------------------------------
+def _dvc_cache_dirs(root: Path) -> list[Path]:
+    """The project's DVC cache folders: .dvc/cache, and a ``[cache] dir`` set in .dvc/config(.local)
+    (a cache shared between clones, into which ``cache.type: symlink`` links the workspace's files)."""
+    dirs = [root / ".dvc" / "cache"]
+    for name in ("config", "config.local"):
+        try:
+            text = (root / ".dvc" / name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        section = ""
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("["):
+                section = line.strip("[]'\" ").lower()
+            elif section == "cache" and re.match(r"dir\s*=", line):
+                dirs.append((root / ".dvc" / line.split("=", 1)[1].strip()).resolve())
+    return dirs
+
+
+def outside_project(path: str | Path, root: str | Path | None = None) -> Path | None:
+    """Where ``path`` leads (links followed) when that is outside the project, ``root`` (the working
+    directory a stage runs in, the repository's root) and its DVC cache; None when it is inside.
+
+    DVC tracks only what is in the project: a file read from elsewhere changes without rerunning
+    anything, and a clone elsewhere cannot rebuild from it."""
+    root = Path(root if root is not None else Path.cwd()).resolve()
+    target = Path(path).resolve()
+    if target.is_relative_to(root) or any(target.is_relative_to(d) for d in _dvc_cache_dirs(root)):
+        return None
+    return target

@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gabarito import openai_client
-from gabarito.io import InputError, dumps, redact_url
-from gabarito.params import LLMParams
+from gabarito.io import InputError, dumps
+from gabarito.params import LLMParams, redact_base_url
 
 CONNECTIONS_PER_CLIENT = 16
 
@@ -597,7 +597,7 @@ class Engine:
             raise APIDown(self._down_message(clients[0], streak, skipped, results))
 
     def _down_message(self, client, streak: list[dict], skipped: list[str], results: dict[str, dict]) -> str:
-        where = redact_url(str(getattr(client, "base_url", "") or "the API"))
+        where = redact_base_url(str(getattr(client, "base_url", "") or "the API"))
         given_up = sum(1 for e in results.values() if e.get("unreachable"))
         answered = sum(1 for e in results.values() if not e.get("transient"))
         last = streak[-1]

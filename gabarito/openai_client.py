@@ -1,8 +1,8 @@
 """What every caller of an OpenAI-compatible API shares: the LLM engine (gabarito/llm.py, for translate
 and synthesize) and hosted fine-tuning (gabarito/tools/openai_ft.py).
 
-- ``credentials``: the key only ever from ``$OPENAI_API_KEY``; the endpoint from params, else
-  ``$OPENAI_BASE_URL``, else OpenAI.
+- ``credentials``: the key only ever from ``$OPENAI_API_KEY``; the endpoint from params (plain:
+  gabarito.params.base_url_problem), else ``$OPENAI_BASE_URL`` (anything the client takes), else OpenAI.
 - ``scrub`` / ``scrub_record``: the key's value (when long enough to be a secret), and any
   ``Authorization``/``Bearer``/``api-key`` value whatever its length, out of a text or a record
   before it is shown or stored. A server may echo request headers into an error
@@ -23,20 +23,12 @@ import re
 import time
 from typing import Any, Awaitable, Callable
 
-from gabarito.io import InputError, redact_url
+from gabarito.io import AUTH_VALUE, BEARER, InputError
 from gabarito.io import scrub as scrub_key
+from gabarito.params import redact_base_url
 
 KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
-
-# "Authorization: Bearer X", "authorization": "X", "api-key: X" (Azure OpenAI's header), "x-api-key"
-# as a header dump or a JSON string (escaped quotes included) shows them: the value is replaced,
-# whatever its length, the name kept so a reader sees what was there
-_AUTH_VALUE = re.compile(r"""(?i)((?:proxy-)?authorization\\?["']?\s*[:=]\s*\\?["']?\s*|\b(?:x-)?api[-_]key\\?["']?\s*[:=]\s*\\?["']?\s*)(?:bearer\s+|basic\s+)?[^\s"'\\,;}]+""")
-# a bare "Bearer X" only when X looks like a credential (8+ token characters, a digit among them),
-# so that prose such as "the bearer of bad news" stays as it is
-_BEARER = re.compile(r"(?i)\b(bearer\s+)(?=[\w.~+/=-]*\d)[\w.~+/=-]{8,}")
-
 
 def credentials(base_url: str | None, *, hint: str = "") -> tuple[str, str | None]:
     """(key, base_url) for a client: the key from ``$OPENAI_API_KEY`` only, the endpoint from
@@ -61,10 +53,10 @@ def scrub(text: str, key: str | None = None) -> str:
         return text
     key = key if key is not None else os.environ.get(KEY_ENV)
     text = scrub_key(text, key)
-    text = _AUTH_VALUE.sub(r"\1***", text)
+    text = AUTH_VALUE.sub(r"\1***", text)
     if key:  # "Bearer <the key>", however short, even with no header name before it
         text = re.sub(r"(?i)\b(bearer\s+)" + re.escape(key) + r"(?![\w.~+/=-])", r"\1***", text)
-    return _BEARER.sub(r"\1***", text)
+    return BEARER.sub(r"\1***", text)
 
 
 def scrub_record(obj: Any, key: str | None = None) -> Any:
@@ -143,7 +135,9 @@ def describe_error(exc: Exception, doing: str, *, base_url: Any = None, key: str
     elif isinstance(exc, openai.APITimeoutError):
         msg = f"{doing}: the API did not answer in time, still after retries. Try again later."
     elif isinstance(exc, openai.APIConnectionError):
-        where = redact_url(str(base_url)) if base_url else "the API"
+        # $OPENAI_BASE_URL is not checked as params' base_url is (it is where a URL that must carry more
+        # goes): shown without its user, query, fragment, ;params and key-like parts
+        where = redact_base_url(str(base_url)) if base_url else "the API"
         msg = (f"{doing}: could not reach {where}. Check the network and {BASE_URL_ENV} / {settings}.")
     else:
         msg = f"{doing}: {type(exc).__name__}: {exc}"

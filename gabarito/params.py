@@ -12,6 +12,7 @@ suggests the closest valid one, never a silent default.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional, get_args, get_origin
 
@@ -81,7 +82,9 @@ class IngestParams(Section):
     urls: dict[str, str] = Field(default_factory=dict)
     splits: list[str] = Field(default_factory=lambda: ["train", "validation"])
     limit_per_split: Optional[int] = Field(default=None, ge=1)
-    download_timeout_s: float = Field(default=60.0, gt=0)  # source: url; per file, between bytes received
+    # source: url; seconds for each file's whole download, and its size limit (gabarito.sources.download_text)
+    download_timeout_s: float = Field(default=60.0, gt=0)
+    max_download_mb: float = Field(default=200.0, gt=0)
 
     @field_validator("urls")
     @classmethod
@@ -167,7 +170,9 @@ class MCQParams(Section):
     # items without a split: validation for about this share, by a seeded hash of the id (gabarito.items)
     validation_share: float = Field(default=0.2, ge=0.0, lt=1.0)
     seed: int = 0
-    download_timeout_s: float = Field(default=60.0, gt=0)  # url sources; seconds without a byte
+    # url sources: seconds for each file's whole download, and its size limit (gabarito.sources.download_text)
+    download_timeout_s: float = Field(default=60.0, gt=0)
+    max_download_mb: float = Field(default=200.0, gt=0)
 
     @model_validator(mode="after")
     def _distinct_names(self):
@@ -244,6 +249,103 @@ class ExamsParams(Section):
     pdf: ExamPDFParams = Field(default_factory=ExamPDFParams)
 
 
+# --- base_url: an allow-list ---------------------------------------------------------------------------
+# A base URL is where the OpenAI-compatible API lives: scheme, host, port and a path of plain words, as every
+# provider writes them (https://api.openai.com/v1, http://localhost:11434/v1 (Ollama), http://localhost:8000/v1
+# (vLLM), http://localhost:1234/v1 (LM Studio), https://openrouter.ai/api/v1, https://api.together.xyz/v1,
+# https://api.groq.com/openai/v1, https://RESOURCE.openai.azure.com/openai/v1). Anything else is refused, not
+# because each spelling was listed as a credential but because none is needed: params.yaml and dvc.lock
+# are committed (and DVC stages dvc.lock), so whatever base_url holds is kept forever. A user name or
+# password (user:pw@), a query (?x-api-key=, ?subscription-key=, Azure Functions' ?code=), a fragment
+# (#token=) and path parameters (;token=) can all carry a key; a query never worked anyway: the openai
+# client appends its route after it (https://h/v1/?api-version=1chat/completions).
+_BASE_URL = re.compile(r"(?i)(https?)://(?P<host>[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\])"
+                       r"(?::(?P<port>[0-9]{1,5}))?(?P<path>(?:/[A-Za-z0-9._~-]*)*)")
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._~-]+")
+# how providers' keys begin (OpenAI and OpenRouter sk-, Anthropic sk-ant-, Hugging Face hf_, Groq gsk_, xAI
+# xai-, Replicate r8_, Perplexity pplx-, NVIDIA nvapi-, Google AIza, GitHub ghp_/github_pat_, GitLab glpat-,
+# Slack xox?-, AWS AKIA, Mailgun-style key-): such a segment, 8 or more characters past the prefix, is a key
+_KEY_PREFIXES = re.compile(r"(?i)^(?:sk|rk|pk|hf|gsk|xai|r8|pplx|nvapi|ghp|gho|ghs|github_pat|glpat|xox[abpr]|key|"
+                           r"api[-_]?key|token|secret)[-_][A-Za-z0-9._~-]{8,}$|^(?:AIza|AKIA|ASIA)[A-Za-z0-9_-]{12,}$")
+_UUID = re.compile(r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def secret_segment(segment: str) -> bool:
+    """``segment`` (a part of a URL's path or host) looks like a key: a provider's key prefix, a UUID (some
+    providers' keys are one), a run of 20+ letters and digits that mixes both (a token, a hex or base64 id;
+    model and deployment names are words and numbers joined by - _ .), a run of 16+ that mixes capitals,
+    small letters and digits, or any run of 32+. A non-secret id of that shape (a Cloudflare account id)
+    is refused too: the environment takes the URL instead, see url_refusal."""
+    if _KEY_PREFIXES.match(segment) or _UUID.match(segment):
+        return True
+    for run in re.split(r"[-_.~]", segment):
+        letters, digits = any(c.isalpha() for c in run), any(c.isdigit() for c in run)
+        if len(run) >= 32 or (len(run) >= 20 and letters and digits):
+            return True
+        if len(run) >= 16 and digits and any(c.islower() for c in run) and any(c.isupper() for c in run):
+            return True
+    return False
+
+
+def base_url_problem(url: str) -> str | None:
+    """What in ``url`` a base URL may not have, or None for http(s)://host[:port]/plain/words."""
+    head, _, _ = url.partition("://")
+    authority = url.split("://", 1)[-1].split("/", 1)[0]
+    if "@" in authority:
+        return "it has a user name or password (user:password@)"
+    for mark, what in (("?", "a query (?...)"), ("#", "a fragment (#...)"), (";", "path parameters (;...)")):
+        if mark in url:
+            return f"it has {what}, which can carry a key (?api-key=, ?code=, #token=, ;token=) and no base URL needs"
+    if "://" not in url or head.lower() not in ("http", "https"):
+        return "it must start with http:// or https://"
+    match = _BASE_URL.fullmatch(url)
+    if not match:
+        return ("it has characters a base URL does not need (the host: letters, digits, - _ .; the path: "
+                "/-separated words of letters, digits and . _ ~ -)")
+    if match["port"] and not 0 < int(match["port"]) < 65536:
+        return f"its port {match['port']} is not 1-65535"
+    segments = match["path"].split("/")[1:]
+    if any(s == "" for s in segments[:-1]) or any(set(s) == {"."} for s in segments):
+        return "its path has an empty, '.' or '..' part"
+    labels = match["host"].strip("[]").split(".")
+    if any(_KEY_PREFIXES.match(s) for s in labels) or any(secret_segment(s) for s in segments):
+        return "a part of it looks like a key (a long random token, or a prefix such as sk-, hf_, key-)"
+    return None
+
+
+def redact_base_url(url: str) -> str:
+    """``url`` as it may be shown: scheme, host and port, and the path's plain, non-secret words; a user
+    name or password, a secret-looking part, and whatever follows a ?, # or ; replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = min((i for i in (rest.find(c) for c in "?#;") if i >= 0), default=len(rest))
+    rest, tail = rest[:cut], rest[cut:]
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    host, colon, port = authority.rpartition(":") if authority.count(":") == 1 else (authority, "", "")
+    host_shown = ".".join("***" if _KEY_PREFIXES.match(label) else label for label in host.split("."))
+    port_shown = port if port.isdigit() else ("***" if port else "")
+    parts = ["***" if s and (not _PLAIN_SEGMENT.fullmatch(s) or secret_segment(s)) else s for s in path.split("/")]
+    shown = host_shown + colon + port_shown + slash + "/".join(parts) if slash else host_shown + colon + port_shown
+    scheme_shown = (scheme if scheme.lower() in ("http", "https") else "***") + "://" if sep else ""
+    return scheme_shown + shown + (tail[0] + "***" if tail else "")
+
+
+def url_refusal(name: str, url: str) -> str | None:
+    """The message refusing ``url`` as the base URL in params key ``name``, or None when it is plain."""
+    what = base_url_problem(url)
+    if what is None:
+        return None
+    return (f"{name} {redact_base_url(url)!r} is refused: {what}. params.yaml and dvc.lock are committed, so "
+            "whatever it holds would be too. Give the endpoint as scheme://host[:port]/path (e.g. "
+            "http://localhost:11434/v1, https://openrouter.ai/api/v1) and the key in $OPENAI_API_KEY, which the "
+            "client sends as a header. An endpoint that needs more in its URL (a server behind basic auth, an id "
+            "in the path that looks like a key): leave base_url empty and set the whole URL in $OPENAI_BASE_URL "
+            "(your shell, or a git-ignored .env you source), which no file of the pipeline stores.")
+
+
 # --- LLM calls (shared by translate and synthesize) -----------------------------------------------
 class LLMParams(Section):
     model: str = "gpt-4o-mini"
@@ -276,20 +378,10 @@ class LLMParams(Section):
 
     @field_validator("base_url")
     @classmethod
-    def _no_credentials_in_base_url(cls, url: Optional[str]) -> Optional[str]:
-        from urllib.parse import parse_qsl, urlsplit
-
-        if not url:
-            return url
-        parts = urlsplit(url)
-        netloc = parts.netloc or url.partition("/")[0]  # "user:pw@host:8000/v1" has no scheme
-        secret = sorted({k for k, _ in parse_qsl(parts.query) if _secret_query_key(k)})  # api-key: Azure's
-        if "@" in netloc or secret:
-            what = f"its query has {', '.join(secret)}" if secret else "it has a user name or password"
-            raise ValueError(
-                f"base_url carries a credential ({what}); params.yaml and dvc.lock are committed, so it "
-                "would be too. Put the endpoint without it here, and the key in $OPENAI_API_KEY (a server "
-                "behind basic auth: set $OPENAI_BASE_URL in your environment instead).")
+    def _plain_base_url(cls, url: Optional[str]) -> Optional[str]:
+        refusal = url_refusal("base_url", url) if url else None  # an allow-list: see base_url_problem
+        if refusal:
+            raise ValueError(refusal)
         return url
 
 
@@ -582,8 +674,7 @@ class OpenAIFinetuneParams(Section):
     base_url: Optional[str] = None    # None: $OPENAI_BASE_URL, else the OpenAI API
     poll_interval_s: float = Field(default=30.0, gt=0)
 
-    _no_credentials_in_base_url = field_validator("base_url")(
-        classmethod(LLMParams._no_credentials_in_base_url.__func__))
+    _plain_base_url = field_validator("base_url")(classmethod(LLMParams._plain_base_url.__func__))
 
 
 SECTIONS: dict[str, type[Section]] = {

@@ -5,7 +5,10 @@ URL downloads.
 from __future__ import annotations
 
 import csv
+import http.client
 import re
+import threading
+import time
 import urllib.request
 
 from gabarito.io import InputError, redact_url
@@ -42,14 +45,78 @@ def csv_error(exc: csv.Error, name: str, line: int, what: str) -> InputError:
         'newlines must be wrapped in double quotes, with inner quotes doubled ("").')
 
 
-def download_text(url: str, *, timeout: float) -> str:
-    """The UTF-8 text at an http(s) URL (a byte-order mark dropped); a failure is an InputError without
-    the URL's credentials. Shared with the mcq stage's url sources."""
+# mcq.max_download_mb and ingest.max_download_mb's default (gabarito.params): download_text's, for a caller
+# that passes none
+DEFAULT_MAX_DOWNLOAD_MB = 200.0
+_CHUNK = 1 << 16
+
+
+def download_text(url: str, *, timeout: float, max_mb: float = DEFAULT_MAX_DOWNLOAD_MB,
+                  section: str | None = None) -> str:
+    """The UTF-8 text at an http(s) URL (a byte-order mark dropped), read within ``timeout`` seconds in all
+    and at most ``max_mb`` MB (10^6 bytes); a failure is an InputError without the URL's credentials,
+    naming the params knob (``section``.download_timeout_s / .max_download_mb) to change. Shared with the
+    mcq stage's url sources.
+
+    The socket's own timeout bounds only a gap between two reads: a server that sends a byte a second
+    never hits it. So the download runs in a thread that this one waits for until the deadline; the
+    thread checks the deadline and the size after every chunk, and stops by itself once it is past
+    (a server that trickles its headers keeps it until the socket gives up or the process ends: it
+    is a daemon, and holds no more than the headers)."""
+    def knob(name: str) -> str:  # the params key to change
+        return f"{section}.{name}" if section else f"{name} (of the params.yaml section that lists this URL)"
+
+    limit = int(max_mb * 1_000_000)
+    where = redact_url(url)
+    deadline = time.monotonic() + timeout
+    received = [0]
+    outcome: dict = {}
+
+    def fetch() -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                size = resp.headers.get("Content-Length")
+                if size and size.isdigit() and int(size) > limit:
+                    raise _TooLarge(int(size))
+                chunks = []
+                while time.monotonic() < deadline:
+                    chunk = resp.read1(_CHUNK)  # what has arrived, not a full chunk: the deadline is checked often
+                    if not chunk:
+                        outcome["data"] = b"".join(chunks)
+                        return
+                    received[0] += len(chunk)
+                    if received[0] > limit:
+                        raise _TooLarge(None)
+                    chunks.append(chunk)
+        except BaseException as exc:  # handed to the caller's thread, which raises it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=fetch, name=f"download {where}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    error = outcome.get("error")
+    if "data" not in outcome and error is None:
+        raise InputError(
+            f"{where}: the download did not finish within {timeout:g} s ({received[0]:,} bytes received), the "
+            f"limit {knob('download_timeout_s')} sets for the whole download. The server is too slow or never "
+            "ends the file: check the URL, or raise that limit.")
+    if isinstance(error, _TooLarge):
+        got = f"the server announces {error.size:,} bytes" if error.size else f"stopped after {received[0]:,} bytes"
+        raise InputError(
+            f"{where}: larger than {max_mb:g} MB ({got}), the limit {knob('max_download_mb')} sets. No exam or "
+            "question file comes near that: check that the URL is the file you mean, or raise that limit.")
+    if isinstance(error, (OSError, http.client.HTTPException)):  # HTTPException: a connection cut mid-file
+        raise InputError(f"{where}: download failed ({error}). Check the URL and your network.") from None
+    if error is not None:
+        raise error
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.read().decode("utf-8-sig")
-    except OSError as exc:
-        raise InputError(f"{redact_url(url)}: download failed ({exc}). Check the URL and your network.") from None
+        return outcome["data"].decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{redact_url(url)}: not UTF-8 text ({exc.reason} at byte {exc.start}). "
+        raise InputError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}). "
                          "Save the file as UTF-8 and serve it again.") from None
+
+
+class _TooLarge(Exception):
+    def __init__(self, size: int | None):
+        super().__init__(size)
+        self.size = size  # the announced Content-Length, or None when counted while reading

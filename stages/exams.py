@@ -12,7 +12,10 @@ The folder holds each exam beside its key, by name:
 
 A key entry that is one of ``exams.annulled_marks`` (ANULADA, *, X) annuls its question. An exam
 without a key, a key without an exam, or both a PDF and a CSV key for one exam stop the stage with
-a message naming the file and the name expected.
+a message naming the file and the name expected. Names pair as written, case included (prova.pdf and
+Prova.pdf are two exams), after Unicode normalisation (NFC: a key named on a Mac pairs with an exam
+named elsewhere); two files whose names are one name in two Unicode forms, and a link that leads out of
+the project, stop the stage too.
 
 Pages are read as the extract stage reads them (:func:`gabarito.pdf.extract_pdf`: the text layer,
 tesseract OCR for scanned pages), with two-column born-digital pages read column by column; running
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import unicodedata
 from pathlib import Path
@@ -43,7 +47,14 @@ from pathlib import Path
 import click
 
 from gabarito.clikit import log, params_option, user_errors
-from gabarito.io import InputError, read_text, write_json, write_jsonl
+from gabarito.io import (
+    InputError,
+    excerpt,
+    outside_project,
+    read_text,
+    write_json,
+    write_jsonl,
+)
 from gabarito.items import MIN_OPTIONS, hash_split
 from gabarito.params import LETTERS, ExamsParams, load_section
 
@@ -57,39 +68,74 @@ KEY_COLUMN_ALIASES = {"gabarito": "resposta"}  # a key CSV's header, accents and
 # --- pairing exams with their keys ----------------------------------------------------------------
 
 
-def pair_files(exam_dir: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+def _nfc(name: str) -> str:
+    """A file name as compared: macOS writes "ç" as c and a combining cedilla (NFD), other systems as one
+    character (NFC); the same name either way. Case counts: prova.pdf and Prova.pdf are two exams."""
+    return unicodedata.normalize("NFC", name)
+
+
+def _key_of(key: Path) -> str:
+    """The exam a key file names: "Prova 1" of "Prova 1.gabarito.pdf" (".gabarito.PDF" too, as Windows
+    and scanners write it), NFC."""
+    return _nfc(key.name[: -len(key.suffix) - len(KEY_SUFFIX)])
+
+
+def _link_out(path: Path, target: Path, copy: str) -> InputError:
+    return InputError(f"{path}: a link to {target}, outside the project. DVC does not track it, so a change there "
+                      f"reruns nothing and a clone elsewhere cannot rebuild from it. Copy {copy} in its place, or "
+                      f"bring it in with `dvc import-url {target} {path}`.")
+
+
+def pair_files(exam_dir: Path, root: str | Path | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
     """(exam PDF, key file) pairs, sorted by name, and the names of other files (ignored).
 
-    The folder is read flat: ``<exam>.pdf`` beside ``<exam>.gabarito.pdf`` or ``<exam>.gabarito.csv``.
+    The folder is read flat: ``<exam>.pdf`` beside ``<exam>.gabarito.pdf`` or ``<exam>.gabarito.csv``,
+    names compared after Unicode normalisation (NFC). A link that leads out of the folder and out of the
+    project ``root`` (the working directory: the repository) is refused, as is the folder itself when it
+    is in the project and leads out of it.
     """
     if not exam_dir.is_dir():
         raise InputError(f"{exam_dir}: not a folder. Put exam PDFs and their answer keys in it "
                          f"(<exam>.pdf + <exam>{KEY_SUFFIX}.pdf or <exam>{KEY_SUFFIX}.csv).")
+    in_project = Path(os.path.abspath(exam_dir)).is_relative_to(Path(root or Path.cwd()).resolve())
+    if in_project and outside_project(exam_dir, root) is not None:
+        raise _link_out(exam_dir, outside_project(exam_dir, root), "the folder's files")
     files = sorted(p for p in exam_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    keys = {p.name: p for p in files if p.suffix.lower() in (".pdf", ".csv") and p.stem.casefold().endswith(KEY_SUFFIX)}
-    exams = [p for p in files if p.suffix.lower() == ".pdf" and p.name not in keys]
-    other = [p.name for p in files if p.name not in keys and p not in exams]
+    seen: dict[str, Path] = {}
+    for f in files:
+        target = outside_project(f, root)
+        if target is not None and not target.is_relative_to(exam_dir.resolve()):
+            raise _link_out(f, target, f"the file itself into {exam_dir}/")
+        other = seen.setdefault(_nfc(f.name), f)
+        if other is not f:  # possible where names are bytes (Linux): one copied from a Mac, one not
+            raise InputError(f"{exam_dir}: two files are named {_nfc(f.name)}, spelled in two Unicode forms "
+                             f"({ascii(other.name)} and {ascii(f.name)}: accents as one character, and as a letter "
+                             "and a combining accent, as macOS writes them). Keep one of them.")
+    keys = [p for p in files if p.suffix.lower() in (".pdf", ".csv") and p.stem.casefold().endswith(KEY_SUFFIX)]
+    exams = [p for p in files if p.suffix.lower() == ".pdf" and p not in set(keys)]
+    other = [p.name for p in files if p not in set(keys) | set(exams)]
     for name in other:  # a key the person meant to give, in a format this stage cannot read
         if Path(name).stem.casefold().endswith(KEY_SUFFIX):
             raise InputError(f"{exam_dir / name}: an answer key must be a PDF or a CSV (columns questao,resposta); "
                              f"save it as {Path(name).stem}.pdf or {Path(name).stem}.csv.")
     pairs, used = [], set()
     for exam in exams:
-        # names in any case (Windows and scanners write PROVA.GABARITO.PDF), a PDF key named first
-        found = sorted((k for k in keys.values() if k.stem.casefold() == f"{exam.stem}{KEY_SUFFIX}".casefold()),
-                       key=lambda k: k.suffix.lower() != ".pdf")
+        # a PDF key named first
+        found = sorted((k for k in keys if _key_of(k) == _nfc(exam.stem)), key=lambda k: k.suffix.lower() != ".pdf")
         if not found:
-            raise InputError(f"{exam}: no answer key. Put it beside the exam as {exam.stem}{KEY_SUFFIX}.pdf "
+            near = [k.name for k in keys if _key_of(k).casefold() == _nfc(exam.stem).casefold()]
+            hint = f" ({near[0]} differs from the exam's name in case only: rename one to match)" if near else ""
+            raise InputError(f"{exam}: no answer key{hint}. Put it beside the exam as {exam.stem}{KEY_SUFFIX}.pdf "
                              f"(a table of number -> letter) or {exam.stem}{KEY_SUFFIX}.csv (columns "
                              "questao,resposta), or move the exam out of the folder.")
         if len(found) > 1:
             raise InputError(f"{exam}: two answer keys ({found[0].name}, {found[1].name}); keep one.")
         pairs.append((exam, found[0]))
-        used.add(found[0].name)
-    for name in sorted(set(keys) - used):
-        stem = name[: -len(KEY_SUFFIX) - 4]
-        raise InputError(f"{exam_dir / name}: an answer key without its exam: expected {stem}.pdf beside it "
-                         "(the key is named after the exam's file, plus .gabarito).")
+        used.add(found[0])
+    for key in keys:
+        if key not in used:
+            raise InputError(f"{key}: an answer key without its exam: expected {_key_of(key)}.pdf beside it "
+                             "(the key is named after the exam's file, plus .gabarito).")
     return pairs, other
 
 
@@ -105,11 +151,11 @@ def _mark(value: str, annulled_marks: list[str]) -> str | None:
 
 
 def key_pattern(annulled_marks: list[str]) -> re.Pattern:
-    """A key pair "01 C", "1 - C", "01 | ANULADA", "1) *": a number of 1-3 digits, an optional
+    """A key pair "01 C", "1 - C", "01 | ANULADA", "1) *": a number (any number of digits), an optional
     separator, then an upper-case letter A-J or an annulled mark, each standing alone (the C of
     "CADERNO" and the a of "1 a 45" are not answers)."""
     marks = "|".join(re.escape(m) for m in sorted(annulled_marks, key=len, reverse=True))
-    return re.compile(rf"(?<![\w.,])(\d{{1,3}})(?![\d.,]\d)\s*(?:[-–—.:|)]\s*)?((?i:{marks})|{UPPER})(?![\w*])")
+    return re.compile(rf"(?<![\w.,])(\d+)(?![\d.,]\d)\s*(?:[-–—.:|)]\s*)?((?i:{marks})|{UPPER})(?![\w*])")
 
 
 def _add(key: dict[int, str], number: int, value: str, where: str) -> None:
@@ -147,7 +193,8 @@ def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, 
     reader = csv.DictReader(io.StringIO(text), delimiter=";" if first.count(";") > first.count(",") else ",")
     columns = {_column(c or ""): c for c in reader.fieldnames or []}
     if not {"questao", "resposta"} <= set(columns):
-        raise InputError(f"{name}:1: expected the columns questao,resposta; got {','.join(reader.fieldnames or [])}.")
+        got = excerpt(",".join(reader.fieldnames or []), quoted=False)  # the header may be anything: quoted short
+        raise InputError(f"{name}:1: expected the columns questao,resposta; got {got}.")
     key: dict[int, str] = {}
     for row in reader:
         where = f"{name}:{reader.line_num}"
@@ -155,11 +202,11 @@ def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, 
         if not number and not value:
             continue
         if not number.isdigit():
-            raise InputError(f"{where}: questao {number!r} is not a question number.")
+            raise InputError(f"{where}: questao {excerpt(number)} is not a question number.")
         mark = _mark(value, annulled_marks)
         if mark is None:
-            raise InputError(f"{where}: resposta {value!r} is neither a letter {LETTERS[0]}-{LETTERS[-1]} nor an "
-                             f"annulled mark ({', '.join(annulled_marks)}).")
+            raise InputError(f"{where}: resposta {excerpt(value)} is neither a letter {LETTERS[0]}-{LETTERS[-1]} "
+                             f"nor an annulled mark ({', '.join(annulled_marks)}).")
         _add(key, int(number), mark, where)
     if not key:
         raise InputError(f"{name}: no rows. Write one line per question: questao,resposta.")
@@ -167,8 +214,8 @@ def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, 
 
 
 # --- questions ------------------------------------------------------------------------------------
-QUESTION = re.compile(r"^quest[ãa]o\s*(?:n[º°o]?\.?\s*)?(\d{1,3})(?!\d)\s*[.:)–—-]?\s*(.*)$", re.I)
-NUMBERED = re.compile(r"^(\d{1,3})\s*[.)](?!\d)\s*(.*)$")
+QUESTION = re.compile(r"^quest[ãa]o\s*(?:n[º°o]?\.?\s*)?(\d+)\s*[.:)–—-]?\s*(.*)$", re.I)
+NUMBERED = re.compile(r"^(\d+)\s*[.)](?!\d)\s*(.*)$")
 ALTERNATIVE = re.compile(rf"^(?:\(({ANY_CASE})\)|({ANY_CASE})\)|({UPPER})\.(?=\s|$))\s*(.*)$")
 # never a running header, though one may open every page ("QUESTÃO 07" reads as "questão #")
 EXAM_UNIT = re.compile(f"{QUESTION.pattern}|{NUMBERED.pattern}|{ALTERNATIVE.pattern}", re.I)
@@ -344,10 +391,11 @@ def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], d
                          "starting \"QUESTÃO 01\", \"Questão 1\" or \"01.\", followed by alternatives \"(A)\", "
                          "\"A)\" or \"a)\". Is it an exam? Is it laid out differently? Remove it from the folder "
                          "or convert it (one question per block).")
-    items, report = join_exam(questions, key, exam=exam.stem, doc=exam.name, p=p)
+    # ids from the name as NFC: the same exam copied from a Mac gives the same items
+    items, report = join_exam(questions, key, exam=_nfc(exam.stem), doc=_nfc(exam.name), p=p)
     if not items:
         raise InputError(f"{exam}: {len(questions)} questions found, none joined with {key_file.name} "
-                         f"({describe({'doc': exam.name, **report})}). Does the key belong to this exam?")
+                         f"({describe({'doc': _nfc(exam.name), **report})}). Does the key belong to this exam?")
     unfound = report["key_without_question"]
     if len(unfound) > p.max_unfound_share * len(key):
         shown = ", ".join(map(str, unfound[:20])) + (", ..." if len(unfound) > 20 else "")
@@ -358,7 +406,7 @@ def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], d
             "01\", \"Questão 1\" or \"01.\", or columns read across): check that page, or convert the exam. "
             "If the key also covers another booklet, give this exam only its own questions, or raise "
             "exams.max_unfound_share.")
-    report = {"doc": exam.name, "key": key_file.name, "pages": extracted["pages"],
+    report = {"doc": _nfc(exam.name), "key": _nfc(key_file.name), "pages": extracted["pages"],
               "pages_ocr": sum(pg["method"] == "ocr" for pg in pages), **report}
     return items, report
 

@@ -28,7 +28,13 @@ from gabarito.clikit import log, params_option, user_errors
 from gabarito.io import InputError, redact_url, write_jsonl
 from gabarito.io import parse_jsonl as jsonl_lines
 from gabarito.params import IngestParams, load_section
-from gabarito.sources import NONE_OF_THE_ABOVE, csv_error, download_text, question_type
+from gabarito.sources import (
+    DEFAULT_MAX_DOWNLOAD_MB,
+    NONE_OF_THE_ABOVE,
+    csv_error,
+    download_text,
+    question_type,
+)
 
 COLUMNS = ("id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label")
 # every Cosmos QA item's ``source`` (metrics are reported per source) and ``language`` (translated to pt)
@@ -138,7 +144,8 @@ def load_local(folder: str | Path, splits: Iterable[str]) -> list[dict]:
     return records
 
 
-def load_urls(urls: dict[str, str], splits: Iterable[str], *, timeout: float) -> list[dict]:
+def load_urls(urls: dict[str, str], splits: Iterable[str], *, timeout: float,
+              max_mb: float = DEFAULT_MAX_DOWNLOAD_MB) -> list[dict]:
     records = []
     for split in splits:
         url = urls.get(split)
@@ -147,7 +154,7 @@ def load_urls(urls: dict[str, str], splits: Iterable[str], *, timeout: float) ->
         if not url.startswith(("http://", "https://")):
             raise InputError(f"params.yaml: ingest.urls.{split} must be an http(s) URL, got {redact_url(url)!r}.")
         name = redact_url(url.split("?")[0])
-        records += parse_file(download_text(url, timeout=timeout), split=split, name=name)
+        records += parse_file(download_text(url, timeout=timeout, max_mb=max_mb, section="ingest"), split=split, name=name)
     return records
 
 
@@ -198,7 +205,7 @@ def load_records(p: IngestParams, local_dir: str | Path) -> list[dict]:
     if p.source == "local":
         records = load_local(local_dir, p.splits)
     elif p.source == "url":
-        records = load_urls(p.urls, p.splits, timeout=p.download_timeout_s)
+        records = load_urls(p.urls, p.splits, timeout=p.download_timeout_s, max_mb=p.max_download_mb)
     else:
         records = load_hub(p.hub_id, p.hub_revision, p.splits)
     records = limit_per_split(records, p.limit_per_split)

@@ -24,7 +24,7 @@ import click
 
 from gabarito.clikit import params_option, user_errors
 from gabarito.io import redact_url
-from gabarito.params import TrainParams, load_all
+from gabarito.params import TrainParams, load_all, redact_base_url
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}
@@ -214,7 +214,7 @@ def check_openai_key(env: Mapping[str, str] | None = None, needed_by: Sequence[s
     ``needed_by``: the active params' settings that call the API (e.g. "translate.provider=openai");
     without a key those stages fail, so doctor does too."""
     env = os.environ if env is None else env
-    endpoint = (f"; OPENAI_BASE_URL {redact_url(env['OPENAI_BASE_URL'].strip())}" if _is_set(env, "OPENAI_BASE_URL")
+    endpoint = (f"; OPENAI_BASE_URL {redact_base_url(env['OPENAI_BASE_URL'].strip())}" if _is_set(env, "OPENAI_BASE_URL")
                 else "; OPENAI_BASE_URL not set (the OpenAI API)")
     if _is_set(env, "OPENAI_API_KEY"):
         return row("openai api key", OK, "OPENAI_API_KEY set" + endpoint)

@@ -347,3 +347,49 @@ def test_a_few_unfound_questions_or_a_raised_share_keep_the_items_found(tmp_path
     assert len((tmp_path / "items.jsonl").read_text().splitlines()) == found
     report = json.loads((tmp_path / "exams.json").read_text())["report"]["p.pdf"]
     assert report["key_without_question"] == list(range(found + 1, 11))
+
+
+# --- issue 23 ----------------------------------------------------------------------------------------------
+FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
+
+
+def test_a_key_linked_to_the_environment_is_refused_and_nothing_of_it_is_quoted(tmp_path, repo_root, monkeypatch):
+    """`ln -s /proc/self/environ exams/X.gabarito.csv` printed the whole environment, NULs and all."""
+    text_pdf(tmp_path / "exams" / "X.pdf", ["QUESTÃO 01\nQuanto é 2 + 2?\n(A) 3\n(B) 4"])
+    (tmp_path / "exams" / "X.gabarito.csv").symlink_to("/proc/self/environ")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1 and "X.gabarito.csv: a link to /proc/" in result.output, result.output
+    assert "outside the project" in result.output and "dvc import-url" in result.output
+    assert "\x00" not in result.output and "PATH=" not in result.output
+    # the same dump copied into the project: read, and quoted short and scrubbed
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    (tmp_path / "exams" / "X.gabarito.csv").unlink()
+    (tmp_path / "exams" / "X.gabarito.csv").write_text(
+        f"PATH=/usr/bin\x00OPENAI_API_KEY={FAKE_KEY}\x00" + "HOME=/root\x00" * 200, encoding="utf-8")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 1 and "X.gabarito.csv:1: expected the columns questao,resposta" in result.output
+    assert "TEST" not in result.output and "\x00" not in result.output and len(result.output) < 400, result.output
+
+
+def test_four_digit_question_numbers_join_with_their_key(tmp_path, repo_root):
+    numbers = range(995, 1005)
+    pages = ["\n".join(f"QUESTÃO {n}\nQuanto é {n} + 1?\n(A) {n + 1}\n(B) {n + 2}\n" for n in numbers[:5]),
+             "\n".join(f"{n}. Quanto é {n} + 1?\n(A) {n + 1}\n(B) {n + 2}\n" for n in numbers[5:])]
+    text_pdf(tmp_path / "exams" / "longa.pdf", pages)
+    key_pdf(tmp_path / "exams" / "longa.gabarito.pdf", [(n, "A") for n in numbers])
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 0, result.output
+    items = [json.loads(x) for x in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert [i["id"] for i in items] == [f"longa-q{n}" for n in numbers]
+
+
+def test_an_exam_named_on_a_mac_pairs_and_its_items_are_named_in_nfc(tmp_path, repo_root):
+    import unicodedata
+
+    nfc, nfd = (unicodedata.normalize(form, "Simulação única") for form in ("NFC", "NFD"))
+    text_pdf(tmp_path / "exams" / f"{nfd}.pdf", ["QUESTÃO 01\nQuanto é 2 + 2?\n(A) 3\n(B) 4"])
+    (tmp_path / "exams" / f"{nfc}.gabarito.csv").write_text("questao,resposta\n1,B\n", encoding="utf-8")
+    result = _run(tmp_path, repo_root)
+    assert result.exit_code == 0, result.output
+    items = [json.loads(x) for x in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert [(i["id"], i["source"], i["doc"]) for i in items] == [(f"{nfc}-q01", nfc, f"{nfc}.pdf")]

@@ -329,11 +329,13 @@ def test_a_stored_translation_without_answers_names_its_ledger_line(fake_openai,
 
 # --- base_url with credentials ---------------------------------------------------------------------------
 @pytest.mark.parametrize("url", ["http://user:pass@127.0.0.1:8000/v1", "user:pass@127.0.0.1:8000/v1",
-                                 "https://example.openai.azure.com/v1?api-key=abc"])
+                                 "https://example.openai.azure.com/v1?api-key=abc",
+                                 "https://example.azurewebsites.net/api?code=abc"])
 def test_a_base_url_with_a_credential_is_refused(workdir, url):
     d = workdir
     setup_translate(d, 1, base_url=url)
     result = translate(d)
     text = _output(result)
-    assert result.exit_code == 1 and "base_url carries a credential" in text and "Traceback" not in text
+    assert result.exit_code == 1 and "translate.llm.base_url: Value error, base_url '" in text
+    assert "is refused" in text and "Traceback" not in text
     assert "pass" not in text.replace("password", "") and "abc" not in text

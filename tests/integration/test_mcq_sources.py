@@ -82,8 +82,8 @@ def test_a_hub_dataset_is_read_offline_at_its_revision_with_its_splits(tmp_path,
     assert [(r["id"], r["split"], r["label"], r["language"], r["source"]) for r in records] == [
         ("q1", "train", 1, "pt", "vestibular"), ("q2", "test", 1, "pt", "vestibular"),
         ("q3", "validation", 4, "en", "vestibular"), ("q4", "test", 1, "pt", "vestibular")]
-    missing = M.read_entry(MCQSource(hub=str(repo), revision="0123abc", splits=["dev"]), timeout=1)
-    assert len(missing.errors) == 1 and "split dev: could not load" in missing.errors[0]
+    missing = list(M.read_entry(MCQSource(hub=str(repo), revision="0123abc", splits=["dev"]), timeout=1).read())
+    assert len(missing) == 1 and "split dev: could not load" in missing[0]
     # a folder given as a hub source has no revision that pins it: outside the stage's deps it is named
     assert M.outside(entry, str(tmp_path / "data/raw/mcq")) == str(repo)
     assert M.outside(entry, str(tmp_path)) is None
@@ -126,3 +126,29 @@ def test_no_sources_writes_empty_outputs_and_says_so(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out/pt.jsonl").read_text() == "" and (tmp_path / "out/en.jsonl").read_text() == ""
     assert "no sources configured (mcq.sources is empty)" in result.output
+
+
+# --- issue 23 ----------------------------------------------------------------------------------------------
+FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
+
+
+def test_a_source_linked_to_the_environment_is_refused_and_nothing_of_it_is_quoted(tmp_path, monkeypatch):
+    """`ln -s /proc/self/environ data/raw/mcq/notas.csv` quoted the environment as an unknown column."""
+    raw = tmp_path / "data/raw/mcq"
+    raw.mkdir(parents=True)
+    (raw / "notas.csv").symlink_to("/proc/self/environ")
+    _params(tmp_path, [{"path": "data/raw/mcq/notas.csv"}])
+    result = _run(tmp_path, "--raw-dir", "data/raw/mcq")
+    assert result.exit_code == 1 and "data/raw/mcq/notas.csv: outside the project (it leads to /proc/" in result.output
+    assert "Copy it under data/raw/mcq/" in result.output and "`dvc import-url /proc/" in result.output
+    assert "\x00" not in result.output and "PATH=" not in result.output
+    # the same dump copied into the project is read: quoted short and scrubbed
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    (raw / "notas.csv").unlink()
+    (raw / "notas.csv").write_text(f"PATH=/usr/bin\x00OPENAI_API_KEY={FAKE_KEY}\x00" + "HOME=/root\x00" * 200,
+                                   encoding="utf-8")
+    result = _run(tmp_path, "--raw-dir", "data/raw/mcq")
+    assert result.exit_code == 1
+    assert "notas.csv:1: unknown column 'PATH=/usr/bin\\x00OPENAI_API_KEY=***" in result.output
+    assert "TEST" not in result.output and "\x00" not in result.output and len(result.output) < 600, result.output
+    assert not (tmp_path / "out").exists()

@@ -250,3 +250,47 @@ def test_an_echoed_key_reaches_nothing_stored_pushed_or_logged(tmp_path):
           f"{sum(hits.values())}")
     assert hits == {}
     assert len(list((tmp_path / "remote").rglob("*"))) > 0  # the remote did get the outputs
+
+
+# --- base_url: only a plain one reaches dvc.lock (issue 23, 3) -------------------------------------------------
+def test_dvc_lock_gets_a_plain_base_url_and_never_one_that_carries_a_key(tmp_path):
+    # built at run time: sentinels, not literals any scanner would take for keys
+    secret = "".join(["gbt", "sentinel", secrets.token_hex(8)])
+    path_key = "sk-" + "".join(["gbt", "Sentinel", secrets.token_hex(12)])
+    answers: Counter = Counter()
+    lock = threading.Lock()
+    with FakeOpenAI(lambda req: _fast(req, answers, lock)) as server:
+        env = make_env(tmp_path, server, "local")
+        del env["OPENAI_BASE_URL"]  # the endpoint comes from params here, as dvc.lock records it
+        base = server.base_url  # http://127.0.0.1:PORT/v1
+        port = base.split(":")[2].split("/")[0]
+        params = {"translate": {"provider": "openai", "llm": llm(base_url=base)}}
+        repo = make_repo(tmp_path, env, [make_item(i) for i in range(2)], params)
+        run(env, ["dvc", "config", "core.autostage", "true"], repo)  # dvc.lock goes to git's index, as users set it
+
+        run(env, ["dvc", "repro", "translate"], repo)
+        locked = yaml.safe_load((repo / "dvc.lock").read_text())
+        assert locked["stages"]["translate"]["params"]["params.yaml"]["translate"]["llm"]["base_url"] == base
+        lock_before = (repo / "dvc.lock").read_bytes()
+
+        # each reaches this server (the openai client drops a fragment and sends ;params and a path's key on),
+        # so each used to succeed and be written to dvc.lock; the x-api-key query was not on the deny-list
+        refused = [f"{base}#token={secret}", f"{base};token={secret}", f"{base}?x-api-key={secret}",
+                   f"http://127.0.0.1:{port}/{path_key}/v1", f"http://user:{secret}@127.0.0.1:{port}/v1",
+                   f"{base}?subscription-key={secret}", f"http://127.0.0.1:{port}/api?code={secret}"]
+        logs = []
+        for url in refused:
+            params["translate"]["llm"]["base_url"] = url
+            (repo / "params.yaml").write_text(yaml.safe_dump(params))
+            proc = run(env, ["dvc", "repro", "translate"], repo, ok=False)
+            text = proc.stdout + proc.stderr
+            assert proc.returncode != 0 and "translate.llm.base_url: Value error, base_url '" in text, text
+            assert "is refused" in text and "OPENAI_BASE_URL" in text and "Traceback" not in text
+            logs.append(text)
+            assert (repo / "dvc.lock").read_bytes() == lock_before
+        staged = run(env, ["git", "diff", "--cached", "--name-only"], repo).stdout
+    (repo / "params.yaml").unlink()  # the one file the test itself wrote the keys into
+    hits = count_hits([secret.encode(), path_key.encode()], repo, texts=tuple(logs))
+    assert hits == {}, hits
+    assert "params.yaml" not in staged
+    assert sum(answers.values()) == 2  # the refused runs sent nothing

@@ -65,7 +65,7 @@ def test_keys_set_are_never_shown():
            "OPENAI_BASE_URL": f"http://me:{PASSWORD}@localhost:11434/v1?api_key={SECRET}"}
     rows = [doctor.check_openai_key(env), doctor.check_hf_token(env)]
     assert [r["status"] for r in rows] == [OK, OK]
-    assert rows[0]["detail"] == "OPENAI_API_KEY set; OPENAI_BASE_URL http://***@localhost:11434/v1?<hidden>"
+    assert rows[0]["detail"] == "OPENAI_API_KEY set; OPENAI_BASE_URL http://***@localhost:11434/v1?***"
     assert rows[1]["detail"] == "HF_TOKEN set"
     text = doctor.render(rows) + repr(rows)
     assert not leaks(SECRET, text) and not leaks(PASSWORD, text)

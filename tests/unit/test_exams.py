@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 
@@ -173,3 +174,79 @@ def test_a_key_in_a_format_the_stage_cannot_read_is_an_error_not_an_ignored_file
     with pytest.raises(InputError, match=r"p.gabarito.xlsx: an answer key must be a PDF or a CSV .*save it as "
                                          r"p.gabarito.pdf or p.gabarito.csv"):
         pair_files(tmp_path)
+
+
+# --- issue 23: secrets in messages, links out of the project, names as machines write them, big exams ----
+FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
+ENV_DUMP = f"IS_SANDBOX=yes\x00PATH=/usr/bin\x00OPENAI_API_KEY={FAKE_KEY}\x00HOME=/root\x00LANG=C.UTF-8\x00"
+
+
+def test_a_csv_key_holding_an_environment_dump_quotes_no_key_and_no_nul(monkeypatch):
+    """X.gabarito.csv linked to /proc/self/environ: the message printed the whole environment, NULs and all."""
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    for text in (ENV_DUMP * 20, f"questao,resposta\n1,{ENV_DUMP}\n", f"questao,resposta\n{ENV_DUMP},A\n"):
+        with pytest.raises(InputError) as err:
+            parse_key_csv(text, "X.gabarito.csv", MARKS)
+        message = str(err.value)
+        assert "TEST" not in message and "\x00" not in message and len(message) < 250, message
+        assert message.startswith("X.gabarito.csv:"), message
+
+
+def test_an_exam_and_its_key_pair_whichever_unicode_form_their_names_are_in(tmp_path):
+    exam = unicodedata.normalize("NFC", "Simulação única")
+    key = unicodedata.normalize("NFD", "Simulação única") + ".gabarito.pdf"  # as macOS writes it
+    (tmp_path / f"{exam}.pdf").write_bytes(b"")
+    (tmp_path / key).write_bytes(b"")
+    pairs, other = pair_files(tmp_path)
+    assert [(e.name, k.name) for e, k in pairs] == [(f"{exam}.pdf", key)] and other == []
+
+
+def test_prova_and_Prova_each_with_its_own_key_are_two_exams(tmp_path):
+    for name in ("prova.pdf", "prova.gabarito.pdf", "Prova.pdf", "Prova.gabarito.csv"):
+        (tmp_path / name).write_bytes(b"")
+    pairs, _ = pair_files(tmp_path)
+    assert sorted((e.name, k.name) for e, k in pairs) == [("Prova.pdf", "Prova.gabarito.csv"),
+                                                          ("prova.pdf", "prova.gabarito.pdf")]
+    (tmp_path / "Prova.gabarito.csv").unlink()
+    with pytest.raises(InputError, match=r"Prova.pdf: no answer key \(prova.gabarito.pdf differs from the exam's "
+                                         r"name in case only: rename one to match\)"):
+        pair_files(tmp_path)
+
+
+def test_one_name_in_two_unicode_forms_is_named_as_such(tmp_path):
+    nfc, nfd = (unicodedata.normalize(form, "Simulação.pdf") for form in ("NFC", "NFD"))
+    (tmp_path / nfc).write_bytes(b"")
+    (tmp_path / nfd).write_bytes(b"")
+    with pytest.raises(InputError, match=r"two files are named Simulação.pdf, spelled in two Unicode forms .*"
+                                         r"Keep one of them"):
+        pair_files(tmp_path)
+
+
+def test_a_file_linked_from_outside_the_project_is_refused(tmp_path):
+    root = tmp_path / "repo"
+    exams = root / "data/raw/exams"
+    exams.mkdir(parents=True)
+    (tmp_path / "secret.csv").write_text("x")
+    (exams / "p.pdf").write_bytes(b"")
+    (exams / "p.gabarito.csv").symlink_to(tmp_path / "secret.csv")
+    with pytest.raises(InputError, match=r"p.gabarito.csv: a link to .*secret.csv, outside the project\. .*"
+                                         r"`dvc import-url .*secret.csv .*p.gabarito.csv`"):
+        pair_files(exams, root=root)
+    (exams / "p.gabarito.csv").unlink()
+    (exams / "p.gabarito.csv").symlink_to(exams / "p.pdf")  # a link inside the project is fine
+    assert len(pair_files(exams, root=root)[0]) == 1
+    (tmp_path / "elsewhere").mkdir()
+    (root / "data/raw/linked").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match=r"linked: a link to .*elsewhere, outside the project"):
+        pair_files(root / "data/raw/linked", root=root)
+
+
+def test_question_numbers_of_four_digits_and_more_are_numbers():
+    """A 2,000-question file stopped at 999: 1,001 questions were "not found"."""
+    lines = [(1, x) for n in (998, 999, 1000, 1001, 12345) for x in (f"{n}. Quanto é {n}?", "A) sim", "B) não")]
+    lines[6] = (1, "QUESTÃO 1000")
+    assert [q["number"] for q in parse_questions(lines, {})] == [998, 999, 1000, 1001]
+    assert parse_questions([(1, "Questão 12345"), (1, "a) x"), (1, "b) y")], {})[0]["number"] == 12345
+    key = parse_key_text(_pages("998 C  999 D  1000 A  1001 ANULADA  2000 - B  12345 E"), "k.pdf", MARKS)
+    assert key == {998: "C", 999: "D", 1000: "A", 1001: ANNULLED, 2000: "B", 12345: "E"}
+    assert parse_key_text(_pages("1.000 C 1,5 D 7 A"), "k.pdf", MARKS) == {7: "A"}  # a thousands mark, a decimal

@@ -29,9 +29,7 @@ def _build(*sources, **params):
     p = MCQParams(**{"sources": [], **params})
     rows = []
     for name, text in sources:
-        r = M.Rows(MCQSource(path=name), name=name)
-        r.rows, r.errors = M.file_rows(text, name)
-        rows.append(r)
+        rows.append(M.rows_of(MCQSource(path=name), text, name))
     return M.build(rows, p)
 
 
@@ -203,13 +201,12 @@ def test_empty_columns_excel_keeps_at_the_end_are_no_problem_unless_they_hold_a_
 def test_a_file_not_in_utf8_names_its_line_and_how_to_save_it(tmp_path):
     path = tmp_path / "prova.csv"
     path.write_bytes("id,question,option_a,option_b,answer\r\nq1,Qual a função?,ação,opção,A\r\n".encode("cp1252"))
-    rows = M.read_entry(MCQSource(path=str(path)), timeout=1)
-    assert rows.rows == [] and len(rows.errors) == 1
-    assert rows.errors[0].startswith(f"{path}:2: not UTF-8 text (byte 0xe7") and '"CSV UTF-8"' in rows.errors[0]
+    read = list(M.read_entry(MCQSource(path=str(path)), timeout=1, root=tmp_path).read())
+    assert len(read) == 1 and isinstance(read[0], str)
+    assert read[0].startswith(f"{path}:2: not UTF-8 text (byte 0xe7") and '"CSV UTF-8"' in read[0]
     path.write_bytes(b"\xef\xbb\xbf" + "id,question,option_a,option_b,answer\r\nq1,Qual?,ação,opção,a\r\n".encode())
-    rows = M.read_entry(MCQSource(path=str(path)), timeout=1)  # Excel's "CSV UTF-8": a BOM, CRLF
-    assert rows.errors == [] and rows.rows == [(f"{path}:2", {"id": "q1", "question": "Qual?", "answer": "a",
-                                                              "options": ["ação", "opção"]})]
+    read = list(M.read_entry(MCQSource(path=str(path)), timeout=1, root=tmp_path).read())  # Excel's "CSV UTF-8"
+    assert read == [(f"{path}:2", {"id": "q1", "question": "Qual?", "answer": "a", "options": ["ação", "opção"]})]
 
 
 def test_a_csv_quote_never_closed_stops_that_file_with_its_line():
@@ -229,7 +226,7 @@ def test_an_over_long_csv_field_says_so_not_check_the_quoting():
 
 
 def test_other_file_types_are_refused():
-    assert M.file_rows("x", "prova.txt") == ([], ["prova.txt: expected a .jsonl or .csv file."])
+    assert list(M.file_rows("x", "prova.txt")) == ["prova.txt: expected a .jsonl or .csv file."]
 
 
 # --- the mixture, the split, the languages ------------------------------------------------------------
@@ -264,10 +261,8 @@ def test_an_items_split_does_not_depend_on_the_other_items():
 
 def test_languages_route_to_two_outputs():
     p = MCQParams(sources=[], default_language="en")
-    rows = M.Rows(MCQSource(path="a.jsonl", language="pt"))
-    rows.rows, _ = M.file_rows(_jsonl(_row("a"), _row("b", language="en")), "a.jsonl")
-    rows_default = M.Rows(MCQSource(path="b.jsonl"))
-    rows_default.rows, _ = M.file_rows(_jsonl(_row("c")), "b.jsonl")
+    rows = M.rows_of(MCQSource(path="a.jsonl", language="pt"), _jsonl(_row("a"), _row("b", language="en")))
+    rows_default = M.rows_of(MCQSource(path="b.jsonl"), _jsonl(_row("c")))
     records, _, _ = M.build([rows, rows_default], p)
     pt, en = M.by_language(records)
     assert [r["id"] for r in pt] == ["a"] and [r["id"] for r in en] == ["b", "c"]
@@ -334,7 +329,7 @@ def test_source_names_default_to_the_file_or_dataset():
 def test_the_bundled_sample_is_ten_five_option_portuguese_items(repo_root):
     p = parse_section("mcq", {})
     assert [s.path for s in p.sources] == ["data/raw/mcq/exemplo.jsonl"]
-    rows = M.read_entry(MCQSource(path=str(repo_root / p.sources[0].path)), timeout=1)
+    rows = M.read_entry(MCQSource(path=str(repo_root / p.sources[0].path)), timeout=1, root=repo_root)
     records, metrics, problems = M.build([rows], p)
     assert problems == [] and len(records) == 10
     assert metrics["by_options"] == {"5": 10} and metrics["by_language"] == {"pt": 10}
@@ -353,3 +348,78 @@ def test_the_readme_examples_parse(repo_root):
     assert problems == []
     assert [(r["id"], len(r["answers"]), r["label"]) for r in records] == [("p1-q07", 5, 0), ("p1-q08", 5, 1),
                                                                           ("p1-q09", 4, 2)]
+
+
+# --- issue 23: secrets in messages, sources outside the project, big files --------------------------------
+FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
+ENV_DUMP = f"IS_SANDBOX=yes\x00PATH=/usr/bin\x00OPENAI_API_KEY={FAKE_KEY}\x00HOME=/root\x00LANG=C.UTF-8\x00"
+
+
+def _assert_safe(problems):
+    message = M.problem_message(problems)
+    assert "TEST" not in message and "\x00" not in message, message
+    assert all(len(p) < 300 for p in problems), problems
+
+
+def test_a_csv_holding_an_environment_dump_quotes_no_key_and_no_nul(monkeypatch):
+    """notas.csv linked to /proc/self/environ: the header, the whole environment, was quoted as a column."""
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    for text in (ENV_DUMP, f"OPENAI_API_KEY={FAKE_KEY}\x00" + ENV_DUMP * 50):
+        _, _, problems = _build(("notas.csv", text))
+        assert problems and problems[0].startswith("notas.csv:1: unknown column '"), problems
+        _assert_safe(problems)
+
+
+def test_a_jsonl_row_quoting_a_secret_in_any_field_quotes_no_key(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    rows = [_row("a", **{ENV_DUMP: 1}), _row("b", answer=ENV_DUMP), _row("c", split=ENV_DUMP),
+            _row("d", language=ENV_DUMP), _row(ENV_DUMP), _row(ENV_DUMP, answer="C")]
+    _, _, problems = _build(("a.jsonl", _jsonl(*rows)))
+    assert len(problems) == 5 and "is also at a.jsonl:5 with different content (label)" in problems[-1]
+    _assert_safe(problems)
+
+
+def test_a_path_source_outside_the_project_is_refused_naming_the_way_in(tmp_path):
+    root = tmp_path / "repo"
+    (root / "data/raw/mcq").mkdir(parents=True)
+    elsewhere = tmp_path / "notas.jsonl"
+    elsewhere.write_text(_jsonl(_row("q1")), encoding="utf-8")
+    (root / "data/raw/mcq/link.jsonl").symlink_to(elsewhere)
+    (root / "data/raw/mcq/own.jsonl").write_text(_jsonl(_row("q2")), encoding="utf-8")
+    (root / "data/raw/mcq/alias.jsonl").symlink_to("own.jsonl")
+    for path in (str(elsewhere), str(root / "data/raw/mcq/link.jsonl")):
+        read = list(M.read_entry(MCQSource(path=path), timeout=1, raw_dir="data/raw/mcq", root=root).read())
+        assert len(read) == 1 and read[0].startswith(f"{path}: outside the project"), read
+        assert f"`dvc import-url {elsewhere} data/raw/mcq/notas.jsonl`" in read[0]
+        assert "Copy it under data/raw/mcq/" in read[0]
+    ok = M.read_entry(MCQSource(path=str(root / "data/raw/mcq/alias.jsonl")), timeout=1, root=root)
+    assert [w for w, _ in ok.read()] == [f"{root}/data/raw/mcq/alias.jsonl:1"]
+
+
+def test_a_big_source_is_read_row_by_row_and_problems_past_twenty_are_counted_not_kept(tmp_path):
+    path = tmp_path / "big.csv"
+    path.write_text("id,question,option_a,option_b,answer\n" + "".join(f"q{i},Q?,x,y,Z\n" for i in range(5000)))
+    src = M.read_entry(MCQSource(path=str(path)), timeout=1, root=tmp_path)
+    assert isinstance(src.read(), type(i for i in ()))  # a generator: nothing read before it is asked for
+    emitted = []
+    records, metrics, problems = M.build([src], MCQParams(sources=[]), emitted.append)
+    assert (records, emitted, len(problems), problems.total) == ([], [], M.SHOWN_ERRORS, 5000)
+    message = M.problem_message(problems)
+    assert message.startswith("mcq: 5000 problem(s)") and message.endswith("... and 4980 more")
+    path.write_text("id,question,option_a,option_b,answer\n" + "".join(f"q{i},Q?,x,y,A\n" for i in range(5000)))
+    records, metrics, problems = M.build([src], MCQParams(sources=[]), emitted.append)
+    assert records == [] and len(emitted) == 5000 and metrics["items"] == 5000 and not problems
+
+
+def test_csv_lines_end_as_the_csv_modules_own_reading_ends_them():
+    """\\r (old Mac), \\r\\n (Excel) and \\n files, and quoted line breaks, read as csv.reader(StringIO(newline=""))."""
+    import csv
+    import io
+
+    for text in ('id,question,option_a,option_b,answer\rq1,"Q\r\nmulti",x,y,A\rq2,Q?,x,y,B\r',
+                 'id,question,option_a,option_b,answer\r\nq1,"Q\nx\ry",x,y,A\r\n\r\nq2,Q?,x,y,B',
+                 'id,question,option_a,option_b,answer\nq1,Q?,x,y,A\nq2,"Q?\r",x,y,B\n'):
+        expected = list(csv.reader(io.StringIO(text, newline="")))
+        assert list(csv.reader(M._csv_lines(M.split_lines(text)))) == expected
+        records, _, problems = _build(("p.csv", text))
+        assert not problems and [r["id"] for r in records] == ["q1", "q2"]
