@@ -24,10 +24,10 @@ def repo(tmp_path, repo_root):
 
 def make(repo: Path, repo_root: Path, profile: str) -> subprocess.CompletedProcess:
     venv = Path(sys.executable).parent.parent
-    # -o: the venv's install counts as up to date (make must not reinstall it into this copy); the
-    # console script imports the code under test
-    return subprocess.run(["make", "-o", str(venv / "bin" / "gabarito"), "profile", f"PROFILE={profile}",
-                           f"VENV={venv}"], cwd=repo, capture_output=True, text=True,
+    # -o: the venv's install and the plots template count as up to date (make must not rebuild them in
+    # this copy, which holds no scripts/); the console script imports the code under test
+    return subprocess.run(["make", "-o", str(venv / "bin" / "gabarito"), "-o", ".dvc/tmp/plots/offline.html",
+                           "profile", f"PROFILE={profile}", f"VENV={venv}"], cwd=repo, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(repo_root)})
 
 
