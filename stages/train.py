@@ -70,7 +70,7 @@ COMPLETE = ".complete"  # written into a checkpoint folder once the Trainer has 
 
 
 class Interrupted(Exception):
-    """SIGTERM or SIGHUP arrived: a checkpoint was saved and training stopped cleanly."""
+    """SIGINT, SIGTERM or SIGHUP arrived: a checkpoint was saved and training stopped cleanly."""
 
 
 def run_fingerprint(p: TrainParams, records: list[dict], eval_records: list[dict] | None, base: str | Path) -> str:
@@ -204,15 +204,29 @@ class Checkpoints:
 
 
 class Signals:
-    """SIGTERM/SIGHUP (a shutdown, a dropped SSH session) save a checkpoint and stop."""
+    """SIGINT/SIGTERM/SIGHUP (Ctrl-C, a shutdown, a dropped SSH session) save a checkpoint and stop.
+
+    SIGINT too: Python's default turns it into a KeyboardInterrupt wherever the step is, which kills
+    the run with no checkpoint since the last ``save_steps`` one (up to 19 steps lost with the shipped
+    params). A second Ctrl-C, for someone who will not wait for the checkpoint, still interrupts at once
+    (the marker keeps a checkpoint cut short from being resumed). ``restore()`` puts the previous
+    handlers back once training is over.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self):
         self.received = None
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
 
     def _handle(self, signum, frame):
+        if signum == signal.SIGINT and self.received == "SIGINT":
+            raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
     def agree(self, args) -> None:
         """With several processes, a signal any rank got stops every rank at the same step: a rank that
@@ -418,6 +432,12 @@ def _sft_config(p: TrainParams, work: Path, evaluating: bool):
         output_dir=str(work), report_to="none", use_cpu=not torch.cuda.is_available(),
         eval_strategy="steps" if evaluating else "no", save_strategy="steps",
         data_seed=p.sft.seed, dataloader_num_workers=0, disable_tqdm=False,
+        # a resumed run is the run: the early-stopping counter (evaluations without a gain so far) is in
+        # every checkpoint's trainer_state.json, but transformers reads it back only with this on; off,
+        # a run resumed 2 evaluations into a plateau waits `early_stopping_patience` more and trains
+        # (and picks its best checkpoint) past the step where the uninterrupted run stopped. It restores
+        # TrainerControl too, whose flags the Trainer resets before they are read
+        restore_callback_states_from_checkpoint=True,
         # DDP: every LoRA layer takes part in every forward, and the search for unused ones clashes
         # with reentrant gradient checkpointing; ignored in a single process
         ddp_find_unused_parameters=False, **sft,
@@ -555,6 +575,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
             live = stack.enter_context(Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None))
         callbacks, signals = _callbacks(p if evaluating else p.model_copy(update={"early_stopping_patience": None}),
                                         live, fingerprint)
+        stack.callback(signals.restore)  # Ctrl-C in the caller (a test, a notebook) interrupts again
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
                              processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
         trainable, result = _run(trainer, args, resume, signals, work)
@@ -630,7 +651,8 @@ def command(train_path, validation, base, out, checkpoints, live_dir, metrics, p
     """4-bit QLoRA fine-tuning (bitsandbytes NF4 + peft LoRA + trl SFTTrainer).
 
     After a crash, a power cut or `kill`, run it again (`dvc repro`): it resumes from the last
-    complete checkpoint. SIGTERM and SIGHUP save a checkpoint and stop cleanly.
+    complete checkpoint. Ctrl-C (SIGINT), SIGTERM and SIGHUP save a checkpoint and stop cleanly
+    (a second Ctrl-C stops at once).
 
     With train.launch.num_processes > 1 it re-runs itself under `accelerate launch` (one process
     per GPU; DDP, or FSDP with train.launch.config_file=configs/accelerate/fsdp_qlora.yaml).
