@@ -189,7 +189,7 @@ _KEYLIKE = re.compile(r"\bsk-[\w*.-]{4,}")  # sk-..., sk-proj-..., masked sk-abc
 # The bare key is replaced wherever it occurs only when it is this long. Real keys are long random
 # strings (OpenAI's sk-... 51+ characters, Azure OpenAI's 32, vLLM/LiteLLM tokens usually 32+), and a
 # 16-character random string does not occur in prose by chance. Short values are the placeholders
-# local servers take ("local", "ollama", "EMPTY", README's OPENAI_API_KEY=local): replacing those
+# local servers take ("local", "ollama", "EMPTY", the guides' OPENAI_API_KEY=local): replacing those
 # everywhere would cut "local" out of "localidade" in every stored reply. A short key is still
 # scrubbed where it stands as a credential (Authorization, Bearer, api-key values:
 # openai_client.scrub), whatever its length.

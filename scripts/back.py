@@ -1,6 +1,6 @@
 """`make back REV=...`: go back to the params, dvc.lock and metrics of a commit, and to its outputs.
 
-    python scripts/back.py HEAD                # drop uncommitted experiments (what README's way back does)
+    python scripts/back.py HEAD                # drop uncommitted experiments (the way back in docs/reproducibility.md)
     python scripts/back.py HEAD~2              # the run two commits ago
     python scripts/back.py v1 --paths params.yaml dvc.lock metrics
 

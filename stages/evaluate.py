@@ -278,7 +278,7 @@ def headline_metrics(metrics: dict, modes: list[str]) -> dict:
     from eval.json (never recomputed): per mode, each model's accuracy and invalid rate and fine-tuned
     minus base accuracy; the item count. Mode first (``letter.finetuned.accuracy``), so no column has
     the name of one of eval.json's (``finetuned.letter.accuracy``): dvc would then prefix both with
-    their file, and eval.json's columns keep their names, so old runs and README's commands still match."""
+    their file, and eval.json's columns keep their names, so old runs and the guides' commands still match."""
     out: dict = {"n": metrics["base"]["n"]}
     for mode in modes:
         out[mode] = {name: {k: metrics[name][mode][k] for k in ("accuracy", "invalid_rate")}

@@ -463,7 +463,7 @@ def problem_message(problems: list[str]) -> str:
     shown = "\n".join(f"  {p}" for p in problems[:SHOWN_ERRORS])
     more = f"\n  ... and {total - SHOWN_ERRORS} more" if total > SHOWN_ERRORS else ""
     return (f"mcq: {total} problem(s) in the multiple-choice sources; nothing was written. Fix them "
-            f"and rerun (README, \"Bring your own exam\", has the format):\n{shown}{more}")
+            f"and rerun (docs/own-exams.md has the format):\n{shown}{more}")
 
 
 def by_language(records: list[dict]) -> tuple[list[dict], list[dict]]:

@@ -29,7 +29,7 @@ from gabarito.params import TrainParams, load_all, redact_base_url
 OK, WARN, FAIL = "ok", "warn", "fail"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗"}
 
-# the README's figure for the thesis profile: Zephyr-7B in 4-bit + LoRA r=16, batch 16 x 512 tokens
+# docs/thesis-and-gpu.md's figure for the thesis profile: Zephyr-7B in 4-bit + LoRA r=16, batch 16 x 512 tokens
 THESIS_GPU_GB = 24.0
 # bitsandbytes' CPU 4-bit kernels pack weights in blocks of 32 rows, so the probe layer's sides are
 # multiples of 32; 64 x 64 is the smallest square that also exercises more than one block
