@@ -319,3 +319,20 @@ def outside_project(path: str | Path, root: str | Path | None = None) -> Path | 
     if target.is_relative_to(root) or any(target.is_relative_to(d) for d in _dvc_cache_dirs(root)):
         return None
     return target
+
+
+def link_out_error(path: str | Path, target: Path, copy: str = "the file itself") -> InputError:
+    """The message for an input that leads out of the project (``outside_project``), with the ways in."""
+    return InputError(f"{path}: a link to {target}, outside the project. DVC does not track it, so a change there "
+                      f"reruns nothing and a clone elsewhere cannot rebuild from it. Copy {copy} in its place, or "
+                      f"bring it in with `dvc import-url {target} {path}`.")
+
+
+def refuse_outside(path: str | Path, root: str | Path | None = None) -> None:
+    """InputError when ``path``, a stage's input in the project (under data/raw/), is a link that leads out of
+    it. A path outside the project given by hand (a test's temp folder) is the caller's business."""
+    if not Path(os.path.abspath(path)).is_relative_to(Path(root if root is not None else Path.cwd()).resolve()):
+        return
+    target = outside_project(path, root)
+    if target is not None:
+        raise link_out_error(path, target)

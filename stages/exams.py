@@ -50,6 +50,7 @@ from gabarito.clikit import log, params_option, user_errors
 from gabarito.io import (
     InputError,
     excerpt,
+    link_out_error,
     outside_project,
     read_text,
     write_json,
@@ -80,12 +81,6 @@ def _key_of(key: Path) -> str:
     return _nfc(key.name[: -len(key.suffix) - len(KEY_SUFFIX)])
 
 
-def _link_out(path: Path, target: Path, copy: str) -> InputError:
-    return InputError(f"{path}: a link to {target}, outside the project. DVC does not track it, so a change there "
-                      f"reruns nothing and a clone elsewhere cannot rebuild from it. Copy {copy} in its place, or "
-                      f"bring it in with `dvc import-url {target} {path}`.")
-
-
 def pair_files(exam_dir: Path, root: str | Path | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
     """(exam PDF, key file) pairs, sorted by name, and the names of other files (ignored).
 
@@ -99,13 +94,13 @@ def pair_files(exam_dir: Path, root: str | Path | None = None) -> tuple[list[tup
                          f"(<exam>.pdf + <exam>{KEY_SUFFIX}.pdf or <exam>{KEY_SUFFIX}.csv).")
     in_project = Path(os.path.abspath(exam_dir)).is_relative_to(Path(root or Path.cwd()).resolve())
     if in_project and outside_project(exam_dir, root) is not None:
-        raise _link_out(exam_dir, outside_project(exam_dir, root), "the folder's files")
+        raise link_out_error(exam_dir, outside_project(exam_dir, root), "the folder's files")
     files = sorted(p for p in exam_dir.iterdir() if p.is_file() and not p.name.startswith("."))
     seen: dict[str, Path] = {}
     for f in files:
         target = outside_project(f, root)
         if target is not None and not target.is_relative_to(exam_dir.resolve()):
-            raise _link_out(f, target, f"the file itself into {exam_dir}/")
+            raise link_out_error(f, target, f"the file itself into {exam_dir}/")
         other = seen.setdefault(_nfc(f.name), f)
         if other is not f:  # possible where names are bytes (Linux): one copied from a Mac, one not
             raise InputError(f"{exam_dir}: two files are named {_nfc(f.name)}, spelled in two Unicode forms "

@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 
 from gabarito.clikit import log, params_option, require_output, user_errors
-from gabarito.io import InputError, write_json, write_jsonl
+from gabarito.io import InputError, refuse_outside, write_json, write_jsonl
 from gabarito.params import ExtractParams, load_section
 from gabarito.pdf import OCR, TEXT, extract_pdf
 
@@ -42,6 +42,8 @@ def extract_dir(pdf_dir: str | Path, p: ExtractParams) -> tuple[list[dict], list
     if not pdf_dir.is_dir():
         raise InputError(f"{pdf_dir}: not a folder. Put the PDFs to extract under it.")
     files = sorted(p for p in pdf_dir.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file())
+    for path in files:  # before any work: a PDF linked from outside the project is not DVC's to track
+        refuse_outside(path)
     pages, reports = [], []
     for path in tqdm(files, desc="extract", unit="pdf", disable=len(files) < 2):
         doc = path.relative_to(pdf_dir).as_posix()

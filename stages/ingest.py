@@ -25,7 +25,7 @@ from typing import Iterable
 import click
 
 from gabarito.clikit import log, params_option, user_errors
-from gabarito.io import InputError, redact_url, write_jsonl
+from gabarito.io import InputError, redact_url, refuse_outside, write_jsonl
 from gabarito.io import parse_jsonl as jsonl_lines
 from gabarito.params import IngestParams, load_section
 from gabarito.sources import (
@@ -139,6 +139,7 @@ def load_local(folder: str | Path, splits: Iterable[str]) -> list[dict]:
     records = []
     for split in splits:
         path = find_local_file(folder, split)
+        refuse_outside(path)  # a split linked from outside the project is not DVC's to track
         # utf-8-sig: spreadsheet exports often start with a byte-order mark
         records += parse_file(path.read_text(encoding="utf-8-sig"), split=split, name=str(path))
     return records
