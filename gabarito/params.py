@@ -173,6 +173,12 @@ class MCQParams(Section):
     # url sources: seconds for each file's whole download, and its size limit (gabarito.sources.download_text)
     download_timeout_s: float = Field(default=60.0, gt=0)
     max_download_mb: float = Field(default=200.0, gt=0)
+    # an answer that is one of these (case ignored) marks a question the exam annulled: skipped and counted
+    # (the same marks as exams.annulled_marks)
+    annulled_marks: list[str] = Field(default_factory=lambda: ["ANULADA", "ANULADO", "*", "X"])
+    # a row whose needs_figure field is true needs a picture its text does not carry: skipped and counted
+    # unless this is true (as exams.include_figure_questions)
+    include_figure_questions: bool = False
 
     @model_validator(mode="after")
     def _distinct_names(self):

@@ -17,7 +17,9 @@ UTF-8, read row by row (a big file is never whole in memory), and in the project
 leads out of the repository is refused: DVC could not track it). Every bad row is reported with its
 file:line (all of them together, the stage exits 1 and writes nothing); a row repeated with the same
 content (in any source) is kept once and counted. A message quotes at most a short, scrubbed excerpt of
-a file (gabarito.io.excerpt).
+a file (gabarito.io.excerpt). A row whose answer is an annulled mark (``mcq.annulled_marks``) or whose
+optional ``needs_figure`` is true (unless ``mcq.include_figure_questions``) is skipped, not a problem:
+counted per source in the metrics and logged in one line per source.
 Items without a split get one from a seeded hash of their id (``mcq.validation_share``); ``test``
 items are written with that split, so they never train (clean keeps only train and validation).
 Portuguese items go to ``--out-pt`` (straight to clean), English ones to ``--out-en`` (to translate).
@@ -56,7 +58,7 @@ from gabarito.sources import NONE_OF_THE_ABOVE, csv_error, download_text, questi
 FILE_LETTERS = LETTERS
 MAX_OPTIONS = len(FILE_LETTERS)
 REQUIRED = ("id", "question", "options", "answer")
-OPTIONAL = ("context", "split", "language", "subject", "source")
+OPTIONAL = ("context", "split", "language", "subject", "source", "needs_figure")
 KNOWN = frozenset(REQUIRED + OPTIONAL)
 SPLITS = ("train", "validation", "test")
 LANGUAGES = ("pt", "en")
@@ -64,6 +66,11 @@ CSV_OPTION = re.compile(rf"^option_([{FILE_LETTERS[0].lower()}-{FILE_LETTERS[-1]
 CSV_COLUMNS = ("id", "question", "answer", *OPTIONAL, *(f"option_{c}" for c in FILE_LETTERS.lower()))
 CSV_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
 LETTER_ANSWER = re.compile(r"^\s*\(?([A-Za-z])[).]?\s*$")
+# a needs_figure value, as a JSON bool or number or a CSV cell writes it (case ignored)
+FLAG_VALUES = {"true": True, "1": True, "sim": True, "yes": True,
+               "false": False, "0": False, "não": False, "nao": False, "no": False}
+SKIP_REASONS = ("annulled", "needs_figure")
+SHOWN_IDS = 10  # skipped ids listed per source and reason in the metrics and the log; the rest are counted
 SHOWN_ERRORS = 20  # problems listed in the message; the rest are counted (a broken export has thousands)
 # an English option saying none is right (as ingest reads Cosmos QA); the Portuguese ones exam writers use
 NONE_CORRECT = {"en": NONE_OF_THE_ABOVE,
@@ -203,7 +210,9 @@ def csv_rows(lines: Iterable[str], name: str) -> Iterator[Read]:
         options = [values[i] for i in positions]
         while options and not options[-1].strip():
             options.pop()
-        row: dict[str, Any] = {k: v for k, v in cells.items() if k not in option_columns and v.strip()}
+        # an empty cell is an absent field, but in a required column: "question is empty", not "missing"
+        row: dict[str, Any] = {k: v for k, v in cells.items()
+                               if k not in option_columns and (v.strip() or k in REQUIRED)}
         row["options"] = options
         yield f"{name}:{lineno}", row
 
@@ -269,7 +278,7 @@ def _text(row: dict, key: str, problems: list[str], *, required: bool) -> str:
     value = row.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            problems.append(f"missing field '{key}'")
+            problems.append(f"missing field '{key}'" if value is None else f"{key} is empty")
         return ""
     if isinstance(value, int) and not isinstance(value, bool) and key == "id":
         return str(value)  # hub datasets often number their rows
@@ -308,8 +317,10 @@ def check_row(row: dict, where: str, *, source: str, language: str) -> tuple[dic
         same = [FILE_LETTERS[i] for i, o in enumerate(folded) if folded.index(o) != i]
         if same:
             problems.append(f"option(s) {', '.join(same)} repeat an earlier option")
-        if "answer" not in row:
+        if "answer" not in row or row["answer"] is None:
             problems.append("missing field 'answer'")
+        elif isinstance(row["answer"], str) and not row["answer"].strip():
+            problems.append("answer is empty")
         else:
             label, bad = parse_answer(row["answer"], len(options))
             if bad:
@@ -318,6 +329,9 @@ def check_row(row: dict, where: str, *, source: str, language: str) -> tuple[dic
     if split is not None and split not in SPLITS:
         problems.append(f"split {_quote(split)} is unknown (use {', '.join(SPLITS)}, or leave it out for a seeded "
                         "split)")
+    if figure_flag(row.get("needs_figure")) is None:
+        problems.append(f"needs_figure {_quote(row['needs_figure'])} is neither true nor false (write true/false, "
+                        "1/0, sim/não or yes/no, or leave it out)")
     lang = row.get("language") or language
     if lang not in LANGUAGES:
         problems.append(f"language {_quote(lang)} is unknown (use {' or '.join(LANGUAGES)})")
@@ -332,6 +346,50 @@ def check_row(row: dict, where: str, *, source: str, language: str) -> tuple[dic
     if subject:
         rec["subject"] = subject
     return rec, []
+
+
+def figure_flag(value: Any) -> bool | None:
+    """A needs_figure value as a bool (absent or empty: False), or None when it is neither true nor false."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return False if not value.strip() else FLAG_VALUES.get(value.strip().casefold())
+    return None
+
+
+def skip_reason(row: dict, p: MCQParams) -> str | None:
+    """Why a row is skipped (counted, no problem), or None: its answer is an annulled mark
+    (``mcq.annulled_marks``: the exam annulled the question), or it needs a figure its text does not carry
+    (``needs_figure`` true) and ``mcq.include_figure_questions`` is false."""
+    answer = row.get("answer")
+    if isinstance(answer, str) and answer.strip().casefold() in {m.casefold() for m in p.annulled_marks}:
+        return "annulled"
+    if not p.include_figure_questions and figure_flag(row.get("needs_figure")) is True:
+        return "needs_figure"
+    return None
+
+
+def _skip(stats: dict, reason: str, row: dict, where: str) -> None:
+    """Count a skipped row in its source's stats, keeping the first SHOWN_IDS ids (or places, without one)."""
+    stats["skipped"][reason] += 1
+    ids = stats["skipped_ids"][reason]
+    if len(ids) < SHOWN_IDS:
+        item_id = row.get("id")
+        ids.append(str(item_id).strip() if isinstance(item_id, (str, int)) and str(item_id).strip() else where)
+
+
+def describe_skipped(name: str, stats: dict) -> str | None:
+    """One source's log line of skipped rows ('enem: skipped annulled 1 (q12); needs figure 2 (q3, q8)'),
+    or None when none was skipped."""
+    parts = []
+    for reason, n in stats["skipped"].items():
+        if n:
+            ids = stats["skipped_ids"][reason]
+            more = f", ... {n - len(ids)} more" if n > len(ids) else ""
+            parts.append(f"{reason.replace('_', ' ')} {n} ({', '.join(ids)}{more})")
+    return f"{name}: skipped {'; '.join(parts)}" if parts else None
 
 
 # --- the mixture ----------------------------------------------------------------------------------------
@@ -385,7 +443,8 @@ def build(sources: list[Rows], p: MCQParams, emit: Callable[[dict], Any] | None 
         name = src.entry.name()
         language = src.entry.language or p.default_language
         stats = {"read": 0, "kept": 0, "duplicates": 0, "problems": 0,
-                 "by_split": {}, "by_options": {}, "by_language": {}}
+                 "by_split": {}, "by_options": {}, "by_language": {},
+                 "skipped": dict.fromkeys(SKIP_REASONS, 0), "skipped_ids": {r: [] for r in SKIP_REASONS}}
         for position, item in enumerate(src.read()):
             stats["read"] += 1
             if isinstance(item, str):
@@ -393,6 +452,10 @@ def build(sources: list[Rows], p: MCQParams, emit: Callable[[dict], Any] | None 
                 stats["problems"] += 1
                 continue
             where, row = item
+            reason = skip_reason(row, p)
+            if reason:
+                _skip(stats, reason, row, where)
+                continue
             rec, errs = check_row(row, where, source=name, language=language)
             if errs:
                 for err in errs:
@@ -455,7 +518,9 @@ def summarize(per_source: dict[str, dict]) -> dict:
     if not per_source:
         notes.append("no sources configured (mcq.sources is empty): both outputs are empty")
     return {"items": items, **{k: dict(sorted(v.items())) for k, v in totals.items()},
-            "duplicates": sum(s["duplicates"] for s in per_source.values()), "sources": per_source, "notes": notes}
+            "duplicates": sum(s["duplicates"] for s in per_source.values()),
+            "skipped": {r: sum(s["skipped"][r] for s in per_source.values()) for r in SKIP_REASONS},
+            "sources": per_source, "notes": notes}
 
 
 def problem_message(problems: list[str]) -> str:
@@ -569,6 +634,10 @@ def command(raw_dir, out_pt, out_en, metrics, params_path):
     write_json(metrics, summary)
     for note in summary["notes"]:
         log(f"mcq: {note}")
+    for name, stats in summary["sources"].items():
+        line = describe_skipped(name, stats)
+        if line:
+            log(f"mcq: {line}")
     log(f"mcq: {summary['items']} items {summary['by_split']} from {len(sources)} source(s), "
         f"{summary['duplicates']} repeated row(s) kept once: {counts['pt']} pt -> {out_pt}, "
         f"{counts['en']} en -> {out_en}")

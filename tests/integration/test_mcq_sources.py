@@ -152,3 +152,22 @@ def test_a_source_linked_to_the_environment_is_refused_and_nothing_of_it_is_quot
     assert "notas.csv:1: unknown column 'PATH=/usr/bin\\x00OPENAI_API_KEY=***" in result.output
     assert "TEST" not in result.output and "\x00" not in result.output and len(result.output) < 600, result.output
     assert not (tmp_path / "out").exists()
+
+
+# --- issue 22, section 6 -------------------------------------------------------------------------------------
+def test_annulled_and_figure_rows_are_skipped_counted_and_logged_once_per_source(tmp_path):
+    (tmp_path / "enem.jsonl").write_text(
+        _jsonl(ROW, {**ROW, "id": "q2", "answer": "Anulado"}, {**ROW, "id": "q3", "needs_figure": True}),
+        encoding="utf-8")
+    (tmp_path / "b.csv").write_text("id,question,option_a,option_b,answer\nb1,Q?,x,y,A\n", encoding="utf-8")
+    _params(tmp_path, [{"path": "enem.jsonl"}, {"path": "b.csv"}])
+    result = _run(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "mcq: enem: skipped annulled 1 (q2); needs figure 1 (q3)" in result.output
+    assert "b: skipped" not in result.output
+    metrics = json.loads((tmp_path / "out/mcq.json").read_text())
+    assert metrics["items"] == 2 and metrics["skipped"] == {"annulled": 1, "needs_figure": 1}
+    _params(tmp_path, [{"path": "enem.jsonl"}], include_figure_questions=True)
+    result = _run(tmp_path)
+    assert result.exit_code == 0 and "needs figure" not in result.output and "skipped annulled 1 (q2)" in result.output
+    assert json.loads((tmp_path / "out/mcq.json").read_text())["items"] == 2

@@ -98,7 +98,7 @@ def test_every_problem_of_a_file_is_reported_together_with_its_line():
         7: "11 option(s); an item needs 2 to 10", 8: "not valid JSON", 9: "split 'dev' is unknown",
         10: "language 'es' is unknown", 11: "id 'ok1' is also at prova.jsonl:1 with different content",
         12: "unknown field 'anwser' (did you mean 'answer'?)", 13: "option(s) B empty",
-        14: "option(s) B repeat an earlier option", 15: "missing field 'question'"}
+        14: "option(s) B repeat an earlier option", 15: "question is empty"}
     assert len(problems) == len(expected)
     assert problems[6].startswith("prova.jsonl:8: ")  # in line order, reading and checking problems alike
     for line, says in expected.items():
@@ -106,7 +106,8 @@ def test_every_problem_of_a_file_is_reported_together_with_its_line():
     assert [r["id"] for r in records] == ["ok1"]
     assert metrics["sources"]["prova"] | {} == {
         "read": 15, "kept": 1, "duplicates": 0, "problems": 14, "by_split": {hash_split("ok1", seed=0, validation_share=0.2): 1},
-        "by_options": {"5": 1}, "by_language": {"pt": 1}}
+        "by_options": {"5": 1}, "by_language": {"pt": 1}, "skipped": {"annulled": 0, "needs_figure": 0},
+        "skipped_ids": {"annulled": [], "needs_figure": []}}
 
 
 def test_the_message_lists_twenty_problems_and_counts_the_rest():
@@ -423,3 +424,69 @@ def test_csv_lines_end_as_the_csv_modules_own_reading_ends_them():
         assert list(csv.reader(M._csv_lines(M.split_lines(text)))) == expected
         records, _, problems = _build(("p.csv", text))
         assert not problems and [r["id"] for r in records] == ["q1", "q2"]
+
+
+# --- real exam files: annulled answers, figure questions, empty fields -----------------------------------
+def test_an_annulled_answer_is_skipped_and_counted_not_a_problem():
+    """ENEM 2024 annulled a question: its row says so in the answer (mcq.annulled_marks, case ignored)."""
+    text = _jsonl(_row("q1"), _row("q2", answer="Anulado"), _row("q3", answer="ANULADA"), _row("q4", answer=" * "),
+                  _row("q5", answer="x"))
+    records, metrics, problems = _build(("enem2024.jsonl", text))
+    assert problems == [] and [r["id"] for r in records] == ["q1"]
+    assert metrics["skipped"] == {"annulled": 4, "needs_figure": 0}
+    source = metrics["sources"]["enem2024"]
+    assert (source["read"], source["kept"], source["problems"]) == (5, 1, 0)
+    assert source["skipped_ids"]["annulled"] == ["q2", "q3", "q4", "q5"]
+    assert M.describe_skipped("enem2024", source) == "enem2024: skipped annulled 4 (q2, q3, q4, q5)"
+    _, _, problems = _build(("enem2024.jsonl", text), annulled_marks=["ANULADA"])  # the marks are a param
+    assert [p.split(": ")[0] for p in problems] == ["enem2024.jsonl:2", "enem2024.jsonl:4", "enem2024.jsonl:5"]
+
+
+def test_annulled_rows_in_csv_and_many_of_them_list_the_first_ids_only():
+    text = "id,question,option_a,option_b,answer\n" + "".join(f"a{i},Q{i}?,x,y,ANULADO\n" for i in range(12))
+    records, metrics, problems = _build(("p.csv", text + "ok,Q?,x,y,B\n"))
+    assert problems == [] and [r["id"] for r in records] == ["ok"]
+    source = metrics["sources"]["p"]
+    assert source["skipped"]["annulled"] == 12 and len(source["skipped_ids"]["annulled"]) == M.SHOWN_IDS
+    assert M.describe_skipped("p", source).endswith(", a9, ... 2 more)")
+
+
+def test_a_question_that_needs_a_figure_is_skipped_by_default_and_kept_on_request():
+    rows = _jsonl(_row("f1", needs_figure=True), _row("f2", needs_figure=False), _row("f3", needs_figure=1),
+                  _row("f4", needs_figure="sim"), _row("f5", needs_figure="não"), _row("f6"))
+    records, metrics, problems = _build(("a.jsonl", rows))
+    assert problems == [] and [r["id"] for r in records] == ["f2", "f5", "f6"]
+    assert metrics["skipped"] == {"annulled": 0, "needs_figure": 3}
+    assert metrics["sources"]["a"]["skipped_ids"]["needs_figure"] == ["f1", "f3", "f4"]
+    assert M.describe_skipped("a", metrics["sources"]["a"]) == "a: skipped needs figure 3 (f1, f3, f4)"
+    records, metrics, problems = _build(("a.jsonl", rows), include_figure_questions=True)
+    assert problems == [] and len(records) == 6 and metrics["skipped"]["needs_figure"] == 0
+    assert "needs_figure" not in records[0]  # a kept item is an ordinary item
+
+
+def test_needs_figure_in_csv_reads_yes_no_words_and_rejects_others():
+    text = ("id,question,option_a,option_b,answer,needs_figure\n"
+            "c1,Q1?,x,y,A,yes\nc2,Q2?,x,y,A,No\nc3,Q3?,x,y,A,TRUE\nc4,Q4?,x,y,A,0\nc5,Q5?,x,y,A,\nc6,Q6?,x,y,A,talvez\n")
+    records, metrics, problems = _build(("p.csv", text))
+    assert problems == ["p.csv:7: needs_figure 'talvez' is neither true nor false (write true/false, 1/0, sim/não "
+                        "or yes/no, or leave it out)."]
+    _, metrics, _ = _build(("p.csv", text.replace(",talvez", ",")))
+    assert metrics["sources"]["p"]["skipped_ids"]["needs_figure"] == ["c1", "c3"] and metrics["items"] == 4
+
+
+def test_a_present_but_empty_field_is_empty_not_missing():
+    _, errs = M.check_row(_row(question="  "), "f.jsonl:3", source="s", language="pt")
+    assert errs == ["f.jsonl:3: question is empty."]
+    _, errs = M.check_row(_row(answer=""), "f.jsonl:4", source="s", language="pt")
+    assert errs == ["f.jsonl:4: answer is empty."]
+    _, errs = M.check_row({"id": "q1", "options": ["a", "b"], "answer": "A"}, "f.jsonl:5", source="s", language="pt")
+    assert errs == ["f.jsonl:5: missing field 'question'."]
+    _, _, problems = _build(("p.csv", "id,question,option_a,option_b,answer\nq1, ,x,y,A\nq2,Q?,x,y,\n"))
+    assert problems == ["p.csv:2: question is empty.", "p.csv:3: answer is empty."]
+
+
+def test_the_bundled_sample_skips_nothing_and_reports_zero_counters():
+    with open("data/raw/mcq/exemplo.jsonl", encoding="utf-8") as f:
+        _, metrics, problems = _build(("exemplo.jsonl", f.read()))
+    assert not problems and metrics["skipped"] == {"annulled": 0, "needs_figure": 0}
+    assert M.describe_skipped("exemplo", metrics["sources"]["exemplo"]) is None
