@@ -4,6 +4,7 @@ the shipped params.yaml; a bad profile changes nothing."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -56,3 +57,24 @@ def test_a_bad_profile_fails_and_leaves_params_yaml_alone(repo, repo_root, profi
     assert out.returncode != 0
     assert message in out.stderr and "Traceback" not in out.stderr
     assert (repo / "params.yaml").read_bytes() == before
+
+
+def test_make_profile_small_keeps_the_users_sources(repo, repo_root):
+    """Issue 22: `make profile PROFILE=small` dropped the user's two ENEM sources from mcq.sources and left
+    the toy's learning-rate comment beside the small model's rate."""
+    mine = ("[{path: data/raw/mcq/exemplo.jsonl}, {path: data/raw/mcq/enem2024.jsonl, source: enem2024}, "
+            "{path: data/raw/mcq/enem2022.csv, source: enem2022}]")
+    text = (repo / "params.yaml").read_text(encoding="utf-8")
+    text, n = re.subn(r"^(mcq:.*\n  sources: )\[.*?\](?=  #|$)", lambda m: m.group(1) + mine, text, count=1, flags=re.M)
+    assert n == 1
+    (repo / "params.yaml").write_text(text, encoding="utf-8")
+    out = make(repo, repo_root, "small")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "your data (mcq, exams, ingest.urls/splits) kept as it was" in out.stderr
+    small = (repo / "params.yaml").read_text(encoding="utf-8")
+    assert f"  sources: {mine}" in small
+    assert "    learning_rate: 0.0002       # the usual QLoRA rate for a pretrained base" in small
+    assert "high because the base is random" not in small
+    out = make(repo, repo_root, "offline")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (repo / "params.yaml").read_text(encoding="utf-8") == text
