@@ -15,6 +15,7 @@ from gabarito.params import ExamsParams
 from stages.exams import read_exam
 from tests.cli_runner import invoke
 from tests.examgen import key_pdf, two_column_pdf
+from tests.fake_secrets import FAKE_KEY
 from tests.pdfgen import huge_page_pdf, scanned_pdf, text_pdf
 
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract not installed")
@@ -350,7 +351,6 @@ def test_a_few_unfound_questions_or_a_raised_share_keep_the_items_found(tmp_path
 
 
 # --- issue 23 ----------------------------------------------------------------------------------------------
-FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
 
 
 def test_a_key_linked_to_the_environment_is_refused_and_nothing_of_it_is_quoted(tmp_path, repo_root, monkeypatch):

@@ -13,6 +13,7 @@ import yaml
 from gabarito.params import MCQParams, MCQSource
 from stages import mcq as M
 from tests.cli_runner import invoke
+from tests.fake_secrets import FAKE_KEY
 
 ROW = {"id": "q1", "question": "Quanto é 2 + 2?", "options": ["3", "4", "5", "6", "22"], "answer": "B"}
 
@@ -129,7 +130,6 @@ def test_no_sources_writes_empty_outputs_and_says_so(tmp_path):
 
 
 # --- issue 23 ----------------------------------------------------------------------------------------------
-FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
 
 
 def test_a_source_linked_to_the_environment_is_refused_and_nothing_of_it_is_quoted(tmp_path, monkeypatch):

@@ -19,6 +19,7 @@ from stages.exams import (
     parse_key_text,
     parse_questions,
 )
+from tests.fake_secrets import FAKE_KEY
 
 MARKS = ["ANULADA", "ANULADO", "*", "X"]
 
@@ -177,7 +178,6 @@ def test_a_key_in_a_format_the_stage_cannot_read_is_an_error_not_an_ignored_file
 
 
 # --- issue 23: secrets in messages, links out of the project, names as machines write them, big exams ----
-FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
 ENV_DUMP = f"IS_SANDBOX=yes\x00PATH=/usr/bin\x00OPENAI_API_KEY={FAKE_KEY}\x00HOME=/root\x00LANG=C.UTF-8\x00"
 
 

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from gabarito import io
+from tests.fake_secrets import FAKE_KEY
 
 
 def _folder(path, text):
@@ -76,7 +77,6 @@ def test_urls_lose_their_credentials_and_query_but_keep_where_they_point():
 
 
 # --- quoting input in messages (issue 23, section 1) ----------------------------------------------------
-FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
 # what /proc/self/environ holds: NAME=value pairs, each ended by a NUL
 ENV_DUMP = (f"IS_SANDBOX=yes\x00PATH=/usr/bin\x00OPENAI_API_KEY={FAKE_KEY}\x00HF_TOKEN=hf_TESTsecretsecret\x00"
             "HOME=/root\x00")

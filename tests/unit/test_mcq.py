@@ -12,6 +12,7 @@ from gabarito.io import InputError
 from gabarito.items import hash_split
 from gabarito.params import MCQParams, MCQSource, load_section, parse_section
 from stages import mcq as M
+from tests.fake_secrets import FAKE_KEY
 
 
 def _row(i="q1", **kw) -> dict:
@@ -352,7 +353,6 @@ def test_the_readme_examples_parse(repo_root):
 
 
 # --- issue 23: secrets in messages, sources outside the project, big files --------------------------------
-FAKE_KEY = "sk-proj-" + "TEST" + "abcdefghijklmnopqrstuvwxyz0123456789ABCD"  # joined: no key-shaped literal in the source
 ENV_DUMP = f"IS_SANDBOX=yes\x00PATH=/usr/bin\x00OPENAI_API_KEY={FAKE_KEY}\x00HOME=/root\x00LANG=C.UTF-8\x00"
 
 
