@@ -47,8 +47,8 @@ def run(folder: Path, kernel: str, shapes: dict, repeats: int):
     from gabarito.modeling import load_4bit, use_cpu_kernel
     from gabarito.params import QuantizationParams
 
-    model = load_4bit(folder, QuantizationParams(), device="cpu", cpu_kernel=kernel).eval()
-    counts = use_cpu_kernel(model, kernel)
+    model = load_4bit(folder, QuantizationParams(), device="cpu").eval()
+    counts = use_cpu_kernel(model, kernel)  # what load_4bit(cpu_kernel=...) does, with the layer counts
     seconds = {}
     with torch.no_grad():
         probs = model(input_ids=shapes["prompt"]).logits[:, -1].float().softmax(-1)  # warm-up; packed repacks here
