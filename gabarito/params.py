@@ -190,7 +190,9 @@ class MCQParams(Section):
 
 
 # --- extract -------------------------------------------------------------------------------------
-class ExtractParams(Section):
+class OCRParams(Section):
+    """How a PDF page is read: its text layer, or tesseract OCR of the page rendered (extract, exams.pdf)."""
+
     ocr_lang: str = "por"
     ocr_dpi: int = Field(default=300, ge=72, le=600)
     # a page whose render at ocr_dpi has more pixels than this is rendered at a lower dpi that fits
@@ -200,6 +202,11 @@ class ExtractParams(Section):
     min_ocr_dpi: int = Field(default=150, ge=36, le=600)
     min_text_chars: int = Field(default=40, ge=0)
     min_text_quality: float = Field(default=0.6, ge=0.0, le=1.0)
+    # a line with fewer letters and digits than this share of its characters is OCR noise
+    junk_min_alnum_share: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class ExtractParams(OCRParams):
     tesseract_config: str = "--psm 6"
     timeout_s: float = Field(default=300.0, gt=0)
     # cleaning (gabarito.pdftext): running headers and footers are looked for in this many lines at the
@@ -209,16 +216,25 @@ class ExtractParams(Section):
     header_min_share: float = Field(default=0.5, gt=0.0, le=1.0)
     # ... and lines this similar (difflib ratio) are the same line: OCR spells a header differently per page
     header_similarity: float = Field(default=0.85, gt=0.0, le=1.0)
-    # a line with fewer letters and digits than this share of its characters is OCR noise
-    junk_min_alnum_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
 # --- exams: exam PDFs and their answer keys --------------------------------------------------------
-class ExamPDFParams(ExtractParams):
-    """Reading an exam PDF: extract's knobs, with tesseract's automatic page segmentation, which finds
-    the columns of a scanned two-column booklet (``--psm 6`` reads one block and interleaves them)."""
+class ExamPDFParams(OCRParams):
+    """Reading an exam booklet (gabarito.booklet): OCR as extract does it, but a page at a time in
+    parallel, and the page's layout (columns, running headers, boxed letters, figures) from positions."""
 
+    # tesseract's automatic page segmentation finds a scanned booklet's columns (--psm 6 reads one block)
     tesseract_config: str = "--psm 3"
+    # each scanned page's OCR within this; pages are OCR'd ocr_workers at a time (0: one per CPU core)
+    page_timeout_s: float = Field(default=120.0, gt=0)
+    ocr_workers: int = Field(default=0, ge=0)
+    # running headers and footers: lines in this top and bottom share of a page's height ...
+    margin_share: float = Field(default=0.08, ge=0.0, le=0.3)
+    # ... found there on at least this share of the pages (and on two), spelled alike to this degree
+    header_min_share: float = Field(default=0.5, gt=0.0, le=1.0)
+    header_similarity: float = Field(default=0.85, gt=0.0, le=1.0)
+    # an image, or drawn lines and boxes grouped together, at least this wide and tall (points) is a figure
+    min_figure_pt: float = Field(default=24.0, gt=0)
 
 
 ENEM_AREAS = {
@@ -247,8 +263,11 @@ class ExamsParams(Section):
     # a line that is exactly one of these headings (case and spacing ignored) sets the subject of the
     # questions after it
     subjects: dict[str, str] = Field(default_factory=lambda: dict(ENEM_AREAS))
-    # read born-digital two-column pages column by column (gabarito.pdf.column_text)
-    columns: bool = True
+    # ENEM day 1 prints questions 01-05 once per foreign language, and its key gives each a letter per
+    # language: the copy and the letter of this one are used, and the item records it
+    foreign_language: Literal["ingles", "espanhol"] = "ingles"
+    # refuse a key whose year, day, caderno or colour differs from what the booklet prints
+    check_identifiers: bool = True
     # the share of an answer key's questions that may be missing from what was read of its exam before the
     # stage stops: more usually means a layout read wrong, and the items made would be a silent fraction
     max_unfound_share: float = Field(default=0.1, ge=0.0, le=1.0)

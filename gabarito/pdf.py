@@ -1,5 +1,6 @@
 """Reading a PDF's pages: the text layer (two-column pages column by column) or, for image-only pages,
-tesseract OCR of a page rendered within a pixel budget. Shared by the extract and exams stages.
+tesseract OCR of a page rendered within a pixel budget. The extract stage reads regulations with it; the
+exams stage's booklet reader (gabarito.booklet) uses its OCR and render budget.
 """
 
 from __future__ import annotations
@@ -64,97 +65,6 @@ def render_dpi(width_pt: float, height_pt: float, *, ocr_dpi: int, min_ocr_dpi: 
     return fit if fit >= min_ocr_dpi else None
 
 
-def _glyph_rows(textpage) -> list[list[tuple[float, float, float, float, str]]]:
-    """The page's visible characters as (left, bottom, right, top, char), grouped into rows by the
-    middle of their loose (advance-width) box, top row first."""
-    chars = []
-    for i in range(textpage.count_chars()):
-        ch = textpage.get_text_range(i, 1)
-        if ch.strip():
-            chars.append((*textpage.get_charbox(i, loose=True), ch))
-    rows: list[list] = []
-    for box in sorted(chars, key=lambda b: -(b[1] + b[3]) / 2):
-        mid, height = (box[1] + box[3]) / 2, box[3] - box[1]
-        if rows and abs(rows[-1][0][0] - mid) <= 0.3 * max(height, rows[-1][0][1]):
-            rows[-1][1].append(box)
-        else:
-            rows.append([(mid, height), [box]])
-    return [row for _, row in rows]
-
-
-def _row_text(chars: list) -> str:
-    """One row's characters left to right, a space where the gap between two is a word space."""
-    out, prev = "", None
-    for box in sorted(chars, key=lambda b: b[0]):
-        if prev is not None and box[0] - prev[2] > 0.15 * (box[3] - box[1]):
-            out += " "
-        out += "-" if box[4] == "\ufffe" else box[4]  # pdfium's mark for a hyphen that ends a line
-        prev = box
-    return out
-
-
-def column_text(textpage, page_width: float) -> str | None:
-    """A two-column page's text in reading order (left column, then right, block by block), or None
-    when the page has no vertical gutter (one column: the caller keeps pdfium's own order).
-
-    pdfium returns characters in content-stream order; a booklet drawn row by row across its columns
-    then reads as interleaved halves of lines. Here rows are rebuilt from character boxes and the
-    gutter is the x in the middle 30-70% of the page that separates the most rows into text on
-    both sides (a row crosses x when a character covers it or its nearest characters on either side
-    are closer than two character widths: a word space, not a gutter); three such rows at least,
-    and more rows split than crossing, or the page is one column. Rows that cross it (a full-width title, a
-    running header) stay where they are; between them, the left halves come before the right ones.
-    A gap of more than 1.6 lines within a column reads as a blank line (a paragraph break).
-    """
-    rows = _glyph_rows(textpage)
-    widths = sorted(b[2] - b[0] for row in rows for b in row)
-    if len(rows) < 4 or not widths:
-        return None
-    min_gap = 2 * widths[len(widths) // 2]
-
-    def crosses(row, x: float) -> bool:
-        left = max((b[2] for b in row if b[2] <= x), default=None)
-        right = min((b[0] for b in row if b[0] >= x), default=None)
-        if any(b[0] < x < b[2] for b in row):
-            return True
-        return left is not None and right is not None and right - left < min_gap
-
-    def separates(row, x: float) -> bool:  # text on both sides of x, and a gutter between
-        return not crosses(row, x) and min(b[0] for b in row) < x < max(b[2] for b in row)
-
-    candidates = [page_width * (0.3 + 0.4 * k / 80) for k in range(81)]
-    gutter = max(candidates, key=lambda x: (sum(separates(r, x) for r in rows), -abs(x - page_width / 2)))
-    split = [not crosses(r, gutter) for r in rows]
-    if sum(separates(r, gutter) for r in rows) < 3 or sum(split) <= len(rows) - sum(split):
-        return None
-    mids = [sum(b[1] + b[3] for b in r) / (2 * len(r)) for r in rows]
-    steps = sorted(a - b for a, b in zip(mids, mids[1:]))
-    pitch = steps[len(steps) // 2]  # the usual line spacing
-    out: list[str] = []
-    block: list[int] = []
-
-    def flush():
-        for side in (lambda b: b[2] <= gutter, lambda b: b[0] >= gutter):
-            last = None
-            for i in block:
-                text = _row_text([b for b in rows[i] if side(b)])
-                if text:
-                    if last is not None and mids[last] - mids[i] > 1.6 * pitch:
-                        out.append("")  # a paragraph gap, as a blank line
-                    out.append(text)
-                    last = i
-        block.clear()
-
-    for i, is_split in enumerate(split):
-        if is_split:
-            block.append(i)
-        else:
-            flush()
-            out.append(_row_text(rows[i]))
-    flush()
-    return "\n".join(out)
-
-
 def _record(doc: str, number: int, method: str, text: str = "", quality: float = 0.0, status: str = "error") -> dict:
     return {"doc": doc, "page": number, "method": method, "text": text, "quality": quality, "status": status}
 
@@ -168,11 +78,9 @@ def _unopened(doc: str, error: str) -> dict:
             "message": f"pdfium could not open it ({error}): re-download or re-export the file"}
 
 
-def _text_layer(page, columns: bool) -> str:
+def _text_layer(page) -> str:
     textpage = page.get_textpage()
     text = textpage.get_text_range()
-    if columns:
-        text = column_text(textpage, page.get_width()) or text
     textpage.close()
     return text
 
@@ -189,7 +97,7 @@ def _ocr(page, dpi: int, p: ExtractParams, deadline: float) -> str:
                      timeout=max(1.0, deadline - time.monotonic()))
 
 
-def _read_page(page, number: int, p: ExtractParams, *, doc: str, columns: bool, knobs: str, deadline: float,
+def _read_page(page, number: int, p: ExtractParams, *, doc: str, knobs: str, deadline: float,
                errors: list[str], render_note: dict[int, int]) -> dict:
     """The record of one page: its text layer, or OCR when that is short or poor (see extract_pdf).
 
@@ -202,7 +110,7 @@ def _read_page(page, number: int, p: ExtractParams, *, doc: str, columns: bool, 
 
     method = TEXT
     try:
-        text = _text_layer(page, columns)
+        text = _text_layer(page)
         quality = page_quality(text)["score"]
         if len(text.strip()) < p.min_text_chars or quality < p.min_text_quality:
             method = OCR
@@ -263,10 +171,9 @@ def _file_report(doc: str, pages: list[dict], errors: list[str], render_note: di
     return {"doc": doc, "status": status, "pages": len(pages), "message": message}
 
 
-def extract_pdf(data: bytes, p: ExtractParams, *, doc: str, columns: bool = False,
-                knobs: str = "extract") -> tuple[list[dict], dict]:
+def extract_pdf(data: bytes, p: ExtractParams, *, doc: str, knobs: str = "extract") -> tuple[list[dict], dict]:
     """Return (page records, file report) for one PDF given as bytes, read with the knobs of ``p``
-    (``extract``, or ``exams.pdf``).
+    (``extract``).
 
     A page is read from its text layer when that has at least ``p.min_text_chars`` characters and a
     quality score of at least ``p.min_text_quality`` (a layer with a broken font map reads as
@@ -278,10 +185,7 @@ def extract_pdf(data: bytes, p: ExtractParams, *, doc: str, columns: bool = Fals
     status ``too_large``, no text, named in the file's report (a 20000 x 20000 pt page at 300 dpi is 6.9
     billion pixels, ~28 GB as pdfium's 4-byte bitmap).
 
-    ``columns``: a text layer laid out in two columns is read column by column (:func:`column_text`),
-    for exam booklets; a one-column page reads as without it.
-
-    ``knobs``: the params section ``p`` comes from (``extract``, ``exams.pdf``), named in the messages
+    ``knobs``: the params section ``p`` comes from (``extract``), named in the messages
     so that the person raises the knob that the failing stage reads.
     """
     import time
@@ -307,7 +211,7 @@ def extract_pdf(data: bytes, p: ExtractParams, *, doc: str, columns: bool = Fals
                 pages.append(_record(doc, index + 1, TEXT))
                 continue
             try:
-                pages.append(_read_page(page, index + 1, p, doc=doc, columns=columns, knobs=knobs,
+                pages.append(_read_page(page, index + 1, p, doc=doc, knobs=knobs,
                                         deadline=deadline, errors=errors, render_note=render_note))
             except subprocess.TimeoutExpired:
                 timed_out = True

@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.examgen import flow_columns, key_pdf, two_column_pdf  # noqa: E402
+from tests.examgen import FIGURE, flow_columns, key_pdf, two_column_pdf  # noqa: E402
 
 SOURCE = REPO_ROOT / "scripts" / "exam_sample.yaml"
 NAME = "amostra_enem"
@@ -43,7 +43,11 @@ def blocks_and_key(sample: dict) -> tuple[list[str], list[tuple[int, str]]]:
         for q in section["questions"]:
             number += 1
             options = "\n".join(f"({letter}) {text}" for letter, text in zip("ABCDE", q["options"], strict=True))
-            blocks.append(f"QUESTÃO {number:02d}\n{q['text'].strip()}\n{options}")
+            text = q["text"].strip()
+            if q.get("figure"):  # drawn after its first paragraph, as the picture it describes
+                first, _, rest = text.partition("\n\n")
+                text = f"{first}\n\n{FIGURE}\n\n\n\n\n\n{rest}"
+            blocks.append(f"QUESTÃO {number:02d}\n{text}\n{options}")
             key.append((number, "ANULADA" if number in sample["annulled"] else q["answer"]))
     return blocks, key
 

@@ -55,6 +55,7 @@ from gabarito.io import (
     read_text,
     write_json,
     write_jsonl,
+    write_text,
 )
 from gabarito.items import MIN_OPTIONS, hash_split
 from gabarito.params import LETTERS, ExamsParams, load_section
@@ -104,7 +105,7 @@ def pair_files(exam_dir: Path, root: str | Path | None = None) -> tuple[list[tup
         other = seen.setdefault(_nfc(f.name), f)
         if other is not f:  # possible where names are bytes (Linux): one copied from a Mac, one not
             raise InputError(f"{exam_dir}: two files are named {_nfc(f.name)}, spelled in two Unicode forms "
-                             f"({ascii(other.name)} and {ascii(f.name)}: accents as one character, and as a letter "
+                             f"({other.name!a} and {f.name!a}: accents as one character, and as a letter "
                              "and a combining accent, as macOS writes them). Keep one of them.")
     keys = [p for p in files if p.suffix.lower() in (".pdf", ".csv") and p.stem.casefold().endswith(KEY_SUFFIX)]
     exams = [p for p in files if p.suffix.lower() == ".pdf" and p not in set(keys)]
@@ -160,12 +161,39 @@ def _add(key: dict[int, str], number: int, value: str, where: str) -> None:
     key[number] = value
 
 
-def parse_key_text(pages: list[dict], name: str, annulled_marks: list[str]) -> dict[int, str]:
-    """{question number: letter or ANNULLED} from the text of a key PDF's pages."""
+def _language_rows(text: str, mark: str, where: str) -> tuple[dict[int, dict[str, str]], str]:
+    """ENEM's day-1 key gives questions 1-5 two letters, under INGLÊS and ESPANHOL: ({number: {language:
+    letter}}, the text without those rows). The columns' order is the header's."""
+    rows = re.compile(rf"^\s*(\d{{1,5}})\s*[-–—.:|)]?\s+({mark})\s+({mark})\s*$", re.MULTILINE)
+    found = rows.findall(text)
+    if not found:
+        return {}, text
+    folded = text.casefold()
+    at = {lang: folded.find(word) for lang, word in (("ingles", "ingl"), ("espanhol", "espanh"))}
+    if -1 in at.values():
+        raise InputError(f"{where}: questions {', '.join(n for n, _, _ in found[:5])} have two answers on one line, "
+                         "and no INGLÊS / ESPANHOL header says whose: write the key as a CSV with columns "
+                         "questao,resposta (your language's letters).")
+    order = sorted(at, key=at.get)
+    return {int(n): dict(zip(order, (a, b))) for n, a, b in found}, rows.sub("", text)
+
+
+def parse_key_text(pages: list[dict], name: str, annulled_marks: list[str]) -> dict[int, object]:
+    """{question number: letter, ANNULLED, or {language: letter or ANNULLED} for the rows that answer
+    each foreign-language option} from the text of a key PDF's pages."""
     pattern, key = key_pattern(annulled_marks), {}
+    marks = "|".join(re.escape(m) for m in sorted(annulled_marks, key=len, reverse=True))
+    mark = rf"(?i:{marks})|{UPPER}"
     for page in pages:
-        for m in pattern.finditer(page["text"]):
-            _add(key, int(m.group(1)), _mark(m.group(2), annulled_marks), f"{name} page {page['page']}")
+        where = f"{name} page {page['page']}"
+        pairs, text = _language_rows(page["text"], mark, where)
+        for number, letters in pairs.items():
+            if number in key:
+                raise InputError(f"{where}: question {number} is in the key twice. Fix the key so each number "
+                                 "appears once.")
+            key[number] = {lang: _mark(v, annulled_marks) for lang, v in letters.items()}
+        for m in pattern.finditer(text):
+            _add(key, int(m.group(1)), _mark(m.group(2), annulled_marks), where)
     if not key:
         raise InputError(f"{name}: no answer found: expected pairs of a question number and a letter "
                          "(\"01 C\", \"1 - C\", \"01 | ANULADA\"). Is it the answer key? A scan too poor "
@@ -209,37 +237,161 @@ def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, 
 
 
 # --- questions ------------------------------------------------------------------------------------
-QUESTION = re.compile(r"^quest[ãa]o\s*(?:n[º°o]?\.?\s*)?(\d+)\s*[.:)–—-]?\s*(.*)$", re.I)
-NUMBERED = re.compile(r"^(\d+)\s*[.)](?!\d)\s*(.*)$")
-ALTERNATIVE = re.compile(rf"^(?:\(({ANY_CASE})\)|({ANY_CASE})\)|({UPPER})\.(?=\s|$))\s*(.*)$")
-# never a running header, though one may open every page ("QUESTÃO 07" reads as "questão #")
-EXAM_UNIT = re.compile(f"{QUESTION.pattern}|{NUMBERED.pattern}|{ALTERNATIVE.pattern}", re.I)
+# "QUESTÃO 01" as printed and as read: "QUEST O 51" (the Ã of a split text run on a line of its own),
+# "Questão : 85", "qu ESTÃO 86", "“Questão 11", "; Questão 14"; numbers of any length
+QUESTION = re.compile(r"^[^\w]{0,3}\s*q\s*u\s*e\s*s\s*t\s*[ãaâ]?\s*o\s*[:.;]?\s*(?:n[º°o]?\.?\s*)?(\d{1,5})(?!\d)"
+                      r"\s*[.:)–—-]?\s*(.*)$", re.IGNORECASE)
+NUMBERED = re.compile(r"^(\d{1,5})\s*(?:[.)]|\s[–—-])(?!\d)\s*(.*)$")  # "01.", "1)", "1 –"
+BARE = re.compile(r"^(\d{1,5})$")  # FUVEST: the number alone on its line
+# an alternative's letter as printed or as OCR garbles it: "(A)", "A)", "[A]", "| (D)", "A.", "A –"
+EXPLICIT = re.compile(rf"^[|\[({{«\"“'‘]*\s*(?:\(\s*({ANY_CASE})\s*[)\]|}}]|({ANY_CASE})\s*[)\]|}}]|({UPPER})\.(?=\s|$)"
+                      rf"|({UPPER})\s+[–—-]\s)\s*(.*)$")
+PLAIN = re.compile(rf"^({UPPER})(?:\s+(.*))?$")  # a bare capital letter opening the line: INEP's boxed letters
+PASSAGE = re.compile(r"^\W*(?:textos?|leia|considere|instru[çc][ãa]o|o\s+texto|os\s+textos)\b.{0,80}?\bquest[õo]es\b"
+                     r"\D{0,12}(\d{1,5})((?:\s*(?:,|e|a|at[ée]|-|–)\s*\d{1,5})+)", re.IGNORECASE)
+LANGUAGE = re.compile(r"(?:op[çc][ãa]o|l[íi]ngua)\s*(?:de\s*)?(?:l[íi]ngua\s*)?(?:estrangeira\s*)?[:(–-]?\s*"
+                      r"(ingl[eê]s[a]?|espanhol[a]?)|^\W*(ingl[eê]s|espanhol)\W*$", re.IGNORECASE)
+LANGUAGES = {"ingles": "ingles", "inglês": "ingles", "inglesa": "ingles", "espanhol": "espanhol",
+             "espanhola": "espanhol"}
 
 
 def _norm(line: str) -> str:
     return " ".join(line.split()).casefold()
 
 
-def exam_lines(pages: list[dict], p) -> list[tuple[int, str]]:
-    """(page, line) of an exam's pages in reading order, without running headers, footers, page
-    numbers and OCR junk; "" marks a paragraph gap. ``p``: ExtractParams-like cleaning knobs."""
-    from gabarito.pdftext import is_marginal, repeated_lines
+def _language(text: str) -> str | None:
+    m = LANGUAGE.search(text) if len(text) <= 120 else None
+    return LANGUAGES.get((m.group(1) or m.group(2)).casefold()) if m else None
 
-    repeated = repeated_lines([pg["text"] for pg in pages], p, never=EXAM_UNIT)
+
+def text_pages(pages: list[dict]) -> list:
+    """Plain text pages (``{page, text}``) as booklet pages of one column, a line per line and a blank
+    line a paragraph gap: what :func:`exam_lines` reads, for text that has no positions."""
+    from gabarito.booklet import Line, Page, Word
+
     out = []
     for page in pages:
-        # soft hyphens; pdfium's U+FFFE is a hyphen it took out of a word it joined across a line end
-        text = unicodedata.normalize("NFC", page["text"]).replace("\u00ad", "").replace("\ufffe", "")
-        for raw in text.splitlines():
-            line = " ".join(raw.split())
-            if not line:
-                out.append((page["page"], ""))
-            elif is_marginal(line, repeated, p):
+        lines, gap, y = [], False, 0.0
+        for raw in page["text"].splitlines():
+            if not raw.strip():
+                gap = True
                 continue
-            # mostly symbols: OCR noise, unless it opens a question or an alternative ("(A) 3/8.")
-            elif EXAM_UNIT.match(line) or \
-                    sum(c.isalnum() for c in line) >= p.junk_min_alnum_share * len(line.replace(" ", "")):
-                out.append((page["page"], line))
+            y += 12.0
+            x, words = 0.0, []
+            for w in raw.split():
+                words.append(Word(x, y, x + 6.0 * len(w), y + 10.0, w))
+                x += 6.0 * len(w) + 3.0
+            lines.append(Line(page["page"], words, gap_before=gap))
+            gap = False
+        out.append(Page(page["page"], 600.0, max(y + 24.0, 100.0), "text", lines))
+    return out
+
+
+def exam_lines(pages: list, p) -> list:
+    """The booklet's lines in reading order without running headers, footers, page numbers, the stray
+    accent of a split "QUESTÃO" and OCR junk. ``p``: the exams.pdf knobs."""
+    from gabarito.booklet import mark_marginal
+
+    mark_marginal(pages, margin_share=p.margin_share, min_share=p.header_min_share, similarity=p.header_similarity)
+    out = []
+    for page in pages:
+        for line in page.lines:
+            text = unicodedata.normalize("NFC", line.text).replace("\u00ad", "")
+            if line.marginal or not text.strip():
+                continue
+            if len(text) == 1 and not text.isdigit() and text not in LETTERS:
+                continue  # an accent drawn apart from its word ("Ã" of "QUESTÃO")
+            unit = QUESTION.match(text) or EXPLICIT.match(text) or NUMBERED.match(text)
+            if unit or line.boxed or sum(c.isalnum() for c in text) >= p.junk_min_alnum_share * len(text.replace(" ", "")):
+                out.append(line)
+    return out
+
+
+def _chain(candidates: list[tuple[int, int, bool]]) -> set[int]:
+    """The indexes of the longest run of questions in reading order among (index, number, headed)
+    candidates: each number follows the one before it (n, n+1, ...), or, headed "QUESTÃO", any lower
+    one. Not the cover's instructions 1-9 nor a numbered list in a passage. Ties go to the later run."""
+    best: list[tuple[int, int | None]] = []  # per candidate: (run length, previous candidate)
+    for k, (_, number, headed) in enumerate(candidates):
+        before = [j for j in range(k) if candidates[j][1] == number - 1 or headed and candidates[j][1] < number]
+        prev = max(before, key=lambda j: (best[j][0], j), default=None)
+        best.append((best[prev][0] + 1 if prev is not None else 1, prev))
+    if not best:
+        return set()
+    k = max(range(len(best)), key=lambda j: (best[j][0], j))
+    chain = set()
+    while k is not None:
+        chain.add(candidates[k][0])
+        k = best[k][1]
+    return chain
+
+
+def question_starts(lines: list) -> dict[int, tuple[int, str]]:
+    """{line index: (question number, the rest of the line)}. A booklet that heads its questions
+    "QUESTÃO NN" (three at least) starts them there only; otherwise at "01." / "1)" / a number alone on
+    its line, along the longest run of consecutive numbers."""
+    headed = {i: (int(m.group(1)), m.group(2)) for i, ln in enumerate(lines) if (m := QUESTION.match(ln.text))}
+    if len(headed) >= 3:
+        return headed
+    numbered = {}
+    for i, ln in enumerate(lines):
+        m = QUESTION.match(ln.text) or NUMBERED.match(ln.text) or BARE.match(ln.text)
+        if m:
+            numbered[i] = (int(m.group(1)), m.group(2) if m.lastindex and m.lastindex >= 2 else "")
+    chain = _chain([(i, n, i in headed) for i, (n, _) in numbered.items()])
+    return {i: v for i, v in numbered.items() if i in chain}
+
+
+def _candidates(body: list) -> list[tuple[int, str, str, int]]:
+    """(line index, letter, text after it, strength) of lines that may open an alternative: 2 for a
+    letter in a drawn box or written "(A)", "A)", "A."; 1 for a bare letter set apart by a wide gap or
+    alone on its line; 0 for a bare capital and a word ("A mudança" may be an article)."""
+    out = []
+    for i, ln in enumerate(body):
+        text = ln.text
+        if ln.boxed:
+            out.append((i, ln.boxed, " ".join(w.text for w in ln.words[1:]), 2))
+            continue
+        m = EXPLICIT.match(text)
+        if m:
+            letter = next(g for g in m.groups()[:4] if g)
+            out.append((i, letter.upper(), m.group(5), 2))
+            continue
+        m = PLAIN.match(text)
+        if m:
+            words = ln.words
+            wide = len(words) == 1 or (words[1].x0 - words[0].x1) >= 0.6 * (words[0].bottom - words[0].top)
+            out.append((i, m.group(1), m.group(2) or "", 1 if wide else 0))
+    return out
+
+
+def find_options(body: list) -> list[tuple[int, str]]:
+    """(line index, text after the letter) of each alternative in the lines of one question, in letter
+    order from A: the chain that is longest, then strongest, then last (alternatives close a question,
+    and its text may have a line that starts with "A")."""
+    cands = _candidates(body)
+    best, best_score = [], (0, 0, 0)
+    for start in (c for c in cands if c[1] == LETTERS[0]):
+        chain = [start]
+        for letter in LETTERS[1:]:
+            later = [c for c in cands if c[0] > chain[-1][0] and c[1] == letter]
+            if not later:
+                break
+            chain.append(max(later, key=lambda c: (c[3], -c[0])))
+        if all(c[3] == 0 for c in chain) and len(chain) < 3:
+            continue  # "A ... / B ..." in prose
+        score = (len(chain), sum(c[3] for c in chain), start[0])
+        if score > best_score:
+            best, best_score = chain, score
+    return [(c[0], c[2]) for c in best]
+
+
+def _paragraphs(lines: list, first: str = "") -> list[list[str]]:
+    out = [[first] if first else []]
+    for ln in lines:
+        if ln.gap_before and out[-1]:
+            out.append([])
+        out[-1].append(ln.text)
     return out
 
 
@@ -258,136 +410,284 @@ def _join(paragraphs: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def parse_questions(lines: list[tuple[int, str]], subjects: dict[str, str]) -> list[dict]:
-    """Questions in order: ``{number, page, question, options: [texts], subject}``."""
+def _last_option_end(lines: list, start: int) -> int:
+    """Where the last alternative stops: at a paragraph gap or a line across the page (a title, the
+    essay), never later; what follows up to the next question belongs to no question."""
+    for k in range(start + 1, len(lines)):
+        if lines[k].gap_before or lines[k].column == 0 and lines[k - 1].column != 0:
+            return k
+    return len(lines)
+
+
+def _question(number: int, first: str, heading, body: list, subject, language) -> dict:
+    """One question from its lines after the number: stem, alternatives, and the lines left over."""
+    options = find_options(body)
+    if options:
+        stem_lines, ends = body[: options[0][0]], [o[0] for o in options[1:]]
+        ends.append(_last_option_end(body, options[-1][0]))
+        texts = [_join(_paragraphs(body[i + 1:end], rest)).replace("\n", " ")
+                 for (i, rest), end in zip(options, ends)]
+        used = ends[-1]
+    else:
+        stem_lines, texts, used = body, [], len(body)
+    return {"number": number, "page": heading.page, "heading": heading, "subject": subject, "language": language,
+            "question": _join(_paragraphs(stem_lines, first)), "options": texts, "lines": body[:used],
+            "leftover": body[used:]}
+
+
+def parse_questions(lines: list, subjects: dict[str, str]) -> tuple[list[dict], dict]:
+    """Questions in reading order: ``{number, page, subject, language, question, context, options,
+    lines, leftover}``, and what was read around them: ``{before: lines before the first question,
+    passages: {number: {text, lines}}}``. A line that is exactly a heading of ``subjects`` sets the subject; an
+    "opção inglês" / "opção espanhol" heading the language of the copies of a question printed twice;
+    "Texto para as questões 10 e 11" opens a passage that is those questions' context."""
     headings = {_norm(h): s for h, s in subjects.items()}
-    merged: list[tuple[int, str]] = []
-    for page, line in lines:  # a heading wrapped over two lines of a narrow column is one heading
-        if merged and merged[-1][1] and line and _norm(f"{merged[-1][1]} {line}") in headings:
-            merged[-1] = (merged[-1][0], f"{merged[-1][1]} {line}")
-        else:
-            merged.append((page, line))
-    questions: list[dict] = []
-    cur: dict | None = None
-    subject = None
+    starts = question_starts(lines)
+    questions, passages, before = [], {}, []
+    subject = language = None
+    cur: tuple[int, str, int] | None = None  # number, rest of the heading line, index of its first body line
+    passage: tuple[list[int], int] | None = None  # numbers, index of its first line
 
-    def finish():
+    def close(end: int):
+        nonlocal cur, passage
         if cur is not None:
-            questions.append({"number": cur["number"], "page": cur["page"], "subject": cur["subject"],
-                              "question": _join(cur["stem"]), "options": [_join(o) for o in cur["options"]]})
+            number, first, at = cur
+            questions.append(_question(number, first, lines[at], lines[at + 1:end], subject, language))
+        if passage is not None:
+            shared = {"text": _join(_paragraphs(lines[passage[1]:end])), "lines": lines[passage[1]:end]}
+            for n in passage[0]:
+                passages[n] = shared
+        cur = passage = None
 
-    for page, line in merged:
-        target = None if cur is None else (cur["options"][-1] if cur["options"] else cur["stem"])
-        if not line:
-            if target is not None and target[-1]:
-                target.append([])
+    i = 0
+    while i < len(lines):
+        text = lines[i].text
+        pair = _norm(f"{text} {lines[i + 1].text}") if i + 1 < len(lines) else ""
+        if _norm(text) in headings or pair in headings:  # a heading wrapped over two lines is one heading
+            close(i)
+            subject = headings.get(_norm(text)) or headings[pair]
+            i += 1 if _norm(text) in headings else 2
             continue
-        if _norm(line) in headings:
-            finish()
-            cur, subject = None, headings[_norm(line)]
-            continue
-        m = QUESTION.match(line)
-        n = NUMBERED.match(line) if m is None else None
-        if m or (n and (cur is None or int(n.group(1)) == cur["number"] + 1)):
-            m = m or n
-            finish()
-            cur = {"number": int(m.group(1)), "page": page, "subject": subject,
-                   "stem": [[m.group(2)] if m.group(2) else []], "options": []}
-            continue
-        if cur is None:
-            continue  # the cover and instructions before the first question
-        a = ALTERNATIVE.match(line)
-        letter = next((g for g in a.groups()[:3] if g), "").upper() if a else ""
-        if len(cur["options"]) < len(LETTERS) and letter == LETTERS[len(cur["options"])]:
-            cur["options"].append([[a.group(4)] if a.group(4) else []])
-        else:
-            target[-1].append(line)
-    finish()
-    return questions
+        if i in starts:
+            close(i)
+            cur = (starts[i][0], starts[i][1], i)
+        elif _language(text) and (cur is None or find_options(lines[cur[2] + 1:i])):  # not a word of a stem
+            close(i)
+            language = _language(text)
+        elif (m := PASSAGE.match(text)) and len(text) <= 160:
+            close(i)
+            passage = (_passage_numbers(m), i + 1)
+        elif cur is None and passage is None and not questions:
+            before.append(lines[i])
+        i += 1
+    close(len(lines))
+    return questions, {"before": before, "passages": passages}
+
+
+def _passage_numbers(m: re.Match) -> list[int]:
+    """The questions "Texto para as questões 10 e 11" / "10 a 12" / "10, 11 e 12" names."""
+    first, rest = int(m.group(1)), m.group(2)
+    numbers = [first] + [int(n) for n in re.findall(r"\d+", rest)]
+    if re.match(r"\s*(?:a|at[ée]|-|–)\s*\d", rest, re.IGNORECASE) and len(numbers) == 2:
+        return list(range(numbers[0], numbers[1] + 1))
+    return numbers
+
+
+# --- figures --------------------------------------------------------------------------------------
 
 
 def figure_pattern(words: list[str]) -> re.Pattern:
     alternatives = "|".join(r"\s+".join(map(re.escape, w.split())) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.I)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
 
 
-def join_exam(questions: list[dict], key: dict[int, str], *, exam: str, doc: str, p: ExamsParams
-              ) -> tuple[list[dict], dict]:
-    """Items of the questions the key answers, and the exam's report: found, joined, and every
-    skipped question under its reason."""
-    figure = figure_pattern(p.figure_words)
-    skipped: dict[str, list[int]] = {}
-    items, seen = [], set()
+def _column_of(x0: float, x1: float, gutter: float | None) -> set[int]:
+    if gutter is None:
+        return {0, 1, 2}
+    return {0} | ({1} if x0 < gutter else set()) | ({2} if x1 > gutter else set())
+
+
+def has_figure(lines: list, pages: dict[int, object]) -> bool:
+    """Whether a figure the page draws (an image, a drawn chart) lies among ``lines`` (a question's,
+    or its passage's): on one of their pages, in their column, between their first and last line there."""
+    spans: dict[tuple[int, int], list[float]] = {}
+    for ln in lines:
+        span = spans.setdefault((ln.page, ln.column), [ln.top, ln.bottom])
+        span[0], span[1] = min(span[0], ln.top), max(span[1], ln.bottom)
+    for (number, column), (top, bottom) in spans.items():
+        page = pages.get(number)
+        for x0, ftop, x1, fbottom in getattr(page, "figures", []):
+            middle = (ftop + fbottom) / 2
+            if (column in _column_of(x0, x1, page.gutter) or column == 0) and top - 4 <= middle <= bottom + 4:
+                return True
+    return False
+
+
+def flag_figures(questions: list[dict], passages: dict, pages: list, words: list[str]) -> None:
+    """``needs_figure`` on each question: on a born-digital page, from the figures the page draws among
+    its lines or its passage's; on a scanned page (no objects to see), from ``words`` ("figura",
+    "gráfico"...) in its text."""
+    by_number = {pg.page: pg for pg in pages}
+    figure = figure_pattern(words)
     for q in questions:
-        number, options = q["number"], q["options"]
-        answer = key.get(number)
-        needs_figure = bool(figure.search(" ".join([q["question"], *options])))
-        if number in seen:
-            reason = "number found twice"
-        elif len(options) < MIN_OPTIONS:
-            reason = f"fewer than {MIN_OPTIONS} alternatives found"
-        elif not all(options) or not q["question"]:
-            reason = "empty question or alternative (a picture?)"
-        elif answer is None:
-            reason = "no answer in key"
-        elif answer == ANNULLED:
-            reason = "annulled"
-        elif LETTERS.index(answer) >= len(options):
-            reason = "key letter outside the alternatives found"
-        elif needs_figure and not p.include_figure_questions:
-            reason = "needs figure"
+        lines = [q["heading"], *q["lines"], *passages.get(q["number"], {}).get("lines", [])]
+        if any(by_number[ln.page].method == "text" for ln in lines):
+            q["needs_figure"] = has_figure(lines, by_number)
         else:
-            reason = None
-        seen.add(number)
+            q["needs_figure"] = bool(figure.search(" ".join([q["question"], *q["options"]])))
+
+
+# --- the booklet's and the key's identifiers ------------------------------------------------------
+COLOURS = {"azul": "AZUL", "amarelo": "AMARELO", "amarela": "AMARELO", "branco": "BRANCO", "branca": "BRANCO",
+           "rosa": "ROSA", "cinza": "CINZA", "verde": "VERDE", "laranja": "LARANJA", "lilás": "LILÁS"}
+IDENTIFIERS = {
+    "year": re.compile(r"\b(?:enem|gabarito|exame nacional do ensino m[ée]dio)\s*[-–]?\s*(20\d\d)\b"),
+    "day": re.compile(r"\b([1-9])\s*[º°o]?\s*dia\b|\bdia\s*([1-9])\s*[º°]"),
+    "caderno": re.compile(r"\bcaderno\s*(\d{1,2})\b"),
+    "colour": re.compile(rf"\b({'|'.join(COLOURS)})\b"),
+}
+
+
+def identifiers(text: str) -> dict[str, str]:
+    """The year, day, caderno and colour a booklet's cover and running headers, or a key, print (the
+    most frequent of each where several are found), each only where printed."""
+    text = " ".join(unicodedata.normalize("NFC", text).casefold().split())
+    found = {}
+    for name, pattern in IDENTIFIERS.items():
+        values = [next(g for g in m.groups() if g) for m in pattern.finditer(text)]
+        if values:
+            value = max(sorted(set(values)), key=values.count)
+            found[name] = COLOURS[value] if name == "colour" else str(int(value))
+    return found
+
+
+def check_identifiers(booklet: dict, key: dict, exam: Path, key_file: Path) -> dict:
+    """The identifiers compared, or an error naming both files when one that both print disagrees."""
+    both = [k for k in IDENTIFIERS if k in booklet and k in key]
+    wrong = [k for k in both if booklet[k] != key[k]]
+    if wrong:
+        said = "; ".join(f"{k}: {booklet[k]} in the booklet, {key[k]} in the key" for k in wrong)
+        raise InputError(f"{exam} and {key_file.name} are not the same exam ({said}). A key of another colour, day or "
+                         f"year joins every question with a wrong letter: put the key of this booklet beside it as "
+                         f"{exam.stem}{KEY_SUFFIX}.pdf (ENEM: the key of the same year, day, caderno and colour).")
+    return {"booklet": booklet, "key": key, "checked": both,
+            "unchecked": [k for k in IDENTIFIERS if k not in both and (k in booklet or k in key)]}
+
+
+# --- joining the questions with the key -----------------------------------------------------------
+
+
+def _choose(copies: list[dict], p: ExamsParams) -> tuple[dict | None, str | None]:
+    """The copy of a question to keep, or None and why: a question printed once is kept; one printed
+    in each foreign language (ENEM's 01-05) keeps the copy of ``p.foreign_language``."""
+    if len(copies) == 1:
+        return copies[0], None
+    languages = [q["language"] for q in copies]
+    if None not in languages and len(set(languages)) == len(languages):
+        chosen = [q for q in copies if q["language"] == p.foreign_language]
+        if chosen:
+            return chosen[0], None
+        return None, f"no {p.foreign_language} copy (exams.foreign_language)"
+    return None, "number found twice"
+
+
+def _skip_reason(q: dict, answer, p: ExamsParams) -> str | None:
+    options = q["options"]
+    if len(options) < MIN_OPTIONS:
+        return f"fewer than {MIN_OPTIONS} alternatives found"
+    if not all(options) or not q["question"]:
+        return "empty question or alternative (a picture?)"
+    if answer is None:
+        return "no answer in key"
+    if answer == ANNULLED:
+        return "annulled"
+    if LETTERS.index(answer) >= len(options):
+        return "key letter outside the alternatives found"
+    if q["needs_figure"] and not p.include_figure_questions:
+        return "needs figure"
+    return None
+
+
+def join_exam(questions: list[dict], key: dict, *, exam: str, doc: str, p: ExamsParams,
+              passages: dict | None = None) -> tuple[list[dict], dict]:
+    """Items of the questions the key answers, and the exam's report: found, joined, and every
+    skipped question under its reason. A key entry that is ``{language: letter}`` (ENEM's two columns
+    for 01-05) answers with ``p.foreign_language``'s letter, which the item records."""
+    passages = passages or {}
+    copies: dict[int, list[dict]] = {}
+    for q in questions:
+        copies.setdefault(q["number"], []).append(q)
+    skipped: dict[str, list[int]] = {}
+    items, chosen_language = [], []
+    for number, found in copies.items():
+        q, reason = _choose(found, p)
+        answer = key.get(number)
+        if isinstance(answer, dict):
+            answer = answer[p.foreign_language]
+            chosen_language.append(number)
+        reason = reason or _skip_reason(q, answer, p)
         if reason:
             skipped.setdefault(reason, []).append(number)
             continue
         item_id = f"{exam}-q{number:02d}"
         item = {"id": item_id, "split": hash_split(item_id, seed=p.seed, validation_share=p.validation_share),
-                "context": "", "question": q["question"], "answers": options, "label": LETTERS.index(answer),
-                "question_type": "exam", "source": exam, "language": p.language, "doc": doc, "page": q["page"],
-                "needs_figure": needs_figure}
+                "context": passages.get(number, {}).get("text", ""), "question": q["question"],
+                "answers": q["options"], "label": LETTERS.index(answer),
+                "question_type": q["subject"] or "exam", "source": exam, "language": p.language, "doc": doc,
+                "page": q["page"], "needs_figure": q["needs_figure"]}
         if q["subject"]:
             item["subject"] = q["subject"]
+        if number in chosen_language or len(found) > 1:
+            item["foreign_language"] = p.foreign_language
         items.append(item)
-    numbers = {q["number"] for q in questions}
-    report = {"found": len(questions), "joined": len(items),
+    report = {"found": len(copies), "joined": len(items),
               "skipped": {r: {"count": len(ns), "questions": ns} for r, ns in sorted(skipped.items())},
-              "key_without_question": sorted(set(key) - numbers)}
+              "key_without_question": sorted(set(key) - set(copies)),
+              "printed_twice": sorted(n for n, f in copies.items() if len(f) > 1)}
+    if chosen_language:
+        report["foreign_language"] = p.foreign_language
     return items, report
 
 
 # --- reading the files ----------------------------------------------------------------------------
 
 
-def read_pdf(path: Path, p: ExamsParams, *, columns: bool) -> tuple[list[dict], dict]:
-    """Page records of one PDF as the extract stage reads it; a file that cannot be read stops the stage."""
-    from gabarito.pdf import extract_pdf
+def read_key(key_file: Path, p: ExamsParams) -> tuple[dict, str]:
+    """The key (see :func:`parse_key_text`, :func:`parse_key_csv`) and the text it prints (a PDF's)."""
+    from gabarito.booklet import read_booklet
 
-    pages, report = extract_pdf(path.read_bytes(), p.pdf, doc=path.name, columns=columns, knobs="exams.pdf")
-    if report["status"] not in ("ok", "ocr"):
-        # unlike extract, which keeps a file's other pages, an exam is read whole: a question on a page
-        # that could not be read would go missing without a trace in the key's join
-        raise InputError(f"{path}: {report['status']}: {report['message'] or 'no text could be read'}. "
-                         "An exam is read whole: no item is made from it until every page reads.")
-    return pages, report
-
-
-def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], dict]:
-    """Items and report of one exam and its key."""
     if key_file.suffix.lower() == ".csv":
-        key = parse_key_csv(read_text(key_file), str(key_file), p.annulled_marks)
-    else:
-        key = parse_key_text(read_pdf(key_file, p, columns=False)[0], str(key_file), p.annulled_marks)
-    pages, extracted = read_pdf(exam, p, columns=p.columns)
-    questions = parse_questions(exam_lines(pages, p.pdf), p.subjects)
+        return parse_key_csv(read_text(key_file), str(key_file), p.annulled_marks), ""
+    pages = read_booklet(key_file.read_bytes(), p.pdf, doc=key_file.name)
+    records = [{"page": pg.page, "text": pg.text} for pg in pages]
+    return parse_key_text(records, str(key_file), p.annulled_marks), "\n".join(r["text"] for r in records)
+
+
+def _where_not_found(exam: Path, pages: list) -> str:
+    return (f"{exam}: no numbered question found in {len(pages)} page(s) of text. Expected questions headed "
+            "\"QUESTÃO 01\" (or \"Questão 1\"), or numbered \"01.\" / \"1)\" or a number alone on its line, "
+            "each followed by its alternatives (\"(A)\", \"A)\", or a letter in a box). Is it an exam? Is it "
+            "laid out differently? Remove it from the folder or convert it (one question per block).")
+
+
+def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], dict, list[dict]]:
+    """Items, report and review entries (every question read, joined or not) of one exam and its key."""
+    from gabarito.booklet import read_booklet
+
+    key, key_text = read_key(key_file, p)
+    pages = read_booklet(exam.read_bytes(), p.pdf, doc=exam.name)
+    lines = exam_lines(pages, p.pdf)
+    questions, around = parse_questions(lines, p.subjects)
     if not questions:
-        raise InputError(f"{exam}: no numbered question found in {len(pages)} page(s) of text. Expected lines "
-                         "starting \"QUESTÃO 01\", \"Questão 1\" or \"01.\", followed by alternatives \"(A)\", "
-                         "\"A)\" or \"a)\". Is it an exam? Is it laid out differently? Remove it from the folder "
-                         "or convert it (one question per block).")
+        raise InputError(_where_not_found(exam, pages))
+    printed = " ".join([*(ln.text for ln in around["before"]),
+                        *(ln.text for pg in pages for ln in pg.lines if ln.marginal)])
+    ids = check_identifiers(identifiers(printed), identifiers(key_text), exam, key_file) if p.check_identifiers \
+        else {"checked": [], "unchecked": list(IDENTIFIERS)}
+    flag_figures(questions, around["passages"], pages, p.figure_words)
     # ids from the name as NFC: the same exam copied from a Mac gives the same items
-    items, report = join_exam(questions, key, exam=_nfc(exam.stem), doc=_nfc(exam.name), p=p)
+    items, report = join_exam(questions, key, exam=_nfc(exam.stem), doc=_nfc(exam.name), p=p,
+                              passages=around["passages"])
     if not items:
         raise InputError(f"{exam}: {len(questions)} questions found, none joined with {key_file.name} "
                          f"({describe({'doc': _nfc(exam.name), **report})}). Does the key belong to this exam?")
@@ -397,13 +697,55 @@ def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], d
         raise InputError(
             f"{exam}: {len(unfound)} of the {len(key)} questions in {key_file.name} were not found in the exam "
             f"({shown}), more than exams.max_unfound_share={p.max_unfound_share} allows; {len(items)} would be "
-            "kept. The exam is probably laid out in a way the reader misses (questions not starting \"QUESTÃO "
-            "01\", \"Questão 1\" or \"01.\", or columns read across): check that page, or convert the exam. "
-            "If the key also covers another booklet, give this exam only its own questions, or raise "
-            "exams.max_unfound_share.")
-    report = {"doc": _nfc(exam.name), "key": _nfc(key_file.name), "pages": extracted["pages"],
-              "pages_ocr": sum(pg["method"] == "ocr" for pg in pages), **report}
-    return items, report
+            "kept. The exam is probably laid out in a way the reader misses: check those questions' pages, or "
+            "convert the exam. If the key also covers another booklet, give this exam only its own questions, "
+            "or raise exams.max_unfound_share.")
+    leftover = [ln for q in questions for ln in q["leftover"]]
+    report = {"doc": _nfc(exam.name), "key": _nfc(key_file.name), "pages": len(pages),
+              "pages_ocr": sum(pg.method == "ocr" for pg in pages),
+              "pages_before_first_question": sorted({ln.page for ln in around["before"]}),
+              "key_answers": len(key), "identifiers": ids, **report,
+              "lines_outside_questions": {"count": len(leftover), "pages": sorted({ln.page for ln in leftover})}}
+    return items, report, review_entries(questions, items, report, key, around["passages"], p)
+
+
+def review_entries(questions: list[dict], items: list[dict], report: dict, key: dict, passages: dict,
+                   p: ExamsParams) -> list[dict]:
+    """One entry per question read, in the booklet's order: what the review file shows."""
+    joined = {it["id"].rsplit("-q", 1)[1]: it for it in items}
+    reasons = {n: r for r, s in report["skipped"].items() for n in s["questions"]}
+    out = []
+    for q in questions:
+        answer = key.get(q["number"])
+        if isinstance(answer, dict):
+            answer = " / ".join(f"{lang} {v}" for lang, v in answer.items())
+        item = joined.get(f"{q['number']:02d}")
+        kept = item is not None and q["language"] in (None, item.get("foreign_language"))
+        out.append({"number": q["number"], "page": q["page"], "language": q["language"], "subject": q["subject"],
+                    "context": passages.get(q["number"], {}).get("text", ""), "question": q["question"],
+                    "options": q["options"], "key": answer, "needs_figure": q["needs_figure"],
+                    "status": item["id"] if kept else reasons.get(q["number"], f"other language ({p.foreign_language} kept)")})
+    return out
+
+
+def review_markdown(exams: list[tuple[dict, list[dict]]]) -> str:
+    """The review file: per exam, its report's headline, then one section per question."""
+    out = ["# Exam items to review", "",
+           ("What `gabarito exams` read from each booklet. Check questions, alternatives and key letters before "
+           "training on them; to fix a misread question, see docs/own-exams.md#fix-or-drop-a-question."), ""]
+    for report, entries in exams:
+        out += [f"## {report['doc']}", "", describe(report), ""]
+        for e in entries:
+            flags = ", ".join(f for f, on in (("needs figure", e["needs_figure"]),
+                                               (f"language {e['language']}", e["language"])) if on)
+            out += [f"### {e['number']:02d} (page {e['page']}) — {e['status']}",
+                    f"key: {e['key'] or '—'}" + (f"; {flags}" if flags else "")
+                    + (f"; subject {e['subject']}" if e["subject"] else ""), ""]
+            if e["context"]:
+                out += ["> " + e["context"].replace("\n", "\n> "), ""]
+            out += [e["question"] or "*(no text)*", ""]
+            out += [f"- **{LETTERS[i]}** {text}" for i, text in enumerate(e["options"])] + [""]
+    return "\n".join(out)
 
 
 def summarize(reports: list[dict], ignored: list[str]) -> dict:
@@ -420,10 +762,21 @@ def describe(report: dict) -> str:
     """One exam's log line: 'a.pdf: 34 found, 31 joined; skipped: annulled 1 (q12), ...'."""
     parts = [f"{reason} {s['count']} ({', '.join(f'q{n:02d}' for n in s['questions'])})"
              for reason, s in report["skipped"].items()]
-    line = f"{report['doc']}: {report['found']} found, {report['joined']} joined"
+    pages = f"{report['pages']} page{'s' * (report['pages'] != 1)}, " if "pages" in report else ""
+    line = f"{report['doc']}: {pages}{report['found']} found, {report['joined']} joined"
     line += f"; skipped: {'; '.join(parts)}" if parts else "; none skipped"
     if report["key_without_question"]:
         line += f"; in the key but not found: {', '.join(map(str, report['key_without_question']))}"
+    if report.get("foreign_language"):
+        line += f"; foreign language {report['foreign_language']} (questions {', '.join(map(str, report['printed_twice']))} printed twice)"
+    ids = report.get("identifiers")
+    if ids and ids["unchecked"]:
+        line += (f"; not checked against the key (printed on one side only): {', '.join(ids['unchecked'])}"
+                 f" (booklet {ids['booklet']}, key {ids['key']})" if "booklet" in ids else
+                 "; identifiers not checked (exams.check_identifiers: false)")
+    outside = report.get("lines_outside_questions", {})
+    if outside.get("count"):
+        line += f"; {outside['count']} line(s) outside any question (pages {', '.join(map(str, outside['pages']))}), in the review file"
     return line
 
 
@@ -433,9 +786,11 @@ def describe(report: dict) -> str:
               help="folder of <exam>.pdf + <exam>.gabarito.pdf (or .gabarito.csv) pairs")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="multiple-choice items (JSONL)")
 @click.option("--report", type=click.Path(dir_okay=False), required=True, help="per-exam report (JSON)")
+@click.option("--review", type=click.Path(dir_okay=False), default=None,
+              help="write every question read, joined or not, here to check by eye (Markdown)")
 @params_option
 @user_errors
-def command(exam_dir, out, report, params_path):
+def command(exam_dir, out, report, review, params_path):
     """Turn exam PDFs and their answer keys into multiple-choice items.
 
     Each <exam>.pdf needs its key beside it: <exam>.gabarito.pdf (a table such as "01 C  02 ANULADA")
@@ -457,13 +812,16 @@ def command(exam_dir, out, report, params_path):
                          "beside it (convert Word or image files to PDF), or empty the folder.")
     if not pairs:
         log(f"exams: {exam_dir} has no exam PDF; no exam items")
-    items, reports = [], []
+    items, reports, reviewed = [], [], []
     for exam, key_file in pairs:
-        exam_items, exam_report = read_exam(exam, key_file, p)
+        exam_items, exam_report, entries = read_exam(exam, key_file, p)
         log(f"exams: {describe(exam_report)}")
         items += exam_items
         reports.append(exam_report)
+        reviewed.append((exam_report, entries))
     write_jsonl(out, items)
+    if review:
+        write_text(review, review_markdown(reviewed))
     summary = summarize(reports, ignored)
     write_json(report, summary)
     log(f"exams: {summary['exams']} exam(s), {summary['found']} questions found, {summary['joined']} items -> {out}")

@@ -105,13 +105,31 @@ def two_column_pdf(path, pages: Sequence[tuple[str | list[str], str | list[str]]
         for row in range(max(len(cols[0]), len(cols[1]))):  # row by row across the columns, on purpose
             y = top - SIZE - row * LEADING
             for k, col in enumerate(cols):
-                if row < len(col) and col[row]:
+                if row < len(col) and col[row] == FIGURE:
+                    _figure(c, MARGIN_X + k * (COLUMN_W + GUTTER), y + SIZE, col[row + 1:])
+                elif row < len(col) and col[row]:
                     c.drawString(MARGIN_X + k * (COLUMN_W + GUTTER), y, col[row])
         if footer:
             c.setFont(font, MARGINAL_SIZE)
             c.drawCentredString(PAGE_W / 2, 36, footer.format(page=number, pages=len(pages)))
         c.showPage()
     return _save(c, buf, path)
+
+
+FIGURE = "[[figure]]"  # a block's line that is this draws a chart in the blank lines after it
+
+
+def _figure(c, x: float, top: float, rest: list[str]) -> None:
+    """A bar chart in a frame, drawn (vector paths, no text) over the blank lines that follow the marker
+    in its column, as a booklet prints a figure between a question's lines."""
+    blank = 1
+    while blank < len(rest) + 1 and not rest[blank - 1]:
+        blank += 1
+    height = blank * LEADING - 4
+    c.setLineWidth(0.8)
+    c.rect(x + 10, top - height, COLUMN_W - 20, height)
+    for k, share in enumerate((0.3, 0.7, 0.5, 0.9)):
+        c.rect(x + 24 + k * 40, top - height + 4, 24, (height - 8) * share, fill=1)
 
 
 def _save(c, buf: io.BytesIO, path) -> Path:

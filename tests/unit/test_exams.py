@@ -7,6 +7,7 @@ import unicodedata
 
 import pytest
 
+from gabarito.booklet import Line, Page, Word
 from gabarito.io import InputError
 from gabarito.params import ExamsParams
 from stages.exams import (
@@ -18,6 +19,7 @@ from stages.exams import (
     parse_key_csv,
     parse_key_text,
     parse_questions,
+    text_pages,
 )
 from tests.fake_secrets import FAKE_KEY
 
@@ -26,6 +28,17 @@ MARKS = ["ANULADA", "ANULADO", "*", "X"]
 
 def _pages(*texts):
     return [{"page": i, "text": t} for i, t in enumerate(texts, 1)]
+
+
+def _parse(lines, subjects=None):
+    """parse_questions on (page, text) lines, a blank text a paragraph gap; the questions' headline keys."""
+    pages: dict[int, list[str]] = {}
+    for page, text in lines:
+        pages.setdefault(page, []).append(text)
+    flat = [ln for pg in text_pages([{"page": n, "text": "\n".join(t)} for n, t in pages.items()]) for ln in pg.lines]
+    questions, _ = parse_questions(flat, subjects or {})
+    keys = ("number", "page", "subject", "question", "options")
+    return [{k: q[k] for k in keys} for q in questions]
 
 
 def test_key_pairs_in_every_common_layout():
@@ -78,7 +91,7 @@ def test_questions_numbered_in_every_style_with_alternatives_in_letter_order():
         "A. só a primeira", "B. nenhuma", "C. todas",
         "QUESTÃO Nº 7 – Escolha a cor do céu:", "(A) azul", "(C) verde", "(B) cinza",  # (C) out of order
         "07) não é a questão 8"]]
-    assert parse_questions(lines, {}) == [
+    assert _parse(lines) == [
         {"number": 1, "page": 1, "subject": None, "question": "Quanto é 1 + 1?", "options": ["1", "2"]},
         {"number": 2, "page": 1, "subject": None, "question": "Quais são verdadeiras? 1. O Sol é uma estrela.",
          "options": ["só a primeira", "nenhuma", "todas"]},
@@ -89,24 +102,48 @@ def test_questions_numbered_in_every_style_with_alternatives_in_letter_order():
 def test_ten_alternatives_at_most_and_a_question_across_pages_keeps_its_first_page():
     lines = [(3, "QUESTÃO 05"), (3, "Escolha."), *[(3 if k < 6 else 4, f"({c}) op{c}") for k, c in enumerate("ABCDEFGHIJ")],
              (4, "(K) continua a J")]
-    (q,) = parse_questions(lines, {})
+    (q,) = _parse(lines)
     assert (q["page"], len(q["options"]), q["options"][-1]) == (3, 10, "opJ (K) continua a J")
 
 
 def test_paragraph_gaps_hyphens_and_headings_that_wrap():
     lines = [(1, "CIÊNCIAS DA NATUREZA E"), (1, "SUAS TECNOLOGIAS"), (1, "QUESTÃO 01"), (1, "Um texto que se"),
              (1, "divide em li-"), (1, "nhas."), (1, ""), (1, "Qual é a pergunta?"), (1, "(A) esta"), (1, "(B) aquela")]
-    (q,) = parse_questions(lines, {"Ciências da Natureza e suas Tecnologias": "natureza"})
+    (q,) = _parse(lines, {"Ciências da Natureza e suas Tecnologias": "natureza"})
     assert (q["question"], q["subject"]) == ("Um texto que se divide em linhas.\nQual é a pergunta?", "natureza")
 
 
-def test_running_headers_go_but_a_question_number_atop_every_page_stays():
+def _line(page, top, text, x0=50.0):
+    words, x = [], x0
+    for w in text.split():
+        words.append(Word(x, top, x + 5.0 * len(w), top + 10.0, w))
+        x += 5.0 * len(w) + 3.0
+    return Line(page, words)
+
+
+def test_running_headers_go_by_their_place_but_a_question_number_atop_every_page_stays():
+    """A header printed in two parts (left and right) and a footer with the page number, at the same
+    place on every page, go; "QUESTÃO 0n" atop every page, and body text that repeats, stay."""
     stems = {1: "Quanto vale a razão?", 2: "Qual é a cor do céu?", 3: "Onde nasce o rio?"}
-    pages = _pages(*[f"PROVA DE TESTE 2025 – CADERNO {n}\nQUESTÃO 0{n}\n{stems[n]}\n(A) 3/8.\n(B) x\n{n}"
-                     for n in (1, 2, 3)])
-    lines = exam_lines(pages, ExamsParams().pdf)
-    assert [x for _, x in lines][:5] == ["QUESTÃO 01", "Quanto vale a razão?", "(A) 3/8.", "(B) x", "QUESTÃO 02"]
-    assert len(lines) == 12
+    pages = [Page(n, 595.0, 842.0, "text", [
+        _line(n, 20, "ENEM2024"), _line(n, 20, "1º DIA • CADERNO 1 • AZUL", x0=400), _line(n, 70, f"QUESTÃO 0{n}"),
+        _line(n, 84, stems[n]), _line(n, 98, "(A) 3/8."), _line(n, 112, "(B) x"), _line(n, 126, "Leia com atenção."),
+        _line(n, 810, f"LC - 1º dia | Caderno 1 - AZUL - Página {n + 1}"), _line(n, 824, str(n + 1), x0=290)])
+        for n in (1, 2, 3)]
+    lines = [ln.text for ln in exam_lines(pages, ExamsParams().pdf)]
+    assert lines[:6] == ["QUESTÃO 01", "Quanto vale a razão?", "(A) 3/8.", "(B) x", "Leia com atenção.", "QUESTÃO 02"]
+    assert len(lines) == 15
+
+
+def test_a_question_heading_split_by_its_accent_and_as_ocr_reads_it():
+    lines = [(1, "QUEST O 51"), (1, "Ã"), (1, "Qual?"), (1, "(A) um"), (1, "(B) dois"),
+             (1, "Questão : 85"), (1, "Qual?"), (1, "(A) um"), (1, "(B) dois"),
+             (1, "qu ESTÃO 86"), (1, "Qual?"), (1, "(A) um"), (1, "(B) dois"),
+             (1, "“Questão 11"), (1, "Qual?"), (1, "(A) um"), (1, "(B) dois")]
+    pages = text_pages([{"page": 1, "text": "\n".join(t for _, t in lines)}])
+    questions, _ = parse_questions(exam_lines(pages, ExamsParams().pdf), {})
+    assert [(q["number"], q["question"], q["options"]) for q in questions] == [
+        (n, "Qual?", ["um", "dois"]) for n in (51, 85, 86, 11)]
 
 
 def test_figure_words_are_whole_words_or_phrases():
@@ -117,17 +154,18 @@ def test_figure_words_are_whole_words_or_phrases():
     assert not figure.search("a tabela de preços")
 
 
-def _q(number, options=("a", "b", "c", "d", "e"), question="Qual?"):
-    return {"number": number, "page": 1, "subject": None, "question": question, "options": list(options)}
+def _q(number, options=("a", "b", "c", "d", "e"), question="Qual?", needs_figure=False, language=None):
+    return {"number": number, "page": 1, "subject": None, "question": question, "options": list(options),
+            "needs_figure": needs_figure, "language": language}
 
 
 def test_join_skips_each_question_under_its_reason():
-    questions = [_q(1), _q(2), _q(3, options=("a", "b", "c", "d")), _q(4, question="Veja a figura."), _q(5),
+    questions = [_q(1), _q(2), _q(3, options=("a", "b", "c", "d")), _q(4, needs_figure=True), _q(5),
                  _q(6, options=("a",)), _q(7, options=("a", "", "c")), _q(1)]
     key = {1: "A", 3: "E", 4: "B", 5: ANNULLED, 6: "A", 7: "C", 9: "D"}
     items, report = join_exam(questions, key, exam="p", doc="p.pdf", p=ExamsParams())
-    assert [(i["id"], i["label"]) for i in items] == [("p-q01", 0)]
-    assert report == {"found": 8, "joined": 1, "key_without_question": [9], "skipped": {
+    assert items == []  # question 1, printed twice without a language to tell the copies apart, is neither
+    assert report == {"found": 7, "joined": 0, "key_without_question": [9], "printed_twice": [1], "skipped": {
         "annulled": {"count": 1, "questions": [5]},
         "empty question or alternative (a picture?)": {"count": 1, "questions": [7]},
         "fewer than 2 alternatives found": {"count": 1, "questions": [6]},
@@ -245,8 +283,8 @@ def test_question_numbers_of_four_digits_and_more_are_numbers():
     """A 2,000-question file stopped at 999: 1,001 questions were "not found"."""
     lines = [(1, x) for n in (998, 999, 1000, 1001, 12345) for x in (f"{n}. Quanto é {n}?", "A) sim", "B) não")]
     lines[6] = (1, "QUESTÃO 1000")
-    assert [q["number"] for q in parse_questions(lines, {})] == [998, 999, 1000, 1001]
-    assert parse_questions([(1, "Questão 12345"), (1, "a) x"), (1, "b) y")], {})[0]["number"] == 12345
+    assert [q["number"] for q in _parse(lines)] == [998, 999, 1000, 1001]
+    assert _parse([(1, "Questão 12345"), (1, "a) x"), (1, "b) y")])[0]["number"] == 12345
     key = parse_key_text(_pages("998 C  999 D  1000 A  1001 ANULADA  2000 - B  12345 E"), "k.pdf", MARKS)
     assert key == {998: "C", 999: "D", 1000: "A", 1001: ANNULLED, 2000: "B", 12345: "E"}
     assert parse_key_text(_pages("1.000 C 1,5 D 7 A"), "k.pdf", MARKS) == {7: "A"}  # a thousands mark, a decimal
