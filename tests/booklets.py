@@ -1411,7 +1411,7 @@ def _inep_key_pdf(colour: str, day: int, year: int, annulled: tuple[int, ...]) -
 # scans
 # ----------------------------------------------------------------------------------------------------
 
-def _scan(pdf: bytes, *, seed: str, dpi: int = 170, quality: int = 55) -> bytes:
+def _scan(pdf: bytes, *, seed: str, dpi: int = 170, quality: int = 50) -> bytes:
     """The booklet as a scanner gives it: each page rendered at ``dpi``, greyscale, rotated 0.3-1°
     (alternating sides), slightly blurred, paper noise and specks, JPEG; no text layer."""
     import pypdfium2 as pdfium
@@ -1428,7 +1428,7 @@ def _scan(pdf: bytes, *, seed: str, dpi: int = 170, quality: int = 55) -> bytes:
             img = img.rotate(angle, resample=Image.Resampling.BILINEAR, expand=False, fillcolor=250)
             img = img.filter(ImageFilter.GaussianBlur(0.7))
             a = np.asarray(img, dtype=np.float32)
-            a = a * 0.92 + 12 + rng.normal(0, 7, a.shape).astype(np.float32)  # grey paper, sensor noise
+            a = a * 0.92 + 12 + rng.normal(0, 4, a.shape).astype(np.float32)  # grey paper, sensor noise
             specks = rng.random(a.shape) < 0.0004
             a[specks] = rng.integers(0, 90, int(specks.sum()))
             images.append(Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "L"))
