@@ -7,8 +7,8 @@ Public API::
 
     inep_booklet(colour="AZUL", day=1, year=2024, scan=False, annulled=None) -> Booklet
     inep_key(colour="AZUL", day=1, year=2024, annulled=None) -> bytes
-    fuvest_booklet(scan=False) -> Booklet ; fuvest_key() -> bytes
-    fgv_booklet(scan=False) -> Booklet ; fgv_key() -> bytes
+    fuvest_booklet(scan=False, annulled=()) -> Booklet ; fuvest_key(annulled=()) -> bytes
+    fgv_booklet(scan=False, annulled=None) -> Booklet ; fgv_key(annulled=None) -> bytes
     score(items, truth, *, headers=()) -> dict
     write_booklet(dir, name, booklet)  # <name>.pdf, <name>.gabarito.pdf, <name>.truth.json
 
@@ -34,23 +34,25 @@ ENEM (INEP), as printed -- details reproduced from the real print
   splits it at the accent (``QUEST O 51 Ã``, ``QUEST\\nÃ\\nO 51``), as the issue saw in real INEP PDFs.
 * Alternatives: the letter inside a small rounded box, no punctuation after it, the text after the box,
   wrapped lines aligned under the text (not under the box).
-* Justified text with Portuguese hyphenation at some line ends (InDesign does it; pdfium then joins
-  the two halves with U+FFFE), passages with a first-line indent, the source citation right-aligned in
-  a smaller size (``Disponível em: ... Acesso em: ... (adaptado).``).
+* Justified text with Portuguese hyphenation at some line ends (InDesign does it; pdfium's
+  ``get_text_range`` then joins the two halves with U+FFFE: ``compor\\ufffetamento``), passages with
+  a first-line indent, the source citation right-aligned in a smaller size (``Disponível em: ...
+  Acesso em: ... (adaptado).``).
 * ``TEXTO I`` / ``TEXTO II`` inside one question, and a few ``Texto para as questões 10 e 11`` blocks.
 * Figures: raster charts (drawn with Pillow) and vector figures (reportlab rectangles and lines),
   some in questions that name no figure; and questions that say ``gráficos``, ``figura`` or ``imagem``
   in passing without any figure.
 * Questions flow through columns and pages; a question may continue in the next column or page.
-* Day 1 ends with the essay (``PROPOSTA DE REDAÇÃO``: numbered instructions with ``5.1``-style
+* Day 1 ends with the essay (``PROPOSTA DE REDAÇÃO``: numbered instructions with ``4.1.``-style
   sub-items, ``TEXTO I``-``TEXTO IV``) and a ``RASCUNHO`` page with lines numbered 1-30.
 * Four colours per day (day 1: AZUL 1, AMARELO 2, BRANCO 3, ROSA 4; day 2: AMARELO 5, CINZA 6,
   AZUL 7, ROSA 8): the same questions, shuffled within each area (a shared-passage pair moves as
   one), renumbered, each with its own key. The alternatives keep their order.
 * The answer key follows ``../shared/reference/inep/*.pdf``: year >= 2023 the 2024/2025 layout
   (``enem2024`` logo as a picture, not text; top right ``Azul``, ``CADERNO 1``, ``Gabarito 2024`` and a
-  big ``1`` + ``º`` + ``dia`` that pdfium reads as ``dia 1º``; two rounded tables ``QUESTÃO GABARITO``
-  with striped rows; day 1 rows 1-5 with ``INGLÊS`` ``ESPANHOL``; ``Anulado`` in red; text drawn with
+  big ``1`` + ``º`` + ``dia`` that pdfium reads as ``1dia`` / ``º`` as in the real 2023 key (2024's
+  reads ``dia 1º``); two rounded tables ``QUESTÃO GABARITO`` with striped rows; day 1 rows 1-5 with
+  ``INGLÊS`` ``ESPANHOL``; ``Anulado`` in red; text drawn with
   font size 1 scaled by the text matrix, as InDesign does, so pdfium reports size 1.0; day 1 draws the
   right table first), year 2022 the 2022 layout (``Gabarito 2022``, ``Azul``, ``1º DIA - CADERNO 1``).
 
@@ -59,12 +61,23 @@ face), sizes and margins, the page-code scheme, the page on which each area and 
 (a new page each), the essay at the end of day 1, the prose itself (assembled from word lists, so it
 reads Portuguese-like, not meaningful).
 
-FUVEST 1ª fase: the number alone on its own line in bold, two columns, ``(A)``-``(E)`` alternatives
-(FUVEST prints letters in parentheses; where memory is unsure this is the brief's choice), header
-``FUVEST 2025 - 1ª Fase - Conhecimentos Gerais``, footer with the page number, shared ``Texto para as
-questões`` blocks, 90 questions. FGV / OAB (Exame de Ordem): one column, bold number at the start of
-the stem's first line, four alternatives ``(A)``-``(D)``, header ``EXAME DE ORDEM UNIFICADO`` and
-``TIPO 1 - BRANCA``, cover with instructions, 80 questions.
+FUVEST 1ª fase (``fuvest_booklet``): cover with the instruction list, then two columns; the question
+number alone on its own line in bold, two digits (``01`` ... ``90``); alternatives ``(A)``-``(E)`` with
+wrapped lines under the text (FUVEST prints letters in parentheses as far as memory goes; it is also
+the brief's fallback); running header ``FUVEST 2025 – 1ª Fase`` / ``Conhecimentos Gerais – Prova V``,
+footer ``Página N`` (chosen wording); ``Texto para as questões 04 e 05`` and ``Texto para as questões
+de 30 a 32`` blocks (the passage is the context of each); ``TEXTO I``/``TEXTO II``; figures as in ENEM;
+its key a plain ``Questão | Resposta`` table (``Anulada`` where annulled; none by default).
+
+FGV / OAB Exame de Ordem (``fgv_booklet``): cover as FGV prints it (``ORDEM DOS ADVOGADOS DO BRASIL``,
+``XLI EXAME DE ORDEM UNIFICADO``, ``PROVA OBJETIVA``, ``TIPO 1 - BRANCA`` in a box, black tabs ``SUA
+PROVA`` / ``TEMPO`` / ``NÃO SERÁ PERMITIDO`` with bullets and ``INFORMAÇÕES GERAIS`` numbered); one
+column; the number in bold at the start of the stem's first line, the stem and alternatives indented
+(chosen: exactly where FGV puts the number is not known here); four alternatives ``(A)``-``(D)``; legal
+cases (names, ``art. 571 do Código Civil``, amounts in ``R$``), no figures (two cases say ``direito à
+imagem``); header ``XLI EXAME DE ORDEM UNIFICADO`` / ``TIPO 1 - BRANCA`` (the brief's ASCII hyphen; FGV
+may print an en dash), footer ``Realização FGV`` and ``Página N``; 80 questions, one annulled by
+default (37: ``ANULADA`` in the preliminary key).
 
 Scans (``scan=True``): each born-digital page rendered by pypdfium2 at 170 dpi (FUVEST 160, FGV 180),
 greyscale, rotated 0.3-1° (alternating), blurred, with paper noise and specks, stored as JPEG; the
@@ -76,6 +89,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import hashlib
 import io
 import json
 import math
@@ -312,6 +326,65 @@ PRODUCTS = ["café", "soja", "leite", "mel", "farinha", "cimento", "tecido", "pa
 UNITS = ["quilogramas", "litros", "metros", "caixas", "sacas", "pacotes"]
 
 
+NAMES = ["Joana", "Pedro", "Mariana", "Carlos", "Renata", "Lúcio", "Beatriz", "Otávio", "Helena", "Vicente",
+         "a sociedade empresária Alfa Ltda.", "o Município de Beta", "a associação Gama", "Rafael", "Cláudia"]
+ROLES = ["advogada", "servidor público federal", "empresário individual", "sócia majoritária", "consumidor",
+         "estudante universitário", "aposentada pelo Regime Geral", "estagiário de Direito", "locatário"]
+ACTIONS = ["ação de cobrança", "ação indenizatória", "ação de despejo", "ação de alimentos", "ação anulatória",
+           "ação de usucapião", "mandado de segurança", "reclamação trabalhista", "ação civil pública"]
+FACTS = ["o contrato celebrado em {y} não foi cumprido no prazo ajustado", "houve cobrança indevida na fatura de "
+         "energia elétrica", "a demissão ocorreu durante o período de estabilidade", "o imóvel foi ocupado de "
+         "forma mansa e pacífica por mais de quinze anos", "a multa de trânsito foi aplicada sem notificação prévia",
+         "o tributo foi exigido no mesmo exercício financeiro da lei que o instituiu", "a licitação foi dispensada "
+         "sem justificativa", "o nome do autor foi inscrito em cadastro de inadimplentes", "o direito à imagem foi "
+         "violado por publicação em rede social", "a sentença foi publicada sem a intimação do advogado"]
+LAWS = ["do Código Civil", "do Código de Processo Civil", "da CRFB/88", "do Código de Defesa do Consumidor",
+        "da CLT", "do Estatuto da Advocacia e da OAB", "do Código Tributário Nacional", "da Lei nº 8.666/93",
+        "do Estatuto da Criança e do Adolescente", "da Lei de Execução Penal"]
+OUTCOMES = ["a ação deve ser julgada improcedente", "o prazo prescricional é de três anos",
+            "cabe recurso de apelação no prazo de quinze dias úteis", "a competência é da Justiça Federal",
+            "o juiz deve extinguir o processo sem resolução do mérito", "a cláusula contratual é nula de pleno direito",
+            "o advogado pode recusar o patrocínio da causa", "a responsabilidade do fornecedor é objetiva",
+            "a tutela de urgência deve ser deferida", "a cobrança é legítima", "o ato administrativo é anulável",
+            "o réu deve ser citado por edital", "a pretensão está prescrita", "a multa não pode ser exigida",
+            "o tributo só pode ser cobrado no exercício seguinte", "cabe agravo de instrumento"]
+REASONS = ["a lei veda a cobrança nessa hipótese", "o Estatuto assegura tal prerrogativa ao profissional",
+           "não houve prévia notificação do interessado", "o prazo decadencial já se consumou",
+           "o princípio da anterioridade deve ser observado", "a boa-fé objetiva impõe deveres anexos",
+           "a competência é absoluta e pode ser reconhecida de ofício", "o dano moral, nesse caso, é presumido",
+           "a relação jurídica é de consumo", "o contraditório não foi assegurado", "o ato foi praticado por "
+           "autoridade incompetente", "a posse exercida não tinha ânimo de dono"]
+LEGAL_STEMS = ["Sobre o caso narrado, assinale a afirmativa correta.",
+               "Diante da situação hipotética, assinale a opção que está de acordo com a legislação vigente.",
+               "Considerando o caso, assinale a afirmativa que apresenta a orientação correta.",
+               "Com base na hipótese apresentada, assinale a opção correta.",
+               "Nesse caso, de acordo com o entendimento dominante, assinale a afirmativa correta."]
+
+
+def _legal_case(r: random.Random) -> str:
+    name, other = r.sample(NAMES, 2)
+    first = _cap(name) + ("" if name[0].islower() else f", {r.choice(ROLES)},")
+    fact = r.choice(FACTS).format(y=r.randint(2015, 2023))
+    text = (f"{first} ajuizou {r.choice(ACTIONS)} em face de {other}, alegando que {fact}. Na petição inicial, "
+            f"invocou o art. {r.randint(2, 980)} {r.choice(LAWS)} e requereu a condenação ao pagamento de "
+            f"{_money(r.randint(1000, 90000) * 10 / 10)}. ")
+    if r.random() < 0.7:
+        text += (f"Em contestação, {other} sustentou que {r.choice(FACTS).format(y=r.randint(2015, 2023))}, "
+                 f"razão pela qual {r.choice(OUTCOMES)}. ")
+    if r.random() < 0.5:
+        text += (f"O juízo de primeiro grau, após audiência realizada em {r.randint(1, 28)} de "
+                 f"{r.choice(['março', 'abril', 'junho', 'agosto', 'outubro'])} de {r.randint(2020, 2024)}, "
+                 f"entendeu que {r.choice(OUTCOMES)}.")
+    return text.strip()
+
+
+def _legal_option(r: random.Random) -> str:
+    o = f"{_cap(r.choice(OUTCOMES))}, pois {r.choice(REASONS)}"
+    if r.random() < 0.3:
+        o += f", nos termos {r.choice(LAWS)}"
+    return o + "."
+
+
 def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
@@ -484,6 +557,13 @@ class _Bank:
                            a=r.choice(ADV), w="")
 
     def _options(self, n: int, numeric: str | None = None) -> list[str]:
+        if numeric == "legal":
+            out: list[str] = []
+            while len(out) < n:
+                o = _legal_option(self.r)
+                if o not in out:
+                    out.append(o)
+            return out
         if numeric:
             return _numeric_options(self.r, numeric)[:n]
         kinds = self.r.choice([["short"] * 5, ["long"] * 5, ["clause"] * 5, ["short", "long"] * 3])
@@ -549,6 +629,9 @@ class _Bank:
                 stem = self._fill(r.choice(["O fenômeno descrito ocorre porque", "Esse processo é explicado pelo(a)",
                                             "O valor mais próximo da grandeza envolvida é"]
                                            if numeric is None else ["O valor mais próximo da grandeza envolvida é"]))
+            elif kind == "legal":
+                blocks.append(("p", _legal_case(r)))
+                stem = r.choice(LEGAL_STEMS)
             elif kind == "follow":
                 stem = self._fill(r.choice(STEMS_READ))
             else:
@@ -561,6 +644,8 @@ class _Bank:
                 blocks.insert(at, fig)
                 stem = self._fill(r.choice(STEMS_FIG_WORD if figure_word else STEMS_FIG_NONE))
             blocks.append(("stem", stem))
+            if kind == "legal":
+                numeric = "legal"
             q = _Q(uid="", blocks=blocks, options=self._options(n_options, numeric),
                    letter=LETTERS[r.randrange(n_options)], needs_figure=bool(figure), language=language,
                    group=group)
@@ -783,49 +868,53 @@ MX, GUT = 34.0, 20.0
 BODY_TOP, BODY_BOTTOM = PAGE_H - 58.0, 56.0
 
 
+def _plan(b: _Bank, n: int, kinds: Sequence[str], specials: Sequence[str], base: str) -> list:
+    """``n`` questions: mostly of ``kinds``, with ``specials`` spread at seeded places: "img+"/"vec+"
+    (a raster/vector figure, the stem names it), "img-"/"vec-" (the stem names no figure), "passing"
+    (a figure word, no figure), "two" (TEXTO I / TEXTO II), "group2"/"group3" (a shared passage)."""
+    r = b.r
+    spec_at = sorted(r.sample(range(2, n - 4), len(specials)))
+    todo = dict(zip(spec_at, r.sample(list(specials), len(specials))))
+    plan: list = []
+    count = 0
+    while count < n:
+        what = todo.pop(min(todo), None) if todo and count >= min(todo) else None
+        if what and what.startswith("group"):
+            size = min(int(what[5:]), n - count)
+            plan.append(b.group(size))
+            count += size
+            continue
+        if what == "two":
+            plan.append(b.question("two"))
+        elif what == "passing":
+            plan.append(b.question(r.choice(kinds), passing=True))
+        elif what:
+            plan.append(b.question(base, figure=what[:3], figure_word=what.endswith("+")))
+        else:
+            plan.append(b.question(r.choice(kinds)))
+        count += 1
+    return plan
+
+
 @functools.lru_cache(maxsize=None)
 def _inep_bank(year: int, day: int) -> dict:
     """The questions of ENEM ``year`` day ``day`` in canonical order, per block: {"en": [...], "es": [...],
     area code: [unit, ...]} where a unit is a _Q or a _Group (moves as one when shuffled)."""
     b = _Bank(f"inep-{year}-{day}")
-    r = b.r
     out: dict = {}
     if day == 1:
         out["en"] = [b.question("foreign", language="ingles") for _ in range(5)]
         out["es"] = [b.question("foreign", language="espanhol") for _ in range(5)]
     for code, _, first, last in INEP_AREAS[day]:
         n = last - first + 1 - (5 if code == "LC" else 0)
-        plan: list = []
         # figures: 2 raster, 2 vector per area; half of each names no figure
-        specials = ["img+", "img-", "vec+", "vec-", "passing", "passing", "two", "two", "group"]
+        specials = ["img+", "img-", "vec+", "vec-", "passing", "passing", "two", "two", "group2"]
         if code in ("CN", "MT"):
-            specials = ["img+", "img-", "vec+", "vec-", "vec-", "passing", "passing", "group"]
+            specials = ["img+", "img-", "vec+", "vec-", "vec-", "passing", "passing", "group2"]
         kinds_main = {"LC": ["long", "long", "short", "short", "long"], "CH": ["long", "short", "long", "short"],
                       "CN": ["science", "science", "long", "short"], "MT": ["math", "math", "math", "short"]}[code]
-        count = 0
-        spec_at = sorted(r.sample(range(2, n - 3), len(specials)))
-        spec_iter = iter(zip(spec_at, specials))
-        nxt = next(spec_iter, None)
-        while count < n:
-            if nxt and count >= nxt[0]:
-                what = nxt[1]
-                nxt = next(spec_iter, None)
-                base = "math" if code == "MT" else ("science" if code == "CN" else "short")
-                if what == "group":
-                    g = b.group(2)
-                    plan.append(g)
-                    count += 2
-                    continue
-                if what == "two":
-                    plan.append(b.question("two"))
-                elif what == "passing":
-                    plan.append(b.question(r.choice(kinds_main), passing=True))
-                else:
-                    plan.append(b.question(base, figure=what[:3], figure_word=what.endswith("+")))
-                count += 1
-                continue
-            plan.append(b.question(r.choice(kinds_main)))
-            count += 1
+        base = "math" if code == "MT" else ("science" if code == "CN" else "short")
+        plan = _plan(b, n, kinds_main, specials, base)
         out[code] = plan
     return out
 
@@ -1171,7 +1260,7 @@ def _inep_pdf(colour: str, day: int, year: int, annulled: tuple[int, ...]) -> tu
             qs = u.questions if isinstance(u, _Group) else [u]
             if isinstance(u, _Group):
                 nums = [numbers[(lang, q.uid)] for q in qs]
-                label = f"Texto para as questões {nums[0]:02d} e {nums[1]:02d}"
+                label = _group_label(nums, "{:02d}")
                 units += _para_units(label, bold, SIZE, LEAD + 2, flow.col_w, justify=False, hyphenate=False)
                 units[-1].keep = True
                 units += _blocks_units(u.blocks, flow.col_w)
@@ -1247,6 +1336,15 @@ def _inep_pdf(colour: str, day: int, year: int, annulled: tuple[int, ...]) -> tu
     return pdf, json.dumps(truth, ensure_ascii=False), json.dumps(meta, ensure_ascii=False)
 
 
+def _group_label(nums: Sequence[int], fmt: str) -> str:
+    """"Texto para as questões 10 e 11" / "Texto para as questões de 30 a 32"."""
+    if len(nums) == 1:
+        return f"Texto para a questão {fmt.format(nums[0])}"
+    if len(nums) == 2:
+        return f"Texto para as questões {fmt.format(nums[0])} e {fmt.format(nums[1])}"
+    return f"Texto para as questões de {fmt.format(nums[0])} a {fmt.format(nums[-1])}"
+
+
 def _page_code(year: int, day: int, caderno: int, colour: str, page: int) -> str:
     return f"*{day:02d}{caderno:02d}{page:02d}{colour[:2]}{year % 10}*"
 
@@ -1317,10 +1415,11 @@ def _inep_key_pdf(colour: str, day: int, year: int, annulled: tuple[int, ...]) -
     for k in range(5):
         c.line(-50 + k * 160, -20, 250 + k * 160, PAGE_H + 20)
     c.restoreState()
-    c.drawImage(ImageReader(_logo(f"enem{year}", "Exame Nacional do Ensino Médio", 300, 90)),
-                80, PAGE_H - 125, 150, 45)
-    c.drawImage(ImageReader(_logo("inep", "", 120, 50)), PAGE_W / 2 - 30, 38, 60, 25)
     modern = year >= 2023
+    # 2023-2025: logo top left, identifiers top right; 2022: identifiers top left, logo top right
+    c.drawImage(ImageReader(_logo(f"enem{year}", "Exame Nacional do Ensino Médio", 300, 90)),
+                80 if modern else 350, PAGE_H - 125 if modern else PAGE_H - 100, 150, 45)
+    c.drawImage(ImageReader(_logo("inep", "", 120, 50)), PAGE_W / 2 - 30, 38, 60, 25)
     tables = [(code, first, last) for code, _, first, last in INEP_AREAS[day]]
     positions = {tables[0][0]: 75.0, tables[1][0]: 378.0}
 
@@ -1333,9 +1432,15 @@ def _inep_key_pdf(colour: str, day: int, year: int, annulled: tuple[int, ...]) -
             _txt(c, 456, PAGE_H - 81, str(day), bold, 36, fill=KEY_BLUE, matrix_size=True)
             _txt(c, 482, PAGE_H - 63, "º", reg, 14, fill=KEY_BLUE, matrix_size=True)
         else:
-            _txt(c, 140, PAGE_H - 80, name, bold, 16, fill=KEY_BLUE, matrix_size=True)
-            _txt(c, 380, PAGE_H - 95, f"{day}º DIA - CADERNO {caderno}", bold, 12, fill=KEY_BLUE, matrix_size=True)
-            _txt(c, 140, PAGE_H - 62, f"Gabarito {year}", bold, 9.5, fill=KEY_BLUE, matrix_size=True)
+            c.saveState()
+            c.setFillColor(KEY_CYAN)
+            p = c.beginPath()
+            p.moveTo(110, PAGE_H - 70), p.lineTo(135, PAGE_H - 45), p.lineTo(160, PAGE_H - 70), p.lineTo(135, PAGE_H - 95)
+            c.drawPath(p, stroke=0, fill=1)
+            c.restoreState()
+            _txt(c, 140, PAGE_H - 82, name, bold, 16, fill=KEY_BLUE, matrix_size=True)
+            _txt(c, 360, PAGE_H - 120, f"{day}º DIA - CADERNO {caderno}", bold, 12, fill=KEY_BLUE, matrix_size=True)
+            _txt(c, 140, PAGE_H - 64, f"Gabarito {year}", bold, 9.5, fill=KEY_BLUE, matrix_size=True)
 
     def table(code, first, last):
         x = positions[code]
@@ -1408,6 +1513,314 @@ def _inep_key_pdf(colour: str, day: int, year: int, annulled: tuple[int, ...]) -
 
 
 # ----------------------------------------------------------------------------------------------------
+# FUVEST 1ª fase
+# ----------------------------------------------------------------------------------------------------
+
+FUVEST_YEAR = 2025
+FUVEST_HEAD = (f"FUVEST {FUVEST_YEAR} – 1ª Fase", "Conhecimentos Gerais – Prova V")
+FUVEST_INSTRUCTIONS = [
+    "Só abra este caderno quando o fiscal autorizar.",
+    "Verifique se o seu nome está correto na capa deste caderno e se a folha óptica pertence ao grupo "
+    "correspondente ao seu.",
+    "Esta prova contém 90 questões objetivas, cada uma com 5 alternativas. Assinale somente uma alternativa "
+    "por questão.",
+    "Durante a prova, são vedadas a comunicação entre candidatos e a utilização de qualquer material de "
+    "consulta, eletrônico ou impresso, e de aparelhos de telecomunicação.",
+    "Duração da prova: 5 horas. Cada candidato deverá permanecer na sala por, no mínimo, duas horas.",
+    "Preencha a folha óptica com caneta esferográfica de tinta azul ou preta, sem rasuras.",
+    "Ao final da prova, é obrigatória a devolução da folha óptica e deste caderno de questões.",
+]
+
+
+@functools.lru_cache(maxsize=None)
+def _fuvest_bank() -> list:
+    b = _Bank(f"fuvest-{FUVEST_YEAR}")
+    specials = ["img+", "img-", "vec+", "vec-", "img-", "passing", "passing", "passing", "two",
+                "group2", "group3"]
+    return _plan(b, 90, ["long", "short", "short", "science", "math", "long"], specials, "science")
+
+
+def _cover_list(c, y: float, items, *, x: float = MX + 10, width: float = PAGE_W - 2 * MX - 40,
+                size: float = 9.5, numbered: bool = True) -> float:
+    reg, bold, ital = _fonts()
+    for k, text in enumerate(items, 1):
+        _txt(c, x, y, f"{k}." if numbered else "•", bold, size)
+        for line, _ in _wrap(text, reg, size, width):
+            _txt(c, x + 16, y, line, reg, size)
+            y -= size + 3
+        y -= 3
+    return y
+
+
+def _fuvest_cover(c) -> None:
+    reg, bold, ital = _fonts()
+    _txt(c, PAGE_W / 2, PAGE_H - 90, "FUVEST", bold, 36, anchor="c")
+    _txt(c, PAGE_W / 2, PAGE_H - 110, "Fundação Universitária para o Vestibular", reg, 11, anchor="c")
+    c.setLineWidth(1.5)
+    c.line(MX, PAGE_H - 126, PAGE_W - MX, PAGE_H - 126)
+    _txt(c, PAGE_W / 2, PAGE_H - 156, f"VESTIBULAR {FUVEST_YEAR} – 1ª FASE", bold, 16, anchor="c")
+    _txt(c, PAGE_W / 2, PAGE_H - 178, "PROVA DE CONHECIMENTOS GERAIS", bold, 12, anchor="c")
+    c.roundRect(PAGE_W / 2 - 40, PAGE_H - 215, 80, 24, 4)
+    _txt(c, PAGE_W / 2, PAGE_H - 207, "PROVA V", bold, 12, anchor="c")
+    _txt(c, MX + 10, PAGE_H - 250, "INSTRUÇÕES", bold, 11)
+    y = _cover_list(c, PAGE_H - 270, FUVEST_INSTRUCTIONS)
+    c.rect(MX + 6, y - 50, PAGE_W - 2 * MX - 12, 40)
+    _txt(c, MX + 14, y - 24, "Nome do candidato: _______________________________________   Sala: ______", reg, 9.5)
+
+
+def fuvest_booklet(scan: bool = False, annulled: Iterable[int] = ()) -> Booklet:
+    """FUVEST 1ª fase as printed: number alone on its line, (A)-(E), two columns (see the module docstring)."""
+    ann = tuple(annulled)
+    pdf, truth, meta = _fuvest_pdf(ann)
+    meta = json.loads(meta)
+    if scan:
+        pdf = _scan(pdf, seed=f"scan-fuvest-{FUVEST_YEAR}", dpi=160)
+        meta["scan"] = {"dpi": 160}
+    meta["layout"] = "fuvest-scan" if scan else "fuvest"
+    return Booklet(pdf=pdf, key_pdf=fuvest_key(annulled=ann), truth=json.loads(truth), meta=meta)
+
+
+def _numbered(units) -> list[tuple[int, None, _Q, str]]:
+    flat = []
+    for u in units:
+        flat += u.questions if isinstance(u, _Group) else [u]
+    return [(k + 1, None, q, "") for k, q in enumerate(flat)]
+
+
+@functools.lru_cache(maxsize=4)
+def _fuvest_pdf(annulled: tuple[int, ...]) -> tuple[bytes, str, str]:
+    reg, bold, ital = _fonts()
+    units_bank = _fuvest_bank()
+    entries = _numbered(units_bank)
+    numbers = {q.uid: n for n, _, q, _ in entries}
+    width = PAGE_W - 2 * MX
+    flow = _Flow(cols=2, x0=MX, width=width, gutter=GUT, top=BODY_TOP, bottom=BODY_BOTTOM,
+                 new_page=lambda: _Page("questions"))
+    flow.pages.append(_Page("cover"))
+    flow.new_page()
+    units: list[_Unit] = []
+    groups = {}
+    for u in units_bank:
+        qs = u.questions if isinstance(u, _Group) else [u]
+        if isinstance(u, _Group):
+            groups[u.gid] = u
+            units += _para_units(_group_label([numbers[q.uid] for q in qs], "{:02d}"), bold, SIZE, LEAD + 2,
+                                 flow.col_w, justify=False, hyphenate=False)
+            units[-1].keep = True
+            units += _blocks_units(u.blocks, flow.col_w)
+            units.append(_gap(6))
+        for q in qs:
+            units += _question_units(q, numbers[q.uid], flow.col_w, q.uid, heading="fuvest")
+    flow.place(units)
+
+    def master(c, n, page):
+        if page.kind == "cover":
+            _fuvest_cover(c)
+            return
+        _txt(c, MX, PAGE_H - 34, FUVEST_HEAD[0], bold, 9.5)
+        _txt(c, PAGE_W - MX, PAGE_H - 34, FUVEST_HEAD[1], reg, 9.5, anchor="r")
+        c.setLineWidth(0.6)
+        c.line(MX, PAGE_H - 40, PAGE_W - MX, PAGE_H - 40)
+        c.line(MX, 44, PAGE_W - MX, 44)
+        _txt(c, PAGE_W / 2, 30, f"Página {n}", reg, 8.5, anchor="c")
+
+    pdf = _render(flow.pages, master, f"FUVEST {FUVEST_YEAR} - 1a fase", "tests/booklets.py")
+    truth = _booklet_truth(entries, flow.marks, annulled,
+                           context_of=lambda q: groups[q.group].text() if q.group else "")
+    meta = {"layout": "fuvest", "exam": "FUVEST", "year": FUVEST_YEAR, "day": 1, "caderno": None,
+            "colour": None, "version": "V", "pages": len(flow.pages), "cover_pages": [1], "essay_pages": [],
+            "draft_pages": [], "question_pages": list(range(2, len(flow.pages) + 1)),
+            "headers": list(FUVEST_HEAD), "footers": [], "page_codes": [], "headings": [],
+            "annulled": sorted(annulled)}
+    return pdf, json.dumps(truth, ensure_ascii=False), json.dumps(meta, ensure_ascii=False)
+
+
+def fuvest_key(annulled: Iterable[int] = ()) -> bytes:
+    """FUVEST's key: a plain table of number and answer, three blocks of 30."""
+    letters = {n: ("Anulada" if n in tuple(annulled) else q.letter) for n, _, q, _ in _numbered(_fuvest_bank())}
+    return _simple_key([f"FUVEST {FUVEST_YEAR} – 1ª Fase – Prova V", "GABARITO"], letters,
+                       head=("Questão", "Resposta"), per_col=30, fmt="{:02d}")
+
+
+def _simple_key(titles: Sequence[str], letters: dict[int, str], *, head: tuple[str, str], per_col: int,
+                fmt: str) -> bytes:
+    reg, bold, ital = _fonts()
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
+    c.setCreator("tests/booklets.py")
+    c.setProducer("tests/booklets.py")
+    y = PAGE_H - 70
+    for k, t in enumerate(titles):
+        _txt(c, PAGE_W / 2, y, t, bold, 14 if k == 0 else 12, anchor="c")
+        y -= 22
+    numbers = sorted(letters)
+    cols = math.ceil(len(numbers) / per_col)
+    col_w = 120.0
+    x0 = (PAGE_W - cols * col_w - (cols - 1) * 20) / 2
+    row = 15.0
+    top = y - 20
+    for ci in range(cols):
+        x = x0 + ci * (col_w + 20)
+        chunk = numbers[ci * per_col:(ci + 1) * per_col]
+        c.setFillColor(Color(0.85, 0.85, 0.85))
+        c.rect(x, top - row, col_w, row, stroke=1, fill=1)
+        _txt(c, x + 30, top - row + 4.5, head[0], bold, 9, anchor="c")
+        _txt(c, x + 90, top - row + 4.5, head[1], bold, 9, anchor="c")
+        for k, n in enumerate(chunk):
+            yy = top - (k + 2) * row
+            c.rect(x, yy, col_w, row, stroke=1, fill=0)
+            c.line(x + 60, yy, x + 60, yy + row)
+            _txt(c, x + 30, yy + 4.5, fmt.format(n), reg, 9, anchor="c")
+            _txt(c, x + 90, yy + 4.5, letters[n], bold, 9, anchor="c")
+    c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------------
+# FGV: OAB Exame de Ordem Unificado, 1ª fase
+# ----------------------------------------------------------------------------------------------------
+
+FGV_EDITION = "XLI"
+FGV_HEAD = (f"{FGV_EDITION} EXAME DE ORDEM UNIFICADO", "TIPO 1 - BRANCA")
+FGV_DEFAULT_ANNULLED = (37,)
+FGV_BOXES = [
+    ("SUA PROVA", ["Além deste caderno contendo 80 (oitenta) questões objetivas, você receberá do fiscal de sala "
+                   "a folha de respostas das questões objetivas."]),
+    ("TEMPO", ["5 (cinco) horas é o período disponível para a realização da prova, já incluído o tempo para a "
+               "marcação da folha de respostas da prova objetiva.",
+               "3 (três) horas após o início da prova é possível retirar-se da sala, sem levar o caderno de prova.",
+               "A partir dos 30 (trinta) minutos anteriores ao término da prova é possível retirar-se da sala "
+               "levando o caderno de prova."]),
+    ("NÃO SERÁ PERMITIDO", ["Qualquer tipo de comunicação entre os examinandos durante a aplicação da prova.",
+                            "Usar o sanitário ao término da prova, após deixar a sala."]),
+]
+FGV_INFO = [
+    "Verifique se seu caderno de prova é do TIPO 1 - BRANCA e se contém 80 questões; em caso de divergência, "
+    "comunique ao fiscal de sala.",
+    "Confira seus dados pessoais, especialmente nome, número de inscrição e documento de identidade, e leia "
+    "atentamente as instruções para preencher a folha de respostas.",
+    "Use somente caneta esferográfica, fabricada em material transparente, com tinta preta ou azul.",
+    "Assine seu nome apenas no(s) espaço(s) reservado(s).",
+    "Marque na folha de respostas o campo relativo à confirmação do tipo/cor de prova, conforme o caderno que "
+    "você recebeu.",
+    "O preenchimento da folha de respostas é de sua responsabilidade e não será permitida a troca da folha em "
+    "caso de erro cometido pelo examinando.",
+]
+
+
+@functools.lru_cache(maxsize=None)
+def _fgv_bank() -> list:
+    b = _Bank(f"fgv-oab-{FGV_EDITION}")
+    out = []
+    for k in range(80):
+        out.append(b.question("legal", n_options=4, passing=k in (23, 58)))
+    return out
+
+
+def _fgv_cover(c) -> None:
+    reg, bold, ital = _fonts()
+    _txt(c, PAGE_W / 2, PAGE_H - 70, "ORDEM DOS ADVOGADOS DO BRASIL", bold, 13, anchor="c")
+    _txt(c, PAGE_W / 2, PAGE_H - 100, FGV_HEAD[0], bold, 18, anchor="c")
+    _txt(c, PAGE_W / 2, PAGE_H - 124, "PROVA OBJETIVA", bold, 14, anchor="c")
+    c.setLineWidth(1.2)
+    c.rect(PAGE_W / 2 - 90, PAGE_H - 162, 180, 26)
+    _txt(c, PAGE_W / 2, PAGE_H - 153, FGV_HEAD[1], bold, 14, anchor="c")
+    y = PAGE_H - 195
+    for title, bullets in FGV_BOXES:
+        c.setFillColor(Color(0.2, 0.2, 0.2))
+        c.rect(MX, y - 4, 150, 16, stroke=0, fill=1)
+        _txt(c, MX + 6, y, title, bold, 9.5, fill=white)
+        y = _cover_list(c, y - 20, bullets, numbered=False) - 8
+    c.setFillColor(Color(0.2, 0.2, 0.2))
+    c.rect(MX, y - 4, 150, 16, stroke=0, fill=1)
+    _txt(c, MX + 6, y, "INFORMAÇÕES GERAIS", bold, 9.5, fill=white)
+    _cover_list(c, y - 20, FGV_INFO)
+    _txt(c, PAGE_W / 2, 50, "Realização: FGV", bold, 10, anchor="c")
+
+
+def fgv_booklet(scan: bool = False, annulled: Iterable[int] | None = None) -> Booklet:
+    """OAB Exame de Ordem (FGV) as printed: one column, (A)-(D), 80 questions (see the module docstring).
+    ``annulled`` defaults to one question (37)."""
+    ann = tuple(FGV_DEFAULT_ANNULLED if annulled is None else annulled)
+    pdf, truth, meta = _fgv_pdf(ann)
+    meta = json.loads(meta)
+    if scan:
+        pdf = _scan(pdf, seed=f"scan-fgv-{FGV_EDITION}", dpi=180)
+        meta["scan"] = {"dpi": 180}
+    meta["layout"] = "fgv-scan" if scan else "fgv"
+    return Booklet(pdf=pdf, key_pdf=fgv_key(annulled=ann), truth=json.loads(truth), meta=meta)
+
+
+def _fgv_question_units(q: _Q, number: int, width: float) -> list[_Unit]:
+    """Number in bold at the start of the stem's first line, stem lines under the stem; (A)-(D)."""
+    reg, bold, ital = _fonts()
+    size, lead, indent = 10.0, 13.0, 22.0
+    units: list[_Unit] = []
+    first = True
+    for kind, val in q.blocks:
+        if kind not in ("p", "stem"):
+            continue
+        for line_unit in _para_units(val, reg, size, lead, width - indent, indent=0.0, hyphenate=False):
+            def draw(c, x, ytop, u=line_unit, first=first):
+                if first:
+                    _txt(c, x, ytop - lead * 0.8, str(number), bold, size + 1)
+                u.draw(c, x + indent, ytop)
+            units.append(_Unit(line_unit.h, draw, keep=first, mark=q.uid if first else None))
+            first = False
+        units.append(_gap(5))
+    opts = _option_units(q.options, width - indent, style="paren", size=size, lead=lead)
+    for u in opts:
+        units.append(_Unit(u.h, lambda c, x, ytop, u=u: u.draw(c, x + indent, ytop), gap=u.gap))
+    return units
+
+
+@functools.lru_cache(maxsize=4)
+def _fgv_pdf(annulled: tuple[int, ...]) -> tuple[bytes, str, str]:
+    bank = _fgv_bank()
+    entries = [(k + 1, None, q, "") for k, q in enumerate(bank)]
+    width = PAGE_W - 2 * 56.0
+    flow = _Flow(cols=1, x0=56.0, width=width, gutter=0, top=BODY_TOP, bottom=BODY_BOTTOM + 6,
+                 new_page=lambda: _Page("questions"))
+    flow.pages.append(_Page("cover"))
+    flow.new_page()
+    units: list[_Unit] = []
+    for n, _, q, _ in entries:
+        units += _fgv_question_units(q, n, width)
+    flow.place(units)
+    reg, bold, ital = _fonts()
+
+    def master(c, n, page):
+        if page.kind == "cover":
+            _fgv_cover(c)
+            return
+        _txt(c, 56, PAGE_H - 34, FGV_HEAD[0], bold, 9)
+        _txt(c, PAGE_W - 56, PAGE_H - 34, FGV_HEAD[1], bold, 9, anchor="r")
+        c.setLineWidth(0.5)
+        c.line(56, PAGE_H - 40, PAGE_W - 56, PAGE_H - 40)
+        _txt(c, 56, 34, "Realização", reg, 7)
+        _txt(c, 56, 24, "FGV", bold, 10)
+        _txt(c, PAGE_W - 56, 28, f"Página {n}", reg, 8.5, anchor="r")
+
+    pdf = _render(flow.pages, master, f"{FGV_HEAD[0]} - {FGV_HEAD[1]}", "tests/booklets.py")
+    truth = _booklet_truth(entries, flow.marks, annulled, context_of=lambda q: "")
+    meta = {"layout": "fgv", "exam": "OAB", "year": None, "edition": FGV_EDITION, "day": 1, "caderno": 1,
+            "colour": "BRANCA", "type": "TIPO 1", "pages": len(flow.pages), "cover_pages": [1], "essay_pages": [],
+            "draft_pages": [], "question_pages": list(range(2, len(flow.pages) + 1)),
+            "headers": list(FGV_HEAD), "footers": ["Realização"], "page_codes": [], "headings": [],
+            "annulled": sorted(annulled)}
+    return pdf, json.dumps(truth, ensure_ascii=False), json.dumps(meta, ensure_ascii=False)
+
+
+def fgv_key(annulled: Iterable[int] | None = None) -> bytes:
+    """The OAB preliminary key: TIPO 1 - BRANCA, numbers 1-80, "ANULADA" where annulled."""
+    ann = tuple(FGV_DEFAULT_ANNULLED if annulled is None else annulled)
+    letters = {k + 1: ("ANULADA" if k + 1 in ann else q.letter) for k, q in enumerate(_fgv_bank())}
+    return _simple_key([FGV_HEAD[0], "GABARITO PRELIMINAR", FGV_HEAD[1]], letters, head=("Questão", "Gabarito"),
+                       per_col=40, fmt="{}")
+
+
+# ----------------------------------------------------------------------------------------------------
 # scans
 # ----------------------------------------------------------------------------------------------------
 
@@ -1416,7 +1829,7 @@ def _scan(pdf: bytes, *, seed: str, dpi: int = 170, quality: int = 50) -> bytes:
     (alternating sides), slightly blurred, paper noise and specks, JPEG; no text layer."""
     import pypdfium2 as pdfium
 
-    rng = np.random.default_rng(int.from_bytes(seed.encode()[:8].ljust(8, b"\0"), "little"))
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8], "little"))
     doc = pdfium.PdfDocument(pdf)
     images = []
     try:
