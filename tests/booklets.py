@@ -74,7 +74,7 @@ FGV / OAB Exame de Ordem (``fgv_booklet``): cover as FGV prints it (``ORDEM DOS 
 PROVA`` / ``TEMPO`` / ``NÃO SERÁ PERMITIDO`` with bullets and ``INFORMAÇÕES GERAIS`` numbered); one
 column; the number in bold at the start of the stem's first line, the stem and alternatives indented
 (chosen: exactly where FGV puts the number is not known here); four alternatives ``(A)``-``(D)``; legal
-cases (names, ``art. 571 do Código Civil``, amounts in ``R$``), no figures (two cases say ``direito à
+cases (names, ``art. 571 do Código Civil``, amounts in ``R$``), no figures (some cases say ``direito à
 imagem``); header ``XLI EXAME DE ORDEM UNIFICADO`` / ``TIPO 1 - BRANCA`` (the brief's ASCII hyphen; FGV
 may print an en dash), footer ``Realização FGV`` and ``Página N``; 80 questions, one annulled by
 default (37: ``ANULADA`` in the preliminary key).
@@ -441,9 +441,9 @@ class _Prose:
 
     def option(self, kind: str) -> str:
         r = self.r
-        if kind == "long":  # wraps over 2-3 lines of a column
-            return (f"{_cap(r.choice(INF))} {r.choice(OBJ)} {r.choice(ADV)}, {r.choice(GER)} "
-                    f"{r.choice(OBJ)} e {r.choice(INF)} {r.choice(OBJ)}.")
+        if kind == "long":  # wraps over 2-3 lines of a column (now and then 4)
+            o = f"{_cap(r.choice(INF))} {r.choice(OBJ)} {r.choice(ADV)}, {r.choice(GER)} {r.choice(OBJ)}"
+            return o + (f" e {r.choice(INF)} {r.choice(OBJ)}." if r.random() < 0.35 else ".")
         if kind == "clause":
             return f"{_cap(r.choice(SUBJ))} {r.choice(VERB)} {r.choice(OBJ)}."
         return f"{_cap(r.choice(INF))} {r.choice(OBJ)} {r.choice(ADV)}."
@@ -534,11 +534,11 @@ STEMS_FIG_NONE = ["Com base nas informações apresentadas, conclui-se que {s}",
                   "A situação representada evidencia que",
                   "Os valores observados permitem afirmar que",
                   "A análise da situação apresentada indica que {s2}"]
-PASSING = ["A imagem pública de {s2} mudou {a}, como mostram relatos de moradores.",
+PASSING = ["A imagem pública do movimento mudou {a}, como mostram relatos de moradores.",
            "Os gráficos divulgados pela imprensa sobre {o} foram criticados por especialistas {a}.",
-           "A figura do narrador ganha destaque quando {s} {o} {a}.",
-           "Na imagem construída pelo poema, {s} {v} {o}.",
-           "A figura de linguagem empregada por {s2} ajuda a compreender {o}."]
+           "A figura do narrador ganha destaque quando {s} {a}.",
+           "Na imagem construída pelo poema, {s}.",
+           "A figura de linguagem empregada pelo autor ajuda a compreender {o} {a}."]
 
 
 class _Bank:
