@@ -10,7 +10,8 @@ What the positions give that a text layer alone cannot:
   height) that come back on many pages, digits aside ("LC - 1º dia | Caderno 1 - AZUL - Página 7"), or
   that are page numbers: flagged ``marginal`` wherever they sit left or right;
 * **boxed letters**: INEP prints an alternative as a capital letter in a small drawn box, then its text,
-  with no "(A)" or "A)": a line whose first character sits in such a box carries ``boxed`` = the letter;
+  with no "(A)" or "A)": the letter is taken out of the text and given, as ``boxed``, to the line its box
+  sits beside;
 * **figures**: images, and drawn paths grouped into areas (a chart's bars, a diagram's boxes) of at
   least ``min_figure_pt`` on each side that hold little text, with their page and place, so that the
   question whose lines surround one is flagged from the page itself, not from the word "figura";
@@ -135,29 +136,47 @@ def find_gutter(rows: list[list[tuple]], width: float) -> float | None:
     return gutter
 
 
-def _words(row: list[tuple], small_boxes: list[tuple]) -> tuple[list[Word], str]:
+def _words(row: list[tuple]) -> list[Word]:
     """One row's characters (x0, top, x1, bottom, char) as words: a gap wider than 0.15 of the height
-    is a space; a character drawn inside a small box is a word of its own. Returns (words, the letter
-    in a box at the row's start or "")."""
+    is a space."""
     words: list[Word] = []
-    boxed_prev = False
-    for box in row:
-        x0, top, x1, bottom, ch = box
-        cx, cy = (x0 + x1) / 2, (top + bottom) / 2
-        boxed = any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in small_boxes)
-        if words and not boxed and not boxed_prev and x0 - words[-1].x1 <= 0.15 * (bottom - top):
+    for x0, top, x1, bottom, ch in row:
+        if words and x0 - words[-1].x1 <= 0.15 * (bottom - top):
             w = words[-1]
             words[-1] = Word(w.x0, min(w.top, top), x1, max(w.bottom, bottom), w.text + ch)
         else:
             words.append(Word(x0, top, x1, bottom, ch))
-        boxed_prev = boxed
-    first = words[0] if words else None
-    letter = ""
-    if first is not None and len(first.text) == 1 and first.text in LETTERS:
-        cx, cy = (first.x0 + first.x1) / 2, (first.top + first.bottom) / 2
-        if any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in small_boxes):
-            letter = first.text
-    return words, letter
+    return words
+
+
+def _boxed_letters(chars: list[tuple], small: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """(the characters that are not boxed letters, the boxed letters as (letter, box)): a capital A-J
+    alone in a small drawn box."""
+    rest, letters = [], []
+    for c in chars:
+        cx, cy = (c[0] + c[2]) / 2, (c[1] + c[3]) / 2
+        box = next((b for b in small if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]), None)
+        if box is not None and c[4] in LETTERS and \
+                sum(1 for d in chars if box[0] <= (d[0] + d[2]) / 2 <= box[2] and box[1] <= (d[1] + d[3]) / 2 <= box[3]) == 1:
+            letters.append((c[4], box))
+        else:
+            rest.append(c)
+    return rest, letters
+
+
+def _attach_letters(lines: list[Line], letters: list[tuple], number: int, gutter: float | None) -> list[Line]:
+    """Give each boxed letter to the first line right of its box that overlaps it in height (the box may
+    sit level with an alternative's first line or midway down a wrapped one); a letter with no such line
+    (an alternative that is a picture) becomes a line of its own."""
+    for letter, (x0, top, x1, bottom) in letters:
+        column = 0 if gutter is None else (1 if x1 <= gutter else 2)
+        near = [ln for ln in lines if ln.column in (column, 0) and 0 <= ln.x0 - x1 <= 4 * (bottom - top)
+                and ln.top < bottom and ln.bottom > top and not ln.boxed]
+        if near:
+            min(near, key=lambda ln: ln.top).boxed = letter
+        else:
+            lines.append(Line(number, [Word(x0, top, x1, bottom, letter)], column, boxed=letter))
+    return lines
 
 
 def _order(lines: list[Line]) -> list[Line]:
@@ -178,6 +197,8 @@ def _order(lines: list[Line]) -> list[Line]:
 def _mark_gaps(lines: list[Line]) -> None:
     """``gap_before`` for a line more than 1.6 usual line steps below the previous one in its column (the
     first line of a column or page has none: whether it goes on from the last is the reader's call)."""
+    for line in lines:
+        line.gap_before = False
     steps = sorted(b.top - a.top for a, b in itertools.pairwise(lines) if a.column == b.column and b.top > a.top)
     if not steps:
         return
@@ -198,8 +219,8 @@ def _figures(boxes: list[tuple], chars: list[tuple], min_side: float, page_w: fl
         w, h = x1 - x0, bottom - top
         if kind == "path" and 5 <= w <= 18 and 5 <= h <= 18 and abs(w - h) <= 0.35 * max(w, h):
             small.append((x0, top, x1, bottom))
-        elif min(w, h) < 2 and max(w, h) > 0.25 * min(page_w, page_h):
-            continue  # a rule: the gutter's line, a separator under a heading
+        elif min(w, h) < 2 and max(w, h) > 0.4 * min(page_w, page_h):
+            continue  # a rule: the gutter's line, a separator across a column (a chart's axis is shorter)
         elif w >= 0.9 * page_w and h >= 0.9 * page_h:
             continue  # a page-sized background or frame
         else:
@@ -215,8 +236,8 @@ def _figures(boxes: list[tuple], chars: list[tuple], min_side: float, page_w: fl
             groups.append(list(part))
     figures = []
     for x0, top, x1, bottom, image in groups:
-        if x1 - x0 < min_side or bottom - top < min_side:
-            continue
+        if x1 - x0 < min_side or bottom - top < min_side or max(x1 - x0, bottom - top) > 6 * min(x1 - x0, bottom - top):
+            continue  # too small, or a band (an area's heading printed on a filled strip)
         inside = sum(1 for c in chars if x0 <= (c[0] + c[2]) / 2 <= x1 and top <= (c[1] + c[3]) / 2 <= bottom)
         if not image and inside > (x1 - x0) * (bottom - top) / 400:
             continue  # a frame around text (a passage in a box), not a picture
@@ -245,6 +266,7 @@ def text_page(page, number: int, *, min_figure_pt: float) -> Page:
             objects.append((left, height - top, right, height - bottom,
                             "image" if obj.type == pdfium_c.FPDF_PAGEOBJ_IMAGE else "path"))
     small, figures = _figures(objects, chars, min_figure_pt, width, height)
+    chars, letters = _boxed_letters(chars, small)
     rows = _rows(chars)
     gutter = find_gutter(rows, width)
     heights = sorted(c[3] - c[1] for c in chars) or [10.0]
@@ -257,9 +279,8 @@ def text_page(page, number: int, *, min_figure_pt: float) -> Page:
             parts = [(1, [b for b in row if b[2] <= gutter]), (2, [b for b in row if b[0] >= gutter])]
         for column, boxes in parts:
             if boxes:
-                words, letter = _words(boxes, small)
-                lines.append(Line(number, words, column, boxed=letter))
-    lines = _order(lines)
+                lines.append(Line(number, _words(boxes), column))
+    lines = _order(_attach_letters(lines, letters, number, gutter))
     _mark_gaps(lines)
     return Page(number, width, height, TEXT, lines, figures, gutter, text=raw)
 
@@ -281,6 +302,57 @@ def parse_tsv(tsv: str, number: int, dpi: int) -> list[Line]:
     return [Line(number, words) for words in lines.values()]
 
 
+INK_CELL_PT = 2.0  # the grid a scanned page's ink is measured on, in points
+
+
+def ink_grid(image, dpi: int):
+    """(the share of dark pixels (grey < 128) in each cell of a rendered page, the cell's side in points):
+    cells of whole pixels, about INK_CELL_PT."""
+    import numpy as np
+
+    dark = np.asarray(image) < 128
+    cell = max(1, round(dpi * INK_CELL_PT / 72))
+    rows, cols = dark.shape[0] // cell, dark.shape[1] // cell
+    return dark[: rows * cell, : cols * cell].reshape(rows, cell, cols, cell).mean(axis=(1, 3)), cell * 72 / dpi
+
+
+def ink_figures(grid, cell_pt: float, lines: list[Line], min_side: float) -> list[tuple[float, float, float, float]]:
+    """Figure areas of a scanned page: ink outside every word tesseract read (a chart, a drawing, a
+    photo), grouped across gaps of two cells, at least ``min_side`` points wide and tall."""
+    import numpy as np
+
+    ink = grid > 0.2  # a stroke or a fill, not scanner speckle
+    for ln in lines:
+        for w in ln.words:  # a word's box, and a point around it
+            ink[max(0, int(w.top / cell_pt) - 1): int(w.bottom / cell_pt) + 2,
+                max(0, int(w.x0 / cell_pt) - 1): int(w.x1 / cell_pt) + 2] = False
+    padded = np.pad(ink, 2)
+    grown = np.zeros_like(ink)
+    for dy in range(5):
+        for dx in range(5):
+            grown |= padded[dy: dy + ink.shape[0], dx: dx + ink.shape[1]]
+    seen = np.zeros_like(grown)
+    figures = []
+    for y, x in zip(*np.nonzero(grown)):
+        if seen[y, x]:
+            continue
+        stack, cells = [(y, x)], []
+        seen[y, x] = True
+        while stack:
+            cy, cx = stack.pop()
+            cells.append((cy, cx))
+            for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
+                if 0 <= ny < grown.shape[0] and 0 <= nx < grown.shape[1] and grown[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+        ys, xs = [c[0] for c in cells], [c[1] for c in cells]
+        box = (min(xs) * cell_pt, min(ys) * cell_pt, (max(xs) + 1) * cell_pt, (max(ys) + 1) * cell_pt)
+        if box[2] - box[0] >= min_side and box[3] - box[1] >= min_side and \
+                ink[min(ys): max(ys) + 1, min(xs): max(xs) + 1].sum() >= 20:
+            figures.append(box)
+    return figures
+
+
 def ocr_lines(lines: list[Line], number: int, width: float, height: float, dpi: int) -> Page:
     """A scanned page's lines placed in columns and reading order."""
     rows = [[(w.x0, w.top, w.x1, w.bottom, w.text) for w in ln.words] for ln in lines]
@@ -295,11 +367,12 @@ def ocr_lines(lines: list[Line], number: int, width: float, height: float, dpi: 
     return Page(number, width, height, OCR, ordered, [], gutter, dpi, "\n".join(ln.text for ln in ordered))
 
 
-def _render(page, dpi: int) -> bytes:
+def _render(page, dpi: int):
+    """(PNG bytes for tesseract, the page's ink grid) of ``page`` rendered in grey at ``dpi``."""
     image = page.render(scale=dpi / 72).to_pil().convert("L")
     buf = io.BytesIO()
     image.save(buf, format="PNG")
-    return buf.getvalue()
+    return buf.getvalue(), ink_grid(image, dpi)  # (grid, cell_pt)
 
 
 def _tsv(png: bytes, p, timeout: float) -> str:
@@ -351,12 +424,12 @@ def read_booklet(data: bytes, p, *, doc: str, knobs: str = "exams.pdf") -> list[
                                          f"{p.max_render_pixels:,}: scale the page down (re-export at a normal paper size), or raise "
                                          f"{knobs}.max_render_pixels if this machine has the memory. An exam is read "
                                          "whole: no item is made from it until every page reads.")
-                    png = _render(page, dpi)
+                    png, grid = _render(page, dpi)
                 finally:
                     page.close()
-                jobs[pool.submit(_tsv, png, p, p.page_timeout_s)] = (number, width, height, dpi)
+                jobs[pool.submit(_tsv, png, p, p.page_timeout_s)] = (number, width, height, dpi, grid)
             for job in concurrent.futures.as_completed(jobs):
-                number, width, height, dpi = jobs[job]
+                number, width, height, dpi, grid = jobs[job]
                 try:
                     tsv = job.result()
                 except subprocess.TimeoutExpired:
@@ -366,6 +439,7 @@ def read_booklet(data: bytes, p, *, doc: str, knobs: str = "exams.pdf") -> list[
                 except OCRFailed as exc:
                     raise InputError(f"{doc} page {number}: {exc}. Re-export the PDF and rerun.") from None
                 pages[number] = ocr_lines(parse_tsv(tsv, number, dpi), number, width, height, dpi)
+                pages[number].figures = ink_figures(*grid, pages[number].lines, p.min_figure_pt)
                 bar.update()
     except BaseException:
         for job in jobs:
@@ -418,3 +492,4 @@ def mark_marginal(pages: list[Page], *, margin_share: float, min_share: float, s
                           or any(w == where and difflib.SequenceMatcher(None, k, _key(line.text)).ratio() >= similarity
                                  for w, k in repeated)):
                 line.marginal = True
+        _mark_gaps([ln for ln in page.lines if not ln.marginal])  # a header above a column is no paragraph gap

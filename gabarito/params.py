@@ -243,10 +243,6 @@ ENEM_AREAS = {
     "CIÊNCIAS DA NATUREZA E SUAS TECNOLOGIAS": "ciencias_natureza",
     "MATEMÁTICA E SUAS TECNOLOGIAS": "matematica",
 }
-FIGURE_WORDS = ["figura", "figuras", "gráfico", "gráficos", "imagem", "imagens", "charge", "tirinha",
-                "tirinhas", "mapa", "mapas", "infográfico", "ilustração", "fotografia", "esquema",
-                "tabela abaixo", "tabela a seguir", "quadro abaixo", "quadro a seguir"]
-
 
 class ExamsParams(Section):
     language: Literal["pt", "en"] = "pt"
@@ -254,10 +250,9 @@ class ExamsParams(Section):
     # when questions or exams are added
     seed: int = 0
     validation_share: float = Field(default=0.2, ge=0.0, le=1.0)
-    # a question whose text names one of these words (whole words, case ignored) refers to a picture the
-    # text layer does not carry: flagged needs_figure, and left out unless include_figure_questions
+    # a question with a figure among its lines (an image or drawing the PDF carries; on a scan, ink that is
+    # not text) is flagged needs_figure: its text alone cannot be answered, so it is left out unless this
     include_figure_questions: bool = False
-    figure_words: list[str] = Field(default_factory=lambda: list(FIGURE_WORDS))
     # an answer-key entry that is one of these (case ignored) marks the question annulled: skipped
     annulled_marks: list[str] = Field(default_factory=lambda: ["ANULADA", "ANULADO", "*", "X"])
     # a line that is exactly one of these headings (case and spacing ignored) sets the subject of the
@@ -268,6 +263,8 @@ class ExamsParams(Section):
     foreign_language: Literal["ingles", "espanhol"] = "ingles"
     # refuse a key whose year, day, caderno or colour differs from what the booklet prints
     check_identifiers: bool = True
+    # questions read wrong that you leave out, by exam (the file name without .pdf): {prova_2024: [12, 47]}
+    drop_questions: dict[str, list[int]] = Field(default_factory=dict)
     # the share of an answer key's questions that may be missing from what was read of its exam before the
     # stage stops: more usually means a layout read wrong, and the items made would be a silent fraction
     max_unfound_share: float = Field(default=0.1, ge=0.0, le=1.0)

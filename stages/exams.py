@@ -1,6 +1,7 @@
 """Exam PDFs and their answer keys (gabaritos) -> multiple-choice items, one per question.
 
-    gabarito exams --exam-dir data/raw/exams --out data/interim/exam_items.jsonl --report metrics/exams.json
+    gabarito exams --exam-dir data/raw/exams --out data/interim/exam_items.jsonl --report metrics/exams.json \\
+                   --review data/interim/exams_review.md
 
 The folder holds each exam beside its key, by name:
 
@@ -17,22 +18,31 @@ Prova.pdf are two exams), after Unicode normalisation (NFC: a key named on a Mac
 named elsewhere); two files whose names are one name in two Unicode forms, and a link that leads out of
 the project, stop the stage too.
 
-Pages are read as the extract stage reads them (:func:`gabarito.pdf.extract_pdf`: the text layer,
-tesseract OCR for scanned pages), with two-column born-digital pages read column by column; running
-headers, footers and page numbers go as in :mod:`gabarito.pdftext`. Questions start at a line
-"QUESTÃO 01" / "Questão 1" (any number) or "01." / "1)" (the next number only, so a numbered list
-inside a passage is not a question); alternatives at "(A)", "A)", "a)" or "A." in letter order, up
-to ten. Everything between a question's number and its first alternative (a passage included) is
-its text; a question may go on in the next column or page. A line that is exactly a heading of
-``exams.subjects`` sets the subject of the questions after it.
+Booklets are read from their layout (:mod:`gabarito.booklet`): the text layer's characters and the PDF's
+drawings and images with their positions, or tesseract's words on scanned pages (OCR'd in parallel, each
+page within ``exams.pdf.page_timeout_s``). Columns are read one after the other; running headers, footers
+and page numbers go by their place on the page. Questions start at a "QUESTÃO 01" heading (however the
+text layer or OCR spells it: "QUEST O 51", "Questão : 85") where the booklet has them, else at "01." /
+"1)" / a number alone on its line, along the longest run of consecutive numbers (the cover's
+instructions 1-9 and a list inside a passage are not questions). Lines before the first question (the
+cover) are not read into any. Alternatives are the longest run of letters A, B, C... opening lines: a
+letter in a drawn box (INEP prints no "(A)"), "(A)", "A)", "A.", or a bare capital set apart from its
+text. Everything between a question's number and its first alternative is its text; "Texto para as
+questões 10 e 11" opens a passage that becomes those questions' context; a question may go on in the
+next column or page. A line that is exactly a heading of ``exams.subjects`` sets the subject (and the
+item's question_type). ENEM day 1 prints 01-05 under "opção inglês" and again under "opção espanhol":
+``exams.foreign_language`` picks the copy and the key's column. The year, day, caderno and colour the
+booklet's cover and headers print are compared with the key's (``exams.check_identifiers``).
 
 Questions are joined with the key by number. Skipped, each counted in metrics/exams.json with the
 question numbers and logged: annulled in the key; no answer in the key; a key letter outside the
-alternatives found; fewer than two alternatives or an empty one (a picture); a number found twice;
-and, unless ``exams.include_figure_questions``, questions naming a figure (``exams.figure_words``:
-"figura", "gráfico", "charge"...), which are flagged ``needs_figure``. An item is
-``{id: <exam>-q<NN>, split, context: "", question, answers, label, question_type: exam, source:
-<exam>, language, doc, page, needs_figure[, subject]}``, split by a seeded hash of its id.
+alternatives found; fewer than two alternatives or an empty one; a number found twice (and not a
+language option); a number in ``exams.drop_questions``; and, unless ``exams.include_figure_questions``,
+questions with a figure among their lines (an image or drawing of the PDF; on a scan, ink outside the
+words), flagged ``needs_figure``. Every question read, joined or not, is written to the review file
+(``--review``). An item is ``{id: <exam>-q<NN>, split, context, question, answers, label, question_type:
+<subject> or exam, source: <exam>, language, doc, page, needs_figure[, subject][, foreign_language]}``,
+split by a seeded hash of its id.
 """
 
 from __future__ import annotations
@@ -243,6 +253,7 @@ QUESTION = re.compile(r"^[^\w]{0,3}\s*q\s*u\s*e\s*s\s*t\s*[ãaâ]?\s*o\s*[:.;]?\
                       r"\s*[.:)–—-]?\s*(.*)$", re.IGNORECASE)
 NUMBERED = re.compile(r"^(\d{1,5})\s*(?:[.)]|\s[–—-])(?!\d)\s*(.*)$")  # "01.", "1)", "1 –"
 BARE = re.compile(r"^(\d{1,5})$")  # FUVEST: the number alone on its line
+LEAD = re.compile(r"^(\d{1,5})\s+([A-ZÀ-Ý“\"(].*)$")  # OAB (FGV): the number, then the stem's first words
 # an alternative's letter as printed or as OCR garbles it: "(A)", "A)", "[A]", "| (D)", "A.", "A –"
 EXPLICIT = re.compile(rf"^[|\[({{«\"“'‘]*\s*(?:\(\s*({ANY_CASE})\s*[)\]|}}]|({ANY_CASE})\s*[)\]|}}]|({UPPER})\.(?=\s|$)"
                       rf"|({UPPER})\s+[–—-]\s)\s*(.*)$")
@@ -329,13 +340,13 @@ def _chain(candidates: list[tuple[int, int, bool]]) -> set[int]:
 def question_starts(lines: list) -> dict[int, tuple[int, str]]:
     """{line index: (question number, the rest of the line)}. A booklet that heads its questions
     "QUESTÃO NN" (three at least) starts them there only; otherwise at "01." / "1)" / a number alone on
-    its line, along the longest run of consecutive numbers."""
+    its line / a number and a capitalised word, along the longest run of consecutive numbers."""
     headed = {i: (int(m.group(1)), m.group(2)) for i, ln in enumerate(lines) if (m := QUESTION.match(ln.text))}
     if len(headed) >= 3:
         return headed
     numbered = {}
     for i, ln in enumerate(lines):
-        m = QUESTION.match(ln.text) or NUMBERED.match(ln.text) or BARE.match(ln.text)
+        m = QUESTION.match(ln.text) or NUMBERED.match(ln.text) or BARE.match(ln.text) or LEAD.match(ln.text)
         if m:
             numbered[i] = (int(m.group(1)), m.group(2) if m.lastindex and m.lastindex >= 2 else "")
     chain = _chain([(i, n, i in headed) for i, (n, _) in numbered.items()])
@@ -349,8 +360,8 @@ def _candidates(body: list) -> list[tuple[int, str, str, int]]:
     out = []
     for i, ln in enumerate(body):
         text = ln.text
-        if ln.boxed:
-            out.append((i, ln.boxed, " ".join(w.text for w in ln.words[1:]), 2))
+        if ln.boxed:  # the letter is not among the line's words
+            out.append((i, ln.boxed, "" if ln.text == ln.boxed and len(ln.words) == 1 else ln.text, 2))
             continue
         m = EXPLICIT.match(text)
         if m:
@@ -413,8 +424,10 @@ def _join(paragraphs: list[list[str]]) -> str:
 def _last_option_end(lines: list, start: int) -> int:
     """Where the last alternative stops: at a paragraph gap or a line across the page (a title, the
     essay), never later; what follows up to the next question belongs to no question."""
+    width = max(ln.x1 - ln.x0 for ln in lines[start:start + 1])
     for k in range(start + 1, len(lines)):
-        if lines[k].gap_before or lines[k].column == 0 and lines[k - 1].column != 0:
+        across = lines[k].column == 0 and lines[k - 1].column != 0 and lines[k].x1 - lines[k].x0 > 1.3 * width
+        if lines[k].gap_before or across:
             return k
     return len(lines)
 
@@ -481,6 +494,10 @@ def parse_questions(lines: list, subjects: dict[str, str]) -> tuple[list[dict], 
             before.append(lines[i])
         i += 1
     close(len(lines))
+    printed = [q["number"] for q in questions]
+    for q in questions:  # a language heading tells apart the copies of a question printed twice, no more
+        if printed.count(q["number"]) == 1:
+            q["language"] = None
     return questions, {"before": before, "passages": passages}
 
 
@@ -496,45 +513,39 @@ def _passage_numbers(m: re.Match) -> list[int]:
 # --- figures --------------------------------------------------------------------------------------
 
 
-def figure_pattern(words: list[str]) -> re.Pattern:
-    alternatives = "|".join(r"\s+".join(map(re.escape, w.split())) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-
-
 def _column_of(x0: float, x1: float, gutter: float | None) -> set[int]:
     if gutter is None:
         return {0, 1, 2}
     return {0} | ({1} if x0 < gutter else set()) | ({2} if x1 > gutter else set())
 
 
-def has_figure(lines: list, pages: dict[int, object]) -> bool:
-    """Whether a figure the page draws (an image, a drawn chart) lies among ``lines`` (a question's,
-    or its passage's): on one of their pages, in their column, between their first and last line there."""
-    spans: dict[tuple[int, int], list[float]] = {}
-    for ln in lines:
-        span = spans.setdefault((ln.page, ln.column), [ln.top, ln.bottom])
-        span[0], span[1] = min(span[0], ln.top), max(span[1], ln.bottom)
-    for (number, column), (top, bottom) in spans.items():
-        page = pages.get(number)
-        for x0, ftop, x1, fbottom in getattr(page, "figures", []):
-            middle = (ftop + fbottom) / 2
-            if (column in _column_of(x0, x1, page.gutter) or column == 0) and top - 4 <= middle <= bottom + 4:
-                return True
-    return False
-
-
-def flag_figures(questions: list[dict], passages: dict, pages: list, words: list[str]) -> None:
-    """``needs_figure`` on each question: on a born-digital page, from the figures the page draws among
-    its lines or its passage's; on a scanned page (no objects to see), from ``words`` ("figura",
-    "gráfico"...) in its text."""
-    by_number = {pg.page: pg for pg in pages}
-    figure = figure_pattern(words)
+def flag_figures(questions: list[dict], passages: dict, pages: list) -> None:
+    """``needs_figure`` on each question a figure of the page belongs to: an image or a drawing the PDF
+    carries, or on a scan, ink that is not text (not the word "figura": a question may name a chart it
+    does not show, or show one it does not name). A figure belongs to the question of the nearest line
+    below it in its column (a figure comes before the command and alternatives it illustrates), or, at
+    the foot of a column, of the nearest line above; a passage's figure to every question sharing it."""
+    owners: dict[int, list[dict]] = {}
     for q in questions:
-        lines = [q["heading"], *q["lines"], *passages.get(q["number"], {}).get("lines", [])]
-        if any(by_number[ln.page].method == "text" for ln in lines):
-            q["needs_figure"] = has_figure(lines, by_number)
-        else:
-            q["needs_figure"] = bool(figure.search(" ".join([q["question"], *q["options"]])))
+        q["needs_figure"] = False
+        for ln in [q["heading"], *q["lines"], *passages.get(q["number"], {}).get("lines", [])]:
+            owners.setdefault(id(ln), []).append(q)
+    placed: dict[int, list] = {}
+    for q in questions:
+        for ln in [q["heading"], *q["lines"]]:
+            placed.setdefault(ln.page, []).append(ln)
+    for shared in passages.values():
+        for ln in shared["lines"]:
+            placed.setdefault(ln.page, []).append(ln)
+    for page in pages:
+        for x0, top, x1, bottom in page.figures:
+            columns = _column_of(x0, x1, page.gutter)
+            near = [ln for ln in placed.get(page.page, []) if ln.column in columns or ln.column == 0]
+            middle = (top + bottom) / 2
+            below = [ln for ln in near if ln.top >= middle]
+            line = min(below, key=lambda ln: ln.top) if below else max(near, key=lambda ln: ln.top, default=None)
+            for q in owners.get(id(line), []):
+                q["needs_figure"] = True
 
 
 # --- the booklet's and the key's identifiers ------------------------------------------------------
@@ -591,8 +602,10 @@ def _choose(copies: list[dict], p: ExamsParams) -> tuple[dict | None, str | None
     return None, "number found twice"
 
 
-def _skip_reason(q: dict, answer, p: ExamsParams) -> str | None:
+def _skip_reason(q: dict, answer, p: ExamsParams, exam: str) -> str | None:
     options = q["options"]
+    if q["number"] in p.drop_questions.get(exam, []):
+        return "dropped (exams.drop_questions)"
     if len(options) < MIN_OPTIONS:
         return f"fewer than {MIN_OPTIONS} alternatives found"
     if not all(options) or not q["question"]:
@@ -625,7 +638,7 @@ def join_exam(questions: list[dict], key: dict, *, exam: str, doc: str, p: Exams
         if isinstance(answer, dict):
             answer = answer[p.foreign_language]
             chosen_language.append(number)
-        reason = reason or _skip_reason(q, answer, p)
+        reason = reason or _skip_reason(q, answer, p, exam)
         if reason:
             skipped.setdefault(reason, []).append(number)
             continue
@@ -684,7 +697,7 @@ def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], d
                         *(ln.text for pg in pages for ln in pg.lines if ln.marginal)])
     ids = check_identifiers(identifiers(printed), identifiers(key_text), exam, key_file) if p.check_identifiers \
         else {"checked": [], "unchecked": list(IDENTIFIERS)}
-    flag_figures(questions, around["passages"], pages, p.figure_words)
+    flag_figures(questions, around["passages"], pages)
     # ids from the name as NFC: the same exam copied from a Mac gives the same items
     items, report = join_exam(questions, key, exam=_nfc(exam.stem), doc=_nfc(exam.name), p=p,
                               passages=around["passages"])

@@ -1913,7 +1913,7 @@ def score(items: Sequence[dict], truth: Sequence[dict], *, headers: Iterable[str
     seen: set[tuple] = set()
     for item in items:
         number = _item_number(item)
-        lang = _lang(item.get("language", item.get("foreign_language", item.get("language_option"))))
+        lang = _lang(item.get("foreign_language", item.get("language_option", item.get("language"))))
         text = _norm(f"{item.get('context') or ''} {item.get('question') or ''}")
         options = [_norm(o) for o in item.get("answers", item.get("options", [])) or []]
         blob = " ".join([text] + options)

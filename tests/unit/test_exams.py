@@ -13,7 +13,6 @@ from gabarito.params import ExamsParams
 from stages.exams import (
     ANNULLED,
     exam_lines,
-    figure_pattern,
     join_exam,
     pair_files,
     parse_key_csv,
@@ -144,14 +143,6 @@ def test_a_question_heading_split_by_its_accent_and_as_ocr_reads_it():
     questions, _ = parse_questions(exam_lines(pages, ExamsParams().pdf), {})
     assert [(q["number"], q["question"], q["options"]) for q in questions] == [
         (n, "Qual?", ["um", "dois"]) for n in (51, 85, 86, 11)]
-
-
-def test_figure_words_are_whole_words_or_phrases():
-    figure = figure_pattern(ExamsParams().figure_words)
-    assert figure.search("Observe o GRÁFICO abaixo")
-    assert figure.search("de acordo com a tabela\na seguir")
-    assert not figure.search("em sentido figurado, a palavra")
-    assert not figure.search("a tabela de preços")
 
 
 def _q(number, options=("a", "b", "c", "d", "e"), question="Qual?", needs_figure=False, language=None):
