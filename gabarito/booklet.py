@@ -459,11 +459,24 @@ def _key(text: str) -> str:
     return re.sub(r"\d+", "#", " ".join(text.casefold().split()))
 
 
+def _alike(a: str, b: str, similarity: float) -> bool:
+    """Two header keys spelled alike (OCR varies a header from page to page), or one inside the other
+    (OCR reads specks beside it: "É EX “LC - 1º dia |-Caderno 1 - AZUL")."""
+    import difflib
+
+    if a == b:
+        return True
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    if matcher.ratio() >= similarity:
+        return True
+    shorter = min(len(a), len(b))
+    return shorter >= 12 and sum(m.size for m in matcher.get_matching_blocks() if m.size >= 3) >= similarity * shorter
+
+
 def mark_marginal(pages: list[Page], *, margin_share: float, min_share: float, similarity: float) -> None:
     """Flag running headers, footers and page numbers: lines in the top or bottom ``margin_share`` of a
     page that are page numbers, or that come back (digits aside, spelled alike to ``similarity`` for OCR)
     in the same band of at least ``min_share`` of the pages, two at least."""
-    import difflib
 
     def band(page: Page, line: Line) -> str:
         if line.bottom <= margin_share * page.height:
@@ -478,7 +491,7 @@ def mark_marginal(pages: list[Page], *, margin_share: float, min_share: float, s
                 continue
             key = _key(line.text)
             for gwhere, gkey, members in groups:
-                if gwhere == where and (gkey == key or difflib.SequenceMatcher(None, gkey, key).ratio() >= similarity):
+                if gwhere == where and _alike(gkey, key, similarity):
                     members.add(page.page)
                     break
             else:
@@ -488,8 +501,7 @@ def mark_marginal(pages: list[Page], *, margin_share: float, min_share: float, s
     for page in pages:
         for line in page.lines:
             where = band(page, line)
-            if where and (PAGE_NUMBER.match(line.text.strip()) or (where, _key(line.text)) in repeated
-                          or any(w == where and difflib.SequenceMatcher(None, k, _key(line.text)).ratio() >= similarity
-                                 for w, k in repeated)):
+            if where and (PAGE_NUMBER.match(line.text.strip())
+                          or any(w == where and _alike(k, _key(line.text), similarity) for w, k in repeated)):
                 line.marginal = True
         _mark_gaps([ln for ln in page.lines if not ln.marginal])  # a header above a column is no paragraph gap

@@ -353,20 +353,31 @@ def question_starts(lines: list) -> dict[int, tuple[int, str]]:
     return {i: v for i, v in numbered.items() if i in chain}
 
 
+LEADING_JUNK = re.compile(r"^[-–—*•·|'‘’\"“”.,:;_~ ]+(?=\S)")  # OCR's specks before a line's first word
+GARBLED_BOX = re.compile(r"^[\[(|{]\S{0,2}[\])|}]$")  # a boxed letter OCR could not read: "(3)", "[B)", "(€)"
+
+
 def _candidates(body: list) -> list[tuple[int, str, str, int]]:
     """(line index, letter, text after it, strength) of lines that may open an alternative: 2 for a
     letter in a drawn box or written "(A)", "A)", "A."; 1 for a bare letter set apart by a wide gap or
-    alone on its line; 0 for a bare capital and a word ("A mudança" may be an article)."""
+    alone on its line, or a box OCR garbled ("(3)": letter "?", its place in the run tells which); 0 for a
+    bare capital and a word ("A mudança" may be an article)."""
     out = []
     for i, ln in enumerate(body):
-        text = ln.text
         if ln.boxed:  # the letter is not among the line's words
             out.append((i, ln.boxed, "" if ln.text == ln.boxed and len(ln.words) == 1 else ln.text, 2))
             continue
+        text = LEADING_JUNK.sub("", ln.text)
         m = EXPLICIT.match(text)
         if m:
             letter = next(g for g in m.groups()[:4] if g)
             out.append((i, letter.upper(), m.group(5), 2))
+            continue
+        words = text.split(" ")
+        if len(words) > 1 and GARBLED_BOX.match(words[0]):
+            while len(words) > 1 and (GARBLED_BOX.match(words[0]) or EXPLICIT.match(words[0] + " x")):
+                words.pop(0)  # "(3) (8) Combater": both are the box
+            out.append((i, "?", " ".join(words), 1))
             continue
         m = PLAIN.match(text)
         if m:
@@ -376,22 +387,66 @@ def _candidates(body: list) -> list[tuple[int, str, str, int]]:
     return out
 
 
+def _next_option(cands: list[tuple], after: int, letter: str) -> tuple | None:
+    """The alternative after line ``after`` that opens ``letter``: the first firm candidate (a box, a
+    written letter, a garbled box) when it is that letter or unreadable; when it is a later letter, the
+    firm one of this letter after it, or None if there is none (this one's box went unread); with no
+    firm candidate, the strongest bare capital of that letter."""
+    later = [c for c in cands if c[0] > after]
+    firm = [c for c in later if c[3] >= 1 and (c[1] == "?" or c[1] >= letter)]
+    if firm:
+        if firm[0][1] in (letter, "?"):
+            return firm[0]
+        exact = [c for c in firm if c[1] == letter]  # printed out of order: the later letter is text
+        return exact[0] if exact else None
+    weak = [c for c in later if c[1] == letter]
+    return max(weak, key=lambda c: (c[3], -c[0])) if weak else None
+
+
+def _fill_unread(chain: list, body: list) -> list:
+    """An alternative whose letter OCR lost entirely (None in the chain) is cut from the previous one's
+    lines at the first line that opens a sentence after one that ends; without such a line the run
+    stops before it."""
+    out = []
+    for k, c in enumerate(chain):
+        if c is not None:
+            out.append(c)
+            continue
+        if not out or k + 1 >= len(chain) or chain[k + 1] is None:
+            break
+        start, end = out[-1][0], chain[k + 1][0]
+        cut = next((j for j in range(start + 1, end) if re.search(r"[.;!?]$", body[j - 1].text.strip())
+                    and body[j].text[:1].isupper()), None)
+        if cut is None:
+            break
+        out.append((cut, "?", body[cut].text, 0))
+    return out
+
+
 def find_options(body: list) -> list[tuple[int, str]]:
     """(line index, text after the letter) of each alternative in the lines of one question, in letter
-    order from A: the chain that is longest, then strongest, then last (alternatives close a question,
+    order from A: the run that is longest, then strongest, then last (alternatives close a question,
     and its text may have a line that starts with "A")."""
     cands = _candidates(body)
     best, best_score = [], (0, 0, 0)
-    for start in (c for c in cands if c[1] == LETTERS[0]):
-        chain = [start]
-        for letter in LETTERS[1:]:
-            later = [c for c in cands if c[0] > chain[-1][0] and c[1] == letter]
-            if not later:
+    for start in (c for c in cands if c[1] in (LETTERS[0], "?")):
+        chain, at, k = [start], start[0], 1
+        while k < len(LETTERS):
+            nxt = _next_option(cands, at, LETTERS[k])
+            if nxt is not None:
+                chain.append(nxt)
+                at, k = nxt[0], k + 1
+                continue
+            # read on: the next letter may follow an alternative whose box went unread
+            after = _next_option(cands, at, LETTERS[k + 1]) if k + 1 < len(LETTERS) and chain[-1] is not None else None
+            if after is None:
                 break
-            chain.append(max(later, key=lambda c: (c[3], -c[0])))
+            chain += [None, after]
+            at, k = after[0], k + 2
+        chain = _fill_unread(chain, body)
         if all(c[3] == 0 for c in chain) and len(chain) < 3:
             continue  # "A ... / B ..." in prose
-        score = (len(chain), sum(c[3] for c in chain), start[0])
+        score = (len(chain), sum(c[3] for c in chain) - (start[1] == "?"), start[0])
         if score > best_score:
             best, best_score = chain, score
     return [(c[0], c[2]) for c in best]
@@ -422,12 +477,15 @@ def _join(paragraphs: list[list[str]]) -> str:
 
 
 def _last_option_end(lines: list, start: int) -> int:
-    """Where the last alternative stops: at a paragraph gap or a line across the page (a title, the
-    essay), never later; what follows up to the next question belongs to no question."""
+    """Where the last alternative stops: at a paragraph gap, or, past a column or page break, at a heading
+    in capitals or a line across the page (the essay that follows the last question); what follows up to
+    the next question belongs to no question."""
     width = max(ln.x1 - ln.x0 for ln in lines[start:start + 1])
     for k in range(start + 1, len(lines)):
-        across = lines[k].column == 0 and lines[k - 1].column != 0 and lines[k].x1 - lines[k].x0 > 1.3 * width
-        if lines[k].gap_before or across:
+        line, prev = lines[k], lines[k - 1]
+        moved = (line.page, line.column) != (prev.page, prev.column)  # on in the next column or page...
+        title = any(c.isalpha() for c in line.text) and line.text.isupper()  # ... unless a heading opens it
+        if line.gap_before or moved and (title or line.column == 0 and line.x1 - line.x0 > 1.3 * width):
             return k
     return len(lines)
 
@@ -487,9 +545,12 @@ def parse_questions(lines: list, subjects: dict[str, str]) -> tuple[list[dict], 
         elif _language(text) and (cur is None or find_options(lines[cur[2] + 1:i])):  # not a word of a stem
             close(i)
             language = _language(text)
-        elif (m := PASSAGE.match(text)) and len(text) <= 160:
+        elif (m := PASSAGE.match(text) or PASSAGE.match(f"{text} {lines[i + 1].text}" if i + 1 < len(lines) else "")) \
+                and len(m.string) <= 200 and not (i + 1 in starts):
             close(i)
-            passage = (_passage_numbers(m), i + 1)
+            two = m.string != text  # "Leia o texto a seguir para responder às" / "questões 122 a 124."
+            passage = (_passage_numbers(m), i + 1 + two)
+            i += two
         elif cur is None and passage is None and not questions:
             before.append(lines[i])
         i += 1
