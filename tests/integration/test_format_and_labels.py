@@ -87,7 +87,7 @@ def test_a_five_option_portuguese_item_goes_through_clean_and_format_with_letter
     from gabarito.params import CleanParams
     from stages.clean import clean_records
 
-    _, validation, quarantine = clean_records([ENEM], [], CleanParams(), max_options=len(ALPHABET))
+    _, validation, _, quarantine = clean_records([ENEM], [], CleanParams(), max_options=len(ALPHABET))
     assert quarantine == []
     [rec] = format_records(validation, tok, prompts, letters=ALPHABET, answer_prefix="Alternativa", include_open=True)
     system, user, assistant = rec["messages"]
