@@ -102,6 +102,6 @@ def length_summary(lengths: list[int], max_length: int) -> dict:
     ordered = sorted(lengths)
     if not ordered:
         return {"n": 0, "median": None, "p95": None, "max": None, "over_max_length": 0}
-    return {"n": len(ordered), "median": statistics.median(ordered),
+    return {"n": len(ordered), "median": float(statistics.median(ordered)),
             "p95": ordered[math.ceil(0.95 * len(ordered)) - 1], "max": ordered[-1],
             "over_max_length": sum(n > max_length for n in ordered)}

@@ -66,6 +66,12 @@ def format_records(records: list[dict], tokenizer, prompts: dict[str, str], *, l
     return out
 
 
+def count_group(rec: dict) -> str:
+    """The group an item is counted in: its source; open questions together as "open" (their ``source``
+    names the entry of the Q&A file each came from, a group of one)."""
+    return "open" if rec["kind"] == "open" else str(rec.get("source") or "unknown")
+
+
 def fit_records(records: list[dict], split: str, n_tokens, *, max_length: int, how: str) -> tuple[list[dict], list[dict]]:
     """(records that go on, one row per record: split, source, tokens, outcome). ``n_tokens`` counts a
     record's tokens as rendered; ``how``: format.fit.
@@ -82,8 +88,7 @@ def fit_records(records: list[dict], split: str, n_tokens, *, max_length: int, h
             fitted, outcome = rec, KEPT_WHOLE
         if outcome == FITTED:
             fitted = {**fitted, "fitted": mode, "tokens_before_fit": tokens}
-        rows.append({"split": split, "source": str(rec.get("source") or "unknown"), "tokens": tokens,
-                     "outcome": outcome})
+        rows.append({"split": split, "source": count_group(rec), "tokens": tokens, "outcome": outcome})
         if fitted is not None:
             kept.append(fitted)
     return kept, rows

@@ -89,6 +89,12 @@ def test_format_fits_training_items_and_never_drops_a_scored_one():
     assert [r["outcome"] for r in rows] == [FITTED, FITS, KEPT_WHOLE]
 
 
+def test_open_questions_are_counted_together():
+    rec = {"id": "o1", "kind": "open", "question": "Qual o prazo?", "answer": "Dois anos.", "source": "qa.json[3]"}
+    _, rows = F.fit_records([rec], "train", lambda r: 10, max_length=512, how="cut_end")
+    assert rows == [{"split": "train", "source": "open", "tokens": 10, "outcome": FITS}]
+
+
 def test_format_counts_per_split_and_source_and_warns_in_one_line():
     rows = [{"split": "train", "source": "enem", "tokens": 600, "outcome": FITTED},
             {"split": "train", "source": "enem", "tokens": 900, "outcome": DROPPED},
