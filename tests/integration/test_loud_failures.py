@@ -71,7 +71,7 @@ def test_clean_that_keeps_items_in_both_splits_passes(tmp_path):
     result = invoke(["clean", "--mcq", "mcq.jsonl", "--open", "open.jsonl", "--out-dir", "clean",
                      "--metrics", "clean.json"], tmp_path)
     assert result.exit_code == 0, result.output
-    assert "clean: train 1, validation 1, quarantined 1" in result.output
+    assert "clean: train 1, validation 1, test 0, quarantined 1" in result.output
 
 
 def test_ingest_of_a_split_with_a_header_and_no_rows_fails(tmp_path):
