@@ -128,6 +128,9 @@ class MCQSource(Section):
     splits: Optional[list[str]] = None    # hub: the dataset's splits to read (None: train)
     source: Optional[str] = None          # the items' source name (None: the file or dataset's name)
     language: Optional[Literal["pt", "en"]] = None  # items without a language (None: mcq.default_language)
+    # every item of the source gets this split, whatever its rows say (None: each row's own, else the
+    # seeded hash): {path: ..., split: test} holds a whole exam out, scored but never trained on
+    split: Optional[Literal["train", "validation", "test"]] = None
 
     @model_serializer(mode="wrap")
     def _only_what_is_set(self, handler):
@@ -553,6 +556,10 @@ class FormatParams(Section):
     # the option letters in order; an item with n options uses the first n (2 to 10 options per item),
     # capitals, as answers are parsed and scored in capitals
     letters: list[str] = Field(default_factory=lambda: list(LETTERS))
+    # an item longer than train.sft.max_length tokens (gabarito/fit.py): its passage is cut at the end,
+    # the start or the middle, marked [...]; or, with drop, a training item is left out (validation and
+    # test items are still cut at the end: evaluation never drops an item)
+    fit: Literal["cut_end", "cut_start", "cut_middle", "drop"] = "cut_end"
 
     @field_validator("letters")
     @classmethod

@@ -8,7 +8,9 @@ order: text normalization (Unicode NFC, whitespace, control and OCR junk charact
 (a question; a context that is either empty, for items without a passage, or long enough; 2 to
 ``len(format.letters)`` non-empty distinct answers; a label among them), duplicates (same normalized
 content, or the same id twice in a split), and leakage (a training item equal to a validation item,
-by id or content). Every other key of a record (source, language, subject, doc, page...) is kept.
+by id or content; a test item equal to a train or validation one). Every other key of a record (source,
+language, subject, doc, page...) is kept. Items go to ``train.jsonl``, ``validation.jsonl`` and
+``test.jsonl`` (the held-out split, only scored; empty when nothing is held out).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from gabarito.params import CleanParams, FormatParams, load_section
 # the most options an item may have: one letter each (format.letters); the command passes the
 # params.yaml value, this default (the params default) is for callers that take the defaults
 MAX_OPTIONS = len(FormatParams().letters)
+# the splits an item may have: train trains, validation gives the eval loss and picks the checkpoint,
+# test (held out) is only scored
+SPLITS = ("train", "validation", "test")
 
 
 def clean_char_ratio(text: str) -> float:
@@ -117,12 +122,17 @@ def normalize_open(rec: dict) -> dict:
 
 
 def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams, *,
-                  max_options: int = MAX_OPTIONS) -> tuple[list[dict], list[dict], list[dict]]:
-    """Return (train, validation, quarantine). ``max_options``: ``len(format.letters)``.
+                  max_options: int = MAX_OPTIONS) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """Return (train, validation, test, quarantine). ``max_options``: ``len(format.letters)``.
 
     ``open_qa`` holds what synthesize made of the PDFs: open questions, and multiple-choice items
     (``kind: mcq``) that join the Cosmos QA ones. Each keeps the split synthesize gave its document
     (train when it has none).
+
+    ``test`` is the held-out split: scored by evaluate, never trained on and never used to pick a
+    checkpoint. It goes through every check the others do; a test item equal to a train or validation
+    item (by id or content) is quarantined as a leak. The test item goes, not its twin: what is held
+    out never changes what trains, so adding test items leaves train.jsonl and validation.jsonl as they were.
     """
     mcq = mcq + [r for r in open_qa if r.get("kind") == "mcq"]
     open_qa = [r for r in open_qa if r.get("kind") != "mcq"]
@@ -139,8 +149,8 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams, *,
     for raw in mcq:
         rec = {**normalize_mcq(raw), "kind": "mcq"}
         reason = check_mcq(rec, p, max_options)
-        if reason is None and rec.get("split") not in ("train", "validation"):
-            reason = f"split {rec.get('split')!r} not used (only train and validation are)"
+        if reason is None and rec.get("split") not in SPLITS:
+            reason = f"split {rec.get('split')!r} unknown (use {', '.join(SPLITS)})"
         if reason:
             reject(rec, reason)
             continue
@@ -170,7 +180,24 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams, *,
             continue
         train.append(rec)
 
-    # as above: duplicates within a split; a train question equal to a validation one is a leak
+    open_ok = checked_open(open_qa, p, reject)
+    # as with multiple choice: a train question equal to a validation one is a leak
+    val_open = {content_hash(r["question"]) for r in open_ok if r["split"] == "validation"}
+    for rec in open_ok:
+        if rec["split"] in ("validation", "test"):
+            continue
+        if content_hash(rec["question"]) in val_open:
+            reject(rec, "leak: also in validation")
+        else:
+            train.append(rec)
+    validation += [r for r in open_ok if r["split"] == "validation"]
+    test = held_out([r for r in valid + open_ok if r["split"] == "test"], train, validation, reject)
+    return train, validation, test, quarantine
+
+
+def checked_open(open_qa: list[dict], p: CleanParams, reject) -> list[dict]:
+    """Open questions normalized, checked and de-duplicated within their split (as multiple choice is);
+    the rejected go to ``reject``. A question without a split is a training one."""
     seen_q: dict[tuple[str, str], str] = {}
     open_ok = []
     for raw in open_qa:
@@ -185,38 +212,52 @@ def clean_records(mcq: list[dict], open_qa: list[dict], p: CleanParams, *,
             continue
         seen_q[key] = rec["id"]
         open_ok.append(rec)
-    val_open = {content_hash(r["question"]) for r in open_ok if r["split"] == "validation"}
-    for rec in open_ok:
-        if rec["split"] == "validation":
-            validation.append(rec)
-        elif content_hash(rec["question"]) in val_open:
-            reject(rec, "leak: also in validation")
+    return open_ok
+
+
+def held_out(candidates: list[dict], train: list[dict], validation: list[dict], reject) -> list[dict]:
+    """The test items that are in neither train nor validation (by id, content or question); the others
+    go to ``reject`` as leaks, naming the split they are also in."""
+    def keys(rec: dict) -> set:
+        if rec["kind"] == "open":
+            return {("id", rec["id"]), ("open", content_hash(rec["question"]))}
+        return {("id", rec["id"]), ("mcq", mcq_hash(rec)), ("question", question_hash(rec))}
+
+    seen = {split: set().union(*(keys(r) for r in recs)) for split, recs in (("train", train), ("validation", validation))}
+    test = []
+    for rec in candidates:
+        also = [split for split, known in seen.items() if keys(rec) & known]
+        if also:
+            reject(rec, f"leak: also in {also[0]}")
         else:
-            train.append(rec)
-    return train, validation, quarantine
+            test.append(rec)
+    return test
 
 
-def mcq_counts(train: list[dict], validation: list[dict]) -> tuple[dict, dict, list[str]]:
-    """Kept multiple-choice items per source and split, per option count, and the splits left with none."""
+def mcq_counts(train: list[dict], validation: list[dict], test: list[dict] | None = None
+               ) -> tuple[dict, dict, list[str]]:
+    """Kept multiple-choice items per source and split, per option count, and the splits left with none
+    (train and validation: a test split is optional)."""
     by_source: dict[str, dict[str, int]] = {}
     by_options: dict[str, int] = {}
-    for split, recs in (("train", train), ("validation", validation)):
+    for split, recs in (("train", train), ("validation", validation), ("test", test or [])):
         for r in recs:
             if r["kind"] != "mcq":
                 continue
-            counts = by_source.setdefault(str(r.get("source", "unknown")), {"train": 0, "validation": 0})
+            counts = by_source.setdefault(str(r.get("source", "unknown")), dict.fromkeys(SPLITS, 0))
             counts[split] += 1
             by_options[str(len(r["answers"]))] = by_options.get(str(len(r["answers"])), 0) + 1
     empty = [s for s, recs in (("train", train), ("validation", validation)) if not any(r["kind"] == "mcq" for r in recs)]
     return (dict(sorted(by_source.items())), dict(sorted(by_options.items(), key=lambda kv: int(kv[0]))), empty)
 
 
-def summarize(train: list[dict], validation: list[dict], quarantine: list[dict]) -> dict:
+def summarize(train: list[dict], validation: list[dict], quarantine: list[dict], test: list[dict] | None = None) -> dict:
     reasons: dict[str, int] = {}
     for q in quarantine:
         key = q["reason"].split(" of ")[0] if q["reason"].startswith("duplicate") else q["reason"]
         reasons[key] = reasons.get(key, 0) + 1
-    by_source, by_options, no_mcq = mcq_counts(train, validation)
+    by_source, by_options, no_mcq = mcq_counts(train, validation, test)
+    test = test or []
     return {
         "mcq_by_source": by_source,
         "mcq_by_option_count": by_options,
@@ -227,13 +268,16 @@ def summarize(train: list[dict], validation: list[dict], quarantine: list[dict])
         "validation": len(validation),
         "validation_mcq": sum(r["kind"] == "mcq" for r in validation),
         "validation_open": sum(r["kind"] == "open" for r in validation),
+        "test": len(test),
+        "test_mcq": sum(r["kind"] == "mcq" for r in test),
+        "test_open": sum(r["kind"] == "open" for r in test),
         "quarantined": len(quarantine),
         "quarantine_reasons": dict(sorted(reasons.items())),
     }
 
 
 def require_kept(n_in: dict[str, int], train: list[dict], validation: list[dict], summary: dict, *,
-                 quarantine_path: str, metrics_path: str) -> None:
+                 quarantine_path: str, metrics_path: str, test: list[dict] | None = None) -> None:
     """A split that came in with items and leaves with none fails the stage, naming the counts and
     where the reasons are: training (or evaluating) on nothing must not be cached as a success.
     ``n_in``: items that came in per split."""
@@ -242,6 +286,9 @@ def require_kept(n_in: dict[str, int], train: list[dict], validation: list[dict]
             + ", ".join(f"{reason!r} ({count})" for reason, count in top)
             + f". Each item and its reason are in {quarantine_path}, the counts in {metrics_path}. Fix the input, "
             "or the clean thresholds in params.yaml if they are too strict for it.")
+    # a test split that came in and left empty fails too: the held-out score would silently vanish
+    require_output("clean (test)", n_in.get("test", 0), len(test or []), what_in="test item(s)", what_out="kept",
+                   hint=hint)
     for split, kept in (("train", train), ("validation", validation)):
         require_output(f"clean ({split})", n_in.get(split, 0), len(kept), what_in=f"{split} item(s)",
                        what_out="kept", hint=hint)
@@ -272,7 +319,7 @@ def split_sizes(mcq: list[dict], open_qa: list[dict]) -> dict[str, int]:
 @params_option
 @user_errors
 def command(mcq, open_path, out_dir, metrics, params_path):
-    """Normalize, validate, de-duplicate and leak-check; quarantine rejects with a reason.
+    """Normalize, validate, de-duplicate and leak-check into train, validation and test; quarantine rejects.
 
     \b
     Examples:
@@ -283,19 +330,23 @@ def command(mcq, open_path, out_dir, metrics, params_path):
     max_options = len(load_section("format", params_path).letters)
     mcq_records = [rec for path in mcq for rec in io.read_jsonl(path)]
     open_records = io.read_jsonl(open_path)
-    train, validation, quarantine = clean_records(mcq_records, open_records, p, max_options=max_options)
-    # written even when the stage then fails: the quarantine is where the reasons are
+    train, validation, test, quarantine = clean_records(mcq_records, open_records, p, max_options=max_options)
+    # written even when the stage then fails: the quarantine is where the reasons are. test.jsonl is a file
+    # of its own (empty when nothing is held out), so base_model and train, which read train.jsonl and
+    # validation.jsonl, do not rerun when test items change
     with io.atomic_path(out_dir, directory=True) as tmp:
         io.write_jsonl(tmp / "train.jsonl", train)
         io.write_jsonl(tmp / "validation.jsonl", validation)
+        io.write_jsonl(tmp / "test.jsonl", test)
         io.write_jsonl(tmp / "quarantine.jsonl", quarantine)
-    summary = summarize(train, validation, quarantine)
+    summary = summarize(train, validation, quarantine, test)
     io.write_json(metrics, summary)
     require_kept(split_sizes(mcq_records, open_records), train, validation, summary,
-                 quarantine_path=f"{out_dir}/quarantine.jsonl", metrics_path=metrics)
+                 quarantine_path=f"{out_dir}/quarantine.jsonl", metrics_path=metrics, test=test)
     for split in summary["splits_without_mcq"]:
         log(f"clean: warning: the {split} split has no multiple-choice item left (open questions only): "
             + ("accuracy cannot be measured. " if split == "validation" else "the model learns no answer letters. ")
             + f"Give some multiple-choice items split '{split}' (see {out_dir}/quarantine.jsonl for the rejected).")
-    log(f"clean: train {len(train)}, validation {len(validation)}, quarantined {len(quarantine)} -> {out_dir}"
+    log(f"clean: train {len(train)}, validation {len(validation)}, test {len(test)}, quarantined {len(quarantine)} "
+        f"-> {out_dir}"
         + f"; multiple-choice per source {summary['mcq_by_source']}")

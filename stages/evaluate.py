@@ -1,9 +1,16 @@
-"""Score the base model and base+adapter on the validation split, with nobody annotating by hand.
+"""Score the base model and base+adapter on the validation and test splits, with nobody annotating by hand.
 
-    gabarito evaluate --validation data/processed/validation.jsonl --train data/processed/train.jsonl \\
-        --base models/base --adapter models/adapter --prompts prompts/chat.v1.yaml \\
-        --predictions metrics/predictions.jsonl --metrics metrics/eval.json --plots-dir metrics/plots \\
+    gabarito evaluate --validation data/processed/validation.jsonl --test data/processed/test.jsonl \\
+        --train data/processed/train.jsonl --base models/base --adapter models/adapter \\
+        --prompts prompts/chat.v1.yaml --predictions metrics/predictions.jsonl \\
+        --test-predictions metrics/predictions_test.jsonl --metrics metrics/eval.json --plots-dir metrics/plots \\
         --report metrics/report.md --headline metrics/headline.json
+
+The test split is held out: it never trained and never picked the checkpoint (train reads train and
+validation only). When it has items it is scored like validation, every mode and statistic, into
+``test`` of eval.json and of headline.json, its own predictions file and a section of the report; the
+top level of eval.json, the plots and predictions.jsonl stay validation's. Items format cut to fit
+``train.sft.max_length`` are scored as cut (the training prompt), and counted (``fitted``).
 
 Modes (``evaluate.modes``: letter, loglik, generate; see gabarito/scoring.py) run for both models,
 on the exact training prompt.
@@ -393,15 +400,30 @@ def letter_warnings(metrics: dict, modes: list[str], max_share: float) -> list[s
     return out
 
 
+def score_test(test: list[dict], seen: list[dict], base, adapter, p: EvaluateParams, q: QuantizationParams, *,
+               letters: list[str], answer_prefix: str, prompts_file: dict) -> tuple[dict, list[dict]]:
+    """(metrics, predictions) of the held-out test split; ``seen``: the train and validation records,
+    none of which may be among the test items. A second model load: the tiny model's takes under a
+    second, a 7B 4-bit one's about a minute, and it keeps evaluate() as it is for each split."""
+    metrics, preds, _ = evaluate(test, base, adapter, p, q, letters=letters, answer_prefix=answer_prefix,
+                                 prompts_file=prompts_file, train=seen)
+    metrics["fitted"] = sum("fitted" in r for r in test)
+    return metrics, [{**pr, "split": "test"} for pr in preds]
+
+
 # --- command: gabarito evaluate ---
 @click.command("evaluate")
 @click.option("--validation", type=click.Path(dir_okay=False, exists=True), required=True)
+@click.option("--test", "test_path", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="the held-out test split, scored on its own (an empty file: none)")
 @click.option("--train", "train_path", type=click.Path(dir_okay=False, exists=True), required=True,
               help="training set, to refuse scoring items the model saw")
 @click.option("--base", type=click.Path(file_okay=False, exists=True), required=True)
 @click.option("--adapter", type=click.Path(file_okay=False, exists=True), required=True)
 @click.option("--prompts", type=click.Path(dir_okay=False, exists=True), required=True)
 @click.option("--predictions", type=click.Path(dir_okay=False), required=True)
+@click.option("--test-predictions", type=click.Path(dir_okay=False), required=True,
+              help="per-item predictions on the test split (empty when there is none)")
 @click.option("--metrics", type=click.Path(dir_okay=False), required=True)
 @click.option("--plots-dir", type=click.Path(file_okay=False), required=True)
 @click.option("--report", type=click.Path(dir_okay=False), required=True)
@@ -409,9 +431,9 @@ def letter_warnings(metrics: dict, modes: list[str], max_share: float) -> list[s
               help="a few of the metrics, for `dvc metrics show` / `dvc exp show`")
 @params_option
 @user_errors
-def command(validation, train_path, base, adapter, prompts, predictions, metrics, plots_dir, report, headline_path,
-            params_path):
-    """Score base and fine-tuned models on validation; metrics, predictions, plots and a report.
+def command(validation, test_path, train_path, base, adapter, prompts, predictions, test_predictions, metrics,
+            plots_dir, report, headline_path, params_path):
+    """Score base and fine-tuned models on validation and the held-out test; metrics, predictions, plots, a report.
 
     \b
     Examples:
@@ -428,17 +450,32 @@ def command(validation, train_path, base, adapter, prompts, predictions, metrics
     if not records:  # an accuracy over n=0 is no measurement: fail instead of caching 0.0
         raise InputError(f"{validation}: no validation items to score. Upstream, clean and format must leave "
                          "some in the validation split (see metrics/clean.json).")
-    result, preds, plots = evaluate(
-        records, base, adapter, p, q, letters=fmt.letters, answer_prefix=fmt.answer_prefix,
-        prompts_file=load_prompts(prompts), train=io.read_jsonl(train_path))
+    train, test = io.read_jsonl(train_path), io.read_jsonl(test_path)
+    kw = {"letters": fmt.letters, "answer_prefix": fmt.answer_prefix, "prompts_file": load_prompts(prompts)}
+    result, preds, plots = evaluate(records, base, adapter, p, q, train=train, **kw)
+    result["fitted"] = sum("fitted" in r for r in records)
+    test_preds, heads, text = [], headline_metrics(result, p.modes), render_report(
+        result, p.modes, max_letter_share=p.max_letter_share)
+    if test:
+        result["test"], test_preds = score_test(test, train + records, base, adapter, p, q, **kw)
+        heads["test"] = headline_metrics(result["test"], p.modes)
+        text += "\n# Held-out test split\n\n" + render_report(result["test"], p.modes,
+                                                               max_letter_share=p.max_letter_share).split("\n", 2)[2]
     io.write_jsonl(predictions, preds)
+    io.write_jsonl(test_predictions, test_preds)
     io.write_json(metrics, result)
-    io.write_json(headline_path, headline_metrics(result, p.modes))
+    io.write_json(headline_path, heads)
     with io.atomic_path(plots_dir, directory=True) as tmp:
         for name, rows in plot_files(plots).items():
             io.write_json(tmp / name, rows)
-    io.write_text(report, render_report(result, p.modes, max_letter_share=p.max_letter_share))
-    for line in headline(result, p.modes):
-        log(f"evaluate: {line}")
-    for line in letter_warnings(result, p.modes, p.max_letter_share):
-        log(f"evaluate: WARNING: {line}")
+    io.write_text(report, text)
+    for split, m in (("", result), ("test: ", result.get("test"))):
+        if m is None:
+            continue
+        for line in headline(m, p.modes):
+            log(f"evaluate: {split}{line}")
+        for line in letter_warnings(m, p.modes, p.max_letter_share):
+            log(f"evaluate: {split}WARNING: {line}")
+        if m["fitted"]:
+            log(f"evaluate: {split or 'validation: '}{m['fitted']} item(s) scored with their passage cut to fit "
+                "train.sft.max_length (format.fit; counts per source in metrics/format.json)")

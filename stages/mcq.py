@@ -20,8 +20,9 @@ content (in any source) is kept once and counted. A message quotes at most a sho
 a file (gabarito.io.excerpt). A row whose answer is an annulled mark (``mcq.annulled_marks``) or whose
 optional ``needs_figure`` is true (unless ``mcq.include_figure_questions``) is skipped, not a problem:
 counted per source in the metrics and logged in one line per source.
-Items without a split get one from a seeded hash of their id (``mcq.validation_share``); ``test``
-items are written with that split, so they never train (clean keeps only train and validation).
+Items without a split get one from a seeded hash of their id (``mcq.validation_share``); a source
+entry with ``split`` gives all its items that split. ``test`` items are written with that split: clean
+keeps them apart (data/interim/clean/test.jsonl), so they are scored by evaluate and never trained on.
 Portuguese items go to ``--out-pt`` (straight to clean), English ones to ``--out-en`` (to translate).
 """
 
@@ -475,6 +476,8 @@ def build(sources: list[Rows], p: MCQParams, emit: Callable[[dict], Any] | None 
                     problems.add(None)  # its message names the first copy, read again below
                 continue
             seen[rec["id"]] = digest | (position << 64) | (index << 104)
+            if src.entry.split:  # a source declared as one split (a held-out exam: split test)
+                rec["split"] = src.entry.split
             if rec["split"] is None:
                 rec["split"] = hash_split(rec["id"], seed=p.seed, validation_share=p.validation_share)
             emit(rec)

@@ -87,7 +87,7 @@ def test_a_five_option_portuguese_item_goes_through_clean_and_format_with_letter
     from gabarito.params import CleanParams
     from stages.clean import clean_records
 
-    _, validation, quarantine = clean_records([ENEM], [], CleanParams(), max_options=len(ALPHABET))
+    _, validation, _, quarantine = clean_records([ENEM], [], CleanParams(), max_options=len(ALPHABET))
     assert quarantine == []
     [rec] = format_records(validation, tok, prompts, letters=ALPHABET, answer_prefix="Alternativa", include_open=True)
     system, user, assistant = rec["messages"]
@@ -121,3 +121,54 @@ def test_letters_follow_the_option_count_and_refuse_more_options_than_letters(to
     assert rec["messages"][1]["content"].endswith("A) Sim .\nB) Não .") and rec["completion"] == "Alternativa B</s>"
     with pytest.raises(InputError, match="an item has 5 options; gabarito takes 2 to 4"):
         format_records([{**ENEM, "kind": "mcq"}], tok, prompts, letters=LETTERS, answer_prefix="Alternativa", include_open=True)
+
+
+# --- items longer than train.sft.max_length: fitted by the format command, never lost silently -------
+def test_format_fits_a_long_passage_with_the_real_tokenizer_and_counts_it(tiny_base, repo_root, tmp_path):
+    import json
+
+    import yaml
+
+    from gabarito.fit import MARKER
+    from gabarito.io import read_jsonl, write_jsonl
+    from tests.cli_runner import invoke
+
+    long = {**MCQ, "id": "long", "source": "enem", "context": " ".join(["O narrador esqueceu a carteira em casa."] * 80)}
+    split = {"train": [MCQ, long], "validation": [{**MCQ, "id": "v1", "split": "validation"}],
+             "test": [{**long, "id": "t-long", "split": "test"}]}
+    for name, recs in split.items():
+        write_jsonl(tmp_path / f"{name}.jsonl", recs)
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    params["train"]["sft"]["max_length"] = 200
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    result = invoke(["format", "--train", "train.jsonl", "--validation", "validation.jsonl", "--test", "test.jsonl",
+                     "--base", str(tiny_base), "--prompts", str(repo_root / "prompts/chat.v1.yaml"),
+                     "--out-dir", "out", "--metrics", "format.json", "--params", "params.yaml"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert ("format: WARNING: 2 item(s) longer than train.sft.max_length=200 tokens (format.fit cut_end): "
+            "fitted (passage cut, marked [...]) {'test': {'enem': 1}, 'train': {'enem': 1}}") in result.output
+    assert "format: train 2, validation 1, test 1 -> out" in result.output
+    train, test = read_jsonl(tmp_path / "out/train.jsonl"), read_jsonl(tmp_path / "out/test.jsonl")
+    tok = load_tokenizer(tiny_base)
+    for rec in (train[1], test[0]):
+        assert rec["fitted"] == "cut_end" and rec["tokens_before_fit"] > 200
+        assert rec["context"].endswith(MARKER) and long["context"].startswith(rec["context"][:-len(MARKER) - 1])
+        assert (rec["question"], rec["answers"]) == (MCQ["question"], MCQ["answers"])
+        assert f"{MCQ['question']}" in rec["prompt"] and rec["completion"].startswith("Alternativa C")
+        assert len(tokenize_example(tok, rec["prompt"], rec["completion"])["input_ids"]) <= 200
+    assert "fitted" not in train[0]
+    assert tokenize_dataset(tok, train, max_length=200)[1] == 0  # train now skips nothing
+    report = json.loads((tmp_path / "format.json").read_text())
+    assert report["fitted"] == {"test": {"enem": 1}, "train": {"enem": 1}} and report["dropped_total"] == 0
+    assert report["tokens_by_source"]["enem"]["max"] == train[1]["tokens_before_fit"] > 200
+
+    # fit: drop leaves the training item out (counted), while the test item is still cut
+    params["format"]["fit"] = "drop"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, allow_unicode=True))
+    result = invoke(["format", "--train", "train.jsonl", "--validation", "validation.jsonl", "--test", "test.jsonl",
+                     "--base", str(tiny_base), "--prompts", str(repo_root / "prompts/chat.v1.yaml"),
+                     "--out-dir", "out", "--metrics", "format.json", "--params", "params.yaml"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "dropped {'train': {'enem': 1}}" in result.output
+    assert [r["id"] for r in read_jsonl(tmp_path / "out/train.jsonl")] == ["x1"]
+    assert read_jsonl(tmp_path / "out/test.jsonl")[0]["fitted"] == "cut_end"

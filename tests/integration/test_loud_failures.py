@@ -71,7 +71,7 @@ def test_clean_that_keeps_items_in_both_splits_passes(tmp_path):
     result = invoke(["clean", "--mcq", "mcq.jsonl", "--open", "open.jsonl", "--out-dir", "clean",
                      "--metrics", "clean.json"], tmp_path)
     assert result.exit_code == 0, result.output
-    assert "clean: train 1, validation 1, quarantined 1" in result.output
+    assert "clean: train 1, validation 1, test 0, quarantined 1" in result.output
 
 
 def test_ingest_of_a_split_with_a_header_and_no_rows_fails(tmp_path):
@@ -102,10 +102,11 @@ def test_format_with_only_open_questions_and_include_pdf_qa_off_fails(tmp_path, 
     jsonl(tmp_path / "train.jsonl", [{"id": "o1", "kind": "open", "split": "train", "question": "Qual o prazo?",
                                       "answer": "Dois anos."}])
     jsonl(tmp_path / "validation.jsonl", [{**mcq("v1", "validation"), "kind": "mcq"}])
+    jsonl(tmp_path / "test.jsonl", [])
     (tmp_path / "params.yaml").write_text("format: {include_pdf_qa: false}\n")
-    result = invoke(["format", "--train", "train.jsonl", "--validation", "validation.jsonl", "--base",
-                     str(tiny_base), "--prompts", str(ROOT / "prompts/chat.v1.yaml"), "--out-dir", "processed"],
-                    tmp_path)
+    result = invoke(["format", "--train", "train.jsonl", "--validation", "validation.jsonl", "--test", "test.jsonl",
+                     "--base", str(tiny_base), "--prompts", str(ROOT / "prompts/chat.v1.yaml"), "--out-dir",
+                     "processed", "--metrics", "format.json"], tmp_path)
     assert result.exit_code == 1, result.output
     assert "format (train): 1 clean record(s) in, 0 examples out." in result.output
     assert "format.include_pdf_qa is false" in result.output
@@ -140,8 +141,9 @@ def test_format_on_an_unreachable_hub_reference_is_the_same_message(tmp_path):
                                                      "revision": "3bac358730f8806e5c3dc7c7e19eb36e045bf720"}))
     jsonl(tmp_path / "train.jsonl", [{**mcq("t1", "train"), "kind": "mcq"}])
     (tmp_path / "params.yaml").write_text("format: {}\n")
-    proc = run_cli(["format", "--train", "train.jsonl", "--validation", "train.jsonl", "--base", "base",
-                    "--prompts", str(ROOT / "prompts/chat.v1.yaml"), "--out-dir", "processed"], tmp_path,
+    proc = run_cli(["format", "--train", "train.jsonl", "--validation", "train.jsonl", "--test", "train.jsonl",
+                    "--base", "base", "--prompts", str(ROOT / "prompts/chat.v1.yaml"), "--out-dir", "processed",
+                    "--metrics", "format.json"], tmp_path,
                    HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "Error: base model HuggingFaceH4/zephyr-7b-beta@3bac3587" in proc.stderr
@@ -241,9 +243,10 @@ def test_evaluate_with_no_validation_items_fails_before_loading_a_model(tmp_path
     jsonl(tmp_path / "train.jsonl", [])
     (tmp_path / "nobase").mkdir()
     (tmp_path / "noadapter").mkdir()
-    result = invoke(["evaluate", "--validation", "validation.jsonl", "--train", "train.jsonl", "--base", "nobase",
-                     "--adapter", "noadapter", "--prompts", str(repo_root / "prompts/chat.v1.yaml"),
-                     "--predictions", "p.jsonl", "--metrics", "eval.json", "--plots-dir", "plots",
+    result = invoke(["evaluate", "--validation", "validation.jsonl", "--test", "train.jsonl", "--train",
+                     "train.jsonl", "--base", "nobase", "--adapter", "noadapter", "--prompts",
+                     str(repo_root / "prompts/chat.v1.yaml"), "--predictions", "p.jsonl",
+                     "--test-predictions", "pt.jsonl", "--metrics", "eval.json", "--plots-dir", "plots",
                      "--report", "report.md", "--headline", "headline.json", "--params",
                      str(repo_root / "params.yaml")], tmp_path)
     assert result.exit_code == 1, result.output

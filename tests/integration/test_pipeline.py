@@ -156,3 +156,37 @@ def test_changing_a_train_param_reruns_only_train_and_evaluate(first):
     assert ran(log.stdout + log.stderr) == ["train", "evaluate"]
     diff = run(["dvc", "metrics", "diff"], repo).stdout
     assert "metrics/train.json" in diff and "train_loss" in diff
+
+
+def test_a_held_out_test_item_is_scored_and_reruns_evaluate_never_train(first):
+    """Issue 22: an item with split test flows through clean and format to evaluate, which scores it on its
+    own; train (and base_model, translate) do not rerun. Its passage is long, so format fits it, says so
+    in a WARNING line and counts it, and evaluate still scores it."""
+    repo, _ = first
+    raw = repo / "data/raw/mcq/exemplo.jsonl"
+    row = {"id": "guardado-01", "split": "test", "subject": "linguagens",
+           "context": " ".join(["O narrador conta que esqueceu a carteira em casa e voltou para buscá-la."] * 60),
+           "question": "Por que o narrador voltou para casa?",
+           "options": ["Para dormir", "Para buscar a carteira", "Para ver TV", "Para almoçar"], "answer": "B"}
+    raw.write_text(raw.read_text(encoding="utf-8") + json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    status = json.loads(run(["dvc", "status", "--json"], repo).stdout)
+    assert set(status) == {"mcq"}, status  # only the stage that reads the file sees a change, so far
+    log = run(["dvc", "repro"], repo)
+    out = log.stdout + log.stderr
+    assert ran(out) == ["mcq", "clean", "format", "evaluate"], out
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    assert "clean: train 182, validation 75, test 1, quarantined 0" in out
+    assert ("format: WARNING: 1 item(s) longer than train.sft.max_length=512 tokens (format.fit cut_end): "
+            "fitted (passage cut, marked [...]) {'test': {'exemplo': 1}}") in out
+    assert "format: train 182, validation 75, test 1 -> data/processed" in out
+    metrics = json.loads((repo / "metrics/eval.json").read_text())
+    assert metrics["base"]["n"] == 65 and metrics["test"]["base"]["n"] == metrics["test"]["finetuned"]["n"] == 1
+    assert metrics["test"]["fitted"] == 1 and set(metrics["test"]["mcnemar"]) == {"letter", "generate"}
+    assert "evaluate: test: finetuned (letter): accuracy" in out
+    preds = [json.loads(line) for line in (repo / "metrics/predictions_test.jsonl").read_text().splitlines()]
+    assert {(p["id"], p["split"]) for p in preds} == {("guardado-01", "test")} and len(preds) == 2 * 2  # models x modes
+    assert "guardado-01" not in (repo / "metrics/predictions.jsonl").read_text()
+    assert "test" in json.loads((repo / "metrics/headline.json").read_text())
+    assert "# Held-out test split" in (repo / "metrics/report.md").read_text()
+    fit = json.loads((repo / "metrics/format.json").read_text())
+    assert fit["tokens_by_source"]["exemplo"]["max"] > 512 and fit["dropped_total"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gabarito.io import InputError
 from gabarito.params import CleanParams
 from stages import clean as C
 
@@ -148,7 +149,7 @@ def test_content_hash_folds_case_and_whitespace_only():
 def test_schema_failures_are_quarantined_with_reason(overrides, reason):
     good = mcq("ok", split="train")
     bad = {**mcq("bad", split="train"), **overrides}
-    train, validation, quarantine = C.clean_records([good, bad], [], P)
+    train, validation, _, quarantine = C.clean_records([good, bad], [], P)
     assert [r["id"] for r in train] == ["ok"]
     assert validation == []
     assert len(quarantine) == 1
@@ -160,15 +161,15 @@ def test_schema_failures_are_quarantined_with_reason(overrides, reason):
 def test_schema_thresholds_come_from_params():
     rec = mcq("a", context="exatamente trinta caracteres!!")   # 30 chars
     assert len(rec["context"]) == 30
-    _, _, q = C.clean_records([rec], [], CleanParams(min_context_chars=31))
+    _, _, _, q = C.clean_records([rec], [], CleanParams(min_context_chars=31))
     assert reasons(q) == {"a": "schema: context shorter than 31 characters"}
-    train, _, q = C.clean_records([rec], [], CleanParams(min_context_chars=30))
+    train, _, _, q = C.clean_records([rec], [], CleanParams(min_context_chars=30))
     assert [r["id"] for r in train] == ["a"] and q == []
 
 
 def test_quarantined_record_is_the_normalized_one():
     bad = mcq("n1", answers=["Sa\u0303o", "Rio", "", "Belo\u200b Horizonte"])
-    _, _, q = C.clean_records([bad], [], P)
+    _, _, _, q = C.clean_records([bad], [], P)
     assert q[0]["reason"] == "schema: empty answer"
     assert q[0]["record"]["answers"] == ["São", "Rio", "", "Belo Horizonte"]
 
@@ -179,7 +180,7 @@ def test_kept_records_are_normalized_and_tagged():
               context="Informac\u0327a\u0303o  sobre\u00a0o  Art. 5º\ufffd de 15/03/2023.",
               question="  Qual\u200b artigo?\r\n",
               answers=["Art. 5º", "Art. 6º", "§ 2º", "Nenhum  deles"], label=0)
-    train, validation, quarantine = C.clean_records([rec], [], P)
+    train, validation, _, quarantine = C.clean_records([rec], [], P)
     assert train == [] and quarantine == []
     assert validation == [{
         "id": "k1", "split": "validation", "kind": "mcq", "label": 0,
@@ -201,7 +202,7 @@ def test_exact_duplicates_quarantined_naming_the_first():
     a = mcq("a", split="train")
     b = {**mcq("a", split="train"), "id": "b"}
     c = {**mcq("a", split="train"), "id": "c"}
-    train, _, quarantine = C.clean_records([a, b, c], [], P)
+    train, _, _, quarantine = C.clean_records([a, b, c], [], P)
     assert [r["id"] for r in train] == ["a"]
     assert reasons(quarantine) == {"b": "duplicate of a", "c": "duplicate of a"}
 
@@ -210,7 +211,7 @@ def test_duplicates_after_normalization():
     a = mcq("a", context="Sa\u0303o  Paulo é uma cidade muito grande.", answers=["Um", "Dois", "Três", "Quatro"])
     b = mcq("b", context="São Paulo é uma cidade muito grande.", answers=["um", "dois", "três", "QUATRO"])
     b["question"] = a["question"].upper()
-    train, _, quarantine = C.clean_records([a, b], [], P)
+    train, _, _, quarantine = C.clean_records([a, b], [], P)
     assert [r["id"] for r in train] == ["a"]
     assert reasons(quarantine) == {"b": "duplicate of a"}
 
@@ -218,14 +219,14 @@ def test_duplicates_after_normalization():
 def test_same_passage_different_question_is_kept():
     a = mcq("a", context="Um mesmo contexto com várias perguntas sobre ele.", question="Por que ele saiu?")
     b = mcq("b", context="Um mesmo contexto com várias perguntas sobre ele.", question="O que ela fez depois?")
-    train, _, quarantine = C.clean_records([a, b], [], P)
+    train, _, _, quarantine = C.clean_records([a, b], [], P)
     assert [r["id"] for r in train] == ["a", "b"] and quarantine == []
 
 
 def test_duplicate_within_validation():
     v1 = mcq("v1", split="validation")
     v2 = {**mcq("v1", split="validation"), "id": "v2"}
-    _, validation, quarantine = C.clean_records([v1, v2], [], P)
+    _, validation, _, quarantine = C.clean_records([v1, v2], [], P)
     assert [r["id"] for r in validation] == ["v1"]
     assert reasons(quarantine) == {"v2": "duplicate of v1"}
 
@@ -235,7 +236,7 @@ def test_leak_same_id():
     v = mcq("same", split="validation")
     t = mcq("other", split="train")
     t["id"] = "same"
-    train, validation, quarantine = C.clean_records([t, v], [], P)
+    train, validation, _, quarantine = C.clean_records([t, v], [], P)
     assert train == []
     assert [r["id"] for r in validation] == ["same"]
     assert len(quarantine) == 1
@@ -247,7 +248,7 @@ def test_leak_same_question_answers_reordered():
     v = mcq("v1", split="validation", answers=["A resposta", "B resposta", "C resposta", "D resposta"], label=0)
     t = mcq("t1", split="train", context=v["context"], question=v["question"],
             answers=["D resposta", "C resposta", "B resposta", "A resposta"], label=3)
-    train, validation, quarantine = C.clean_records([t, v], [], P)
+    train, validation, _, quarantine = C.clean_records([t, v], [], P)
     assert train == []
     assert [r["id"] for r in validation] == ["v1"]
     assert [(q["id"], q["reason"][:4]) for q in quarantine] == [("t1", "leak")]
@@ -257,7 +258,7 @@ def test_leak_same_question_different_spacing_and_case():
     v = mcq("v1", split="validation", context="O Narrador Saiu Do Emprego Ontem À Noite.")
     t = mcq("t1", split="train", context="o narrador  saiu do emprego\u00a0ontem à noite.",
             question=v["question"].lower())
-    train, _, quarantine = C.clean_records([v, t], [], P)
+    train, _, _, quarantine = C.clean_records([v, t], [], P)
     assert train == []
     assert reasons(quarantine)["t1"].startswith("leak")
 
@@ -265,7 +266,7 @@ def test_leak_same_question_different_spacing_and_case():
 def test_no_leak_when_train_differs():
     v = mcq("v1", split="validation")
     t = mcq("t1", split="train")
-    train, validation, quarantine = C.clean_records([t, v], [], P)
+    train, validation, _, quarantine = C.clean_records([t, v], [], P)
     assert [r["id"] for r in train] == ["t1"] and [r["id"] for r in validation] == ["v1"]
     assert quarantine == []
 
@@ -275,7 +276,7 @@ def test_quarantined_validation_item_cannot_cause_a_leak():
     v = mcq("v1", split="validation", label=9)
     t = mcq("t1", split="train", context=v["context"], question=v["question"],
             answers=list(reversed(v["answers"])))
-    train, validation, quarantine = C.clean_records([t, v], [], P)
+    train, validation, _, quarantine = C.clean_records([t, v], [], P)
     assert [r["id"] for r in train] == ["t1"]
     assert validation == []
     assert reasons(quarantine) == {"v1": "schema: label 9 outside 0-3"}
@@ -285,7 +286,7 @@ def test_quarantined_validation_item_cannot_cause_a_leak():
 def test_open_qa_normalized_and_to_train():
     rec = open_qa("p1", "  Qual é a carga\u00a0horária  máxima?\u200b ",
                   "Não pode passar de 6 (seis)\u00a0horas diárias, conforme o Art. 5º, § 2º.", source="reg.pdf")
-    train, validation, quarantine = C.clean_records([], [rec], P)
+    train, validation, _, quarantine = C.clean_records([], [rec], P)
     assert validation == [] and quarantine == []
     assert train == [{
         "id": "p1", "kind": "open", "split": "train", "source": "reg.pdf",
@@ -298,7 +299,7 @@ def test_open_qa_deduplicated_by_question():
     a = open_qa("p1", "Qual é a carga horária máxima?", "Seis horas por dia.")
     b = open_qa("p2", "Qual  é a CARGA horária máxima?", "Trinta horas por semana.")
     c = open_qa("p3", "Quem assina o termo de compromisso?", "O estudante, a empresa e a universidade.")
-    train, _, quarantine = C.clean_records([], [a, b, c], P)
+    train, _, _, quarantine = C.clean_records([], [a, b, c], P)
     assert [r["id"] for r in train] == ["p1", "p3"]
     assert [(q["id"], q["kind"], q["reason"]) for q in quarantine] == [("p2", "open", "duplicate of p1")]
 
@@ -313,7 +314,7 @@ def test_open_qa_deduplicated_by_question():
     ],
 )
 def test_open_qa_rejects(rec, reason):
-    train, _, quarantine = C.clean_records([], [rec], P)
+    train, _, _, quarantine = C.clean_records([], [rec], P)
     assert train == []
     assert [(q["id"], q["kind"], q["reason"]) for q in quarantine] == [(rec["id"], "open", reason)]
 
@@ -321,7 +322,7 @@ def test_open_qa_rejects(rec, reason):
 def test_mcq_and_open_are_deduplicated_separately():
     m = mcq("m1", question="Qual é a carga horária máxima?")
     o = open_qa("p1", "Qual é a carga horária máxima?", "Seis horas.")
-    train, _, quarantine = C.clean_records([m], [o], P)
+    train, _, _, quarantine = C.clean_records([m], [o], P)
     assert [(r["id"], r["kind"]) for r in train] == [("m1", "mcq"), ("p1", "open")]
     assert quarantine == []
 
@@ -348,7 +349,7 @@ def test_pdf_items_join_the_mcq_pipeline_and_open_questions_keep_their_split():
         open_qa("pdf-3", "Quem assina o termo?", "O estudante."),                         # no split: train
         open_qa("pdf-4", "  por quantos semestres  se tranca?", "Outra.", kind="open", split="train"),
     ]
-    train, validation, quarantine = C.clean_records(cosmos, pdf, P)
+    train, validation, _, quarantine = C.clean_records(cosmos, pdf, P)
     assert [(r["id"], r["kind"], r["split"]) for r in train] == [
         ("c1", "mcq", "train"), ("pdfmc-1", "mcq", "train"), ("pdf-1", "open", "train"), ("pdf-3", "open", "train")]
     assert [(r["id"], r["kind"], r["split"]) for r in validation] == [
@@ -365,24 +366,25 @@ def test_pdf_items_join_the_mcq_pipeline_and_open_questions_keep_their_split():
                              "question": "Por quantos semestres se tranca?", "answer": "Quatro semestres."}
     assert C.summarize(train, validation, quarantine) == {
         "train_mcq": 2, "train_open": 2, "validation": 3, "validation_mcq": 2, "validation_open": 1,
-        "quarantined": 4,
+        "test": 0, "test_mcq": 0, "test_open": 0, "quarantined": 4,
         "quarantine_reasons": {"duplicate": 1, "leak: also in validation": 2, "schema: label 9 outside 0-3": 1},
-        "mcq_by_source": {"pdf": {"train": 1, "validation": 1}, "unknown": {"train": 1, "validation": 1}},
+        "mcq_by_source": {"pdf": {"train": 1, "validation": 1, "test": 0},
+                          "unknown": {"train": 1, "validation": 1, "test": 0}},
         "mcq_by_option_count": {"4": 4}, "splits_without_mcq": [],
     }
 
 
 def test_pdf_mcq_with_another_split_is_quarantined_not_dropped():
-    train, validation, quarantine = C.clean_records([], [pdf_mcq("pdfmc-1", "test")], P)
-    assert train == [] and validation == []
+    train, validation, test, quarantine = C.clean_records([], [pdf_mcq("pdfmc-1", "dev")], P)
+    assert train == [] and validation == [] and test == []
     assert [(q["id"], q["kind"], q["reason"]) for q in quarantine] == [
-        ("pdfmc-1", "mcq", "split 'test' not used (only train and validation are)")]
+        ("pdfmc-1", "mcq", "split 'dev' unknown (use train, validation, test)")]
 
 
 def test_open_questions_of_a_validation_document_never_reach_train():
     recs = [open_qa(f"pdf-{i}", f"Pergunta número {i} sobre o regulamento?", f"Resposta {i}.", kind="open",
                     split="validation") for i in range(3)]
-    train, validation, quarantine = C.clean_records([mcq("c1")], recs, P)
+    train, validation, _, quarantine = C.clean_records([mcq("c1")], recs, P)
     assert [r["id"] for r in train] == ["c1"]
     assert [r["id"] for r in validation] == ["pdf-0", "pdf-1", "pdf-2"] and quarantine == []
 
@@ -413,7 +415,7 @@ def _mixed_batch():
 
 def test_nothing_dropped_silently():
     mcqs, opens = _mixed_batch()
-    train, validation, quarantine = C.clean_records(mcqs, opens, P)
+    train, validation, _, quarantine = C.clean_records(mcqs, opens, P)
     assert len(train) + len(validation) + len(quarantine) == len(mcqs) + len(opens) == 14
     assert [r["id"] for r in train] == ["t1", "t2", "p1", "p4"]
     assert [r["id"] for r in validation] == ["v1", "v2"]
@@ -433,17 +435,78 @@ def test_nothing_dropped_silently():
     assert out_ids == in_ids
 
 
-def test_record_with_other_split_is_not_dropped_silently():
-    recs = [mcq("t1"), mcq("v1", split="validation"), mcq("x1", split="test")]
-    train, validation, quarantine = C.clean_records(recs, [], P)
-    assert len(train) + len(validation) + len(quarantine) == 3
+def test_record_with_an_unknown_split_is_not_dropped_silently():
+    recs = [mcq("t1"), mcq("v1", split="validation"), mcq("x1", split="dev")]
+    train, validation, test, quarantine = C.clean_records(recs, [], P)
+    assert len(train) + len(validation) + len(quarantine) == 3 and test == []
     assert [(q["id"], q["reason"]) for q in quarantine] == [
-        ("x1", "split 'test' not used (only train and validation are)")]
+        ("x1", "split 'dev' unknown (use train, validation, test)")]
+
+
+# --- the held-out test split ---------------------------------------------------------------------
+def test_test_items_are_kept_apart_checked_like_the_others():
+    recs = [mcq("t1"), mcq("v1", split="validation", question="Outra pergunta?"),
+            mcq("x1", split="test", question="Pergunta guardada?"),
+            {**mcq("x1", split="test", question="Pergunta guardada?"), "id": "x2"},  # duplicate of x1
+            mcq("x3", split="test", question="Mais uma guardada?", label=9)]        # schema
+    train, validation, test, quarantine = C.clean_records(recs, [], P)
+    assert [r["id"] for r in train] == ["t1"] and [r["id"] for r in validation] == ["v1"]
+    assert [(r["id"], r["split"]) for r in test] == [("x1", "test")]
+    assert reasons(quarantine) == {"x2": "duplicate of x1", "x3": "schema: label 9 outside 0-3"}
+
+
+def test_a_test_item_that_is_also_in_train_or_validation_is_the_one_quarantined():
+    """What is held out never changes what trains: the test twin goes, train and validation stay."""
+    t, v = mcq("t1"), mcq("v1", split="validation", question="Outra pergunta?")
+    recs = [t, v,
+            {**t, "id": "x1", "split": "test"},                                      # same content as t1
+            mcq("v1", split="test", question="Pergunta nova?"),                     # same id as v1
+            {**v, "id": "x3", "split": "test", "answers": list(reversed(v["answers"])), "label": 3},  # reordered
+            mcq("x4", split="test", question="Pergunta nunca vista?")]
+    train, validation, test, quarantine = C.clean_records(recs, [], P)
+    assert [r["id"] for r in train] == ["t1"] and [r["id"] for r in validation] == ["v1"]
+    assert [r["id"] for r in test] == ["x4"]
+    assert [(q["id"], q["record"]["split"], q["reason"]) for q in quarantine] == [
+        ("x1", "test", "leak: also in train"), ("v1", "test", "leak: also in validation"),
+        ("x3", "test", "leak: also in validation")]
+    # the same train and validation with or without the test items: train need not rerun
+    assert C.clean_records([t, v], [], P)[:2] == (train, validation)
+
+
+def test_open_questions_with_split_test_are_held_out_too():
+    recs = [open_qa("p1", "Qual é a carga horária máxima?", "Seis horas.", kind="open", split="test"),
+            open_qa("p2", "Quem orienta o estágio?", "Um professor.", kind="open", split="train"),
+            open_qa("p3", "quem orienta o estágio?", "Outro.", kind="open", split="test")]   # leak
+    train, _, test, quarantine = C.clean_records([mcq("c1")], recs, P)
+    assert [r["id"] for r in train] == ["c1", "p2"] and [r["id"] for r in test] == ["p1"]
+    assert reasons(quarantine) == {"p3": "leak: also in train"}
+
+
+def test_summary_and_counts_carry_the_test_split():
+    recs = [{**mcq("c1"), "source": "cosmosqa"}, mcq("v1", split="validation", question="Outra pergunta?"),
+            {**five("e1", split="test"), "source": "enem2022"}]
+    train, validation, test, q = C.clean_records(recs, [], P)
+    summary = C.summarize(train, validation, q, test)
+    assert summary["mcq_by_source"] == {"cosmosqa": {"train": 1, "validation": 0, "test": 0},
+                                        "enem2022": {"train": 0, "validation": 0, "test": 1},
+                                        "unknown": {"train": 0, "validation": 1, "test": 0}}
+    assert (summary["test"], summary["test_mcq"], summary["test_open"]) == (1, 1, 0)
+    assert summary["splits_without_mcq"] == []  # a test split is optional: none is no warning
+
+
+def test_a_test_split_that_came_in_and_left_empty_fails_the_stage():
+    recs = [mcq("t1"), mcq("v1", split="validation", question="Outra pergunta?"),
+            {**mcq("t1"), "id": "x1", "split": "test"}]
+    train, validation, test, q = C.clean_records(recs, [], P)
+    summary = C.summarize(train, validation, q, test)
+    with pytest.raises(InputError, match=r"clean \(test\): 1 test item\(s\) in, 0 kept out"):
+        C.require_kept(C.split_sizes(recs, []), train, validation, summary, quarantine_path="q.jsonl",
+                       metrics_path="m.json", test=test)
 
 
 def test_exact_twin_across_splits_keeps_the_validation_item_and_flags_the_leak():
     recs = [mcq("t1"), {**mcq("t1"), "id": "v1", "split": "validation"}]
-    train, validation, quarantine = C.clean_records(recs, [], P)
+    train, validation, _, quarantine = C.clean_records(recs, [], P)
     assert [r["id"] for r in validation] == ["v1"]
     assert train == []
     assert [(q["id"], q["reason"]) for q in quarantine] == [("t1", "leak: also in validation")]
@@ -456,9 +519,13 @@ def test_clean_is_deterministic():
 
 def test_summarize():
     mcqs, opens = _mixed_batch()
-    summary = C.summarize(*C.clean_records(mcqs, opens, P))
+    train, validation, test, quarantine = C.clean_records(mcqs, opens, P)
+    summary = C.summarize(train, validation, quarantine, test)
     assert summary == {
-        "mcq_by_source": {"unknown": {"train": 2, "validation": 2}},
+        "mcq_by_source": {"unknown": {"train": 2, "validation": 2, "test": 0}},
+        "test": 0,
+        "test_mcq": 0,
+        "test_open": 0,
         "mcq_by_option_count": {"4": 4},
         "splits_without_mcq": [],
         "train_mcq": 2,
@@ -481,14 +548,15 @@ def test_summarize():
 
 def test_summarize_empty():
     assert C.summarize([], [], []) == {"train_mcq": 0, "train_open": 0, "validation": 0, "validation_mcq": 0,
-                                       "validation_open": 0, "quarantined": 0, "quarantine_reasons": {},
+                                       "validation_open": 0, "test": 0, "test_mcq": 0, "test_open": 0,
+                                       "quarantined": 0, "quarantine_reasons": {},
                                        "mcq_by_source": {}, "mcq_by_option_count": {},
                                        "splits_without_mcq": ["train", "validation"]}
 
 
 def test_null_fields_are_quarantined_not_a_crash():
     bad = {**mcq("n1"), "context": None}
-    train, validation, quarantine = C.clean_records([bad], [{"id": "o1", "kind": "open", "question": None,
+    train, validation, _, quarantine = C.clean_records([bad], [{"id": "o1", "kind": "open", "question": None,
                                                              "answer": "x"}], P)
     assert train == validation == []
     assert [(q["id"], q["reason"]) for q in quarantine] == [
@@ -511,7 +579,7 @@ STORY = ("Ontem fui ao mercado com a minha irmã. Compramos frutas e pão, e dep
 ])
 def test_a_real_item_with_decorative_separators_is_kept_without_them(separator):
     context = f"{separator}\n{STORY}\n{separator}\nHoje choveu o dia inteiro.\n{separator}"
-    train, _, quarantine = C.clean_records([mcq("t1", context=context)], [], P)
+    train, _, _, quarantine = C.clean_records([mcq("t1", context=context)], [], P)
     assert quarantine == []
     assert train[0]["context"] == f"{STORY}\n\nHoje choveu o dia inteiro."
 
@@ -536,7 +604,7 @@ def test_text_that_only_looks_like_decoration_is_untouched(text):
 
 
 def test_decoration_alone_is_still_an_empty_field():
-    train, _, quarantine = C.clean_records([mcq("t1", question="~*~*~*~*~*~")], [], P)
+    train, _, _, quarantine = C.clean_records([mcq("t1", question="~*~*~*~*~*~")], [], P)
     assert train == [] and reasons(quarantine) == {"t1": "schema: question shorter than 5 characters"}
 
 
@@ -565,7 +633,7 @@ def five(id_, split="validation", **extra):
 def test_two_to_ten_options_are_kept_with_every_extra_field():
     two = {**mcq("t2", answers=["Sim", "Não"], label=1), "source": "cosmosqa"}
     ten = {**mcq("t10", answers=[f"opção {i}" for i in range(10)], label=9), "source": "cosmosqa"}
-    train, validation, quarantine = C.clean_records([two, ten, five("e1")], [], P)
+    train, validation, _, quarantine = C.clean_records([two, ten, five("e1")], [], P)
     assert quarantine == []
     assert [(r["id"], len(r["answers"]), r["label"]) for r in train] == [("t2", 2, 1), ("t10", 10, 9)]
     # an empty context is an item without a passage: kept, and kept empty
@@ -574,15 +642,15 @@ def test_two_to_ten_options_are_kept_with_every_extra_field():
 
 def test_the_option_bound_is_the_letters_given():
     six = mcq("s6", answers=[f"opção {i}" for i in range(6)], label=5)
-    _, _, q = C.clean_records([six], [], P, max_options=5)
+    _, _, _, q = C.clean_records([six], [], P, max_options=5)
     assert reasons(q) == {"s6": "schema: more than 5 answers (one letter of format.letters each)"}
-    train, _, q = C.clean_records([six], [], P, max_options=6)
+    train, _, _, q = C.clean_records([six], [], P, max_options=6)
     assert [r["id"] for r in train] == ["s6"] and q == []
 
 
 def test_the_same_id_twice_in_a_split_is_quarantined_by_name():
     a, b = mcq("x", split="validation"), {**five("x"), "question": "Outra pergunta sobre capitais?"}
-    _, validation, q = C.clean_records([a, b], [], P)
+    _, validation, _, q = C.clean_records([a, b], [], P)
     assert [r["question"] for r in validation] == [a["question"]]
     assert reasons(q) == {"x": "duplicate id: another item in this split has it"}
 
@@ -593,17 +661,18 @@ def test_items_without_passage_leak_only_with_the_same_answers():
     v = five("v1", question=stem)
     other = five("t1", split="train", question=stem, answers=["Manaus", "Belém", "Natal", "Macapá", "Palmas"])
     reordered = five("t2", split="train", question=stem, answers=list(reversed(v["answers"])), label=0)
-    train, validation, q = C.clean_records([v, other, reordered], [], P)
+    train, validation, _, q = C.clean_records([v, other, reordered], [], P)
     assert [r["id"] for r in train] == ["t1"]
     assert reasons(q) == {"t2": "leak: also in validation"}
 
 
 def test_summary_counts_per_source_and_option_count_and_names_a_split_without_multiple_choice():
-    train, validation, q = C.clean_records(
+    train, validation, _, q = C.clean_records(
         [{**mcq("c1"), "source": "cosmosqa"}, five("e1", split="train"), five("e2", split="train", question="Outra?")],
         [open_qa("p1", "Qual é a carga horária máxima?", "Seis horas.", split="validation")], P)
     summary = C.summarize(train, validation, q)
-    assert summary["mcq_by_source"] == {"cosmosqa": {"train": 1, "validation": 0}, "enem": {"train": 2, "validation": 0}}
+    assert summary["mcq_by_source"] == {"cosmosqa": {"train": 1, "validation": 0, "test": 0},
+                                        "enem": {"train": 2, "validation": 0, "test": 0}}
     assert summary["mcq_by_option_count"] == {"4": 1, "5": 2}
     assert summary["splits_without_mcq"] == ["validation"]
 

@@ -490,3 +490,15 @@ def test_the_bundled_sample_skips_nothing_and_reports_zero_counters():
         _, metrics, problems = _build(("exemplo.jsonl", f.read()))
     assert not problems and metrics["skipped"] == {"annulled": 0, "needs_figure": 0}
     assert M.describe_skipped("exemplo", metrics["sources"]["exemplo"]) is None
+
+
+def test_a_source_declared_as_a_split_gives_it_to_every_item():
+    """{path: ..., split: test} holds a whole exam out, whatever its rows say."""
+    p = MCQParams(sources=[], validation_share=0.5)
+    held = M.rows_of(MCQSource(path="enem2022.jsonl", split="test"),
+                     _jsonl(*[_row(f"e{i}") for i in range(6)], _row("t", split="train")))
+    other = M.rows_of(MCQSource(path="enem2024.jsonl"), _jsonl(*[_row(f"f{i}") for i in range(6)]))
+    records, metrics, problems = M.build([held, other], p)
+    assert not problems
+    assert {r["split"] for r in records if r["source"] == "enem2022"} == {"test"}
+    assert "test" not in {r["split"] for r in records if r["source"] == "enem2024"}
