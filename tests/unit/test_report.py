@@ -405,3 +405,20 @@ def test_compare_lists_flips_on_five_option_items(tmp_path):
         "2 of 2 shared items flipped (finetuned, letter): 1 fixed, 1 broken in b.jsonl",
         "  fixed   e1                   label E  a.jsonl: A  b.jsonl: E",
         "  broken  e2                   label D  a.jsonl: D  b.jsonl: E"]
+
+
+def test_compare_says_first_when_the_item_sets_differ(tmp_path):
+    from tests.cli_runner import invoke
+
+    def rows(ids_ok):
+        return "".join(json.dumps({"id": i, "model": "finetuned", "mode": "letter", "label": "A", "correct": ok,
+                                   "prediction": "A" if ok else "B"}) + "\n" for i, ok in ids_ok)
+
+    (tmp_path / "a.jsonl").write_text(rows([("q1", False), ("q2", True), ("q3", True)]), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(rows([("q1", True), ("q2", True), ("q4", True), ("q5", False)]), encoding="utf-8")
+    result = invoke(["compare", "a.jsonl", "b.jsonl"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "The item sets differ: a.jsonl scored 3 items, b.jsonl 4, both 2; accuracies and deltas are on the 2 "
+        "shared items (other tables: each side on its own items).",
+        "1 of 2 shared items flipped (finetuned, letter): 1 fixed, 0 broken in b.jsonl"]
