@@ -18,14 +18,15 @@ on the exact training prompt.
 Items may have any number of options (2 to 10): item letters are the first n of ``format.letters``.
 
 Metrics per model and mode: accuracy (invalid counted wrong), accuracy over answered items,
-invalid rate by category, n, a 95% bootstrap interval, accuracy by question type, calibration
+invalid rate by category, n, a 95% interval (``evaluate.proportion_ci_method``: Wilson or exact), accuracy by question type, calibration
 (ECE); accuracy with n and interval per source (``by_source``; a record without ``source`` counts
 as "unknown") and per option count (``by_options``); the majority-letter baseline (always answer
 the most frequent gold letter) and the distribution of predicted letters, with
 ``top_letter_warning`` (and a warning in the log) when one letter takes more than
 ``evaluate.max_letter_share`` of the items. Per model: answer-position bias under cyclic
-permutations of the options (letter mode; see ``position_bias``); and a McNemar test between base
-and fine-tuned. Open questions from PDFs (if any reach validation)
+permutations of the options (letter mode; see ``position_bias``); and McNemar's exact test between
+base and fine-tuned with Newcombe's paired interval of the difference. ``breakdown``: all of these
+per split, source, option count and subject, each with n (gabarito/breakdown.py). Open questions from PDFs (if any reach validation)
 get exact match, token F1 and ROUGE-L.
 
 Sections: metrics of one mode / guard rails / running the models / plots / report / the command.
@@ -58,14 +59,15 @@ from gabarito.scoring import (
     score_letters,
     token_f1,
 )
+from gabarito.breakdown import breakdown, render_breakdown
 from gabarito.stats import (
     accuracy_by,
-    bootstrap_ci,
     expected_calibration_error,
     letter_distribution,
     majority_baseline,
     mcnemar,
     percent,
+    proportion_ci,
 )
 
 UNKNOWN_SOURCE = "unknown"  # by_source's group for a record without ``source``
@@ -84,7 +86,7 @@ def summarize(records: list[dict], preds: list[dict], p: EvaluateParams, *,
     correct = [pr["correct"] for pr in preds]
     counts = {c: sum(pr["category"] == c for pr in preds) for c in CATEGORIES}
     answered = counts[VALID] + counts[OPTION_TEXT]
-    low, high = bootstrap_ci(correct, p.bootstrap_samples, p.seed)
+    low, high = proportion_ci(sum(correct), n, p.proportion_ci_method)
     out = {
         "n": n,
         "accuracy": round(sum(correct) / n, 6) if n else 0.0,
@@ -103,10 +105,9 @@ def summarize(records: list[dict], preds: list[dict], p: EvaluateParams, *,
         if rec.get("none_correct"):
             by_type.setdefault("none_of_the_above", []).append(pr["correct"])
     out["by_type"] = {t: round(sum(v) / len(v), 6) for t, v in sorted(by_type.items())}
-    # the same resampling seed for every group: same inputs, same intervals
     out["by_source"] = accuracy_by([r.get("source") or UNKNOWN_SOURCE for r in records], correct,
-                                   p.bootstrap_samples, p.seed)
-    out["by_options"] = accuracy_by([option_count(r) for r in records], correct, p.bootstrap_samples, p.seed)
+                                   p.proportion_ci_method)
+    out["by_options"] = accuracy_by([option_count(r) for r in records], correct, p.proportion_ci_method)
     # letters as far as the largest item goes (A-D for Cosmos QA alone, A-E with five-option items)
     widest = max((len(r["answers"]) for r in records if "answers" in r), default=0)
     shown = list(letters[:widest]) if widest else sorted({pr["label"] for pr in preds if pr.get("label")})
@@ -234,6 +235,8 @@ def evaluate(records: list[dict], base: str | Path, adapter: str | Path, p: Eval
         a = [pr["correct"] for pr in predictions if pr["model"] == "base" and pr["mode"] == mode]
         b = [pr["correct"] for pr in predictions if pr["model"] == "finetuned" and pr["mode"] == mode]
         metrics["mcnemar"][mode] = mcnemar(a, b)
+    # per split, source, option count and subject, each with n (gabarito/breakdown.py)
+    metrics["breakdown"] = breakdown(mcq, predictions, modes=p.modes, letters=letters, method=p.proportion_ci_method)
     return metrics, predictions, plot_data(mcq, predictions, p)
 
 
@@ -296,12 +299,14 @@ def headline_metrics(metrics: dict, modes: list[str]) -> dict:
 
 
 # --- report ------------------------------------------------------------------------------------------
-def render_report(metrics: dict, modes: list[str], *, max_letter_share: float | None = None) -> str:
+def render_report(metrics: dict, modes: list[str], *, max_letter_share: float | None = None,
+                  method: str = "wilson") -> str:
     """metrics/report.md: the tables a person reads after `dvc repro`; with ``max_letter_share``
-    (evaluate.max_letter_share), the models that answer one letter too often are named first."""
+    (evaluate.max_letter_share), the models that answer one letter too often are named first.
+    ``method``: the proportion interval's (evaluate.proportion_ci_method)."""
     lines = ["# Evaluation report", "",
              "Accuracy counts invalid answers as wrong; *valid-only* divides by answered items. "
-             "CI is a 95% bootstrap interval.", ""]
+             f"CI is a 95% interval ({method}).", ""]
     if max_letter_share is not None:
         lines += [f"**WARNING: {w}.**" for w in letter_warnings(metrics, modes, max_letter_share)]
         lines += [""] if lines[-1] != "" else []
@@ -327,14 +332,8 @@ def render_report(metrics: dict, modes: list[str], *, max_letter_share: float | 
     for name in ("base", "finetuned"):
         bt = metrics[name][modes[0]]["by_type"]
         lines.append(f"| {name} | " + " | ".join(f"{bt[t]:.2%}" if t in bt else "-" for t in types) + " |")
-    for key, title in (("by_source", "source"), ("by_options", "option count")):
-        rows = [(name, mode, group, g) for name in ("base", "finetuned") for mode in modes
-                for group, g in metrics[name][mode].get(key, {}).items()]
-        if rows:
-            lines += ["", f"## Accuracy by {title}", "", f"| model | mode | {title} | n | accuracy | 95% CI |",
-                      "| --- | --- | --- | ---: | ---: | --- |"]
-            lines += [f"| {name} | {mode} | {group} | {g['n']} | {g['accuracy']:.2%} | "
-                      f"{g['ci95_low']:.2%}-{g['ci95_high']:.2%} |" for name, mode, group, g in rows]
+    if metrics.get("breakdown"):  # per split, source, option count and subject (gabarito/breakdown.py)
+        lines += ["", *render_breakdown(metrics["breakdown"], modes=modes, method=method)]
     if "majority_baseline" in metrics["base"][modes[0]]:
         lines += ["", "## Predicted letters against the majority-letter baseline", "",
                   "The baseline always answers the most frequent gold letter. A letter taking more than "
@@ -369,11 +368,14 @@ def render_report(metrics: dict, modes: list[str], *, max_letter_share: float | 
         for name in ("base", "finetuned"):
             o = metrics[name]["open"]
             lines.append(f"| {name} | {o['n']} | {o['exact_match']:.2%} | {o['token_f1']:.3f} | {o['rouge_l']:.3f} |")
-    lines += ["", "## Base vs fine-tuned (exact McNemar test)", "",
-              "| mode | only base correct | only fine-tuned correct | p-value |", "| --- | ---: | ---: | ---: |"]
+    lines += ["", "## Base vs fine-tuned (exact McNemar test, Newcombe's paired 95% interval)", "",
+              "| mode | only base correct | only fine-tuned correct | fine-tuned - base | 95% CI (paired) | p-value |",
+              "| --- | ---: | ---: | ---: | --- | ---: |"]
     for mode in modes:
         mc = metrics["mcnemar"][mode]
-        lines.append(f"| {mode} | {mc['only_base_correct']} | {mc['only_finetuned_correct']} | {mc['p_value']:.4f} |")
+        paired = (f"{mc['finetuned_minus_base'] * 100:+.2f} pp | {mc['ci95_low'] * 100:+.2f} to {mc['ci95_high'] * 100:+.2f} pp"
+                  if "ci95_low" in mc else "- | -")  # an eval.json from before the paired interval
+        lines.append(f"| {mode} | {mc['only_base_correct']} | {mc['only_finetuned_correct']} | {paired} | {mc['p_value']:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -455,12 +457,12 @@ def command(validation, test_path, train_path, base, adapter, prompts, predictio
     result, preds, plots = evaluate(records, base, adapter, p, q, train=train, **kw)
     result["fitted"] = sum("fitted" in r for r in records)
     test_preds, heads, text = [], headline_metrics(result, p.modes), render_report(
-        result, p.modes, max_letter_share=p.max_letter_share)
+        result, p.modes, max_letter_share=p.max_letter_share, method=p.proportion_ci_method)
     if test:
         result["test"], test_preds = score_test(test, train + records, base, adapter, p, q, **kw)
         heads["test"] = headline_metrics(result["test"], p.modes)
-        text += "\n# Held-out test split\n\n" + render_report(result["test"], p.modes,
-                                                               max_letter_share=p.max_letter_share).split("\n", 2)[2]
+        text += "\n# Held-out test split\n\n" + render_report(
+            result["test"], p.modes, max_letter_share=p.max_letter_share, method=p.proportion_ci_method).split("\n", 2)[2]
     io.write_jsonl(predictions, preds)
     io.write_jsonl(test_predictions, test_preds)
     io.write_json(metrics, result)

@@ -13,10 +13,12 @@ everything after loading is plain functions of records:
     report = build_report(baseline, current, labels=("main", "workspace"), ...)
     render_markdown(report) / render_html(report)
 
-Accuracy deltas come with a 95% *paired* bootstrap interval over the items scored on both sides
-(matched by id) and an exact McNemar test on the same pairs: two runs on the same items are far
-more alike than two independent samples, so the paired interval is much narrower than the
-difference of two per-run intervals suggests.
+A comparison is made on the items both sides scored (matched by id): each side's accuracy on
+them, the delta, Newcombe's paired 95% interval of it and McNemar's exact test; each side's n and
+the shared n are shown, and when the item sets differ the report says so first, in one line. Two
+runs on the same items are far more alike than two independent samples, so the paired interval is
+much narrower than the difference of two per-run intervals suggests; and a delta between different
+items (n=65 against n=89) mixes the change of model with the change of items.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import click
 from gabarito import io
 from gabarito.clikit import log, params_option, user_errors
 from gabarito.io import InputError
-from gabarito.stats import flipped, mcnemar, paired_bootstrap_ci, percent
+from gabarito.stats import flipped, mcnemar, percent
 
 Reader = Callable[[str], "str | None"]
 
@@ -211,21 +213,47 @@ def _truncate(text: str, width: int) -> str:
 
 
 # --- the report --------------------------------------------------------------------------------------
-def _compare_accuracy(model: str, mode: str, a: dict, b: dict, pa, pb, bootstrap_samples: int, seed: int) -> dict:
-    """Both sides' accuracy; paired (interval, McNemar) over the items both sides predicted, when any."""
-    row = {"model": model, "mode": mode, "a": a["accuracy"], "b": b["accuracy"],
-           "delta": _delta(a["accuracy"], b["accuracy"]), "n_a": a.get("n"), "n_b": b.get("n"), "paired": None}
+def item_sets(pa, pb, model: str, mode: str) -> tuple[int, int, int]:
+    """(items A scored, items B scored, items both scored) of one model and mode, by id."""
     ca, cb = _correct_by_id(pa, model, mode), _correct_by_id(pb, model, mode)
-    ids = sorted(set(ca) & set(cb))  # sorted: the resampling must not depend on file order
+    return len(ca), len(cb), len(set(ca) & set(cb))
+
+
+def item_set_line(la: str, lb: str, n_a: int | None, n_b: int | None, shared: int | None) -> str | None:
+    """The one line that says the two sides scored different items (None when they scored the same)."""
+    if shared is None:  # no per-item predictions on a side: only the counts can differ
+        if n_a is None or n_b is None or n_a == n_b:
+            return None
+        return (f"The item sets differ: {la} scored {n_a} items, {lb} {n_b}; without per-item predictions on "
+                "both sides the deltas below are between different items.")
+    if n_a == n_b == shared:
+        return None
+    return (f"The item sets differ: {la} scored {n_a} items, {lb} {n_b}, both {shared}; accuracies and deltas "
+            f"are on the {shared} shared items (other tables: each side on its own items).")
+
+
+def _compare_accuracy(model: str, mode: str, a: dict, b: dict, pa, pb) -> dict:
+    """Accuracy of both sides on the items both predicted, their delta, Newcombe's paired interval and
+    McNemar's test; each side's n and the shared n. Without predictions on a side: each side's own
+    accuracy (over its own items) and no paired statistics."""
+    row = {"model": model, "mode": mode, "a": a["accuracy"], "b": b["accuracy"], "a_all": a["accuracy"],
+           "b_all": b["accuracy"], "delta": _delta(a["accuracy"], b["accuracy"]), "n_a": a.get("n"),
+           "n_b": b.get("n"), "shared": None, "paired": None}
+    ca, cb = _correct_by_id(pa, model, mode), _correct_by_id(pb, model, mode)
+    if pa is None or pb is None:
+        return row
+    ids = sorted(set(ca) & set(cb))  # sorted: nothing may depend on file order
+    row.update(n_a=len(ca), n_b=len(cb), shared=len(ids))
     if ids:
         xa, xb = [ca[i] for i in ids], [cb[i] for i in ids]
-        low, high = paired_bootstrap_ci(xa, xb, bootstrap_samples, seed)
-        test = mcnemar(xa, xb)
-        row["paired"] = {"n": len(ids), "a": round(sum(xa) / len(ids), 6), "b": round(sum(xb) / len(ids), 6),
-                         "delta": round((sum(xb) - sum(xa)) / len(ids), 6), "ci95_low": low, "ci95_high": high,
-                         # stats.mcnemar names its sides base/fine-tuned: here A is the baseline
+        test = mcnemar(xa, xb)  # stats.mcnemar names its sides base/fine-tuned: here A is the baseline
+        row.update(a=round(sum(xa) / len(ids), 6), b=round(sum(xb) / len(ids), 6),
+                   delta=test["finetuned_minus_base"])
+        row["paired"] = {"n": len(ids), "ci95_low": test["ci95_low"], "ci95_high": test["ci95_high"],
                          "fixed": test["only_finetuned_correct"], "broken": test["only_base_correct"],
                          "p_value": test["p_value"]}
+    else:
+        row.update(a=None, b=None, delta=None)
     return row
 
 
@@ -271,7 +299,7 @@ def _flipped_items(pa, pb, model: str, mode: str, questions: dict, question_widt
 
 
 def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("baseline", "current"),
-                 bootstrap_samples: int = 1000, seed: int = 0, plots: list[str] = (),
+                 plots: list[str] = (),
                  baseline_rev: str | None = None, current_rev: str | None = None, max_flipped: int = 50,
                  question_width: int = 80) -> dict:
     """The comparison as plain data. ``baseline``/``current`` are load_side() dicts (only
@@ -293,7 +321,7 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
     letters = []
     for model, mode in pairs:
         a, b = ma[model][mode], mb[model][mode]
-        accuracy.append(_compare_accuracy(model, mode, a, b, pa, pb, bootstrap_samples, seed))
+        accuracy.append(_compare_accuracy(model, mode, a, b, pa, pb))
         for metric in SECONDARY:
             if metric in a and metric in b:
                 secondary.append({"model": model, "mode": mode, "metric": metric, "a": a[metric], "b": b[metric],
@@ -321,7 +349,9 @@ def build_report(baseline: dict, current: dict, *, labels: tuple[str, str] = ("b
 
     return {
         "labels": {"a": labels[0], "b": labels[1]},
-        "bootstrap": {"samples": bootstrap_samples, "seed": seed},
+        # first: the item sets differ (one line per distinct difference among the models and modes)
+        "item_sets": list(dict.fromkeys(line for r in accuracy if (line := item_set_line(
+            labels[0], labels[1], r["n_a"], r["n_b"], r["shared"])))),
         "accuracy": accuracy,
         "metrics": secondary,
         "train": train,
@@ -377,10 +407,12 @@ def _table_rows(report: dict) -> dict[str, tuple[list[str], list[list[str]]]]:
     la, lb = report["labels"]["a"], report["labels"]["b"]
     out = {}
     out["accuracy"] = (
-        ["model", "mode", la, lb, "delta", "95% CI of delta (paired)", "paired n", "fixed", "broken", "McNemar p"],
+        ["model", "mode", la, lb, "delta", "95% CI of delta (paired)", f"n {la}", f"n {lb}", "shared n", "fixed",
+         "broken", "McNemar p"],
         [[r["model"], r["mode"], percent(r["a"]), percent(r["b"]), _signed_pct(r["delta"]), _ci(r["paired"]),
-          *((str(p["n"]), str(p["fixed"]), str(p["broken"]), f"{p['p_value']:.4f}") if (p := r["paired"])
-            else ("-",) * 4)] for r in report["accuracy"]])
+          _num(r["n_a"]), _num(r["n_b"]), _num(r["shared"]),
+          *((str(p["fixed"]), str(p["broken"]), f"{p['p_value']:.4f}") if (p := r["paired"])
+            else ("-",) * 3)] for r in report["accuracy"]])
     out["metrics"] = (["model", "mode", "metric", la, lb, "delta"],
                       [[r["model"], r["mode"], r["metric"], _metric_value(r["metric"], r["a"]),
                         _metric_value(r["metric"], r["b"]), _metric_value(r["metric"], r["delta"], signed=True)]
@@ -425,11 +457,11 @@ def _flip_rows(items: list[dict], la: str, lb: str) -> tuple[list[str], list[lis
 
 
 def _intro(report: dict) -> list[str]:
-    b = report["bootstrap"]
-    return [f"Accuracy counts invalid answers as wrong. Deltas are {report['labels']['b']} minus "
-            f"{report['labels']['a']}, in percentage points (pp). The interval is a 95% paired bootstrap "
-            f"({b['samples']} resamples, seed {b['seed']}) over the items scored on both sides; McNemar's exact "
-            "test asks whether the items fixed outnumber the items broken by more than chance.", *report["notes"]]
+    return [*report.get("item_sets", []),
+            f"Accuracy counts invalid answers as wrong. Accuracies and deltas ({report['labels']['b']} minus "
+            f"{report['labels']['a']}, in percentage points, pp) are on the items both sides scored; the interval "
+            "is Newcombe's paired 95% interval over them, and McNemar's exact test asks whether the items fixed "
+            "outnumber the items broken by more than chance.", *report["notes"]]
 
 
 # --- Markdown ----------------------------------------------------------------------------------------
@@ -468,7 +500,7 @@ def render_markdown(report: dict) -> str:
                       *_md_table(["type", la, lb, "delta"], _by_type_rows(block), numeric_from=1), ""]
     for key, (title, column) in GROUP_TITLES.items():
         if report.get(key):
-            lines += [f"## {title} (n and 95% bootstrap interval per side)", ""]
+            lines += [f"## {title} (each side on its own items: n and 95% interval)", ""]
             for block in report[key]:
                 lines += [f"### {_md(block['model'])}, {_md(block['mode'])}", "",
                           *_md_table([column, la, lb, "delta"], _group_rows(block)), ""]
@@ -565,7 +597,7 @@ def render_html(report: dict) -> str:
                              [(r["type"], r["a"], r["b"]) for r in block["rows"]], (la, lb))]
     for key, (title, column) in GROUP_TITLES.items():
         if report.get(key):
-            out.append(f"<h2>{_e(title)} (n and 95% bootstrap interval per side)</h2>")
+            out.append(f"<h2>{_e(title)} (each side on its own items: n and 95% interval)</h2>")
             for block in report[key]:
                 out += [f"<h3>{_e(block['model'])}, {_e(block['mode'])}</h3>",
                         _html_table([column, la, lb, "delta"], _group_rows(block))]
@@ -595,10 +627,15 @@ def render_html(report: dict) -> str:
 
 
 
-def describe_flips(rows: list[dict], *, a: str, b: str, model: str, mode: str) -> list[str]:
-    """``gabarito compare``'s lines: a count, then one line per flipped item."""
+def describe_flips(rows: list[dict], *, a: str, b: str, model: str, mode: str,
+                   sizes: tuple[int, int, int] | None = None) -> list[str]:
+    """``gabarito compare``'s lines: with ``sizes`` (item_sets: A's n, B's n, shared n), first a line when
+    the item sets differ; a count over the shared items, then one line per flipped item."""
     fixed = sum(r["change"] == "fixed" for r in rows)
-    return ([f"{len(rows)} items flipped ({model}, {mode}): {fixed} fixed, {len(rows) - fixed} broken in {b}"]
+    first = item_set_line(a, b, *sizes) if sizes else None
+    among = f" of {sizes[2]} shared items" if sizes else " items"
+    return ([first] if first else []) + (
+        [f"{len(rows)}{among} flipped ({model}, {mode}): {fixed} fixed, {len(rows) - fixed} broken in {b}"]
             + [f"  {r['change']:6}  {r['id']:<20} label {r['label']}  {a}: {r['a'] or '-'}  {b}: {r['b'] or '-'}"
                for r in rows])
 
@@ -621,8 +658,9 @@ def command(baseline, current, out, as_html, metrics, predictions, train_metrics
     """Report an experiment against a BASELINE: metric deltas with 95% intervals, params changed, flips.
 
     BASELINE and --current are git revisions, branches, tags, DVC experiment names, or
-    'workspace'. Accuracy deltas come with a paired bootstrap interval and McNemar's p over the
-    items both sides scored; then the params that differ, accuracy by question type, the items
+    'workspace'. Accuracies and deltas are on the items both sides scored, with Newcombe's paired
+    interval and McNemar's p; each side's n and the shared n are shown, and a first line says when
+    the item sets differ; then the params that differ, accuracy by question type, the items
     that flipped, and the plots to compare with `dvc plots diff`.
 
     \b
@@ -633,16 +671,12 @@ def command(baseline, current, out, as_html, metrics, predictions, train_metrics
     """
     import yaml
 
-    from gabarito.params import load_section
-
     paths = {"metrics": metrics, "predictions": predictions, "train": train_metrics, "params": params_path,
              "validation": validation}
     sides = [load_side(reader(ref), label=ref, **paths) for ref in (baseline, current)]
-    e = load_section("evaluate", params_path)
     dvc_yaml = Path("dvc.yaml")
     plots = plot_files(yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))) if dvc_yaml.is_file() else []
-    rep = build_report(*sides, labels=(baseline, current), bootstrap_samples=e.bootstrap_samples, seed=e.seed,
-                       plots=plots, baseline_rev=baseline, current_rev=current)
+    rep = build_report(*sides, labels=(baseline, current), plots=plots, baseline_rev=baseline, current_rev=current)
     text = render_html(rep) if as_html else render_markdown(rep)
     if out:
         io.write_text(out, text)
@@ -673,6 +707,7 @@ def compare_command(a, b, model, mode, path):
       gabarito compare main exp-lora-r32       # a branch against an experiment
       gabarito compare old.jsonl new.jsonl
     """
-    rows = flipped(load_predictions(a, path), load_predictions(b, path), model=model, mode=mode)
-    for line in describe_flips(rows, a=a, b=b, model=model, mode=mode):
+    pa, pb = load_predictions(a, path), load_predictions(b, path)
+    rows = flipped(pa, pb, model=model, mode=mode)
+    for line in describe_flips(rows, a=a, b=b, model=model, mode=mode, sizes=item_sets(pa, pb, model, mode)):
         click.echo(line)

@@ -93,7 +93,7 @@ def test_compare_lists_flipped_items_between_two_prediction_files(tmp_path):
     result = invoke(["compare", "a.jsonl", "b.jsonl"], tmp_path)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "2 items flipped (finetuned, letter): 1 fixed, 1 broken in b.jsonl"
+    assert lines[0] == "2 of 3 shared items flipped (finetuned, letter): 1 fixed, 1 broken in b.jsonl"
     assert lines[1].split() == ["fixed", "q1", "label", "A", "a.jsonl:", "B", "b.jsonl:", "A"]
     assert lines[2].split()[:2] == ["broken", "q2"]
 

@@ -48,7 +48,7 @@ def test_qlora_trains_saves_an_adapter_and_scores(tiny_base, formatted, prompts,
     assert config["r"] == 4 and config["lora_alpha"] == 8
     assert (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size > 0
 
-    params = EvaluateParams(modes=["letter", "loglik", "generate"], max_new_tokens=4, bootstrap_samples=50)
+    params = EvaluateParams(modes=["letter", "loglik", "generate"], max_new_tokens=4)
     result, preds, plots = evaluate(val_set, tiny_base, tmp_path / "adapter", params, QuantizationParams(),
                                     letters=list("ABCD"), answer_prefix="Alternativa", prompts_file=prompts,
                                     train=train_set)

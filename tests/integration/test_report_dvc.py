@@ -74,7 +74,7 @@ def test_report_of_the_working_tree_against_head(repo):
     assert base["train"] is None  # not at that revision: optional, so None, not an error
     assert sum(r["correct"] for r in base["predictions"]) == 5  # the DVC output, read from the cache at HEAD
 
-    report = rp.build_report(base, cur, labels=("HEAD", "workspace"), bootstrap_samples=500, baseline_rev="HEAD")
+    report = rp.build_report(base, cur, labels=("HEAD", "workspace"), baseline_rev="HEAD")
     row = report["accuracy"][0]
     assert (row["a"], row["b"], row["delta"]) == (0.5, 0.7, 0.2)
     assert (row["paired"]["fixed"], row["paired"]["broken"]) == (3, 1)
@@ -94,7 +94,7 @@ def test_report_command_markdown_and_html(repo, monkeypatch):
     from gabarito.cli import main
 
     monkeypatch.chdir(repo)
-    (repo / "params.yaml").write_text("train:\n  lora:\n    r: 8\nevaluate:\n  bootstrap_samples: 200\n")
+    (repo / "params.yaml").write_text("train:\n  lora:\n    r: 8\n")
     md = CliRunner().invoke(main, ["report", "HEAD"])
     assert md.exit_code == 0, md.output
     assert "| finetuned | letter | 50.00% | 70.00% | +20.00 pp |" in md.output

@@ -43,21 +43,22 @@ def _case():
 
 def test_accuracy_per_source_and_per_option_count():
     records, preds = _case()
-    p = EvaluateParams(bootstrap_samples=200)
+    p = EvaluateParams()
     m = ev.summarize(records, preds, p, letters=ALPHABET)
     assert m["n"] == 8 and m["accuracy"] == 0.5
     src = {k: (v["n"], v["accuracy"]) for k, v in m["by_source"].items()}
     assert src == {"cosmosqa": (4, 0.75), "enem": (3, 0.333333), "unknown": (1, 0.0)}
     assert {k: (v["n"], v["accuracy"]) for k, v in m["by_options"].items()} == {"4": (4, 0.75), "5": (4, 0.25)}
-    # each group's interval is the seeded bootstrap of that group's items
-    assert (m["by_source"]["enem"]["ci95_low"], m["by_source"]["enem"]["ci95_high"]) == \
-        st.bootstrap_ci([True, False, False], 200, 0)
-    assert (m["by_source"]["unknown"]["ci95_low"], m["by_source"]["unknown"]["ci95_high"]) == (0.0, 0.0)
+    # each group's interval is Wilson's of that group's items (evaluate.proportion_ci_method), never 0-0
+    assert (m["by_source"]["enem"]["ci95_low"], m["by_source"]["enem"]["ci95_high"]) == st.proportion_ci(1, 3)
+    assert (m["by_source"]["unknown"]["ci95_low"], m["by_source"]["unknown"]["ci95_high"]) == (0.0, 0.793451)
+    exact = ev.summarize(records, preds, EvaluateParams(proportion_ci_method="exact"), letters=ALPHABET)
+    assert exact["by_source"]["unknown"]["ci95_high"] == 0.975  # Clopper-Pearson 0/1: 1 - 0.025
 
 
 def test_majority_baseline_and_predicted_letters():
     records, preds = _case()
-    m = ev.summarize(records, preds, EvaluateParams(bootstrap_samples=50), letters=ALPHABET)
+    m = ev.summarize(records, preds, EvaluateParams(), letters=ALPHABET)
     # gold letters: A A B C D E E E -> E, 3 of 8
     assert m["majority_baseline"] == {"letter": "E", "accuracy": 0.375}
     assert m["predicted_letters"] == {"A": 4, "B": 1, "C": 1, "D": 0, "E": 1}  # A-E: the widest item's letters
@@ -69,8 +70,8 @@ def test_majority_baseline_and_predicted_letters():
 def test_a_letter_over_the_share_is_flagged_and_warned():
     records, preds = _case()
     # A on 4 of 8 items is exactly 0.5: not more than the default share
-    assert ev.summarize(records, preds, EvaluateParams(bootstrap_samples=50), letters=ALPHABET)["top_letter_warning"] is False
-    low = EvaluateParams(bootstrap_samples=50, max_letter_share=0.49)
+    assert ev.summarize(records, preds, EvaluateParams(), letters=ALPHABET)["top_letter_warning"] is False
+    low = EvaluateParams(max_letter_share=0.49)
     m = ev.summarize(records, preds, low, letters=ALPHABET)
     assert m["top_letter_warning"] is True
     # the toy model's collapse: A on 55 of 58 items
@@ -86,12 +87,10 @@ def test_a_letter_over_the_share_is_flagged_and_warned():
 
 def test_the_report_shows_sources_option_counts_baseline_and_the_warning():
     records, preds = _case()
-    m = ev.summarize(records, preds, EvaluateParams(bootstrap_samples=50, max_letter_share=0.49), letters=ALPHABET)
+    m = ev.summarize(records, preds, EvaluateParams(max_letter_share=0.49), letters=ALPHABET)
     metrics = {"base": {"letter": m}, "finetuned": {"letter": m},
                "mcnemar": {"letter": st.mcnemar([p["correct"] for p in preds], [p["correct"] for p in preds])}}
     report = ev.render_report(metrics, ["letter"], max_letter_share=0.49)
-    enem = m["by_source"]["enem"]
-    assert (f"| base | letter | enem | 3 | 33.33% | {enem['ci95_low']:.2%}-{enem['ci95_high']:.2%} |") in report
-    assert "| finetuned | letter | 5 | 4 | 25.00% |" in report
+    # per source and option count: gabarito/breakdown.py's tables (tests/unit/test_breakdown.py)
     assert "| base | letter | E | 37.50% | 50.00% | A:4 B:1 C:1 D:0 E:1 | A 50.00% | **warning** |" in report
     assert "WARNING: base (letter) answers A on 4 of 8 items" in report

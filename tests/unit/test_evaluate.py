@@ -118,7 +118,7 @@ def test_summarize_counts_invalid_answers_as_wrong():
                for i, t in enumerate(["cause", "cause", "effect", "effect", "fact", "fact", "counterfactual", "cause"])]
     correct = [True, True, False, False, False, True, False, True]
     cats = [VALID, VALID, VALID, INVENTED, NONE, OPTION_TEXT, SEVERAL, VALID]
-    m = ev.summarize(records, _preds(correct, cats), EvaluateParams(bootstrap_samples=200))
+    m = ev.summarize(records, _preds(correct, cats), EvaluateParams())
     assert m["n"] == 8
     assert m["accuracy"] == 0.5
     assert m["invalid_rate"] == 0.375  # invented, none, several
@@ -132,7 +132,7 @@ def test_summarize_counts_invalid_answers_as_wrong():
 
 def test_nothing_answered_has_no_valid_only_accuracy():
     records = [{"id": str(i), "label": 0, "question_type": "fact", "none_correct": False} for i in range(3)]
-    m = ev.summarize(records, _preds([False] * 3, [NONE, INVENTED, SEVERAL]), EvaluateParams(bootstrap_samples=50))
+    m = ev.summarize(records, _preds([False] * 3, [NONE, INVENTED, SEVERAL]), EvaluateParams())
     assert m["accuracy"] == 0.0 and m["invalid_rate"] == 1.0
     assert m["accuracy_valid"] is None  # not 0%: there is nothing to be right or wrong about
 
@@ -143,16 +143,16 @@ def test_the_report_shows_a_missing_valid_only_accuracy_as_a_dash(repo_root):
     metrics = json.loads((repo_root / "metrics/eval.json").read_text())  # the pipeline's own: base never answers
     assert metrics["base"]["generate"]["accuracy_valid"] is None
     report = ev.render_report(metrics, ["letter", "generate"])
-    n = metrics["base"]["generate"]["n"]
-    assert f"| base | generate | {n} | 0.00% | 0.00%-0.00% | - | 100.00% | - |" in report
+    m = metrics["base"]["generate"]
+    assert f"| base | generate | {m['n']} | 0.00% | 0.00%-{m['ci95_high']:.2%} | - | 100.00% | - |" in report
+    assert m["ci95_high"] > 0  # 0 of n right: the interval is not of zero width
 
 
-def test_bootstrap_interval_is_seeded_and_narrows_with_n():
-    small = st.bootstrap_ci([True, False] * 10, 2000, seed=1)
-    large = st.bootstrap_ci([True, False] * 1000, 2000, seed=1)
-    assert small == st.bootstrap_ci([True, False] * 10, 2000, seed=1)
-    assert small[0] < large[0] < 0.5 < large[1] < small[1]
-    assert st.bootstrap_ci([True] * 30, 500, seed=0) == (1.0, 1.0)
+def test_accuracy_interval_narrows_with_n_and_never_collapses():
+    small = st.accuracy_ci([True, False] * 10)
+    large = st.accuracy_ci([True, False] * 1000)
+    assert small["ci95_low"] < large["ci95_low"] < 0.5 < large["ci95_high"] < small["ci95_high"]
+    assert st.accuracy_ci([True] * 30)["ci95_low"] < 1.0 == st.accuracy_ci([True] * 30)["ci95_high"]
 
 
 def test_mcnemar_exact_p_value():

@@ -14,7 +14,7 @@ from gabarito.params import EvaluateParams
 from gabarito.scoring import NONE, VALID
 from stages import evaluate as ev
 
-P = EvaluateParams(modes=["letter", "generate"], bootstrap_samples=10)
+P = EvaluateParams(modes=["letter", "generate"])
 # four items: two types, sources "enem", "cosmosqa" and one with none
 RECORDS = [{"id": "1", "question_type": "cause", "source": "enem"},
            {"id": "2", "question_type": "cause", "source": "cosmosqa"},

@@ -12,7 +12,7 @@ import pytest
 from gabarito.io import InputError
 from gabarito.params import EvaluateParams
 from gabarito.scoring import VALID
-from gabarito.stats import paired_bootstrap_ci
+from gabarito.stats import proportion_ci
 from gabarito.tools import report as rp
 from stages.evaluate import summarize
 
@@ -44,7 +44,7 @@ def _preds(model: str, right: set[int]) -> list[dict]:
 def _side(right: set[int], *, params: dict, train: dict) -> dict:
     """A side as load_side returns it, with metrics made by evaluate.summarize itself."""
     records = _records()
-    p = EvaluateParams(bootstrap_samples=200)
+    p = EvaluateParams()
     metrics, preds = {}, []
     for model, r in (("base", set(range(30))), ("finetuned", right)):  # the base model does not change
         pr = _preds(model, r)
@@ -70,7 +70,7 @@ def sides():
 
 
 def _build(a, b, **kw):
-    return rp.build_report(a, b, labels=("main", "workspace"), bootstrap_samples=2000, seed=0,
+    return rp.build_report(a, b, labels=("main", "workspace"),
                            plots=["metrics/plots/by_type_finetuned.json"], baseline_rev="main", **kw)
 
 
@@ -83,32 +83,66 @@ def test_accuracy_delta_with_paired_interval_and_mcnemar(sides):
     ft = _row(report, "finetuned")
     assert (ft["a"], ft["b"], ft["delta"]) == (0.5, 0.7, 0.2)
     p = ft["paired"]
-    assert (p["n"], p["fixed"], p["broken"], p["delta"]) == (100, 25, 5, 0.2)
-    assert 0 < p["ci95_low"] < 0.2 < p["ci95_high"]
-    # per-item differences: +1 x25, -1 x5, 0 x70; sd 0.51, so the interval is about 0.2 +- 0.1
-    assert 0.08 < p["ci95_low"] < 0.12 and 0.28 < p["ci95_high"] < 0.32
+    assert (p["n"], p["fixed"], p["broken"]) == (100, 25, 5) and (ft["n_a"], ft["n_b"], ft["shared"]) == (100, 100, 100)
+    # per-item differences: +1 x25, -1 x5, 0 x70: the paired Wald interval is 0.2 +- 1.96 * sqrt(30 - 20**2/100)/100
+    # = 0.2 +- 0.10; Newcombe's is close to it here, a little shifted towards 0.5
+    assert 0.09 < p["ci95_low"] < 0.12 and 0.28 < p["ci95_high"] < 0.31
     exact = 2 * sum(math.comb(30, i) for i in range(5 + 1)) / 2 ** 30
     assert p["p_value"] == pytest.approx(exact, abs=1e-6)
     base = _row(report, "base")
-    assert base["delta"] == 0.0 and base["paired"]["ci95_low"] == base["paired"]["ci95_high"] == 0.0
+    # the same answers on 100 items: delta 0, a narrow interval (the pairs agree), but never of zero width
+    assert base["delta"] == 0.0 and -0.05 < base["paired"]["ci95_low"] < 0 < base["paired"]["ci95_high"] < 0.05
     assert base["paired"]["p_value"] == 1.0
+    assert report["item_sets"] == []  # the same items: no line about them
 
 
-def test_paired_interval_is_seeded_and_far_narrower_than_unpaired():
-    a = [k in BASELINE_RIGHT for k in range(N)]
-    b = [k in CURRENT_RIGHT for k in range(N)]
-    ci = paired_bootstrap_ci(a, b, 2000, seed=3)
-    assert ci == paired_bootstrap_ci(a, b, 2000, seed=3)
-    # independent per-run 95% intervals at n=100 are ~+-0.1 each; the paired one is not their sum
-    assert ci[1] - ci[0] < 0.25
-    assert paired_bootstrap_ci(a, a, 500, seed=0) == (0.0, 0.0)
+def test_paired_interval_is_far_narrower_than_unpaired(sides):
+    p = _row(_build(*sides), "finetuned")["paired"]
+    # independent per-run 95% intervals at n=100 are ~+-0.1 each: subtracting them would give ~0.4 wide
+    wa, wb = (proportion_ci(k, 100) for k in (50, 70))
+    assert p["ci95_high"] - p["ci95_low"] < 0.25 < (wa[1] - wa[0]) + (wb[1] - wb[0])
 
 
 def test_only_items_on_both_sides_are_paired(sides):
     a, b = sides
     b["predictions"] = [r for r in b["predictions"] if r["id"] not in {"q098", "q099"}]  # both wrong in either
-    p = _row(_build(a, b), "finetuned")["paired"]
-    assert p["n"] == 98 and (p["fixed"], p["broken"]) == (25, 5)
+    row = _row(_build(a, b), "finetuned")
+    assert row["paired"]["n"] == 98 and (row["paired"]["fixed"], row["paired"]["broken"]) == (25, 5)
+    assert (row["n_a"], row["n_b"], row["shared"]) == (100, 98, 98)
+
+
+def test_different_item_sets_are_compared_on_the_shared_items_and_said_first(sides):
+    a, b = sides
+    # the current run scored 20 items fewer (q080-q099, all wrong on both sides) and 10 new ones, all right:
+    # over its own items it has 80/90; over the 80 shared ones it has 70 against the baseline's 50
+    b["predictions"] = [r for r in b["predictions"] if int(r["id"][1:]) < 80] + [
+        {"id": f"n{k}", "model": m, "mode": "letter", "prediction": "A", "label": "A", "correct": True}
+        for m in ("base", "finetuned") for k in range(10)]
+    b["metrics"]["finetuned"]["letter"].update(accuracy=round(80 / 90, 6), n=90)
+    report = _build(a, b)
+    ft = _row(report, "finetuned")
+    assert (ft["n_a"], ft["n_b"], ft["shared"]) == (100, 90, 80)
+    assert (ft["a"], ft["b"], ft["delta"]) == (0.625, 0.875, 0.25)  # 50/80, 70/80: not 0.5 against 0.889
+    assert (ft["a_all"], ft["b_all"]) == (0.5, 0.888889)
+    assert (ft["paired"]["fixed"], ft["paired"]["broken"]) == (25, 5)
+    line = ("The item sets differ: main scored 100 items, workspace 90, both 80; accuracies and deltas are on "
+            "the 80 shared items (other tables: each side on its own items).")
+    assert report["item_sets"] == [line]  # base and finetuned differ alike: one line
+    md = rp.render_markdown(report)
+    assert md.split("\n")[2] == line  # first, right under the title
+    assert "| finetuned | letter | 62.50% | 87.50% | +25.00 pp |" in md and "| 100 | 90 | 80 | 25 | 5 |" in md
+    page = rp.render_html(report)
+    _parse(page)
+    assert page.index(line) < page.index("Accuracy counts invalid answers")
+
+
+def test_without_predictions_different_counts_are_said(sides):
+    a, b = sides
+    a = {**a, "predictions": None}
+    b["metrics"]["finetuned"]["letter"]["n"] = 90
+    report = _build(a, b)
+    assert report["item_sets"] == ["The item sets differ: main scored 100 items, workspace 90; without per-item "
+                                   "predictions on both sides the deltas below are between different items."]
 
 
 def test_secondary_and_training_deltas(sides):
@@ -244,7 +278,8 @@ def test_without_predictions_the_deltas_still_render(sides):
     assert report["flipped"] == [] and report["train"] == []
     assert any("No per-item predictions for main" in n for n in report["notes"])
     _parse(rp.render_html(report))
-    assert "| finetuned | letter | 50.00% | 70.00% | +20.00 pp | - | - | - | - | - |" in rp.render_markdown(report)
+    assert ("| finetuned | letter | 50.00% | 70.00% | +20.00 pp | - | 100 | 100 | - | - | - | - |"
+            in rp.render_markdown(report))
 
 
 def test_only_models_and_modes_present_on_both_sides(sides):
@@ -315,7 +350,7 @@ def _mixed_side(predicted: list[str | None]) -> dict:
                for k, g in enumerate(gold)]
     preds = [{"id": r["id"], "model": "finetuned", "mode": "letter", "category": VALID, "prediction": x,
               "label": g, "correct": x == g} for r, g, x in zip(records, gold, predicted)]
-    m = summarize(records, preds, EvaluateParams(bootstrap_samples=200, max_letter_share=0.5), letters=list("ABCDEFGHIJ"))
+    m = summarize(records, preds, EvaluateParams(max_letter_share=0.5), letters=list("ABCDEFGHIJ"))
     return {"label": "x", "metrics": {"finetuned": {"letter": m}}, "predictions": preds,
             "questions": {r["id"]: r["question"] for r in records}}
 
@@ -323,7 +358,7 @@ def _mixed_side(predicted: list[str | None]) -> dict:
 def test_report_per_source_and_option_count_with_baseline_and_letter_warning():
     a = _mixed_side(["A", "A", "A", "A", "A", "A"])   # A on every item: warned
     b = _mixed_side(["A", "B", "D", "E", "E", "E"])   # 4 right
-    rep = rp.build_report(a, b, labels=("main", "workspace"), bootstrap_samples=200, seed=0)
+    rep = rp.build_report(a, b, labels=("main", "workspace"))
     rows = {r["group"]: r for r in rep["by_source"][0]["rows"]}
     assert (rows["enem"]["a"]["n"], rows["enem"]["a"]["accuracy"], rows["enem"]["b"]["accuracy"]) == (3, 0.0, 0.666667)
     assert rows["enem"]["delta"] == 0.666667 and rows["cosmosqa"]["delta"] == 0.333334
@@ -335,11 +370,12 @@ def test_report_per_source_and_option_count_with_baseline_and_letter_warning():
             "evaluate.max_letter_share): it answers by position, not by the question.") in rep["notes"]
     md = rp.render_markdown(rep)
     enem_b = b["metrics"]["finetuned"]["letter"]["by_source"]["enem"]
-    assert (f"| enem | 0.00% (n=3, 0.00%-0.00%) | 66.67% (n=3, {enem_b['ci95_low']:.2%}-{enem_b['ci95_high']:.2%}) "
+    # Wilson's interval of 0/3 is 0-56.15%, never 0.00%-0.00% (scipy's, checked in test_stats)
+    assert (f"| enem | 0.00% (n=3, 0.00%-56.15%) | 66.67% (n=3, {enem_b['ci95_low']:.2%}-{enem_b['ci95_high']:.2%}) "
             "| +66.67 pp |") in md
     assert "| finetuned | letter | main | 6 | 16.67% | E 33.33% | A:6 B:0 C:0 D:0 E:0 | A 100.00% | warning |" in md
     page = rp.render_html(rep)
-    assert "<h2>Accuracy by source (n and 95% bootstrap interval per side)</h2>" in page and "A:6 B:0" in page
+    assert "<h2>Accuracy by source (each side on its own items: n and 95% interval)</h2>" in page and "A:6 B:0" in page
 
 
 def test_report_against_a_run_from_before_per_source_metrics(sides):
@@ -366,6 +402,23 @@ def test_compare_lists_flips_on_five_option_items(tmp_path):
     result = invoke(["compare", "a.jsonl", "b.jsonl"], tmp_path)
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        "2 items flipped (finetuned, letter): 1 fixed, 1 broken in b.jsonl",
+        "2 of 2 shared items flipped (finetuned, letter): 1 fixed, 1 broken in b.jsonl",
         "  fixed   e1                   label E  a.jsonl: A  b.jsonl: E",
         "  broken  e2                   label D  a.jsonl: D  b.jsonl: E"]
+
+
+def test_compare_says_first_when_the_item_sets_differ(tmp_path):
+    from tests.cli_runner import invoke
+
+    def rows(ids_ok):
+        return "".join(json.dumps({"id": i, "model": "finetuned", "mode": "letter", "label": "A", "correct": ok,
+                                   "prediction": "A" if ok else "B"}) + "\n" for i, ok in ids_ok)
+
+    (tmp_path / "a.jsonl").write_text(rows([("q1", False), ("q2", True), ("q3", True)]), encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text(rows([("q1", True), ("q2", True), ("q4", True), ("q5", False)]), encoding="utf-8")
+    result = invoke(["compare", "a.jsonl", "b.jsonl"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "The item sets differ: a.jsonl scored 3 items, b.jsonl 4, both 2; accuracies and deltas are on the 2 "
+        "shared items (other tables: each side on its own items).",
+        "1 of 2 shared items flipped (finetuned, letter): 1 fixed, 0 broken in b.jsonl"]
