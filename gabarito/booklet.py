@@ -452,7 +452,8 @@ def read_booklet(data: bytes, p, *, doc: str, knobs: str = "exams.pdf") -> list[
 
 
 # --- running headers and footers ---------------------------------------------------------------------
-PAGE_NUMBER = re.compile(r"^(?:p[áa]g(?:ina)?\.?|page)?\s*[-–—]?\s*\d{1,4}\s*(?:(?:de|of|/)\s*\d{1,4})?\s*[-–—]?$", re.IGNORECASE)
+PAGE_NUMBER = re.compile(r"^(?:p[áa]g(?:ina)?\.?|page)?\s*[-–—]?\s*\d{1,4}\s*(?:(?:de|of|/)\s*\d{1,4})?\s*[-–—]?$"
+                         r"|\bp[áa]g(?:ina)?\.?\s*\d{1,4}\s*(?:(?:de|of|/)\s*\d{1,4})?\W*$", re.IGNORECASE)  # "... Página 2"
 
 
 def _key(text: str) -> str:
@@ -470,7 +471,7 @@ def _alike(a: str, b: str, similarity: float) -> bool:
     if matcher.ratio() >= similarity:
         return True
     shorter = min(len(a), len(b))
-    return shorter >= 12 and sum(m.size for m in matcher.get_matching_blocks() if m.size >= 3) >= similarity * shorter
+    return shorter >= 8 and sum(m.size for m in matcher.get_matching_blocks() if m.size >= 3) >= similarity * shorter
 
 
 def mark_marginal(pages: list[Page], *, margin_share: float, min_share: float, similarity: float) -> None:
@@ -501,7 +502,7 @@ def mark_marginal(pages: list[Page], *, margin_share: float, min_share: float, s
     for page in pages:
         for line in page.lines:
             where = band(page, line)
-            if where and (PAGE_NUMBER.match(line.text.strip())
+            if where and (PAGE_NUMBER.search(line.text.strip())
                           or any(w == where and _alike(k, _key(line.text), similarity) for w, k in repeated)):
                 line.marginal = True
         _mark_gaps([ln for ln in page.lines if not ln.marginal])  # a header above a column is no paragraph gap

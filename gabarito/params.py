@@ -268,6 +268,9 @@ class ExamsParams(Section):
     check_identifiers: bool = True
     # questions read wrong that you leave out, by exam (the file name without .pdf): {prova_2024: [12, 47]}
     drop_questions: dict[str, list[int]] = Field(default_factory=dict)
+    # a whole exam given one split, by exam: {enem_2022: test} holds it out (scored, never trained on);
+    # the others are split by the seeded hash of each item's id
+    splits: dict[str, Literal["train", "validation", "test"]] = Field(default_factory=dict)
     # the share of an answer key's questions that may be missing from what was read of its exam before the
     # stage stops: more usually means a layout read wrong, and the items made would be a silent fraction
     max_unfound_share: float = Field(default=0.1, ge=0.0, le=1.0)

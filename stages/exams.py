@@ -256,7 +256,8 @@ BARE = re.compile(r"^(\d{1,5})$")  # FUVEST: the number alone on its line
 LEAD = re.compile(r"^(\d{1,5})\s+([A-ZÀ-Ý“\"(].*)$")  # OAB (FGV): the number, then the stem's first words
 # an alternative's letter as printed or as OCR garbles it: "(A)", "A)", "[A]", "| (D)", "A.", "A –"
 EXPLICIT = re.compile(rf"^[|\[({{«\"“'‘]*\s*(?:\(\s*({ANY_CASE})\s*[)\]|}}]|({ANY_CASE})\s*[)\]|}}]|({UPPER})\.(?=\s|$)"
-                      rf"|({UPPER})\s+[–—-]\s)\s*(.*)$")
+                      rf"|({UPPER})\s+[–—-]\s|\(({UPPER})(?=[A-ZÀ-Ý]\s))\s*(.*)$")  # last: OCR's "(CA cláusula"
+LEADING_JUNK = re.compile(r"^[-–—*•·|'‘’\"“”.,:;_~ ]+(?=\S)")  # OCR's specks before a line's first word
 PLAIN = re.compile(rf"^({UPPER})(?:\s+(.*))?$")  # a bare capital letter opening the line: INEP's boxed letters
 PASSAGE = re.compile(r"^\W*(?:textos?|leia|considere|instru[çc][ãa]o|o\s+texto|os\s+textos)\b.{0,80}?\bquest[õo]es\b"
                      r"\D{0,12}(\d{1,5})((?:\s*(?:,|e|a|at[ée]|-|–)\s*\d{1,5})+)", re.IGNORECASE)
@@ -346,14 +347,14 @@ def question_starts(lines: list) -> dict[int, tuple[int, str]]:
         return headed
     numbered = {}
     for i, ln in enumerate(lines):
-        m = QUESTION.match(ln.text) or NUMBERED.match(ln.text) or BARE.match(ln.text) or LEAD.match(ln.text)
+        text = LEADING_JUNK.sub("", ln.text)  # OCR's specks: "| 1 Joana", "“2 O Município"
+        m = QUESTION.match(text) or NUMBERED.match(text) or BARE.match(text) or LEAD.match(text)
         if m:
             numbered[i] = (int(m.group(1)), m.group(2) if m.lastindex and m.lastindex >= 2 else "")
     chain = _chain([(i, n, i in headed) for i, (n, _) in numbered.items()])
     return {i: v for i, v in numbered.items() if i in chain}
 
 
-LEADING_JUNK = re.compile(r"^[-–—*•·|'‘’\"“”.,:;_~ ]+(?=\S)")  # OCR's specks before a line's first word
 GARBLED_BOX = re.compile(r"^[\[(|{]\S{0,2}[\])|}]$")  # a boxed letter OCR could not read: "(3)", "[B)", "(€)"
 
 
@@ -370,8 +371,8 @@ def _candidates(body: list) -> list[tuple[int, str, str, int]]:
         text = LEADING_JUNK.sub("", ln.text)
         m = EXPLICIT.match(text)
         if m:
-            letter = next(g for g in m.groups()[:4] if g)
-            out.append((i, letter.upper(), m.group(5), 2))
+            letter = next(g for g in m.groups()[:5] if g)
+            out.append((i, letter.upper(), m.group(6), 2))
             continue
         words = text.split(" ")
         if len(words) > 1 and GARBLED_BOX.match(words[0]):
@@ -682,6 +683,15 @@ def _skip_reason(q: dict, answer, p: ExamsParams, exam: str) -> str | None:
     return None
 
 
+def _context_and_question(text: str, shared: str) -> tuple[str, str]:
+    """(context, question) of a question's text: its last paragraph is what it asks ("O texto evidencia
+    que"); the paragraphs before it (its passage, the source line) and a passage it shares with other
+    questions are its context, which a long item may have cut to fit (format.fit), never the question."""
+    paragraphs = text.split("\n")
+    own, asked = ("\n".join(paragraphs[:-1]), paragraphs[-1]) if len(paragraphs) > 1 else ("", text)
+    return "\n".join(part for part in (shared, own) if part), asked
+
+
 def join_exam(questions: list[dict], key: dict, *, exam: str, doc: str, p: ExamsParams,
               passages: dict | None = None) -> tuple[list[dict], dict]:
     """Items of the questions the key answers, and the exam's report: found, joined, and every
@@ -704,8 +714,9 @@ def join_exam(questions: list[dict], key: dict, *, exam: str, doc: str, p: Exams
             skipped.setdefault(reason, []).append(number)
             continue
         item_id = f"{exam}-q{number:02d}"
-        item = {"id": item_id, "split": hash_split(item_id, seed=p.seed, validation_share=p.validation_share),
-                "context": passages.get(number, {}).get("text", ""), "question": q["question"],
+        context, question = _context_and_question(q["question"], passages.get(number, {}).get("text", ""))
+        split = p.splits.get(exam) or hash_split(item_id, seed=p.seed, validation_share=p.validation_share)
+        item = {"id": item_id, "split": split, "context": context, "question": question,
                 "answers": q["options"], "label": LETTERS.index(answer),
                 "question_type": q["subject"] or "exam", "source": exam, "language": p.language, "doc": doc,
                 "page": q["page"], "needs_figure": q["needs_figure"]}
@@ -774,6 +785,10 @@ def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], d
             "kept. The exam is probably laid out in a way the reader misses: check those questions' pages, or "
             "convert the exam. If the key also covers another booklet, give this exam only its own questions, "
             "or raise exams.max_unfound_share.")
+    unread = sorted(set(p.drop_questions.get(_nfc(exam.stem), [])) - {q["number"] for q in questions})
+    if unread:
+        raise InputError(f"exams.drop_questions: {exam.stem}: question(s) {', '.join(map(str, unread))} were not "
+                         f"read in {exam.name} (see the review file for the numbers read); fix the numbers.")
     leftover = [ln for q in questions for ln in q["leftover"]]
     report = {"doc": _nfc(exam.name), "key": _nfc(key_file.name), "pages": len(pages),
               "pages_ocr": sum(pg.method == "ocr" for pg in pages),
@@ -886,6 +901,13 @@ def command(exam_dir, out, report, review, params_path):
                          "beside it (convert Word or image files to PDF), or empty the folder.")
     if not pairs:
         log(f"exams: {exam_dir} has no exam PDF; no exam items")
+    named = {f"exams.{knob}": set(getattr(p, knob)) for knob in ("splits", "drop_questions")}
+    for knob, names in named.items():  # a typo would hold nothing out, or drop nothing: silently
+        unknown = sorted(names - {_nfc(exam.stem) for exam, _ in pairs})
+        if unknown:
+            raise InputError(f"{knob} names {', '.join(unknown)}, not an exam in {exam_dir} (exams: "
+                             f"{', '.join(sorted(_nfc(e.stem) for e, _ in pairs)) or 'none'}). Use the exam's file "
+                             "name without .pdf.")
     items, reports, reviewed = [], [], []
     for exam, key_file in pairs:
         exam_items, exam_report, entries = read_exam(exam, key_file, p)

@@ -106,17 +106,18 @@ def test_two_column_exam_joins_its_key_pdf(tmp_path):
         ("enem_teste-q01", 1, 1, "ciencias_humanas"), ("enem_teste-q04", 1, 3, "ciencias_humanas"),
         ("enem_teste-q07", 2, 1, "matematica")]
     q1, q4, q7 = items
-    assert q1["question"] == ("A vila cresceu à beira do rio porque a água trazia os barcos, e os barcos traziam o "
-                              "sal, o tecido e as notícias de longe.\nSegundo o texto, a vila cresceu à beira do "
-                              "rio por causa")
+    # the passage is the context (what format.fit may cut), the last paragraph what is asked
+    assert (q1["context"], q1["question"]) == (
+        "A vila cresceu à beira do rio porque a água trazia os barcos, e os barcos traziam o sal, o tecido e as "
+        "notícias de longe.", "Segundo o texto, a vila cresceu à beira do rio por causa")
     assert q1["answers"] == ["da pesca abundante.", "do transporte fluvial.", "das terras férteis.",
                              "do clima ameno.", "da defesa militar."]
     # split across the page break: its last two alternatives are on page 2
     assert q4["answers"] == ["concorrência.", "hierarquia.", "especialização.", "solidariedade.", "propriedade."]
     assert q7["question"] == "Uma caixa tem 12 lápis e outra tem o dobro. Quantos lápis há nas duas caixas juntas?"
     assert q7["answers"] == ["24", "36", "48", "30", "18"]
-    assert {(i["source"], i["doc"], i["language"], i["context"], i["needs_figure"])
-            for i in items} == {("enem_teste", "enem_teste.pdf", "pt", "", False)}
+    assert {(i["source"], i["doc"], i["language"], i["needs_figure"])
+            for i in items} == {("enem_teste", "enem_teste.pdf", "pt", False)}
     assert [i["question_type"] for i in items] == [i["subject"] for i in items]  # the area, not "exam"
     assert report == {
         "doc": "enem_teste.pdf", "key": "enem_teste.gabarito.pdf", "pages": 2, "pages_ocr": 0,
@@ -161,8 +162,8 @@ def test_figure_questions_are_kept_when_asked(tmp_path):
     items, report, _ = read_exam(tmp_path / "enem_teste.pdf", tmp_path / "enem_teste.gabarito.pdf",
                               ExamsParams(include_figure_questions=True))
     q2 = [i for i in items if i["id"] == "enem_teste-q02"]
-    assert [(i["needs_figure"], i["label"], i["question"]) for i in q2] == [
-        (True, 0, "Observe a charge publicada em um jornal de 1920.\nA crítica da charge dirige-se")]
+    assert [(i["needs_figure"], i["label"], i["context"], i["question"]) for i in q2] == [
+        (True, 0, "Observe a charge publicada em um jornal de 1920.", "A crítica da charge dirige-se")]
     assert "needs figure" not in report["skipped"] and report["joined"] == 4
 
 
@@ -272,7 +273,8 @@ def test_the_bundled_sample_is_read_in_seconds_and_matches_its_source(repo_root)
     expected = [(f"amostra_enem-q{n:02d}", "\n".join(" ".join(par.split()) for par in q["text"].split("\n\n")),
                  [str(o) for o in q["options"]], "ABCDE".index(q["answer"]), ExamsParams().subjects[heading])
                 for n, (q, heading) in enumerate(questions, 1) if n not in (8, 19, 26)]
-    assert [(i["id"], i["question"], i["answers"], i["label"], i["subject"]) for i in items] == expected
+    assert [(i["id"], "\n".join(filter(None, (i["context"], i["question"]))), i["answers"], i["label"], i["subject"])
+            for i in items] == expected
 
 
 def test_the_sample_generator_reproduces_the_committed_pdfs(repo_root, tmp_path):
