@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gabarito.params import ExamsParams  # noqa: E402
-from stages.exams import read_exam  # noqa: E402
-from tests import booklets, booklets_heldout  # noqa: E402
+from gabarito.io import InputError
+from gabarito.params import ExamsParams
+from stages.exams import read_exam
+from tests import booklets, booklets_heldout
 
 LAYOUTS = {
     "inep": ("ENEM day 1, caderno 1 AZUL (INEP)", lambda scan: booklets.inep_booklet(scan=scan)),
@@ -42,7 +43,11 @@ def run(name: str, scan: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         booklets.write_booklet(Path(tmp), name, booklet)
         start = time.monotonic()
-        items, report, review = read_exam(Path(tmp) / f"{name}.pdf", Path(tmp) / f"{name}.gabarito.pdf", p)
+        try:
+            items, report, review = read_exam(Path(tmp) / f"{name}.pdf", Path(tmp) / f"{name}.gabarito.pdf", p)
+        except InputError as exc:  # the stage would stop: a row that says so
+            return {"layout": LAYOUTS[name][0], "scan": scan, "error": str(exc)[:160],
+                    "seconds": time.monotonic() - start}
         seconds = time.monotonic() - start
     truth = [t for t in booklet.truth if t["language"] in (None, p.foreign_language)]
     marks = booklet.meta["headers"] + booklet.meta["footers"] + list(booklet.meta.get("page_codes") or [])
@@ -67,6 +72,10 @@ def main() -> None:
     for name in [args.only] if args.only else LAYOUTS:
         for scan in (False,) if args.no_scan else (False, True):
             r = run(name, scan)
+            if "error" in r:
+                print(f"| {r['layout']} | {'scan' if scan else 'born-digital'} | stopped: {r['error']} |||||"
+                      f" {r['seconds']:.1f} s |", flush=True)
+                continue
             print(f"| {r['layout']} | {'scan' if scan else 'born-digital'} | {r['pages']} | "
                   f"{r['right']}/{r['no_figure']} ({100 * r['share']:.1f}%) | {r['extra']} | {r['leaks']} | "
                   f"{r['missed']}/{r['figures']} missed, {r['false_figures']} false | {r['seconds']:.1f} s |",

@@ -55,6 +55,7 @@ class Line:
     gap_before: bool = False  # a paragraph gap above it in its column
     boxed: str = ""  # the letter printed in a small box at the line's start
     marginal: bool = False  # a running header or footer, or a page number
+    ocr: bool = False  # read by tesseract from a scanned page
 
     @property
     def text(self) -> str:
@@ -299,7 +300,7 @@ def parse_tsv(tsv: str, number: int, dpi: int) -> list[Line]:
         left, top, w, h = (int(c) for c in cols[6:10])
         lines.setdefault((cols[2], cols[3], cols[4]), []).append(
             Word(left * scale, top * scale, (left + w) * scale, (top + h) * scale, cols[11].strip()))
-    return [Line(number, words) for words in lines.values()]
+    return [Line(number, words, ocr=True) for words in lines.values()]
 
 
 INK_CELL_PT = 2.0  # the grid a scanned page's ink is measured on, in points
@@ -359,9 +360,12 @@ def ocr_lines(lines: list[Line], number: int, width: float, height: float, dpi: 
     gutter = find_gutter(rows, width)
     heights = sorted(w.bottom - w.top for ln in lines for w in ln.words) or [10.0]
     min_gap = 0.9 * heights[len(heights) // 2]
-    for ln, row in zip(lines, rows):
-        if gutter is not None and not _crosses(row, gutter, min_gap):
-            ln.column = 1 if ln.x1 <= gutter else 2
+    slack = 2 * min_gap  # OCR reads a speck or a rule beside a column's text as part of its line ("|: (B) ...")
+    for ln in lines:
+        if gutter is not None and ln.x1 <= gutter + slack and (ln.x0 + ln.x1) / 2 < gutter:
+            ln.column = 1
+        elif gutter is not None and ln.x0 >= gutter - slack and (ln.x0 + ln.x1) / 2 > gutter:
+            ln.column = 2
     ordered = _order(lines)
     _mark_gaps(ordered)
     return Page(number, width, height, OCR, ordered, [], gutter, dpi, "\n".join(ln.text for ln in ordered))
@@ -457,7 +461,8 @@ PAGE_NUMBER = re.compile(r"^(?:p[áa]g(?:ina)?\.?|page)?\s*[-–—]?\s*\d{1,4}\
 
 
 def _key(text: str) -> str:
-    return re.sub(r"\d+", "#", " ".join(text.casefold().split()))
+    """A header line as compared: case, digits and OCR's specks and punctuation aside."""
+    return re.sub(r"\d+", "#", " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split()))
 
 
 def _alike(a: str, b: str, similarity: float) -> bool:

@@ -249,14 +249,15 @@ def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, 
 # --- questions ------------------------------------------------------------------------------------
 # "QUESTÃO 01" as printed and as read: "QUEST O 51" (the Ã of a split text run on a line of its own),
 # "Questão : 85", "qu ESTÃO 86", "“Questão 11", "; Questão 14"; numbers of any length
-QUESTION = re.compile(r"^[^\w]{0,3}\s*q\s*u\s*e\s*s\s*t\s*[ãaâ]?\s*o\s*[:.;]?\s*(?:n[º°o]?\.?\s*)?(\d{1,5})(?!\d)"
-                      r"\s*[.:)–—-]?\s*(.*)$", re.IGNORECASE)
+QUESTION = re.compile(r"^[^\w]{0,3}\s*q\s*u\s*e\s*s\s*t\s*[ãaâ]?\s*o\s*[:.;,]?\s*(?:n[º°o]?\.?\s*)?(?:\d\s+(?=\d{2}))?"
+                      r"(\d{1,5})(?!\d)\s*[.:)–—-]?\s*(.*)$", re.IGNORECASE)  # "QUESTÃO 3 32": OCR doubled a digit
 NUMBERED = re.compile(r"^(\d{1,5})\s*(?:[.)]|\s[–—-])(?!\d)\s*(.*)$")  # "01.", "1)", "1 –"
 BARE = re.compile(r"^(\d{1,5})$")  # FUVEST: the number alone on its line
 LEAD = re.compile(r"^(\d{1,5})\s+([A-ZÀ-Ý“\"(].*)$")  # OAB (FGV): the number, then the stem's first words
 # an alternative's letter as printed or as OCR garbles it: "(A)", "A)", "[A]", "| (D)", "A.", "A –"
 EXPLICIT = re.compile(rf"^[|\[({{«\"“'‘]*\s*(?:\(\s*({ANY_CASE})\s*[)\]|}}]|({ANY_CASE})\s*[)\]|}}]|({UPPER})\.(?=\s|$)"
                       rf"|({UPPER})\s+[–—-]\s|\(({UPPER})(?=[A-ZÀ-Ý]\s))\s*(.*)$")  # last: OCR's "(CA cláusula"
+AREA_RANGE = re.compile(r"^quest[õo]es\s+(?:de\s+)?\d{1,5}\s+(?:a|e|at[ée])\s+\d{1,5}\b", re.IGNORECASE)  # "Questões 121 a 138"
 LEADING_JUNK = re.compile(r"^[-–—*•·|'‘’\"“”.,:;_~ ]+(?=\S)")  # OCR's specks before a line's first word
 PLAIN = re.compile(rf"^({UPPER})(?:\s+(.*))?$")  # a bare capital letter opening the line: INEP's boxed letters
 PASSAGE = re.compile(r"^\W*(?:textos?|leia|considere|instru[çc][ãa]o|o\s+texto|os\s+textos)\b.{0,80}?\bquest[õo]es\b"
@@ -416,11 +417,11 @@ def _fill_unread(chain: list, body: list) -> list:
         if not out or k + 1 >= len(chain) or chain[k + 1] is None:
             break
         start, end = out[-1][0], chain[k + 1][0]
-        cut = next((j for j in range(start + 1, end) if re.search(r"[.;!?]$", body[j - 1].text.strip())
-                    and body[j].text[:1].isupper()), None)
+        cut = next((j for j in range(start + 1, end) if re.search(r"[.;!?]$", _tidy(body[j - 1].text, True))
+                    and LEADING_JUNK.sub("", body[j].text)[:1].isupper()), None)
         if cut is None:
             break
-        out.append((cut, "?", body[cut].text, 0))
+        out.append((cut, "?", LEADING_JUNK.sub("", body[cut].text), 0))
     return out
 
 
@@ -453,12 +454,21 @@ def find_options(body: list) -> list[tuple[int, str]]:
     return [(c[0], c[2]) for c in best]
 
 
+# OCR's specks after a sentence's end: "naturáis. =", "sociais. o", "religiosas. di:", "hipótese. ]"
+SPECKS_AFTER_END = re.compile(r"(?<=[.;!?])(?:\s+(?:[^\w\s]+\w{0,2}|\w{0,2}[^\w\s]+|[a-zà-ÿ]{1,2}|[A-Z]))+$")
+
+
+def _tidy(text: str, ocr: bool) -> str:
+    """A scanned line as its sentence ends: the specks OCR reads after its last full stop go."""
+    return SPECKS_AFTER_END.sub("", text.rstrip()) if ocr else text
+
+
 def _paragraphs(lines: list, first: str = "") -> list[list[str]]:
     out = [[first] if first else []]
     for ln in lines:
         if ln.gap_before and out[-1]:
             out.append([])
-        out[-1].append(ln.text)
+        out[-1].append(_tidy(ln.text, ln.ocr))
     return out
 
 
@@ -486,7 +496,8 @@ def _last_option_end(lines: list, start: int) -> int:
         line, prev = lines[k], lines[k - 1]
         moved = (line.page, line.column) != (prev.page, prev.column)  # on in the next column or page...
         title = any(c.isalpha() for c in line.text) and line.text.isupper()  # ... unless a heading opens it
-        if line.gap_before or moved and (title or line.column == 0 and line.x1 - line.x0 > 1.3 * width):
+        heading = title and len(re.findall(r"[^\W\d_]{2,}", line.text)) >= 2 or AREA_RANGE.match(line.text)
+        if line.gap_before or heading or moved and (title or line.column == 0 and line.x1 - line.x0 > 1.3 * width):
             return k
     return len(lines)
 
@@ -859,7 +870,9 @@ def describe(report: dict) -> str:
     if report.get("foreign_language"):
         line += f"; foreign language {report['foreign_language']} (questions {', '.join(map(str, report['printed_twice']))} printed twice)"
     ids = report.get("identifiers")
-    if ids and ids["unchecked"]:
+    if ids and not ids["checked"] and not ids["unchecked"] and "booklet" in ids:
+        line += "; no year, day, caderno or colour printed on the booklet or the key: their match is not checked"
+    elif ids and ids["unchecked"]:
         line += (f"; not checked against the key (printed on one side only): {', '.join(ids['unchecked'])}"
                  f" (booklet {ids['booklet']}, key {ids['key']})" if "booklet" in ids else
                  "; identifiers not checked (exams.check_identifiers: false)")
