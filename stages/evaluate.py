@@ -4,12 +4,12 @@
         --train data/processed/train.jsonl --base models/base --adapter models/adapter \\
         --prompts prompts/chat.v1.yaml --predictions metrics/predictions.jsonl \\
         --test-predictions metrics/predictions_test.jsonl --metrics metrics/eval.json --plots-dir metrics/plots \\
-        --report metrics/report.md --headline metrics/headline.json
+        --report metrics/report.md --headline metrics/headline.json --breakdown metrics/breakdown.json
 
 The test split is held out: it never trained and never picked the checkpoint (train reads train and
 validation only). When it has items it is scored like validation, every mode and statistic, into
-``test`` of eval.json and of headline.json, its own predictions file and a section of the report; the
-top level of eval.json, the plots and predictions.jsonl stay validation's. Items format cut to fit
+``test`` of eval.json, breakdown.json and headline.json, its own predictions file and a section of the
+report; the top level of eval.json, the plots and predictions.jsonl stay validation's. Items format cut to fit
 ``train.sft.max_length`` are scored as cut (the training prompt), and counted (``fitted``).
 
 Modes (``evaluate.modes``: letter, loglik, generate; see gabarito/scoring.py) run for both models,
@@ -25,8 +25,11 @@ the most frequent gold letter) and the distribution of predicted letters, with
 ``top_letter_warning`` (and a warning in the log) when one letter takes more than
 ``evaluate.max_letter_share`` of the items. Per model: answer-position bias under cyclic
 permutations of the options (letter mode; see ``position_bias``); and McNemar's exact test between
-base and fine-tuned with Newcombe's paired interval of the difference. ``breakdown``: all of these
-per split, source, option count and subject, each with n (gabarito/breakdown.py). Open questions from PDFs (if any reach validation)
+base and fine-tuned with Newcombe's paired interval of the difference. metrics/breakdown.json: all of
+these per split, source, option count and subject, each with n (gabarito/breakdown.py).
+metrics/headline.json, the only file dvc.yaml declares as metrics, holds the headline per split and
+source, so a plain `dvc metrics diff` fits a 120-column terminal; eval.json and breakdown.json are
+plain outputs (`dvc metrics diff --targets metrics/eval.json` shows them). Open questions from PDFs (if any reach validation)
 get exact match, token F1 and ROUGE-L.
 
 Sections: metrics of one mode / guard rails / running the models / plots / report / the command.
@@ -62,6 +65,7 @@ from gabarito.scoring import (
 from gabarito.breakdown import breakdown, render_breakdown
 from gabarito.stats import (
     accuracy_by,
+    accuracy_ci,
     expected_calibration_error,
     letter_distribution,
     majority_baseline,
@@ -77,6 +81,14 @@ UNKNOWN_SOURCE = "unknown"  # by_source's group for a record without ``source``
 def option_count(rec: dict) -> str:
     """by_options's group of a record: its number of options, as a string (a JSON key)."""
     return str(len(rec["answers"])) if "answers" in rec else "unknown"
+
+
+def shown_letters(records: list[dict], labels, letters) -> list[str]:
+    """The letters the items allow: the first n of ``letters`` for the widest item (A-D for Cosmos QA
+    alone, A-E with five-option items), whether or not a model ever answered them; records without
+    ``answers`` (old files) fall back to the gold letters seen."""
+    widest = max((len(r["answers"]) for r in records if "answers" in r), default=0)
+    return list(letters[:widest]) if widest else sorted({x for x in labels if x})
 
 
 def summarize(records: list[dict], preds: list[dict], p: EvaluateParams, *,
@@ -108,9 +120,7 @@ def summarize(records: list[dict], preds: list[dict], p: EvaluateParams, *,
     out["by_source"] = accuracy_by([r.get("source") or UNKNOWN_SOURCE for r in records], correct,
                                    p.proportion_ci_method)
     out["by_options"] = accuracy_by([option_count(r) for r in records], correct, p.proportion_ci_method)
-    # letters as far as the largest item goes (A-D for Cosmos QA alone, A-E with five-option items)
-    widest = max((len(r["answers"]) for r in records if "answers" in r), default=0)
-    shown = list(letters[:widest]) if widest else sorted({pr["label"] for pr in preds if pr.get("label")})
+    shown = shown_letters(records, [pr.get("label") for pr in preds], letters)
     out["majority_baseline"] = majority_baseline([pr["label"] for pr in preds if pr.get("label")])
     out.update(letter_distribution([pr.get("prediction") for pr in preds], shown, p.max_letter_share))
     if all(pr.get("probs") for pr in preds) and n:
@@ -237,27 +247,50 @@ def evaluate(records: list[dict], base: str | Path, adapter: str | Path, p: Eval
         metrics["mcnemar"][mode] = mcnemar(a, b)
     # per split, source, option count and subject, each with n (gabarito/breakdown.py)
     metrics["breakdown"] = breakdown(mcq, predictions, modes=p.modes, letters=letters, method=p.proportion_ci_method)
-    return metrics, predictions, plot_data(mcq, predictions, p)
+    return metrics, predictions, plot_data(mcq, predictions, p, letters=letters)
 
 
 # --- plots -------------------------------------------------------------------------------------------
-def plot_data(records: list[dict], predictions: list[dict], p: EvaluateParams) -> dict[str, list[dict]]:
-    """Rows for `dvc plots`: confusion matrix, accuracy with n by question type and by source (the primary
-    mode), calibration curve. ``n`` goes with every accuracy: 1/1 and 40/40 are both 100%."""
+def confusion_cells(preds: list[dict], allowed: list[str], model: str) -> list[dict]:
+    """One row per (actual, predicted) cell with its ``count``, zeros included, so the matrix has a
+    row and a column for every letter the items allow (no E column only because E was never
+    predicted); ``invalid`` is a column when some answer named no letter (generate mode)."""
+    counts: dict[tuple[str, str], int] = {}
+    for pr in preds:
+        key = (pr["label"], pr["prediction"] or "invalid")
+        counts[key] = counts.get(key, 0) + 1
+    actual = allowed + sorted({a for a, _ in counts} - set(allowed))
+    predicted = allowed + sorted({x for _, x in counts} - set(allowed))
+    return [{"model": model, "actual": a, "predicted": x, "count": counts.get((a, x), 0)}
+            for a in actual for x in predicted]
+
+
+def plot_data(records: list[dict], predictions: list[dict], p: EvaluateParams, *,
+              letters: list[str] | tuple[str, ...] = tuple(LETTERS)) -> dict[str, list[dict]]:
+    """Rows for `dvc plots`: confusion matrix cells (every letter the items allow), accuracy with n, 95%
+    interval and chance by question type and by source (the primary mode), calibration curve. ``n``
+    goes with every accuracy: 1/1 and 40/40 are both 100%; ``chance`` is the mean of 1/options."""
+    by_id = {r["id"]: r for r in records}
     groups = {"type": {r["id"]: r.get("question_type", "other") for r in records},
               # records from before sources existed (or a file that names none) are counted, as "unknown"
               "source": {r["id"]: r.get("source") or "unknown" for r in records}}
-    primary = p.modes[0]
-    confusion = [{"model": pr["model"], "actual": pr["label"], "predicted": pr["prediction"] or "invalid"}
-                 for pr in predictions if pr["mode"] == primary]
+    primary = [pr for pr in predictions if pr["mode"] == p.modes[0]]
+    allowed = shown_letters(records, [pr["label"] for pr in primary], letters)
+    confusion = [row for name in ("base", "finetuned")
+                 for row in confusion_cells([pr for pr in primary if pr["model"] == name], allowed, name)
+                 if any(pr["model"] == name for pr in primary)]
     accuracy_by: dict[str, list[dict]] = {}
     for key, group_of in groups.items():
-        cells: dict[tuple[str, str], list[bool]] = {}
-        for pr in predictions:
-            if pr["mode"] == primary:
-                cells.setdefault((pr["model"], group_of[pr["id"]]), []).append(pr["correct"])
-        accuracy_by[key] = [{"model": m, key: g, "accuracy": round(sum(v) / len(v), 6), "n": len(v)}
-                            for (m, g), v in sorted(cells.items())]
+        cells: dict[tuple[str, str], list[dict]] = {}
+        for pr in primary:
+            cells.setdefault((pr["model"], group_of[pr["id"]]), []).append(pr)
+        accuracy_by[key] = []
+        for (m, g), prs in sorted(cells.items()):
+            row = {"model": m, key: g, **accuracy_ci([pr["correct"] for pr in prs], p.proportion_ci_method)}
+            options = [len(by_id[pr["id"]]["answers"]) for pr in prs if "answers" in by_id[pr["id"]]]
+            if options:  # the chance line of the bar: 0.25 for four options, 0.2 for five
+                row["chance"] = round(sum(1 / k for k in options) / len(options), 6)
+            accuracy_by[key].append(row)
     calibration = []
     for name in ("base", "finetuned"):
         for mode in p.modes:
@@ -284,18 +317,45 @@ def plot_files(plots: dict[str, list[dict]]) -> dict[str, list[dict]]:
 
 
 def headline_metrics(metrics: dict, modes: list[str]) -> dict:
-    """metrics/headline.json: the few numbers `dvc metrics show` / `dvc exp show` should lead with, copied
-    from eval.json (never recomputed): per mode, each model's accuracy and invalid rate and fine-tuned
-    minus base accuracy; the item count. Mode first (``letter.finetuned.accuracy``), so no column has
-    the name of one of eval.json's (``finetuned.letter.accuracy``): dvc would then prefix both with
-    their file, and eval.json's columns keep their names, so old runs and the guides' commands still match."""
+    """metrics/headline.json: the numbers `dvc metrics show` / `dvc metrics diff` / `dvc exp show` lead
+    with, copied from eval.json and its breakdown (never recomputed): per mode, each model's accuracy and
+    invalid rate, fine-tuned minus base and McNemar's p; per source, its n, chance and both models'
+    accuracy in the primary mode (``source.cosmosqa.letter.finetuned``); the item count. Mode first
+    (``letter.finetuned.accuracy``), so no name is one of eval.json's (``finetuned.letter.accuracy``):
+    read together (``--targets``), dvc would otherwise prefix both columns with their file.
+
+    Every name stays under 50 characters (``test.source.<source>.generate.finetuned`` with a 15-letter
+    source is 46), so `dvc metrics diff` fits a 120-column terminal: path 22 + name 50 + three numbers."""
     out: dict = {"n": metrics["base"]["n"]}
     for mode in modes:
         out[mode] = {name: {k: metrics[name][mode][k] for k in ("accuracy", "invalid_rate")}
                      for name in ("base", "finetuned")}
         out[mode]["finetuned_minus_base"] = round(
             metrics["finetuned"][mode]["accuracy"] - metrics["base"][mode]["accuracy"], 6)
+        if mode in metrics.get("mcnemar", {}):
+            out[mode]["mcnemar_p"] = metrics["mcnemar"][mode]["p_value"]
+    primary = modes[0]
+    for source, g in metrics.get("breakdown", {}).get("source", {}).items():
+        accuracy = {name: g[name][primary]["accuracy"] for name in ("base", "finetuned") if primary in g.get(name, {})}
+        out.setdefault("source", {})[source] = {"n": g["n"], "chance": g["chance"], primary: accuracy}
     return out
+
+
+def output_files(result: dict, modes: list[str]) -> dict[str, dict]:
+    """What evaluate writes as JSON, by role: ``eval`` (every figure, for `gabarito report` and
+    `--targets`), ``breakdown`` (per split, source, option count and subject: hundreds of numbers, its
+    own file) and ``headline`` (the only one dvc.yaml declares as metrics). The test split, when scored,
+    is ``test`` in each."""
+    test = result.get("test")
+    heads = headline_metrics(result, modes)
+    details = {"validation": result.get("breakdown", {})}
+    if test is not None:
+        heads["test"] = headline_metrics(test, modes)
+        details["test"] = test.get("breakdown", {})
+    plain = {k: v for k, v in result.items() if k not in ("breakdown", "test")}
+    if test is not None:
+        plain["test"] = {k: v for k, v in test.items() if k != "breakdown"}
+    return {"eval": plain, "breakdown": details, "headline": heads}
 
 
 # --- report ------------------------------------------------------------------------------------------
@@ -430,17 +490,20 @@ def score_test(test: list[dict], seen: list[dict], base, adapter, p: EvaluatePar
 @click.option("--plots-dir", type=click.Path(file_okay=False), required=True)
 @click.option("--report", type=click.Path(dir_okay=False), required=True)
 @click.option("--headline", "headline_path", type=click.Path(dir_okay=False), required=True,
-              help="a few of the metrics, for `dvc metrics show` / `dvc exp show`")
+              help="the headline per split and source: the file dvc.yaml declares as metrics")
+@click.option("--breakdown", "breakdown_path", type=click.Path(dir_okay=False), required=True,
+              help="per split, source, option count and subject (detail: not declared as metrics)")
 @params_option
 @user_errors
 def command(validation, test_path, train_path, base, adapter, prompts, predictions, test_predictions, metrics,
-            plots_dir, report, headline_path, params_path):
+            plots_dir, report, headline_path, breakdown_path, params_path):
     """Score base and fine-tuned models on validation and the held-out test; metrics, predictions, plots, a report.
 
     \b
     Examples:
       dvc repro evaluate
-      dvc metrics show metrics/headline.json   # the headline numbers
+      dvc metrics diff                         # the headline per split and source, against HEAD
+      dvc metrics diff --targets metrics/eval.json   # every figure (metrics/breakdown.json: per group)
       make plots                               # confusion, accuracy by type and source, calibration (offline)
     """
     from gabarito.chat import load_prompts
@@ -456,17 +519,18 @@ def command(validation, test_path, train_path, base, adapter, prompts, predictio
     kw = {"letters": fmt.letters, "answer_prefix": fmt.answer_prefix, "prompts_file": load_prompts(prompts)}
     result, preds, plots = evaluate(records, base, adapter, p, q, train=train, **kw)
     result["fitted"] = sum("fitted" in r for r in records)
-    test_preds, heads, text = [], headline_metrics(result, p.modes), render_report(
+    test_preds, text = [], render_report(
         result, p.modes, max_letter_share=p.max_letter_share, method=p.proportion_ci_method)
     if test:
         result["test"], test_preds = score_test(test, train + records, base, adapter, p, q, **kw)
-        heads["test"] = headline_metrics(result["test"], p.modes)
         text += "\n# Held-out test split\n\n" + render_report(
             result["test"], p.modes, max_letter_share=p.max_letter_share, method=p.proportion_ci_method).split("\n", 2)[2]
     io.write_jsonl(predictions, preds)
     io.write_jsonl(test_predictions, test_preds)
-    io.write_json(metrics, result)
-    io.write_json(headline_path, heads)
+    files = output_files(result, p.modes)
+    io.write_json(metrics, files["eval"])
+    io.write_json(breakdown_path, files["breakdown"])
+    io.write_json(headline_path, files["headline"])
     with io.atomic_path(plots_dir, directory=True) as tmp:
         for name, rows in plot_files(plots).items():
             io.write_json(tmp / name, rows)

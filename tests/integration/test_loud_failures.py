@@ -247,7 +247,7 @@ def test_evaluate_with_no_validation_items_fails_before_loading_a_model(tmp_path
                      "train.jsonl", "--base", "nobase", "--adapter", "noadapter", "--prompts",
                      str(repo_root / "prompts/chat.v1.yaml"), "--predictions", "p.jsonl",
                      "--test-predictions", "pt.jsonl", "--metrics", "eval.json", "--plots-dir", "plots",
-                     "--report", "report.md", "--headline", "headline.json", "--params",
+                     "--report", "report.md", "--headline", "headline.json", "--breakdown", "breakdown.json", "--params",
                      str(repo_root / "params.yaml")], tmp_path)
     assert result.exit_code == 1, result.output
     assert "validation.jsonl: no validation items to score" in result.output

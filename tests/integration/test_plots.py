@@ -31,6 +31,10 @@ _spec.loader.exec_module(plots_script)
 VL = plots_script.vega_lite_version()  # the vega-lite the page carries draws the specs here too
 TRAIN_LOSS = [(10, 3.0), (20, 2.5), (30, 2.0)]
 EVAL_LOSS = [(15, 2.8), (30, 2.2)]
+LIVE_OTHERS = {"learning_rate": [(10, 2e-3), (20, 1e-3)], "grad_norm": [(10, 4.5), (20, 3.7)],
+               "mean_token_accuracy": [(10, 0.1), (20, 0.4)], "eval/mean_token_accuracy": [(15, 0.3), (30, 0.6)],
+               "epoch": [(10, 0.4), (20, 0.8)], "num_tokens": [(10, 2e4), (20, 4e4)], "total_flos": [(30, 1e9)],
+               "entropy": [(10, 6.3), (20, 5.1)]}
 
 
 @pytest.fixture
@@ -57,6 +61,8 @@ def repo(tmp_path, repo_root) -> tuple[Path, dict]:
     live = repo / "metrics/train_live/plots/metrics"  # as DVCLive writes them (stages/train.py)
     io.write_text(live / "loss.tsv", "step\tloss\n" + "".join(f"{s}\t{v}\n" for s, v in TRAIN_LOSS))
     io.write_text(live / "eval/loss.tsv", "step\tloss\n" + "".join(f"{s}\t{v}\n" for s, v in EVAL_LOSS))
+    for name, rows in LIVE_OTHERS.items():  # the rest of what DVCLive writes there, read or not
+        io.write_text(live / f"{name}.tsv", f"step\t{name.split('/')[-1]}\n" + "".join(f"{s}\t{v}\n" for s, v in rows))
     return repo, env
 
 
@@ -100,6 +106,13 @@ def test_plot_definitions_draw_both_losses_the_calibration_diagonal_and_n(repo):
     assert shown.get("errors") is None, shown["errors"]
     specs = {name: entries[0]["content"] for name, entries in shown["data"].items()}
 
+    # the page's order: the losses, the evaluation, then the DVCLive panels worth reading; DVCLive's
+    # epoch, num_tokens and total_flos (one dot) are not drawn at all
+    order = list(specs)
+    assert order[0] == "loss" and order[-3:] == ["learning_rate", "grad_norm", "token_accuracy"], order
+    assert all(name.startswith("metrics/plots/") for name in order[1:-3]), order
+    assert not [name for name in order if any(k in name for k in ("epoch", "num_tokens", "total_flos"))]
+
     # train and eval loss: one chart, one line each, against the global step
     loss = specs["loss"]
     assert loss["encoding"]["x"]["field"] == "step"
@@ -114,11 +127,28 @@ def test_plot_definitions_draw_both_losses_the_calibration_diagonal_and_n(repo):
         {"x": 0, "y": cal["height"], "x2": cal["width"], "y2": 0}]
     assert {"base/letter", "finetuned/letter"} <= legend_labels(cal)
 
-    # accuracy by source (and by type): one bar per group, its n beside it
+    # accuracy by source (and by type): one bar per group, its n beside it, its 95% interval as a line
+    # from ci95_low to ci95_high, and the group's chance level as a tick (enem: five options, 0.2)
     src = specs["metrics/plots/by_source_finetuned.json"]
     assert sorted(item["text"] for m in marks(src) if m["marktype"] == "text" for item in m["items"]) == [
         "n=1", "n=1", "n=2"]
-    assert sum(len(m["items"]) for m in marks(src) if m["marktype"] == "rect") == 3
+    layers = {m["name"]: m for m in marks(src)}  # the template's layers in order: bar, interval, chance, n
+    assert [layers[f"child_layer_{i}_marks"]["marktype"] for i in range(4)] == ["rect", "rule", "rect", "text"]
+    assert len(layers["child_layer_0_marks"]["items"]) == 3  # one bar per source
+    rows = {r["source"]: r for r in json.loads((repo / "metrics/plots/by_source_finetuned.json").read_text())}
+    width = src["spec"]["width"]
+    intervals = sorted((round(i["x"] / width, 3), round(i["x2"] / width, 3)) for i in layers["child_layer_1_marks"]["items"])
+    assert intervals == sorted((round(r["ci95_low"], 3), round(r["ci95_high"], 3)) for r in rows.values())
+    assert all(low < high for low, high in intervals)
+    chance = sorted(round((i["x"] + i["width"] / 2) / width, 3) for i in layers["child_layer_2_marks"]["items"])
+    assert chance == sorted(r["chance"] for r in rows.values()) == [0.2, 0.25, 0.25]
+
+    # confusion matrix: every letter the five-option items allow, E included though nobody answered E
+    conf = specs["metrics/plots/confusion_finetuned.json"]
+    cells = [i for m in marks(conf) if m["marktype"] == "text" for i in m["items"]]
+    assert len(cells) == 25 and sorted(int(i["text"]) for i in cells)[-2:] == [1, 3]
+    labels = {i["text"] for n in _scene_nodes(conf, lambda node: node.get("role") == "axis-label") for i in n["items"]}
+    assert labels == set("ABCDE")
     by_type = specs["metrics/plots/by_type_base.json"]
     assert sorted(item["text"] for m in marks(by_type) if m["marktype"] == "text" for item in m["items"]) == [
         "n=2", "n=2"]
@@ -155,8 +185,8 @@ def test_make_plots_page_carries_vega_inline_and_loads_nothing(repo, template):
     assert "cdn.jsdelivr" not in html and not re.search(r"""src\s*=\s*["']?https?:""", html)
     assert len(bodies) == 1 and len(bodies[0]) > 500_000  # the libraries, inline
     assert "window.vegaEmbed=" in bodies[0] and f'"{vl_convert.get_vega_version()}"' in bodies[0]
-    # every plot: loss, the 2 files of the DVCLive folder, 2 confusion, 2 by type, 2 by source, calibration
-    assert html.count("vegaEmbed('#") == 10
+    # every plot: loss, 2 confusion, 2 by source, 2 by type, calibration, 3 DVCLive panels
+    assert html.count("vegaEmbed('#") == 11
 
     # the libraries parse and define vegaEmbed, which each plot's <div> calls (no browser here: node)
     if shutil.which("node"):
@@ -192,4 +222,4 @@ def test_plain_dvc_plots_show_draws_offline_with_the_configured_template(repo, r
     html = (repo / "out/index.html").read_text(encoding="utf-8")
     tags, bodies = page_parts(html)
     assert not [t for t in tags if "src" in t.lower()] and len(bodies) == 1, tags
-    assert "cdn.jsdelivr" not in html and html.count("vegaEmbed('#") == 10
+    assert "cdn.jsdelivr" not in html and html.count("vegaEmbed('#") == 11

@@ -12,14 +12,17 @@ import yaml
 from gabarito import io
 from gabarito.params import EvaluateParams
 from gabarito.scoring import NONE, VALID
+from gabarito.stats import proportion_ci
 from stages import evaluate as ev
 
 P = EvaluateParams(modes=["letter", "generate"])
-# four items: two types, sources "enem", "cosmosqa" and one with none
-RECORDS = [{"id": "1", "question_type": "cause", "source": "enem"},
-           {"id": "2", "question_type": "cause", "source": "cosmosqa"},
-           {"id": "3", "question_type": "fact"},
-           {"id": "4", "question_type": "fact", "source": "enem"}]
+# four items: two types, sources "enem", "cosmosqa" and one with none; enem's have five options (A-E),
+# the others four; every gold answer is A and no model ever answers E
+FOUR, FIVE = ["a", "b", "c", "d"], ["a", "b", "c", "d", "e"]
+RECORDS = [{"id": "1", "question_type": "cause", "source": "enem", "answers": FIVE, "label": 0},
+           {"id": "2", "question_type": "cause", "source": "cosmosqa", "answers": FOUR, "label": 0},
+           {"id": "3", "question_type": "fact", "answers": FOUR, "label": 0},
+           {"id": "4", "question_type": "fact", "source": "enem", "answers": FIVE, "label": 0}]
 RIGHT = {("base", "letter"): [True, False, False, True], ("finetuned", "letter"): [True, True, False, True],
          ("base", "generate"): [False, False, False, False], ("finetuned", "generate"): [True, True, True, False]}
 
@@ -47,24 +50,52 @@ def detailed_metrics() -> dict:
     return metrics
 
 
+def bars(rows: list[dict], key: str) -> list[tuple]:
+    return [(r["model"], r[key], r["accuracy"], r["n"], r["chance"]) for r in rows]
+
+
 def test_accuracy_by_type_and_by_source_carry_n_and_use_the_primary_mode():
     plots = ev.plot_data(RECORDS, predictions(), P)
-    assert plots["accuracy_by_type"] == [
-        {"model": "base", "type": "cause", "accuracy": 0.5, "n": 2},
-        {"model": "base", "type": "fact", "accuracy": 0.5, "n": 2},
-        {"model": "finetuned", "type": "cause", "accuracy": 1.0, "n": 2},
-        {"model": "finetuned", "type": "fact", "accuracy": 0.5, "n": 2}]
+    # chance: the mean of 1/options of the group's items (cause: one five- and one four-option item)
+    assert bars(plots["accuracy_by_type"], "type") == [
+        ("base", "cause", 0.5, 2, 0.225), ("base", "fact", 0.5, 2, 0.225),
+        ("finetuned", "cause", 1.0, 2, 0.225), ("finetuned", "fact", 0.5, 2, 0.225)]
     # a record without a source is counted, as "unknown"; generate's answers (mode 2) are not in these rows
-    assert plots["accuracy_by_source"] == [
-        {"model": "base", "source": "cosmosqa", "accuracy": 0.0, "n": 1},
-        {"model": "base", "source": "enem", "accuracy": 1.0, "n": 2},
-        {"model": "base", "source": "unknown", "accuracy": 0.0, "n": 1},
-        {"model": "finetuned", "source": "cosmosqa", "accuracy": 1.0, "n": 1},
-        {"model": "finetuned", "source": "enem", "accuracy": 1.0, "n": 2},
-        {"model": "finetuned", "source": "unknown", "accuracy": 0.0, "n": 1}]
+    assert bars(plots["accuracy_by_source"], "source") == [
+        ("base", "cosmosqa", 0.0, 1, 0.25), ("base", "enem", 1.0, 2, 0.2), ("base", "unknown", 0.0, 1, 0.25),
+        ("finetuned", "cosmosqa", 1.0, 1, 0.25), ("finetuned", "enem", 1.0, 2, 0.2),
+        ("finetuned", "unknown", 0.0, 1, 0.25)]
+    # each bar's 95% interval is the one evaluate.proportion_ci_method gives its k of n
+    for row in plots["accuracy_by_type"] + plots["accuracy_by_source"]:
+        k = round(row["accuracy"] * row["n"])
+        assert (row["ci95_low"], row["ci95_high"]) == proportion_ci(k, row["n"], P.proportion_ci_method)
+        assert row["ci95_low"] < row["ci95_high"]  # never of zero width, even at 2/2 or 0/1
     files = ev.plot_files(plots)
     assert files["by_source_finetuned.json"] == plots["accuracy_by_source"][3:]
     assert files["by_type_base.json"] == plots["accuracy_by_type"][:2]
+
+
+def cells(rows: list[dict]) -> dict[tuple[str, str], int]:
+    return {(r["actual"], r["predicted"]): r["count"] for r in rows}
+
+
+def test_confusion_matrix_has_every_letter_the_items_allow_even_never_predicted():
+    plots = ev.plot_data(RECORDS, predictions(), P)
+    base = cells([r for r in plots["confusion"] if r["model"] == "base"])
+    # five-option items: A-E both ways, 25 cells, though no model answered E (nor any gold answer is B-E)
+    assert sorted(base) == [(a, x) for a in "ABCDE" for x in "ABCDE"]
+    assert base[("A", "A")] == 2 and base[("A", "B")] == 2 and base[("A", "E")] == 0 and base[("E", "E")] == 0
+    assert sum(base.values()) == len(RECORDS)
+    fine = cells([r for r in plots["confusion"] if r["model"] == "finetuned"])
+    assert fine[("A", "A")] == 3 and fine[("A", "B")] == 1 and sum(fine.values()) == len(RECORDS)
+
+
+def test_confusion_matrix_of_four_option_items_stops_at_d_and_adds_invalid_when_a_letter_is_missing():
+    four = [{**r, "answers": FOUR} for r in RECORDS]
+    generate = EvaluateParams(modes=["generate", "letter"])  # generate first: the plots' mode
+    fine = cells([r for r in ev.plot_data(four, predictions(), generate)["confusion"] if r["model"] == "finetuned"])
+    assert sorted(fine) == sorted((a, x) for a in "ABCD" for x in [*"ABCD", "invalid"])
+    assert fine[("A", "A")] == 3 and fine[("A", "invalid")] == 1 and fine[("D", "invalid")] == 0
 
 
 def test_headline_numbers_are_eval_json_numbers(tmp_path):
@@ -105,11 +136,44 @@ def test_no_headline_column_has_the_name_of_an_eval_json_column(repo_root):
     assert head_cols and not head_cols & ev_cols
 
 
-def test_dvc_yaml_declares_the_headline_file_evaluate_writes(repo_root):
+def full_metrics() -> dict:
+    """eval.json as the stage builds it in memory: detailed_metrics plus McNemar and the breakdown,
+    and the same again as the held-out test split."""
+    from gabarito.breakdown import breakdown
+
+    metrics = detailed_metrics()
+    preds = predictions()
+    metrics["mcnemar"] = {mode: {"p_value": 0.5 if mode == "letter" else 0.25} for mode in P.modes}
+    metrics["breakdown"] = breakdown(RECORDS, preds, modes=P.modes, letters=list("ABCDE"), method="wilson")
+    return {**metrics, "test": {k: v for k, v in metrics.items()}}
+
+
+def test_headline_holds_the_headline_per_split_and_source_and_the_detail_goes_elsewhere():
+    files = ev.output_files(full_metrics(), P.modes)
+    head, detail, plain = files["headline"], files["breakdown"], files["eval"]
+    source = full_metrics()["breakdown"]["source"]
+    for split in (head, head["test"]):
+        assert split["letter"]["mcnemar_p"] == 0.5 and split["generate"]["mcnemar_p"] == 0.25
+        assert sorted(split["source"]) == ["cosmosqa", "enem", "unknown"]
+        for name, g in source.items():  # copied from the breakdown, primary mode (letter)
+            assert split["source"][name] == {"n": g["n"], "chance": g["chance"],
+                                             "letter": {m: g[m]["letter"]["accuracy"] for m in ("base", "finetuned")}}
+    assert head["source"]["enem"] == {"n": 2, "chance": 0.2, "letter": {"base": 1.0, "finetuned": 1.0}}
+    # the breakdown leaves eval.json (top level and test) for its own file, per split
+    assert "breakdown" not in plain and "breakdown" not in plain["test"]
+    assert plain["base"] == full_metrics()["base"] and set(detail) == {"validation", "test"}
+    assert detail["validation"]["source"] == source
+    # every headline column is short enough for a 120-column `dvc metrics diff` (path 22, numbers ~30)
+    assert max(len(c) for c in flat(head)) <= 50
+
+
+def test_dvc_yaml_declares_only_the_headline_file_as_metrics(repo_root):
     stage = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]["evaluate"]
-    assert "--headline metrics/headline.json" in stage["cmd"]
-    assert {"metrics/headline.json": {"cache": False}} in stage["metrics"]
-    assert {"metrics/eval.json": {"cache": False}} in stage["metrics"]  # the detailed file stays, keys and all
+    assert "--headline metrics/headline.json" in stage["cmd"] and "--breakdown metrics/breakdown.json" in stage["cmd"]
+    assert stage["metrics"] == [{"metrics/headline.json": {"cache": False}}]
+    # the detailed files are still written and tracked in git (cache: false), just not listed by dvc metrics
+    assert {"metrics/eval.json": {"cache": False}} in stage["outs"]
+    assert {"metrics/breakdown.json": {"cache": False}} in stage["outs"]
 
 
 @pytest.fixture(scope="module")
