@@ -228,6 +228,11 @@ class ExamPDFParams(OCRParams):
 
     # tesseract's automatic page segmentation finds a scanned booklet's columns (--psm 6 reads one block)
     tesseract_config: str = "--psm 3"
+    # a 3x3 median filter on a scanned page before OCR: takes out specks (a photocopy's, a phone's JPEG)
+    denoise: bool = True
+    # a scanned word tesseract is less sure of than this (0-100) is a speck taken for a word; dropped, but
+    # for a line's first (where a boxed letter reads badly)
+    min_word_conf: float = Field(default=30.0, ge=0.0, le=100.0)
     # each scanned page's OCR within this; pages are OCR'd ocr_workers at a time (0: one per CPU core)
     page_timeout_s: float = Field(default=120.0, gt=0)
     ocr_workers: int = Field(default=0, ge=0)

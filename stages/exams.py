@@ -252,7 +252,8 @@ def parse_key_csv(text: str, name: str, annulled_marks: list[str]) -> dict[int, 
 QUESTION = re.compile(r"^[^\w]{0,3}\s*q\s*u\s*e\s*s\s*t\s*[ãaâ]?\s*o\s*[:.;,]?\s*(?:n[º°o]?\.?\s*)?(?:\d\s+(?=\d{2}))?"
                       r"(\d{1,5})(?!\d)\s*[.:)–—-]?\s*(.*)$", re.IGNORECASE)  # "QUESTÃO 3 32": OCR doubled a digit
 NUMBERED = re.compile(r"^(\d{1,5})\s*(?:[.)]|\s[–—-])(?!\d)\s*(.*)$")  # "01.", "1)", "1 –"
-BARE = re.compile(r"^(\d{1,5})$")  # FUVEST: the number alone on its line
+# FUVEST: the number alone on its line, and the specks OCR reads beside it ("09 j", "25:", "88 | |")
+BARE = re.compile(r"^(\d{1,5})(?!\d)\W{0,2}(?:\s+(?:[^\sA-Za-zÀ-ÿ]{1,3}|[a-z]))*\s*$")
 LEAD = re.compile(r"^(\d{1,5})\s+([A-ZÀ-Ý“\"(].*)$")  # OAB (FGV): the number, then the stem's first words
 # an alternative's letter as printed or as OCR garbles it: "(A)", "A)", "[A]", "| (D)", "A.", "A –"
 EXPLICIT = re.compile(rf"^[|\[({{«\"“'‘]*\s*(?:\(\s*({ANY_CASE})\s*[)\]|}}]|({ANY_CASE})\s*[)\]|}}]|({UPPER})\.(?=\s|$)"
@@ -322,11 +323,13 @@ def exam_lines(pages: list, p) -> list:
 
 def _chain(candidates: list[tuple[int, int, bool]]) -> set[int]:
     """The indexes of the longest run of questions in reading order among (index, number, headed)
-    candidates: each number follows the one before it (n, n+1, ...), or, headed "QUESTÃO", any lower
-    one. Not the cover's instructions 1-9 nor a numbered list in a passage. Ties go to the later run."""
+    candidates: each number follows the one before it (n, n+1, ..., or n+2, n+3 where OCR lost a number),
+    or, headed "QUESTÃO", any lower one. Not the cover's instructions 1-9 nor a numbered list in a
+    passage. Ties go to the later run."""
     best: list[tuple[int, int | None]] = []  # per candidate: (run length, previous candidate)
     for k, (_, number, headed) in enumerate(candidates):
-        before = [j for j in range(k) if candidates[j][1] == number - 1 or headed and candidates[j][1] < number]
+        # a number OCR lost (or two) leaves a gap the run steps over
+        before = [j for j in range(k) if 0 < number - candidates[j][1] <= 3 or headed and candidates[j][1] < number]
         prev = max(before, key=lambda j: (best[j][0], j), default=None)
         best.append((best[prev][0] + 1 if prev is not None else 1, prev))
     if not best:
@@ -372,8 +375,11 @@ def _candidates(body: list) -> list[tuple[int, str, str, int]]:
         text = LEADING_JUNK.sub("", ln.text)
         m = EXPLICIT.match(text)
         if m:
-            letter = next(g for g in m.groups()[:5] if g)
-            out.append((i, letter.upper(), m.group(6), 2))
+            letter, rest = next(g for g in m.groups()[:5] if g), m.group(6)
+            again = EXPLICIT.match(rest)  # OCR read the box twice: "[B) (B) Relativizar"
+            if again and next(g for g in again.groups()[:5] if g).upper() == letter.upper():
+                rest = again.group(6)
+            out.append((i, letter.upper(), rest, 2))
             continue
         words = text.split(" ")
         if len(words) > 1 and GARBLED_BOX.match(words[0]):
@@ -392,15 +398,20 @@ def _candidates(body: list) -> list[tuple[int, str, str, int]]:
 def _next_option(cands: list[tuple], after: int, letter: str) -> tuple | None:
     """The alternative after line ``after`` that opens ``letter``: the first firm candidate (a box, a
     written letter, a garbled box) when it is that letter or unreadable; when it is a later letter, the
-    firm one of this letter after it, or None if there is none (this one's box went unread); with no
-    firm candidate, the strongest bare capital of that letter."""
+    firm one of this letter after it, or that one itself when letters up to it follow (OCR misread the
+    letter), or None (this one's box went unread); with no firm candidate, the strongest bare capital of
+    that letter."""
     later = [c for c in cands if c[0] > after]
     firm = [c for c in later if c[3] >= 1 and (c[1] == "?" or c[1] >= letter)]
     if firm:
         if firm[0][1] in (letter, "?"):
             return firm[0]
         exact = [c for c in firm if c[1] == letter]  # printed out of order: the later letter is text
-        return exact[0] if exact else None
+        if exact:
+            return exact[0]
+        if any(c[1] != "?" and c[1] <= firm[0][1] for c in firm[1:]):  # OCR read "(C)" as "(E)": D, E follow
+            return (firm[0][0], letter, firm[0][2], 1)
+        return None
     weak = [c for c in later if c[1] == letter]
     return max(weak, key=lambda c: (c[3], -c[0])) if weak else None
 
