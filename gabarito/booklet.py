@@ -351,6 +351,7 @@ def ink_figures(grid, cell_pt: float, lines: list[Line], min_side: float) -> lis
                 if 0 <= ny < grown.shape[0] and 0 <= nx < grown.shape[1] and grown[ny, nx] and not seen[ny, nx]:
                     seen[ny, nx] = True
                     stack.append((ny, nx))
+        cells = [c for c in cells if ink[c]] or cells  # the ink itself, not the gaps grouping it
         ys, xs = [c[0] for c in cells], [c[1] for c in cells]
         box = (min(xs) * cell_pt, min(ys) * cell_pt, (max(xs) + 1) * cell_pt, (max(ys) + 1) * cell_pt)
         if box[2] - box[0] >= min_side and box[3] - box[1] >= min_side and \

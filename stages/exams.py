@@ -323,14 +323,21 @@ def exam_lines(pages: list, p) -> list:
 
 def _chain(candidates: list[tuple[int, int, bool]]) -> set[int]:
     """The indexes of the longest run of questions in reading order among (index, number, headed)
-    candidates: each number follows the one before it (n, n+1, ..., or n+2, n+3 where OCR lost a number),
-    or, headed "QUESTÃO", any lower one. Not the cover's instructions 1-9 nor a numbered list in a
-    passage. Ties go to the later run."""
+    candidates: each number follows a near one before it (n, n+1, ..., or n+2, n+3 where OCR lost a
+    number), or, headed "QUESTÃO", any lower one. Not the cover's instructions 1-9 nor a numbered list in
+    a passage. Ties go to the later run."""
     best: list[tuple[int, int | None]] = []  # per candidate: (run length, previous candidate)
     for k, (_, number, headed) in enumerate(candidates):
-        # a number OCR lost (or two) leaves a gap the run steps over
-        before = [j for j in range(k) if 0 < number - candidates[j][1] <= 3 or headed and candidates[j][1] < number]
-        prev = max(before, key=lambda j: (best[j][0], j), default=None)
+        # the number just before, or two or three lower (a number OCR lost), the nearest in reading order:
+        # each candidate stepped over costs 1, each number skipped 3 (question 10 follows question 9, not the
+        # cover's instruction 9; question 4 follows 3, not the list "1. 2." in 3's passage); else, headed,
+        # the longest run below it
+        near = [j for j in range(k) if 0 < number - candidates[j][1] <= 3]
+        lower = [j for j in range(k) if headed and candidates[j][1] < number]
+        if near:
+            prev = min(near, key=lambda j: (k - j - 1 + 3 * (number - candidates[j][1] - 1), -best[j][0]))
+        else:
+            prev = max(lower, key=lambda j: (best[j][0], j), default=None)
         best.append((best[prev][0] + 1 if prev is not None else 1, prev))
     if not best:
         return set()
