@@ -290,18 +290,18 @@ def text_page(page, number: int, *, min_figure_pt: float) -> Page:
 
 
 def parse_tsv(tsv: str, number: int, dpi: int, min_conf: float = 0.0) -> list[Line]:
-    """tesseract's TSV (level 5 rows are words) as lines in points, one per tesseract line. A word read
-    with less than ``min_conf`` confidence is a speck taken for a word ("PAD", "ee", "j") and is left out,
-    unless it opens its line (where a boxed letter OCR reads badly sits)."""
+    """tesseract's TSV (level 5 rows are words) as lines in points, one per tesseract line. A short or
+    non-word token read with less than ``min_conf`` confidence is a speck taken for a word ("PAD", "ee",
+    "j") and is left out, unless it opens its line (where a boxed letter OCR reads badly sits)."""
     scale = 72.0 / dpi
     lines: dict[tuple, list[Word]] = {}
     for row in tsv.splitlines()[1:]:
         cols = row.split("\t")
         if len(cols) < 12 or cols[0] != "5" or not cols[11].strip():
             continue
-        key = (cols[2], cols[3], cols[4])
-        if key in lines and float(cols[10]) < min_conf:
-            continue
+        key, text = (cols[2], cols[3], cols[4]), cols[11].strip()
+        if key in lines and float(cols[10]) < min_conf and (len(text) <= 3 or not text.isalpha()):
+            continue  # a speck: short or not a word ("PAD", "ee", ";"); a long word read badly stays
         left, top, w, h = (int(c) for c in cols[6:10])
         lines.setdefault(key, []).append(
             Word(left * scale, top * scale, (left + w) * scale, (top + h) * scale, cols[11].strip()))

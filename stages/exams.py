@@ -477,8 +477,9 @@ SPECKS_AFTER_END = re.compile(r"(?<=[.;!?])(?:\s+(?:[^\w\s]+\w{0,2}|\w{0,2}[^\w\
 
 
 def _tidy(text: str, ocr: bool) -> str:
-    """A scanned line as its sentence ends: the specks OCR reads after its last full stop go."""
-    return SPECKS_AFTER_END.sub("", text.rstrip()) if ocr else text
+    """A scanned line as its sentence ends: the specks OCR reads after its last full stop go, and a lone
+    mark at its end ("19,3 kg -", "décadas. |")."""
+    return SPECKS_AFTER_END.sub("", re.sub(r"(?:\s+[^\w\s]{1,2})+$", "", text.rstrip())) if ocr else text
 
 
 def _paragraphs(lines: list, first: str = "") -> list[list[str]]:
