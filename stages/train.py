@@ -504,7 +504,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     eval_examples = tokenize_dataset(tokenizer, eval_records or [], p.sft.max_length)[0]
     eval_dataset = Dataset.from_list(eval_examples) if eval_examples else None
     fingerprint = run_fingerprint(p, records, eval_records, base)
-    remote = _push_remote(p, fingerprint) if main else None  # before the model: a wrong remote fails in seconds
+    remote = _push_remote(p, fingerprint) if main else None  # before the model: a bad remote fails in seconds
 
     # --- model ----------------------------------------------------------------------------------
     model = load_4bit(base, p.quantization)
@@ -518,7 +518,6 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     # --- train ----------------------------------------------------------------------------------
     with contextlib.ExitStack() as stack:
         work, resume = _resume_point(stack, checkpoint_dir, ranks, fingerprint)
-        pusher = _start_pusher(stack, remote, p, work, live_dir)
         evaluating = eval_dataset is not None
         args = _sft_config(p, work, evaluating)
         live = None
@@ -528,7 +527,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
             # always a fresh folder: on a resume, LiveHistory rewrites the history up to the checkpoint
             live = stack.enter_context(Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None))
         callbacks, signals = _callbacks(p if evaluating else p.model_copy(update={"early_stopping_patience": None}),
-                                        live, fingerprint, pusher)
+                                        live, fingerprint, _start_pusher(stack, remote, p, work, live_dir))
         stack.callback(signals.restore)  # Ctrl-C in the caller (a test, a notebook) interrupts again
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
                              processing_class=tokenizer, peft_config=lora, callbacks=callbacks)
