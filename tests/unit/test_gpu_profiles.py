@@ -68,3 +68,13 @@ def test_doctor_on_kaggles_two_t4s_and_on_a_card_too_small(estimates):
     small = check_fit({"devices": [{"name": "GTX 1070", "memory_gb": 8.6, "bf16": False}]}, estimates)
     assert small["status"] == "warn" and "no GPU profile fits" in small["detail"]
     assert check_fit({"devices": []}, estimates)["status"] == "ok"
+
+
+@pytest.mark.parametrize("name", ["t4", "gpu24"])
+def test_a_gpu_profile_and_back_gives_params_yaml_again(name):
+    from gabarito.tools.profile import apply_text
+
+    text = (ROOT / "params.yaml").read_text(encoding="utf-8")
+    there, changed = apply_text(text, name, ROOT / "profiles")
+    assert f"# profile: {name}" in there and "train.sft.optim" in changed
+    assert apply_text(there, "offline", ROOT / "profiles")[0] == text
