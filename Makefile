@@ -100,6 +100,13 @@ gpu-wheels:
 push: setup
 	$(BIN)/python scripts/push.py $(if $(REMOTE),--remote $(REMOTE))
 
+## resume: a fresh runtime (Colab, Kaggle) picks up a run: train's inputs (pulled, else rebuilt), the last checkpoint it pushed (train.push_checkpoints), then dvc repro resumes
+resume: setup
+	$(BIN)/dvc repro --pull format
+	$(BIN)/gabarito checkpoints pull --train data/processed/train.jsonl --validation data/processed/validation.jsonl \
+	  --base models/base --checkpoints models/checkpoints
+	$(BIN)/dvc repro --pull
+
 ## back: go back to the params, dvc.lock, metrics and outputs of a commit (make back REV=HEAD~1; default HEAD)
 back: setup
 	$(BIN)/python scripts/back.py $(or $(REV),HEAD) $(if $(FORCE),--force)
@@ -108,4 +115,4 @@ back: setup
 clean-venv:
 	rm -rf $(VENV)
 
-.PHONY: help setup system-deps system-check repro test test-fast profile merge plots plots-diff doctor gpu-checks gpu-wheels push back clean-venv
+.PHONY: help setup system-deps system-check repro test test-fast profile merge plots plots-diff doctor gpu-checks gpu-wheels push resume back clean-venv

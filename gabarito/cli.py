@@ -34,6 +34,7 @@ COMMANDS = {
     "doctor": "gabarito.tools.doctor:command",
     "ask": "gabarito.tools.ask:command",
     "profile": "gabarito.tools.profile:command",
+    "checkpoints": "gabarito.tools.checkpoints:group",
 }
 
 

@@ -647,6 +647,14 @@ class LaunchParams(Section):
     config_file: Optional[str] = None
 
 
+class PushCheckpointsParams(Section):
+    """Where training pushes each whole checkpoint as it is written (gabarito/checkpoints.py)."""
+
+    # a DVC remote's name, "default" for the repository's default remote; None: push nothing
+    remote: Optional[str] = None
+    keep: int = Field(default=2, ge=1)
+
+
 class TrainParams(Section):
     quantization: QuantizationParams = Field(default_factory=QuantizationParams)
     lora: LoraParams = Field(default_factory=LoraParams)
@@ -656,6 +664,7 @@ class TrainParams(Section):
     # CPU threads for torch; fixed so that CPU runs are bit-for-bit repeatable
     torch_threads: int = Field(default=2, ge=1)
     launch: LaunchParams = Field(default_factory=LaunchParams)
+    push_checkpoints: PushCheckpointsParams = Field(default_factory=PushCheckpointsParams)
 
 
 # --- evaluate ------------------------------------------------------------------------------------

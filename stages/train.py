@@ -23,8 +23,10 @@ from pathlib import Path
 import click
 
 from gabarito import io
+from gabarito.checkpoints import (COMPLETE, Pusher, Remote, last_complete_checkpoint, open_remote,  # noqa: F401
+                                  read_marker, run_fingerprint, write_marker)
 from gabarito.clikit import log, params_option, user_errors
-from gabarito.io import InputError
+from gabarito.io import InputError, scrub_secrets
 from gabarito.params import LaunchParams, TrainParams, load_section
 
 IGNORE = -100  # label value the loss skips (transformers' convention)
@@ -66,75 +68,8 @@ def _sort_target_modules(path: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-COMPLETE = ".complete"  # written into a checkpoint folder once the Trainer has finished saving it
-
-
 class Interrupted(Exception):
     """SIGINT, SIGTERM or SIGHUP arrived: a checkpoint was saved and training stopped cleanly."""
-
-
-def run_fingerprint(p: TrainParams, records: list[dict], eval_records: list[dict] | None, base: str | Path) -> str:
-    """What a checkpoint can only be resumed with: the train params (but the process count, checked on
-    its own), the training and validation records and the base model's config. A run resumed with
-    other ones would continue the old optimizer, schedule and data order under the new params' name."""
-    import hashlib
-
-    config = Path(base) / "config.json"
-    blob = json.dumps({"params": p.model_dump(exclude={"launch"}), "records": records, "eval": eval_records or [],
-                       "base": config.read_text(encoding="utf-8") if config.exists() else str(base)},
-                      sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_marker(ckpt: Path, step: int, world_size: int, fingerprint: str | None) -> None:
-    """Mark ``ckpt`` whole: its files (with their sizes, to tell a torn one later) are on disk first,
-    then the marker, written to a temporary name and renamed, so a power cut leaves none or all of it."""
-    files = {}
-    for f in sorted(ckpt.rglob("*")):
-        if f.is_file() and f.name != COMPLETE:
-            _fsync(f)
-            files[f.relative_to(ckpt).as_posix()] = f.stat().st_size
-    for d in sorted({f.parent for f in ckpt.rglob("*")} | {ckpt}):
-        _fsync(d)
-    tmp = ckpt / f"{COMPLETE}.tmp"
-    tmp.write_text(json.dumps({"step": step, "world_size": world_size, "fingerprint": fingerprint, "files": files},
-                              sort_keys=True), encoding="utf-8")
-    _fsync(tmp)
-    os.replace(tmp, ckpt / COMPLETE)
-    _fsync(ckpt)
-
-
-def read_marker(ckpt: Path) -> dict | None:
-    """The marker of ``ckpt``, or None when there is none or it is unreadable. Markers of earlier
-    versions held "STEP [WORLD_SIZE]" only."""
-    try:
-        text = (ckpt / COMPLETE).read_text(encoding="utf-8")
-    except OSError:
-        return None
-    if text.lstrip().startswith("{"):
-        try:
-            marker = json.loads(text)
-        except json.JSONDecodeError:  # cut short: the rename should make this impossible, but be sure
-            return None
-        return marker if isinstance(marker, dict) and "step" in marker else None
-    fields = text.split()
-    if not fields or not all(f.isdigit() for f in fields[:2]):
-        return None
-    return {"step": int(fields[0]), "world_size": int(fields[1]) if len(fields) > 1 else 1}
-
-
-def _whole(ckpt: Path, marker: dict) -> bool:
-    """Every file the marker lists is there, at its size (a rotation cut short, a torn write)."""
-    return all((ckpt / name).is_file() and (ckpt / name).stat().st_size == size
-               for name, size in (marker.get("files") or {}).items())
 
 
 def checkpoint_world_size(ckpt: Path) -> int:
@@ -166,32 +101,17 @@ def fingerprint_mismatch(ckpt: Path | None, fingerprint: str) -> str | None:
             "to start over.")
 
 
-def last_complete_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint that was saved completely; half-written or broken ones are removed."""
-    if not folder.is_dir():
-        return None
-    found = []
-    for ckpt in folder.glob("checkpoint-*"):
-        if not ckpt.name.split("-")[-1].isdigit():
-            continue
-        marker = read_marker(ckpt)
-        if marker is not None and _whole(ckpt, marker):
-            found.append((int(ckpt.name.split("-")[-1]), ckpt))
-        else:  # the power went while this one was written, or while an old one was being deleted
-            shutil.rmtree(ckpt, ignore_errors=True)
-    return max(found)[1] if found else None
-
-
 # --- callbacks ------------------------------------------------------------------------------------
 # Plain classes here, made TrainerCallbacks in _callbacks(): importing transformers takes seconds and
 # prints bitsandbytes' notices, so this module imports it only when training starts (as it imports
 # torch), not when `gabarito train --help` or a test imports the module. Each one implements only the
 # events it handles; TrainerCallback supplies the others as no-ops.
 class Checkpoints:
-    """Marks a checkpoint complete (write_marker) once every rank has written its part."""
+    """Marks a checkpoint complete (write_marker) once every rank has written its part, then hands it to
+    the ``pusher`` (train.push_checkpoints), which pushes it in the background."""
 
-    def __init__(self, fingerprint: str | None):
-        self.fingerprint = fingerprint
+    def __init__(self, fingerprint: str | None, pusher: Pusher | None = None):
+        self.fingerprint, self.pusher = fingerprint, pusher
 
     def on_save(self, args, state, control, **kwargs):
         import torch
@@ -201,6 +121,8 @@ class Checkpoints:
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and ckpt.is_dir():
             write_marker(ckpt, state.global_step, args.world_size, self.fingerprint)
+            if self.pusher is not None:
+                self.pusher.submit(ckpt, state.global_step)
 
 
 class Signals:
@@ -333,15 +255,16 @@ class LiveHistory:
         self.live.make_summary()
 
 
-def _callbacks(p: TrainParams, live, fingerprint: str | None = None):
-    """Markers on complete checkpoints, clean stops on signals, throughput and memory in the logs."""
+def _callbacks(p: TrainParams, live, fingerprint: str | None = None, pusher: Pusher | None = None):
+    """Markers on complete checkpoints (pushed by ``pusher``), clean stops on signals, throughput and
+    memory in the logs."""
     from transformers import EarlyStoppingCallback, TrainerCallback
 
     def hooked(cls, *args):  # cls with TrainerCallback's no-op events for those it does not handle
         return type(cls.__name__, (cls, TrainerCallback), {})(*args)
 
     signals = hooked(Signals)
-    callbacks = [hooked(Checkpoints, fingerprint), signals, hooked(LogBeforeSave), hooked(Throughput)]
+    callbacks = [hooked(Checkpoints, fingerprint, pusher), signals, hooked(LogBeforeSave), hooked(Throughput)]
     if p.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=p.early_stopping_patience))
     if live is not None:
@@ -417,6 +340,35 @@ def _resume_point(stack: contextlib.ExitStack, checkpoint_dir: str | Path | None
     if mismatch:
         raise InputError(mismatch)
     return work, resume
+
+
+def _push_remote(p: TrainParams, fingerprint: str) -> Remote | None:
+    """The run's folder on the remote of train.push_checkpoints (None: off), opened and written to once
+    (the run's params in run.json), so a wrong URL or missing credentials stop the run before it trains."""
+    if p.push_checkpoints.remote is None:
+        return None
+    try:
+        remote = open_remote(p.push_checkpoints.remote, fingerprint)
+        remote.fs.makedirs(remote.folder, exist_ok=True)
+        remote.fs.pipe_file(remote.path("run.json"), json.dumps(
+            {"fingerprint": fingerprint, "train": p.model_dump()}, indent=2, sort_keys=True, default=str).encode())
+    except Exception as exc:  # noqa: BLE001 -- ValueError from open_remote, or the remote's own error
+        raise InputError(f"train.push_checkpoints: cannot write to {p.push_checkpoints.remote!r}: "
+                         f"{type(exc).__name__}: {scrub_secrets(str(exc))[:300]}. Check the remote and its "
+                         "credentials (`dvc push` must work; docs/remotes.md), or set it to null.") from None
+    log(f"train: checkpoints are pushed to {remote.name} as they are written "
+        f"(the newest {p.push_checkpoints.keep} kept)")
+    return remote
+
+
+def _start_pusher(stack: contextlib.ExitStack, remote: Remote | None, p: TrainParams, work: Path,
+                  live_dir: str | Path | None) -> Pusher | None:
+    """The background pusher, closed (its last checkpoint pushed) when ``stack`` closes, also after a signal."""
+    if remote is None:
+        return None
+    pusher = Pusher(remote, p.push_checkpoints.keep, work / ".push", Path(live_dir) if live_dir else None)
+    stack.callback(pusher.close)
+    return pusher
 
 
 def _sft_config(p: TrainParams, work: Path, evaluating: bool):
@@ -551,6 +503,8 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     dataset = Dataset.from_list(examples)
     eval_examples = tokenize_dataset(tokenizer, eval_records or [], p.sft.max_length)[0]
     eval_dataset = Dataset.from_list(eval_examples) if eval_examples else None
+    fingerprint = run_fingerprint(p, records, eval_records, base)
+    remote = _push_remote(p, fingerprint) if main else None  # before the model: a bad remote fails in seconds
 
     # --- model ----------------------------------------------------------------------------------
     model = load_4bit(base, p.quantization)
@@ -562,7 +516,6 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
     lora = LoraConfig(**p.lora.model_dump())
 
     # --- train ----------------------------------------------------------------------------------
-    fingerprint = run_fingerprint(p, records, eval_records, base)
     with contextlib.ExitStack() as stack:
         work, resume = _resume_point(stack, checkpoint_dir, ranks, fingerprint)
         evaluating = eval_dataset is not None
@@ -574,7 +527,7 @@ def train(records: list[dict], base: str | Path, out_dir: str | Path | None, p: 
             # always a fresh folder: on a resume, LiveHistory rewrites the history up to the checkpoint
             live = stack.enter_context(Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None))
         callbacks, signals = _callbacks(p if evaluating else p.model_copy(update={"early_stopping_patience": None}),
-                                        live, fingerprint)
+                                        live, fingerprint, _start_pusher(stack, remote, p, work, live_dir))
         stack.callback(signals.restore)  # Ctrl-C in the caller (a test, a notebook) interrupts again
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=eval_dataset,
                              processing_class=tokenizer, peft_config=lora, callbacks=callbacks)

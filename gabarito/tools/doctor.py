@@ -89,6 +89,54 @@ def check_gpu(facts: dict | None = None, *, min_gb: float = THESIS_GPU_GB) -> di
     return row("gpu", OK, detail)
 
 
+# --- which profile fits this GPU -----------------------------------------------------------------
+# profiles/ for the GPUs people can get, largest first: (name, the least memory of the cards it is for, needs
+# bf16). Each profile's own memory estimate (gabarito/memory.py) must fit the card as well
+GPU_PROFILES = (("thesis", 40.0, True), ("gpu24", 20.0, True), ("t4", 14.0, False))
+
+
+def profile_estimates(profiles_dir: str | Path = "profiles") -> dict[str, float]:
+    """GB each of GPU_PROFILES needs for Zephyr-7B-beta: the figure its header states ("# memory: N GB
+    expected"), which tests/unit/test_gpu_profiles.py keeps equal to gabarito/memory.py's estimate."""
+    import re
+
+    found = {}
+    for name, _, _ in GPU_PROFILES:
+        text = (Path(profiles_dir) / f"{name}.yaml").read_text(encoding="utf-8")
+        stated = re.search(r"^# memory: ([\d.]+) GB expected", text, re.M)
+        if stated is None:
+            raise ValueError(f"{profiles_dir}/{name}.yaml states no '# memory: N GB expected' line")
+        found[name] = float(stated.group(1))
+    return found
+
+
+def fitting_profile(device: dict, estimates: Mapping[str, float]) -> str | None:
+    """The largest of GPU_PROFILES for ``device`` ({"memory_gb", "bf16"}), or None when none fits."""
+    for name, least_gb, needs_bf16 in GPU_PROFILES:
+        if device["memory_gb"] >= least_gb and estimates[name] <= device["memory_gb"] and (device["bf16"] or not needs_bf16):
+            return name
+    return None
+
+
+def check_fit(facts: dict | None = None, estimates: Mapping[str, float] | None = None) -> dict:
+    """Which profile to switch to on the GPU found (`make profile PROFILE=...`), with its memory estimate."""
+    facts = gpu_facts() if facts is None else facts
+    if not facts["devices"]:
+        return row("gpu profile", OK, "no CUDA GPU: the offline or small profile (CPU)")
+    estimates = profile_estimates() if estimates is None else estimates
+    device = min(facts["devices"], key=lambda d: d["memory_gb"])  # every rank needs its copy: the smallest card
+    name = fitting_profile(device, estimates)
+    count = len(facts["devices"])
+    if name is None:
+        return row("gpu profile", WARN, f"{device['name']} ({device['memory_gb']:.1f} GB): no GPU profile fits "
+                   f"(the smallest, t4, needs ~{estimates['t4']:g} GB)", "lower train.sft.per_device_train_batch_size "
+                   "and raise gradient_accumulation_steps from profiles/t4.yaml, or use a larger GPU.")
+    ddp = (f"; {count} GPUs: add -S train.launch.num_processes={count} and divide gradient_accumulation_steps "
+           f"by {count} (docs/several-gpus.md)" if count > 1 else "")
+    return row("gpu profile", OK, f"{device['name']} ({device['memory_gb']:.1f} GB): `make profile PROFILE={name}` "
+               f"(~{estimates[name]:g} GB by gabarito/memory.py's estimate){ddp}")
+
+
 # --- the active params against this machine --------------------------------------------------------
 # accelerate's distributed types that put each process on its own GPU (MULTI_CPU and plain DDP without
 # a config file run over gloo on CPU: slow, but they run)
@@ -305,6 +353,7 @@ def run_all(*, root: str | Path, download_gb: float, model_dir: str | Path | Non
         model_dir = HF_HUB_CACHE
     checks: list[tuple[str, Callable[[], dict]]] = [
         ("gpu", check_gpu),
+        ("gpu profile", check_fit),
         *([("profile", lambda: check_profile(train, params_name))] if train is not None else []),
         ("bitsandbytes", check_bitsandbytes),
         ("tesseract", lambda: check_tesseract(tesseract, ocr_lang)),

@@ -137,7 +137,7 @@ def test_dvc_not_a_repository(tmp_path, dvc_env):
 # --- all checks --------------------------------------------------------------------------------
 def test_run_all_with_a_key_set_never_shows_it(repo, tmp_path):
     rows = doctor.run_all(root=repo, download_gb=0, model_dir=tmp_path, env={"OPENAI_API_KEY": SECRET})
-    assert [r["check"] for r in rows] == ["gpu", "bitsandbytes", "tesseract", "openai api key", "hf token",
+    assert [r["check"] for r in rows] == ["gpu", "gpu profile", "bitsandbytes", "tesseract", "openai api key", "hf token",
                                           "disk", "dvc remote"]
     by = {r["check"]: r for r in rows}
     assert by["openai api key"]["status"] == OK and by["hf token"]["status"] == WARN
@@ -156,4 +156,4 @@ def _train(path):
 def test_run_all_checks_the_active_params(repo, tmp_path):
     rows = doctor.run_all(root=repo, download_gb=0, model_dir=tmp_path, env={},
                           train=_train("params.yaml"), params_name="params.yaml")
-    assert [r["check"] for r in rows][:2] == ["gpu", "profile"]
+    assert [r["check"] for r in rows][:3] == ["gpu", "gpu profile", "profile"]

@@ -152,7 +152,7 @@ def test_profile_files_list_only_what_differs(repo_root):
     of the shipped value from whoever reads the profile)."""
     shipped = _flat(yaml.safe_load((repo_root / "params.yaml").read_text(encoding="utf-8")))
     files = sorted((repo_root / "profiles").glob("*.yaml"))
-    assert [f.name for f in files] == ["small.yaml", "thesis.yaml"], "offline is the shipped params.yaml: no file for it"
+    assert [f.name for f in files] == ["gpu24.yaml", "small.yaml", "t4.yaml", "thesis.yaml"], "offline is the shipped params.yaml: no file for it"
     for f in files:
         overlay = _flat(yaml.safe_load(f.read_text(encoding="utf-8")))
         same = [k for k, v in overlay.items() if k in shipped and shipped[k] == v]

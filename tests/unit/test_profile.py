@@ -172,7 +172,7 @@ def test_a_bad_profile_is_an_error_naming_the_key(repo_root, tmp_path, overlay, 
 
 
 def test_unknown_profile_name(repo_root):
-    with pytest.raises(InputError, match=r"no profile 'thesys'.*did you mean 'thesis'\?.*Profiles: offline, small, thesis\."):
+    with pytest.raises(InputError, match=r"no profile 'thesys'.*did you mean 'thesis'\?.*Profiles: gpu24, offline, small, t4, thesis\."):
         pf.load_profile("thesys", repo_root / "profiles")
 
 
