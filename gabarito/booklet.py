@@ -300,8 +300,10 @@ def parse_tsv(tsv: str, number: int, dpi: int, min_conf: float = 0.0) -> list[Li
         if len(cols) < 12 or cols[0] != "5" or not cols[11].strip():
             continue
         key, text = (cols[2], cols[3], cols[4]), cols[11].strip()
-        if key in lines and float(cols[10]) < min_conf and (len(text) <= 3 or not text.isalpha()):
-            continue  # a speck: short or not a word ("PAD", "ee", ";"); a long word read badly stays
+        bare = text.strip(".,;:!?()\"'“”")
+        speck = not any(c.isdigit() for c in bare) and (len(bare) <= 3 or not bare.isalpha())
+        if key in lines and float(cols[10]) < min_conf and speck:
+            continue  # a speck: short or not a word ("PAD", "ee", ";"); a long word or a number read badly stays
         left, top, w, h = (int(c) for c in cols[6:10])
         lines.setdefault(key, []).append(
             Word(left * scale, top * scale, (left + w) * scale, (top + h) * scale, cols[11].strip()))
@@ -377,6 +379,26 @@ def ocr_lines(lines: list[Line], number: int, width: float, height: float, dpi: 
     return Page(number, width, height, OCR, ordered, [], gutter, dpi, "\n".join(ln.text for ln in ordered))
 
 
+def _invert_solid_boxes(image, dpi: int):
+    """The page with each small solid dark box (8-60 pt a side: a question number printed white on black,
+    a letter in a filled circle) turned light on dark the other way round, which tesseract cannot read
+    otherwise."""
+    from PIL import ImageOps
+    from scipy import ndimage
+
+    grid, cell_pt = ink_grid(image, dpi)
+    labels, _ = ndimage.label(grid > 0.5)
+    cell = max(1, round(dpi * INK_CELL_PT / 72))
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        rows, cols = box
+        h, w = (rows.stop - rows.start) * cell_pt, (cols.stop - cols.start) * cell_pt
+        solid = ndimage.binary_fill_holes(labels[box] == index).mean()  # the white digits are its holes
+        if 8 <= h <= 60 and 8 <= w <= 60 and solid >= 0.85:
+            area = (cols.start * cell, rows.start * cell, cols.stop * cell, rows.stop * cell)
+            image.paste(ImageOps.invert(image.crop(area)), area[:2])
+    return image
+
+
 def _render(page, dpi: int, denoise: bool):
     """(PNG bytes for tesseract, the page's ink grid) of ``page`` rendered in grey at ``dpi``; with
     ``denoise``, a 3x3 median filter first takes out a scan's specks (on the test booklets' scans it
@@ -386,6 +408,7 @@ def _render(page, dpi: int, denoise: bool):
     image = page.render(scale=dpi / 72).to_pil().convert("L")
     if denoise:
         image = image.filter(ImageFilter.MedianFilter(3))
+    image = _invert_solid_boxes(image, dpi)
     buf = io.BytesIO()
     image.save(buf, format="PNG")
     return buf.getvalue(), ink_grid(image, dpi)  # (grid, cell_pt)

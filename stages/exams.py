@@ -254,7 +254,7 @@ QUESTION = re.compile(r"^[^\w]{0,3}\s*q\s*u\s*e\s*s\s*t\s*[ãaâ]?\s*o\s*[:.;,]?
 NUMBERED = re.compile(r"^(\d{1,5})\s*(?:[.)]|\s[–—-])(?!\d)\s*(.*)$")  # "01.", "1)", "1 –"
 # FUVEST: the number alone on its line, and the specks OCR reads beside it ("09 j", "25:", "88 | |")
 BARE = re.compile(r"^(\d{1,5})(?!\d)\W{0,2}(?:\s+(?:[^\sA-Za-zÀ-ÿ]{1,3}|[a-z]))*\s*$")
-LEAD = re.compile(r"^(\d{1,5})\s+([A-ZÀ-Ý“\"(].*)$")  # OAB (FGV): the number, then the stem's first words
+LEAD = re.compile(r"^(\d{1,5})\s*[\])|}]?\s+([A-ZÀ-Ý“\"(].*)$")  # OAB: the number, then the stem's first words
 # an alternative's letter as printed or as OCR garbles it: "(A)", "A)", "[A]", "| (D)", "A.", "A –"
 EXPLICIT = re.compile(rf"^[|\[({{«\"“'‘]*\s*(?:\(\s*({ANY_CASE})\s*[)\]|}}]|({ANY_CASE})\s*[)\]|}}]|({UPPER})\.(?=\s|$)"
                       rf"|({UPPER})\s+[–—-]\s|\(({UPPER})(?=[A-ZÀ-Ý]\s))\s*(.*)$")  # last: OCR's "(CA cláusula"
@@ -332,7 +332,7 @@ def _chain(candidates: list[tuple[int, int, bool]]) -> set[int]:
         # each candidate stepped over costs 1, each number skipped 3 (question 10 follows question 9, not the
         # cover's instruction 9; question 4 follows 3, not the list "1. 2." in 3's passage); else, headed,
         # the longest run below it
-        near = [j for j in range(k) if 0 < number - candidates[j][1] <= 3]
+        near = [j for j in range(k) if 0 < number - candidates[j][1] <= 5]
         lower = [j for j in range(k) if headed and candidates[j][1] < number]
         if near:
             prev = min(near, key=lambda j: (k - j - 1 + 3 * (number - candidates[j][1] - 1), -best[j][0]))
@@ -358,7 +358,7 @@ def question_starts(lines: list) -> dict[int, tuple[int, str]]:
         return headed
     numbered = {}
     for i, ln in enumerate(lines):
-        text = LEADING_JUNK.sub("", ln.text)  # OCR's specks: "| 1 Joana", "“2 O Município"
+        text = re.sub(r"^[^\w]+(?=\d)", "", ln.text)  # OCR's specks, a box's edge: "| 1 Joana", "[99 ] Uma"
         m = QUESTION.match(text) or NUMBERED.match(text) or BARE.match(text) or LEAD.match(text)
         if m:
             numbered[i] = (int(m.group(1)), m.group(2) if m.lastindex and m.lastindex >= 2 else "")
@@ -527,7 +527,7 @@ def _question(number: int, first: str, heading, body: list, subject, language) -
     if options:
         stem_lines, ends = body[: options[0][0]], [o[0] for o in options[1:]]
         ends.append(_last_option_end(body, options[-1][0]))
-        texts = [_join(_paragraphs(body[i + 1:end], rest)).replace("\n", " ")
+        texts = [_join(_paragraphs(body[i + 1:end], _tidy(rest, body[i].ocr))).replace("\n", " ")
                  for (i, rest), end in zip(options, ends)]
         used = ends[-1]
     else:
