@@ -1,7 +1,9 @@
 """The whole pipeline with real `dvc` in a temporary copy of the repository.
 
 Slow (a few minutes on 2 cores): it runs `dvc repro` twice from scratch and once after a param
-change, pushes to the default local remote and pulls into a fresh clone.
+change, pushes to the default local remote and pulls into a fresh clone. The first run from scratch is
+notebooks/gabarito.ipynb executed headless (nbclient), so the notebook people open on Colab and Kaggle is
+the one tested, at the cost of a few seconds over a plain `make repro`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import nbclient
+import nbformat
 import pytest
 import yaml
 
@@ -64,19 +68,45 @@ def lock_hashes(repo: Path) -> dict[str, str]:
             for o in body.get("outs", []) if o["path"] not in TIMED}
 
 
+NOTEBOOK = "notebooks/gabarito.ipynb"
+
+
+def notebook_text(nb) -> str:
+    """Everything the executed notebook showed: streams, displayed text and markdown, errors."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.extend(str(v) for k, v in out.get("data", {}).items() if k.startswith("text/"))
+            parts.extend(out.get("traceback", []))
+    return "".join(parts)
+
+
 @pytest.fixture(scope="module")
 def first(tmp_path_factory, repo_root):
-    """`make repro` as README says, with the venv NOT on PATH (the Makefile must put it there)."""
-    repo = copy_repo(repo_root, tmp_path_factory.mktemp("first") / "repo")
+    """The first run from scratch is the Colab/Kaggle notebook, headless: it clones the repository (a
+    committed copy of the working tree), runs `make setup`, loads secrets (none here: the environment's
+    OPENAI_API_KEY), `dvc pull` from the empty default remote, picks the profile for the machine (auto:
+    offline on a CPU), `make repro` as README says, `make push`, and shows the report. The venv is NOT
+    on PATH: the Makefile must put it there. The executed notebook is saved beside the clone."""
+    base = tmp_path_factory.mktemp("first")
+    src = copy_repo(repo_root, base / "src")
+    repo = base / "repo"
     venv = Path(sys.executable).parent.parent
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv / "bin")
-    # -o: treat the venv's install as up to date, so that make never re-points the caller's venv
-    # (an editable install) at this temporary copy when pyproject.toml is newer than the venv
-    out = subprocess.run(["make", "-o", str(venv / "bin" / "gabarito"), "repro", f"VENV={venv}"], cwd=repo,
-                         capture_output=True, text=True,
-                         env={**os.environ, "PATH": path, "OPENAI_API_KEY": SENTINEL, "DVC_NO_ANALYTICS": "1"})
-    assert out.returncode == 0, out.stdout + out.stderr
-    return repo, out.stdout + out.stderr
+    nb = nbformat.read(repo_root / NOTEBOOK, as_version=4)
+    env = {**os.environ, "PATH": path, "OPENAI_API_KEY": SENTINEL, "DVC_NO_ANALYTICS": "1",
+           "GABARITO_REPO_URL": str(src), "GABARITO_WORKDIR": str(repo), "GABARITO_PROFILE": "auto",
+           "GABARITO_REMOTE_URL": "", "GABARITO_RUN": "auto", "GABARITO_PUSH": "1", "GABARITO_VENV": str(venv),
+           # -o: treat the venv's install as up to date, so that make never re-points the caller's venv
+           # (an editable install) at this temporary copy when pyproject.toml is newer than the venv
+           "GABARITO_MAKE_ARGS": f"-o {venv / 'bin' / 'gabarito'}"}
+    client = nbclient.NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(base)}})
+    try:
+        client.execute(env=env)
+    finally:
+        nbformat.write(nb, base / "executed.ipynb")
+    return repo, notebook_text(nb)
 
 
 def test_repro_runs_every_stage_to_real_metrics(first):
@@ -107,6 +137,25 @@ def test_repro_runs_every_stage_to_real_metrics(first):
     live = [p.name for p in (repo / "metrics/train_live").rglob("*") if p.is_file()]
     assert not [n for n in live if "runtime" in n or "per_second" in n or "peak_memory" in n], live
     assert "tokens/s, peak memory" in log  # printed instead
+
+
+def test_the_notebook_ran_each_step_and_showed_the_report(first):
+    """Each of the notebook's steps ran, in order, and left its mark: the clone, setup, the secret taken
+    from the environment (its value never shown), the tolerant pull from an empty remote, the profile
+    auto picks on a CPU, make repro (not resume: offline pushes no checkpoints), make push, the report."""
+    repo, log = first
+    nb = nbformat.read(repo.parent / "executed.ipynb", as_version=4)
+    assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code")  # every code cell ran
+    steps = ["$ git clone", "$ make --no-print-directory setup", "secrets: OPENAI_API_KEY (environment)",
+             "pull --allow-missing", "profile: offline", "$ make --no-print-directory profile PROFILE=offline",
+             "$ make --no-print-directory repro", "$ make --no-print-directory push", "metrics show"]
+    at = [log.find(step) for step in steps]
+    assert -1 not in at and at == sorted(at), dict(zip(steps, at))
+    assert "make --no-print-directory resume" not in log
+    assert (repo / ".git").is_dir() and "src" in run(["git", "remote", "get-url", "origin"], repo).stdout
+    shown = [o["data"]["text/markdown"] for o in nb.cells[-1].outputs if "text/markdown" in o.get("data", {})]
+    assert shown == [(repo / "metrics/report.md").read_text(encoding="utf-8")]
+    assert run(["python", "scripts/push.py", "--check"], repo).returncode == 0  # everything is on the remote
 
 
 def test_status_is_clean_and_a_second_repro_runs_nothing(first):
