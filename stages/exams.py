@@ -323,13 +323,13 @@ def exam_lines(pages: list, p) -> list:
 
 def _chain(candidates: list[tuple[int, int, bool]]) -> set[int]:
     """The indexes of the longest run of questions in reading order among (index, number, headed)
-    candidates: each number follows a near one before it (n, n+1, ..., or n+2, n+3 where OCR lost a
-    number), or, headed "QUESTÃO", any lower one. Not the cover's instructions 1-9 nor a numbered list in
-    a passage. Ties go to the later run."""
-    best: list[tuple[int, int | None]] = []  # per candidate: (run length, previous candidate)
+    candidates: each number follows a near one before it (n+1, or up to n+5 where OCR lost numbers), or,
+    headed "QUESTÃO", any lower one. Not the cover's instructions 1-9 nor a numbered list in a passage.
+    Ties go to the run with more "QUESTÃO" headings, then to the later one."""
+    best: list[tuple[int, int, int | None]] = []  # per candidate: (run length, headings in it, previous)
     for k, (_, number, headed) in enumerate(candidates):
-        # the number just before, or two or three lower (a number OCR lost), the nearest in reading order:
-        # each candidate stepped over costs 1, each number skipped 3 (question 10 follows question 9, not the
+        # the number just before, or a few lower (numbers OCR lost), the nearest in reading order: each
+        # candidate stepped over costs 1, each number skipped 3 (question 10 follows question 9, not the
         # cover's instruction 9; question 4 follows 3, not the list "1. 2." in 3's passage); else, headed,
         # the longest run below it
         near = [j for j in range(k) if 0 < number - candidates[j][1] <= 5]
@@ -338,14 +338,15 @@ def _chain(candidates: list[tuple[int, int, bool]]) -> set[int]:
             prev = min(near, key=lambda j: (k - j - 1 + 3 * (number - candidates[j][1] - 1), -best[j][0]))
         else:
             prev = max(lower, key=lambda j: (best[j][0], j), default=None)
-        best.append((best[prev][0] + 1 if prev is not None else 1, prev))
+        length, headings = (best[prev][0], best[prev][1]) if prev is not None else (0, 0)
+        best.append((length + 1, headings + headed, prev))
     if not best:
         return set()
-    k = max(range(len(best)), key=lambda j: (best[j][0], j))
+    k = max(range(len(best)), key=lambda j: (best[j][0], best[j][1], j))
     chain = set()
     while k is not None:
         chain.add(candidates[k][0])
-        k = best[k][1]
+        k = best[k][2]
     return chain
 
 
@@ -524,6 +525,8 @@ def _last_option_end(lines: list, start: int) -> int:
 def _question(number: int, first: str, heading, body: list, subject, language) -> dict:
     """One question from its lines after the number: stem, alternatives, and the lines left over."""
     options = find_options(body)
+    # a second set of alternatives before the one taken: a question whose number was not read lies between
+    twice = bool(options) and len(find_options(body[: options[0][0]])) == len(options)
     if options:
         stem_lines, ends = body[: options[0][0]], [o[0] for o in options[1:]]
         ends.append(_last_option_end(body, options[-1][0]))
@@ -532,7 +535,7 @@ def _question(number: int, first: str, heading, body: list, subject, language) -
         used = ends[-1]
     else:
         stem_lines, texts, used = body, [], len(body)
-    return {"number": number, "page": heading.page, "heading": heading, "subject": subject, "language": language,
+    return {"number": number, "page": heading.page, "heading": heading, "twice": twice, "subject": subject, "language": language,
             "question": _join(_paragraphs(stem_lines, first)), "options": texts, "lines": body[:used],
             "leftover": body[used:]}
 
@@ -698,6 +701,8 @@ def _skip_reason(q: dict, answer, p: ExamsParams, exam: str) -> str | None:
     options = q["options"]
     if q["number"] in p.drop_questions.get(exam, []):
         return "dropped (exams.drop_questions)"
+    if q.get("twice"):  # which alternatives are this question's is a guess: no item rather than a wrong one
+        return "two sets of alternatives (the next question's number not read?)"
     if len(options) < MIN_OPTIONS:
         return f"fewer than {MIN_OPTIONS} alternatives found"
     if not all(options) or not q["question"]:

@@ -160,3 +160,16 @@ def test_a_questions_passage_is_its_context_and_its_last_paragraph_the_question(
         "Passagem longa.\nFonte: livro.", "O texto sugere que")
     assert _context_and_question("Quanto é 2 + 2?", "Texto comum às questões 3 e 4.") == (
         "Texto comum às questões 3 e 4.", "Quanto é 2 + 2?")
+
+
+def test_two_sets_of_alternatives_in_one_question_skip_it_instead_of_joining_a_guess():
+    """OCR lost question 11's number: 10's lines hold its alternatives and 11's; taking either set could
+    join the key's letter to the wrong alternatives."""
+    from stages.exams import _question
+
+    lines = ["Caso do primeiro.", "(A) a1", "(B) b1", "(C) c1", "Caso do segundo.", "(A) a2", "(B) b2", "(C) c2"]
+    q = _question(10, "", _line("10 Caso"), [_line(t) for t in lines], None, None)
+    q["needs_figure"] = False
+    items, report = join_exam([q], {10: "A"}, exam="p", doc="p.pdf", p=ExamsParams())
+    assert items == [] and report["skipped"] == {
+        "two sets of alternatives (the next question's number not read?)": {"count": 1, "questions": [10]}}
