@@ -338,9 +338,10 @@ def check_row(row: dict, where: str, *, source: str, language: str) -> tuple[dic
         problems.append(f"language {_quote(lang)} is unknown (use {' or '.join(LANGUAGES)})")
     if problems:
         return None, [f"{where}: {p}." for p in problems]
-    # ingest's question types are read off Cosmos QA's English templates, so only English items get one;
-    # "other" is what a question no template reads is called everywhere
-    qtype = question_type(question) if lang == "en" else "other"
+    # an exam's question is typed by its subject (an ENEM area), as the exams stage types them; otherwise
+    # ingest's types are read off Cosmos QA's English templates, so only English items get one; "other" is
+    # what a question no template reads is called everywhere
+    qtype = subject or (question_type(question) if lang == "en" else "other")
     rec = {"id": item_id, "split": split, "context": context, "question": question, "answers": list(options),
            "label": label, "question_type": qtype, "none_correct": bool(NONE_CORRECT[lang].match(options[label])),
            "source": source, "language": lang}

@@ -40,8 +40,11 @@ def test_a_good_row_becomes_the_shared_record():
                             source="prova", language="pt")
     assert errs == []
     assert rec == {"id": "q1", "split": "test", "context": "Aritmética.", "question": "Quanto é 2 + 2?",
-                   "answers": ["3", "4", "5", "6", "22"], "label": 1, "question_type": "other",
+                   "answers": ["3", "4", "5", "6", "22"], "label": 1, "question_type": "matemática",
                    "none_correct": False, "source": "prova", "language": "pt", "subject": "matemática"}
+    # typed by its subject (as the exams stage types an ENEM area), not "other" beside Cosmos QA's types
+    no_subject, _ = M.check_row(_row(), "f.jsonl:1", source="prova", language="pt")
+    assert no_subject["question_type"] == "other"
 
 
 @pytest.mark.parametrize("answer,label", [("A", 0), ("e", 4), (" C ", 2), (0, 0), (4, 4), ("3", 3),
