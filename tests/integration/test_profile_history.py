@@ -15,6 +15,9 @@ from gabarito.tools import profile as pf
 OLD_THESIS_COMMIT = "3afd287"
 
 
+REMOVED = ("evaluate", "bootstrap_samples")  # the one key removed since
+
+
 def test_thesis_overlay_gives_the_thesis_params_of_the_whole_file_profile(repo_root):
     old = subprocess.run(["git", "show", f"{OLD_THESIS_COMMIT}:profiles/thesis.yaml"], cwd=repo_root,
                          capture_output=True, text=True)
@@ -32,6 +35,8 @@ def test_thesis_overlay_gives_the_thesis_params_of_the_whole_file_profile(repo_r
         # the hub pull was unpinned (main, a loading script only); it now reads cosmos_qa's Parquet conversion
         assert old_leaves.pop(("ingest", "hub_revision")) is None
         assert got_leaves.pop(("ingest", "hub_revision")) == COSMOS_QA_PARQUET
+        # the percentile bootstrap gave way to Wilson/exact intervals from scipy (issue 22 §3)
+        assert old_leaves.pop(REMOVED) == 1000 and REMOVED not in got_leaves
         assert {k: v for k, v in got_leaves.items() if k in old_leaves} == old_leaves
         assert pf._diff({**got}, got) == []
-    assert set(pf._leaves(old_params, None)) <= set(pf._leaves(applied, None))
+    assert set(pf._leaves(old_params, None)) - {REMOVED} <= set(pf._leaves(applied, None))

@@ -52,7 +52,8 @@ def test_qlora_trains_saves_an_adapter_and_scores(tiny_base, formatted, prompts,
     result, preds, plots = evaluate(val_set, tiny_base, tmp_path / "adapter", params, QuantizationParams(),
                                     letters=list("ABCD"), answer_prefix="Alternativa", prompts_file=prompts,
                                     train=train_set)
-    assert set(result) == {"base", "finetuned", "mcnemar"}
+    assert set(result) == {"base", "finetuned", "mcnemar", "breakdown"}  # the breakdown: metrics/breakdown.json
+    assert result["breakdown"]["split"]["validation"]["base"]["letter"]["n"] == 6
     assert len(preds) == 2 * 3 * 6
     for name in ("base", "finetuned"):
         assert result[name]["n"] == 6 and result[name]["accuracy"] == result[name]["letter"]["accuracy"]
