@@ -778,7 +778,7 @@ def read_key(key_file: Path, p: ExamsParams) -> tuple[dict, str]:
 
     if key_file.suffix.lower() == ".csv":
         return parse_key_csv(read_text(key_file), str(key_file), p.annulled_marks), ""
-    pages = read_booklet(key_file.read_bytes(), p.pdf, doc=key_file.name)
+    pages = read_booklet(key_file.read_bytes(), p.pdf, doc=str(key_file))
     records = [{"page": pg.page, "text": pg.text} for pg in pages]
     return parse_key_text(records, str(key_file), p.annulled_marks), "\n".join(r["text"] for r in records)
 
@@ -795,7 +795,7 @@ def read_exam(exam: Path, key_file: Path, p: ExamsParams) -> tuple[list[dict], d
     from gabarito.booklet import read_booklet
 
     key, key_text = read_key(key_file, p)
-    pages = read_booklet(exam.read_bytes(), p.pdf, doc=exam.name)
+    pages = read_booklet(exam.read_bytes(), p.pdf, doc=str(exam))
     lines = exam_lines(pages, p.pdf)
     questions, around = parse_questions(lines, p.subjects)
     if not questions:
@@ -892,7 +892,9 @@ def describe(report: dict) -> str:
     if report["key_without_question"]:
         line += f"; in the key but not found: {', '.join(map(str, report['key_without_question']))}"
     if report.get("foreign_language"):
-        line += f"; foreign language {report['foreign_language']} (questions {', '.join(map(str, report['printed_twice']))} printed twice)"
+        twice = report.get("printed_twice")
+        line += f"; foreign language {report['foreign_language']}" + (
+            f" (questions {', '.join(map(str, twice))} printed twice)" if twice else " (the key's column)")
     ids = report.get("identifiers")
     if ids and not ids["checked"] and not ids["unchecked"] and "booklet" in ids:
         line += "; no year, day, caderno or colour printed on the booklet or the key: their match is not checked"
