@@ -328,36 +328,23 @@ def ink_figures(grid, cell_pt: float, lines: list[Line], min_side: float) -> lis
     """Figure areas of a scanned page: ink outside every word tesseract read (a chart, a drawing, a
     photo), grouped across gaps of two cells, at least ``min_side`` points wide and tall."""
     import numpy as np
+    from scipy import ndimage
 
     ink = grid > 0.2  # a stroke or a fill, not scanner speckle
     for ln in lines:
         for w in ln.words:  # a word's box, and a point around it
             ink[max(0, int(w.top / cell_pt) - 1): int(w.bottom / cell_pt) + 2,
                 max(0, int(w.x0 / cell_pt) - 1): int(w.x1 / cell_pt) + 2] = False
-    padded = np.pad(ink, 2)
-    grown = np.zeros_like(ink)
-    for dy in range(5):
-        for dx in range(5):
-            grown |= padded[dy: dy + ink.shape[0], dx: dx + ink.shape[1]]
-    seen = np.zeros_like(grown)
+    labels, _ = ndimage.label(ndimage.binary_dilation(ink, structure=np.ones((5, 5), bool)))
     figures = []
-    for y, x in zip(*np.nonzero(grown)):
-        if seen[y, x]:
+    for index, area in enumerate(ndimage.find_objects(labels), start=1):
+        ys, xs = np.nonzero(ink[area] & (labels[area] == index))  # the ink itself, not the gaps grouping it
+        if len(ys) == 0:
             continue
-        stack, cells = [(y, x)], []
-        seen[y, x] = True
-        while stack:
-            cy, cx = stack.pop()
-            cells.append((cy, cx))
-            for ny, nx in ((cy + 1, cx), (cy - 1, cx), (cy, cx + 1), (cy, cx - 1)):
-                if 0 <= ny < grown.shape[0] and 0 <= nx < grown.shape[1] and grown[ny, nx] and not seen[ny, nx]:
-                    seen[ny, nx] = True
-                    stack.append((ny, nx))
-        cells = [c for c in cells if ink[c]] or cells  # the ink itself, not the gaps grouping it
-        ys, xs = [c[0] for c in cells], [c[1] for c in cells]
-        box = (min(xs) * cell_pt, min(ys) * cell_pt, (max(xs) + 1) * cell_pt, (max(ys) + 1) * cell_pt)
-        if box[2] - box[0] >= min_side and box[3] - box[1] >= min_side and \
-                ink[min(ys): max(ys) + 1, min(xs): max(xs) + 1].sum() >= 20:
+        top, left = area[0].start + ys.min(), area[1].start + xs.min()
+        bottom, right = area[0].start + ys.max() + 1, area[1].start + xs.max() + 1
+        box = (left * cell_pt, top * cell_pt, right * cell_pt, bottom * cell_pt)
+        if box[2] - box[0] >= min_side and box[3] - box[1] >= min_side and ink[top:bottom, left:right].sum() >= 20:
             figures.append(box)
     return figures
 

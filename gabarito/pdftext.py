@@ -62,11 +62,10 @@ def _key(line: str) -> str:
     return re.sub(r"\d+", "#", " ".join(line.split()))
 
 
-def repeated_lines(pages: list[str], p: ExtractParams | None = None, *, never: re.Pattern = STARTS_UNIT) -> set[str]:
+def repeated_lines(pages: list[str], p: ExtractParams | None = None) -> set[str]:
     """Keys of lines among the ``p.header_lines`` at the top or bottom of at least
-    ``p.header_min_share`` of the pages (two at least). A line ``never`` matches is never a running
-    header: an article here, a question or an alternative in an exam ("QUESTÃO 07" atop every page
-    reads as "questão #", like a page header)."""
+    ``p.header_min_share`` of the pages (two at least). An article (``STARTS_UNIT``) is never a running
+    header, though one may open every page."""
     p = p or ExtractParams()
     edge = p.header_lines
     if len(pages) < 2 or edge == 0:
@@ -75,7 +74,7 @@ def repeated_lines(pages: list[str], p: ExtractParams | None = None, *, never: r
     for i, text in enumerate(pages):
         lines = [ln for ln in text.splitlines() if ln.strip()]
         for ln in lines[:edge] + lines[-edge:]:
-            if never.match(ln.strip()):  # an article is never a running header
+            if STARTS_UNIT.match(ln.strip()):  # an article is never a running header
                 continue
             key = _key(ln)
             for gkey, members in groups:
